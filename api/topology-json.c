@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+
+#include "strv.h"
+#include "topology-json.h"
+
+const char *tristate_to_string(enum tristate v)
+{
+        return v == TRI_YES ? "yes" : v == TRI_NO ? "no" : "unknown";
+}
+
+/* A NULL value is JSON null. json-c reports allocation failure as NULL too, so add()
+ * refuses to add onto a missing parent (json-c would assert) and drops the child. */
+static json_object *jstr(const char *s)
+{
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *jhex(unsigned long long v, int width)
+{
+        char buf[32];
+        snprintf(buf, sizeof(buf), "0x%0*llx", width, v);
+        return json_object_new_string(buf);
+}
+
+static json_object *jtri(enum tristate v)
+{
+        return v == TRI_UNKNOWN ? NULL : json_object_new_boolean(v == TRI_YES);
+}
+
+static json_object *jstrv(char **l)
+{
+        json_object *a = json_object_new_array();
+        STRV_FOREACH (s, l)
+                json_object_array_add(a, json_object_new_string(*s));
+        return a;
+}
+
+static void add(json_object *o, const char *k, json_object *v)
+{
+        if (o)
+                json_object_object_add(o, k, v);
+        else
+                json_object_put(v);
+}
+
+json_object *json_unit_new(const struct iommu_unit *u)
+{
+        json_object *o = json_object_new_object();
+
+        add(o, "name", jstr(u->name));
+        add(o, "kind", jstr(iommu_kind_to_string(u->kind)));
+        add(o, "cap", u->have_cap ? jhex(u->cap, 16) : NULL);
+        add(o, u->kind == IOMMU_KIND_AMD_VI ? "features" : "ecap",
+            u->have_ecap ? jhex(u->ecap, 16) : NULL);
+        add(o, "version", jstr(u->version));
+        add(o, "devices", json_object_new_int64((int64_t)u->n_devices));
+        add(o, "interrupt_remapping", json_object_new_boolean(u->interrupt_remapping));
+        add(o, "posted_interrupts", json_object_new_boolean(u->posted_interrupts));
+        add(o, "pass_through", json_object_new_boolean(u->pass_through));
+        add(o, "scalable_mode", json_object_new_boolean(u->scalable_mode));
+        add(o, "x2apic", json_object_new_boolean(u->x2apic));
+        add(o, "device_tlb", json_object_new_boolean(u->device_tlb));
+        add(o, "nested", json_object_new_boolean(u->nested));
+        return o;
+}
+
+json_object *json_host_new(const struct topology *t)
+{
+        const struct host_facts *h = &t->host;
+        json_object *o = json_object_new_object();
+        json_object *iommu = json_object_new_object();
+        json_object *units = json_object_new_array();
+        json_object *ir = json_object_new_object();
+        json_object *vfio = json_object_new_object();
+
+        for (size_t i = 0; i < t->n_units; i++)
+                json_object_array_add(units, json_unit_new(&t->units[i]));
+        add(iommu, "present", json_object_new_boolean(h->iommu_present));
+        add(iommu, "mode", jstr(iommu_mode_to_string(h->mode)));
+        add(iommu, "default_domain_type", jstr(h->default_domain_type));
+        add(iommu, "units", units);
+        add(o, "iommu", iommu);
+
+        add(ir, "supported", jtri(h->ir_supported));
+        add(ir, "enabled", jtri(h->ir_enabled));
+        add(ir, "posted_interrupts", jtri(h->posted_interrupts));
+        add(o, "interrupt_remapping", ir);
+
+        add(vfio, "noiommu_mode", jtri(h->noiommu_mode));
+        add(vfio, "allow_unsafe_interrupts", jtri(h->allow_unsafe_interrupts));
+        add(o, "vfio", vfio);
+
+        add(o, "cmdline", jstr(h->cmdline));
+        add(o, "cmdline_flags", jstrv(h->cmdline_flags));
+        add(o, "config_space_complete", json_object_new_boolean(!h->unprivileged));
+        return o;
+}
+
+json_object *json_group_new(const struct topology *t, const struct iommu_group *g)
+{
+        json_object *o = json_object_new_object();
+        json_object *devs = json_object_new_array();
+
+        for (size_t k = 0; k < g->n_members; k++) {
+                const struct pci_device *d = &t->devices[g->members[k]];
+                json_object *m = json_object_new_object();
+                add(m, "address", jstr(d->name));
+                add(m, "driver", jstr(d->driver));
+                add(m, "bridge", json_object_new_boolean(d->is_bridge));
+                add(m, "in_use", jstr(d->in_use));
+                json_object_array_add(devs, m);
+        }
+        add(o, "id", json_object_new_int(g->id));
+        add(o, "type", jstr(g->type));
+        add(o, "viable", json_object_new_boolean(g->viable));
+        add(o, "verdict", jstr(g->verdict));
+        add(o, "in_use", jstr(g->in_use));
+        add(o, "devices", devs);
+        return o;
+}
+
+static json_object *json_acs_new(const struct pci_device *d)
+{
+        json_object *o;
+
+        if (!d->acs_known)
+                return NULL;
+        o = json_object_new_object();
+        add(o, "present", json_object_new_boolean(d->have_acs));
+        add(o, "cap", d->have_acs ? jhex(d->acs_cap, 4) : NULL);
+        add(o, "ctrl", d->have_acs ? jhex(d->acs_ctrl, 4) : NULL);
+        add(o, "required_enabled",
+            json_object_new_boolean(d->have_acs && (d->acs_ctrl & ACS_REQUIRED) == ACS_REQUIRED));
+        return o;
+}
+
+static json_object *json_path_new(const struct topology *t, const struct pci_device *d)
+{
+        json_object *a = json_object_new_array();
+
+        for (int p = d->parent; p >= 0; p = t->devices[p].parent) {
+                const struct pci_device *port = &t->devices[p];
+                json_object *o = json_object_new_object();
+                add(o, "address", jstr(port->name));
+                add(o, "pcie_type", jstr(pcie_type_to_string(port->pcie_type)));
+                add(o, "driver", jstr(port->driver));
+                add(o, "acs", json_acs_new(port));
+                json_object_array_add(a, o);
+        }
+        return a;
+}
+
+json_object *json_device_new(const struct topology *t, const struct pci_device *d, bool detail)
+{
+        const struct iommu_group *g = topology_find_group(t, d->iommu_group);
+        json_object *o = json_object_new_object();
+        json_object *net = json_object_new_array(), *blk = json_object_new_array();
+        json_object *iso = json_object_new_object();
+        const char *reason = NULL;
+        enum tristate path_ok = topology_path_isolated(t, d, &reason);
+        size_t endpoints = 0;
+
+        add(o, "address", jstr(d->name));
+        add(o, "vendor_id", d->have_ids ? jhex(d->vendor, 4) : NULL);
+        add(o, "device_id", d->have_ids ? jhex(d->device, 4) : NULL);
+        add(o, "subsystem_vendor_id", jhex(d->subsystem_vendor, 4));
+        add(o, "subsystem_device_id", jhex(d->subsystem_device, 4));
+        add(o, "class", d->have_ids ? jhex(d->class, 6) : NULL);
+        add(o, "revision", jhex(d->revision, 2));
+        add(o, "vendor", jstr(d->vendor_name));
+        add(o, "device", jstr(d->device_name));
+        add(o, "subsystem", jstr(d->subsystem_name));
+        add(o, "class_name", jstr(d->class_name));
+        add(o, "driver", jstr(d->driver));
+        add(o, "driver_override", jstr(d->driver_override));
+        add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
+        add(o, "group_viable", g ? json_object_new_boolean(g->viable) : NULL);
+        add(o, "iommu_unit", jstr(d->iommu_unit));
+        add(o, "numa_node", json_object_new_int(d->numa_node));
+        add(o, "reset_method", jstr(d->reset_method));
+        add(o, "boot_vga", json_object_new_boolean(d->boot_vga));
+        add(o, "pcie_type", jstr(pcie_type_to_string(d->pcie_type)));
+        add(o, "bridge", json_object_new_boolean(d->is_bridge));
+        add(o, "multifunction", json_object_new_boolean(d->multifunction));
+        add(o, "ats", d->acs_known ? json_object_new_boolean(d->have_ats) : NULL);
+        add(o, "acs", json_acs_new(d));
+        add(o, "physfn", d->physfn >= 0 ? jstr(t->devices[d->physfn].name) : NULL);
+        if (d->sriov_totalvfs >= 0) {
+                json_object *s = json_object_new_object();
+                add(s, "total_vfs", json_object_new_int(d->sriov_totalvfs));
+                add(s, "num_vfs", json_object_new_int(d->sriov_numvfs));
+                if (detail) {
+                        json_object *vfs = json_object_new_array();
+                        for (size_t k = 0; k < d->n_virtfn; k++)
+                                json_object_array_add(vfs, jstr(t->devices[d->virtfn[k]].name));
+                        add(s, "vfs", vfs);
+                }
+                add(o, "sriov", s);
+        } else
+                add(o, "sriov", NULL);
+
+        for (size_t i = 0; i < d->n_netdevs; i++) {
+                const struct netdev_info *n = &d->netdevs[i];
+                json_object *e = json_object_new_object();
+                add(e, "name", jstr(n->name));
+                add(e, "up", json_object_new_boolean(n->up));
+                add(e, "addresses", n->addresses_known ? jstrv(n->addresses) : NULL);
+                json_object_array_add(net, e);
+        }
+        add(o, "net", net);
+        for (size_t i = 0; i < d->n_blockdevs; i++) {
+                const struct blockdev_info *b = &d->blockdevs[i];
+                json_object *e = json_object_new_object();
+                char dev[32];
+                snprintf(dev, sizeof(dev), "%u:%u", b->major, b->minor);
+                add(e, "name", jstr(b->name));
+                add(e, "dev", jstr(dev));
+                add(e, "mounted", json_object_new_boolean(b->mounted));
+                add(e, "mountpoint", jstr(b->mountpoint));
+                add(e, "held", json_object_new_boolean(b->held));
+                json_object_array_add(blk, e);
+        }
+        add(o, "block", blk);
+        add(o, "in_use", jstr(d->in_use));
+
+        if (g)
+                for (size_t k = 0; k < g->n_members; k++)
+                        endpoints += !t->devices[g->members[k]].is_bridge;
+        add(iso, "acs_path", jtri(path_ok));
+        add(iso, "reason", jstr(reason));
+        add(iso, "group_endpoints", g ? json_object_new_int64((int64_t)endpoints) : NULL);
+        add(iso, "alone_in_group", g ? json_object_new_boolean(endpoints <= 1) : NULL);
+        add(o, "isolation", iso);
+        if (detail)
+                add(o, "upstream", json_path_new(t, d));
+        return o;
+}
+
+json_object *json_warnings_new(const struct topology *t)
+{
+        return jstrv(t->warnings);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Shared by the files that together build one snapshot; not part of the module's API. */
+
+#include "macro.h"
+#include "topology.h"
+
+struct scan_ctx {
+        const struct root *root;
+        struct topology *t;
+        unsigned flags;
+        char **checked_drivers; /* driver names whose directory was seen to exist */
+        size_t n_checked_drivers;
+};
+
+/* Records "<message>: <strerror(-error)>" as a snapshot warning. Returns 0, or -ENOMEM
+ * when even the warning could not be stored. */
+int scan_warn(struct scan_ctx *c, int error, const char *fmt, ...) _printf_(3, 4);
+
+int scan_iommu_units(struct scan_ctx *c);
+int scan_host_usage(struct scan_ctx *c);
+int scan_host_facts(struct scan_ctx *c);
+int scan_names(struct scan_ctx *c);
+
+/* The index of the device with this address, or -1. */
+int topology_index_of(const struct topology *t, const struct pci_addr *a);
+
+/* The deepest path component that is a PCI address, for class links like
+ * "../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0". */
+int path_owning_pci_device(const struct topology *t, const char *path);

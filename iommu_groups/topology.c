@@ -1,0 +1,706 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config-space.h"
+#include "strv.h"
+#include "topology-internal.h"
+
+const char *pcie_type_to_string(enum pcie_type t)
+{
+        switch (t) {
+        case PCIE_TYPE_ENDPOINT:
+                return "endpoint";
+        case PCIE_TYPE_LEGACY_ENDPOINT:
+                return "legacy-endpoint";
+        case PCIE_TYPE_ROOT_PORT:
+                return "root-port";
+        case PCIE_TYPE_UPSTREAM:
+                return "upstream-port";
+        case PCIE_TYPE_DOWNSTREAM:
+                return "downstream-port";
+        case PCIE_TYPE_PCIE_TO_PCI:
+                return "pcie-to-pci-bridge";
+        case PCIE_TYPE_PCI_TO_PCIE:
+                return "pci-to-pcie-bridge";
+        case PCIE_TYPE_RC_INTEGRATED:
+                return "rc-integrated-endpoint";
+        case PCIE_TYPE_RC_EVENT_COLLECTOR:
+                return "rc-event-collector";
+        case PCIE_TYPE_NONE:
+                return "pci";
+        default:
+                return "unknown";
+        }
+}
+
+int scan_warn(struct scan_ctx *c, int error, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        if (error < 0)
+                r = strv_pushf(&c->t->warnings, &c->t->n_warnings, "%s: %s", msg, strerror(-error));
+        else
+                r = strv_push(&c->t->warnings, &c->t->n_warnings, msg);
+        return r < 0 ? -ENOMEM : 0;
+}
+
+static int device_compare(const void *a, const void *b)
+{
+        return pci_addr_compare(&((const struct pci_device *)a)->addr,
+                                &((const struct pci_device *)b)->addr);
+}
+
+int topology_index_of(const struct topology *t, const struct pci_addr *a)
+{
+        size_t lo = 0, hi = t->n_devices;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = pci_addr_compare(a, &t->devices[mid].addr);
+                if (c == 0)
+                        return (int)mid;
+                if (c < 0)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return -1;
+}
+
+const struct pci_device *topology_find_device(const struct topology *t, const struct pci_addr *a)
+{
+        return topology_device(t, topology_index_of(t, a));
+}
+
+const struct iommu_group *topology_find_group(const struct topology *t, int id)
+{
+        size_t lo = 0, hi = t->n_groups;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (t->groups[mid].id == id)
+                        return &t->groups[mid];
+                if (id < t->groups[mid].id)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return NULL;
+}
+
+const struct iommu_unit *topology_find_unit(const struct topology *t, const char *name)
+{
+        for (size_t i = 0; i < t->n_units; i++)
+                if (strcmp(t->units[i].name, name) == 0)
+                        return &t->units[i];
+        return NULL;
+}
+
+int path_owning_pci_device(const struct topology *t, const char *path)
+{
+        int found = -1;
+
+        for (const char *c = path; *c;) {
+                size_t n = strcspn(c, "/");
+                char comp[PCI_ADDR_STRLEN];
+                struct pci_addr a;
+
+                if (n > 0 && n < sizeof(comp)) {
+                        memcpy(comp, c, n);
+                        comp[n] = '\0';
+                        if (strchr(comp, ':') && pci_addr_parse(comp, &a) == 0) {
+                                int idx = topology_index_of(t, &a);
+                                if (idx >= 0)
+                                        found = idx;
+                        }
+                }
+                c += n;
+                if (*c == '/')
+                        c++;
+        }
+        return found;
+}
+
+/* Lists sys/bus/pci/devices: each entry must be a PCI address and a link to the real
+ * device directory, whose path gives the hierarchy. */
+static int scan_device_list(struct scan_ctx *c)
+{
+        struct topology *t = c->t;
+        _cleanup_close_ int fd = root_openat(c->root, "sys/bus/pci/devices",
+                                             O_RDONLY | O_DIRECTORY);
+        size_t cap = 0;
+        DIR *d;
+        int r = 0;
+
+        if (fd < 0)
+                return fd;
+        d = fdopendir(fd);
+        if (!d)
+                return -ENOMEM;
+        fd = -EBADF;
+        for (struct dirent *de; (de = readdir(d));) {
+                _cleanup_free_ char *target = NULL;
+                struct pci_device *dev;
+                struct pci_addr a;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (pci_addr_parse(de->d_name, &a) < 0 || !strchr(de->d_name, ':')) {
+                        r = scan_warn(c, 0, "sys/bus/pci/devices/%s: not a PCI address, ignored",
+                                      de->d_name);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                r = dir_readlink(dirfd(d), de->d_name, &target);
+                if (r < 0) {
+                        r = scan_warn(c, r, "sys/bus/pci/devices/%s: cannot read link",
+                                      de->d_name);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (t->n_devices == cap) {
+                        size_t ncap = cap ? cap * 2 : 64;
+                        struct pci_device *nd = realloc(t->devices, ncap * sizeof(*nd));
+                        if (!nd) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        t->devices = nd;
+                        cap = ncap;
+                }
+                dev = &t->devices[t->n_devices];
+                *dev = (struct pci_device){
+                        .addr = a,
+                        .iommu_group = -1,
+                        .numa_node = -1,
+                        .parent = -1,
+                        .physfn = -1,
+                        .sriov_totalvfs = -1,
+                        .sriov_numvfs = -1,
+                        .pcie_type = PCIE_TYPE_UNKNOWN,
+                };
+                pci_addr_format(&a, dev->name);
+                r = path_resolve_link("sys/bus/pci/devices", target, &dev->sysfs_path);
+                if (r < 0)
+                        break;
+                t->n_devices++;
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        qsort(t->devices, t->n_devices, sizeof(*t->devices), device_compare);
+        return 0;
+}
+
+static int read_id(struct scan_ctx *c, struct pci_device *dev, int fd, const char *attr,
+                   uint32_t max, uint32_t *ret)
+{
+        int64_t v;
+        int r = dir_read_int(fd, attr, &v);
+
+        if (r >= 0 && (v < 0 || v > (int64_t)max))
+                r = -ERANGE;
+        if (r < 0)
+                return scan_warn(c, r, "%s: cannot read %s", dev->name, attr) < 0 ? -ENOMEM
+                                                                                     : r;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+/* A driver link must name a directory under sys/bus/pci/drivers; a dangling one is
+ * reported rather than believed. Names are few, so each is checked once. */
+static int check_driver(struct scan_ctx *c, struct pci_device *dev)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+
+        STRV_FOREACH (s, c->checked_drivers)
+                if (strcmp(*s, dev->driver) == 0)
+                        return 0;
+        if (asprintf(&path, "sys/bus/pci/drivers/%s", dev->driver) < 0)
+                return -ENOMEM;
+        fd = root_openat(c->root, path, O_PATH | O_DIRECTORY);
+        if (fd < 0)
+                return scan_warn(c, fd, "%s: driver link names %s, which does not exist",
+                                 dev->name, dev->driver);
+        return strv_push(&c->checked_drivers, &c->n_checked_drivers, dev->driver);
+}
+
+static int scan_config(struct scan_ctx *c, struct pci_device *dev, int devfd)
+{
+        _cleanup_close_ int fd = openat(devfd, "config", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        uint8_t buf[4096];
+        struct config_info ci;
+        ssize_t n;
+
+        if (fd < 0)
+                return scan_warn(c, negative_errno(), "%s: cannot open config space", dev->name);
+        n = pread(fd, buf, sizeof(buf), 0);
+        if (n < 0)
+                return scan_warn(c, negative_errno(), "%s: cannot read config space", dev->name);
+        if (n < 64)
+                (void)scan_warn(c, 0, "%s: config space is %zd bytes, shorter than a header",
+                                dev->name, n);
+        config_space_parse(buf, (size_t)n, &ci);
+        if (n == 64)
+                c->t->host.unprivileged = true;
+        dev->config_len = (size_t)n;
+        dev->header_type = ci.header_type;
+        dev->multifunction = ci.multifunction;
+        dev->is_bridge = ci.is_bridge;
+        dev->pcie_type = ci.pcie_type;
+        dev->have_acs = ci.have_acs;
+        dev->acs_cap = ci.acs_cap;
+        dev->acs_ctrl = ci.acs_ctrl;
+        dev->acs_known = ci.ext_known;
+        dev->have_ats = ci.have_ats;
+        return 0;
+}
+
+static int scan_sriov(struct scan_ctx *c, struct pci_device *dev, int devfd)
+{
+        int64_t total, num;
+        int r;
+
+        r = dir_read_int(devfd, "sriov_totalvfs", &total);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0 || total < 0 || total > 65535)
+                return scan_warn(c, r < 0 ? r : -ERANGE, "%s: cannot read sriov_totalvfs",
+                                 dev->name);
+        dev->sriov_totalvfs = (int)total;
+        r = dir_read_int(devfd, "sriov_numvfs", &num);
+        if (r < 0 || num < 0 || num > total)
+                return scan_warn(c, r < 0 ? r : -ERANGE, "%s: cannot read sriov_numvfs",
+                                 dev->name);
+        dev->sriov_numvfs = (int)num;
+        return 0;
+}
+
+static int scan_device(struct scan_ctx *c, struct pci_device *dev)
+{
+        _cleanup_close_ int fd = root_openat(c->root, dev->sysfs_path, O_PATH | O_DIRECTORY);
+        _cleanup_free_ char *group = NULL;
+        uint32_t v;
+        int64_t n;
+        int r, ok = 0;
+
+        if (fd < 0)
+                return scan_warn(c, fd, "%s: cannot open %s", dev->name, dev->sysfs_path);
+
+        /* Ids: a missing one leaves the device listed but unidentified. */
+        if ((r = read_id(c, dev, fd, "vendor", 0xffff, &v)) == 0)
+                dev->vendor = (uint16_t)v, ok++;
+        else if (r == -ENOMEM)
+                return r;
+        if ((r = read_id(c, dev, fd, "device", 0xffff, &v)) == 0)
+                dev->device = (uint16_t)v, ok++;
+        else if (r == -ENOMEM)
+                return r;
+        if ((r = read_id(c, dev, fd, "class", 0xffffff, &v)) == 0)
+                dev->class = v, ok++;
+        else if (r == -ENOMEM)
+                return r;
+        dev->have_ids = ok == 3;
+        if (dir_read_int(fd, "subsystem_vendor", &n) == 0 && n >= 0 && n <= 0xffff)
+                dev->subsystem_vendor = (uint16_t)n;
+        if (dir_read_int(fd, "subsystem_device", &n) == 0 && n >= 0 && n <= 0xffff)
+                dev->subsystem_device = (uint16_t)n;
+        if (dir_read_int(fd, "revision", &n) == 0 && n >= 0 && n <= 0xff)
+                dev->revision = (uint8_t)n;
+
+        r = dir_readlink_basename(fd, "driver", &dev->driver);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 && r != -ENOENT && scan_warn(c, r, "%s: cannot read driver link", dev->name) < 0)
+                return -ENOMEM;
+        if (dev->driver && check_driver(c, dev) < 0)
+                return -ENOMEM;
+
+        r = dir_read_line(fd, "driver_override", &dev->driver_override);
+        if (r >= 0 && strcmp(dev->driver_override, "(null)") == 0)
+                dev->driver_override = (free(dev->driver_override), NULL);
+
+        r = dir_readlink_basename(fd, "iommu_group", &group);
+        if (r >= 0 && str_is_decimal(group) && strlen(group) < 10)
+                dev->iommu_group = atoi(group);
+        else if (r >= 0 || r != -ENOENT) {
+                if (scan_warn(c, r < 0 ? r : -EINVAL, "%s: bad iommu_group link", dev->name) < 0)
+                        return -ENOMEM;
+        }
+        (void)dir_readlink_basename(fd, "iommu", &dev->iommu_unit);
+
+        if (dir_read_int(fd, "numa_node", &n) == 0 && n >= -1 && n < 65536)
+                dev->numa_node = (int)n;
+        (void)dir_read_line(fd, "reset_method", &dev->reset_method);
+        if ((dev->class >> 16) == 0x03 && dir_read_int(fd, "boot_vga", &n) == 0)
+                dev->boot_vga = n == 1;
+
+        r = scan_sriov(c, dev, fd);
+        if (r < 0)
+                return r;
+        return scan_config(c, dev, fd);
+}
+
+/* Parent, physfn and virtfn relations, once every device has its index. */
+static int link_relations(struct scan_ctx *c)
+{
+        struct topology *t = c->t;
+
+        for (size_t i = 0; i < t->n_devices; i++) {
+                struct pci_device *dev = &t->devices[i];
+                const char *slash = strrchr(dev->sysfs_path, '/');
+
+                if (slash && slash > dev->sysfs_path) {
+                        /* The directory above the device: a bridge, or a host bridge root. */
+                        const char *start = memrchr(dev->sysfs_path, '/',
+                                                    (size_t)(slash - dev->sysfs_path));
+                        char comp[PCI_ADDR_STRLEN];
+                        size_t len;
+                        struct pci_addr a;
+
+                        start = start ? start + 1 : dev->sysfs_path;
+                        len = (size_t)(slash - start);
+                        if (len < sizeof(comp)) {
+                                memcpy(comp, start, len);
+                                comp[len] = '\0';
+                                if (strchr(comp, ':') && pci_addr_parse(comp, &a) == 0)
+                                        dev->parent = topology_index_of(t, &a);
+                        }
+                }
+        }
+
+        for (size_t i = 0; i < t->n_devices; i++) {
+                struct pci_device *pf = &t->devices[i];
+                _cleanup_close_ int fd = -EBADF;
+
+                if (pf->sriov_numvfs <= 0)
+                        continue;
+                fd = root_openat(c->root, pf->sysfs_path, O_PATH | O_DIRECTORY);
+                if (fd < 0)
+                        continue;
+                pf->virtfn = calloc((size_t)pf->sriov_numvfs, sizeof(int));
+                if (!pf->virtfn)
+                        return -ENOMEM;
+                for (int k = 0; k < pf->sriov_numvfs; k++) {
+                        _cleanup_free_ char *vf = NULL;
+                        char name[32];
+                        struct pci_addr a;
+                        int idx;
+
+                        snprintf(name, sizeof(name), "virtfn%d", k);
+                        if (dir_readlink_basename(fd, name, &vf) < 0 ||
+                            pci_addr_parse(vf, &a) < 0 || (idx = topology_index_of(t, &a)) < 0) {
+                                if (scan_warn(c, 0, "%s: %s is missing or dangling", pf->name,
+                                              name) < 0)
+                                        return -ENOMEM;
+                                continue;
+                        }
+                        pf->virtfn[pf->n_virtfn++] = idx;
+                        t->devices[idx].physfn = (int)i;
+                }
+        }
+        return 0;
+}
+
+/* A multi-function device is one whose slot holds other physical functions, whatever
+ * the header bit says on functions other than 0. VFs are never counted. */
+static void mark_multifunction(struct topology *t)
+{
+        for (size_t i = 0; i < t->n_devices; i++) {
+                struct pci_device *a = &t->devices[i];
+                for (size_t j = i + 1; j < t->n_devices; j++) {
+                        struct pci_device *b = &t->devices[j];
+                        if (b->addr.domain != a->addr.domain || b->addr.bus != a->addr.bus ||
+                            b->addr.dev != a->addr.dev)
+                                break;
+                        if (a->physfn < 0 && b->physfn < 0)
+                                a->multifunction = b->multifunction = true;
+                }
+        }
+}
+
+bool driver_is_vfio(const char *driver)
+{
+        /* vfio-pci and its variant drivers (mlx5_vfio_pci, hisi_acc_vfio_pci, ...). */
+        return driver && (strcmp(driver, "vfio-pci") == 0 || strstr(driver, "vfio_pci") ||
+                          strstr(driver, "vfio-pci"));
+}
+
+bool driver_is_vfio_compatible(const char *driver)
+{
+        return !driver || driver_is_vfio(driver) || strcmp(driver, "pci-stub") == 0 ||
+               strcmp(driver, "pcieport") == 0;
+}
+
+static int group_compare(const void *a, const void *b)
+{
+        int x = ((const struct iommu_group *)a)->id, y = ((const struct iommu_group *)b)->id;
+        return (x > y) - (x < y);
+}
+
+/* Appends a group; the caller knows the id is not there yet. */
+static struct iommu_group *group_append(struct topology *t, int id, size_t *cap)
+{
+        if (t->n_groups == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 32;
+                struct iommu_group *ng = realloc(t->groups, ncap * sizeof(*ng));
+                if (!ng)
+                        return NULL;
+                t->groups = ng;
+                *cap = ncap;
+        }
+        t->groups[t->n_groups] = (struct iommu_group){.id = id};
+        return &t->groups[t->n_groups++];
+}
+
+static int build_groups(struct scan_ctx *c)
+{
+        struct topology *t = c->t;
+        _cleanup_close_ int fd = root_openat(c->root, "sys/kernel/iommu_groups",
+                                             O_RDONLY | O_DIRECTORY);
+        size_t cap = 0;
+        int r = 0;
+
+        if (fd >= 0) {
+                DIR *d = fdopendir(fd);
+                if (!d)
+                        return -ENOMEM;
+                fd = -EBADF;
+                for (struct dirent *de; (de = readdir(d));) {
+                        struct iommu_group *g;
+                        char path[64];
+
+                        if (!str_is_decimal(de->d_name) || strlen(de->d_name) > 9)
+                                continue;
+                        g = group_append(t, atoi(de->d_name), &cap);
+                        if (!g) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        snprintf(path, sizeof(path), "%s/type", de->d_name);
+                        (void)dir_read_line(dirfd(d), path, &g->type);
+                }
+                closedir(d);
+                if (r < 0)
+                        return r;
+        } else if (fd != -ENOENT && scan_warn(c, fd, "cannot list sys/kernel/iommu_groups") < 0)
+                return -ENOMEM;
+
+        /* Sorted now, so lookups by id below stay logarithmic for big trees. */
+        qsort(t->groups, t->n_groups, sizeof(*t->groups), group_compare);
+        for (size_t i = 0; i < t->n_devices; i++) {
+                struct pci_device *dev = &t->devices[i];
+                struct iommu_group *g;
+                int *nm;
+
+                if (dev->iommu_group < 0)
+                        continue;
+                g = (struct iommu_group *)topology_find_group(t, dev->iommu_group);
+                if (!g) {
+                        if (scan_warn(c, 0, "%s: iommu_group link names group %d, which is not "
+                                            "in sys/kernel/iommu_groups",
+                                      dev->name, dev->iommu_group) < 0)
+                                return -ENOMEM;
+                        g = group_append(t, dev->iommu_group, &cap);
+                        if (!g)
+                                return -ENOMEM;
+                        nm = realloc(g->members, (g->n_members + 1) * sizeof(int));
+                        if (!nm)
+                                return -ENOMEM;
+                        g->members = nm;
+                        g->members[g->n_members++] = (int)i;
+                        qsort(t->groups, t->n_groups, sizeof(*t->groups), group_compare);
+                        continue;
+                }
+                nm = realloc(g->members, (g->n_members + 1) * sizeof(int));
+                if (!nm)
+                        return -ENOMEM;
+                g->members = nm;
+                g->members[g->n_members++] = (int)i;
+        }
+        return 0;
+}
+
+static int judge_groups(struct topology *t)
+{
+        for (size_t i = 0; i < t->n_groups; i++) {
+                struct iommu_group *g = &t->groups[i];
+                const struct pci_device *blocker = NULL;
+                int r;
+
+                for (size_t k = 0; k < g->n_members; k++) {
+                        const struct pci_device *m = &t->devices[g->members[k]];
+                        if (!blocker && !driver_is_vfio_compatible(m->driver))
+                                blocker = m;
+                        if (!g->in_use && m->in_use &&
+                            asprintf(&g->in_use, "%s: %s", m->name, m->in_use) < 0)
+                                return -ENOMEM;
+                }
+                g->viable = !blocker && g->n_members > 0;
+                if (g->n_members == 0)
+                        r = asprintf(&g->verdict, "no PCI devices in the group");
+                else if (blocker)
+                        r = asprintf(&g->verdict, "%s is bound to %s", blocker->name,
+                                     blocker->driver);
+                else
+                        r = asprintf(&g->verdict, "every member is unbound or bound to a "
+                                                  "driver vfio accepts");
+                if (r < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+enum tristate topology_path_isolated(const struct topology *t, const struct pci_device *dev,
+                                     const char **ret_reason)
+{
+        const char *reason = NULL;
+        enum tristate v = TRI_YES;
+
+        if (dev->multifunction && dev->physfn < 0) {
+                if (!dev->acs_known)
+                        v = TRI_UNKNOWN, reason = "config space of the function not readable";
+                else if ((dev->acs_ctrl & ACS_REQUIRED) != ACS_REQUIRED &&
+                         dev->pcie_type != PCIE_TYPE_NONE)
+                        v = TRI_NO, reason = "multi-function device without ACS";
+        }
+        for (int p = dev->parent; v != TRI_NO && p >= 0; p = t->devices[p].parent) {
+                const struct pci_device *port = &t->devices[p];
+
+                if (port->pcie_type == PCIE_TYPE_PCIE_TO_PCI || port->pcie_type == PCIE_TYPE_NONE) {
+                        v = TRI_NO, reason = "behind a PCI bridge: devices share requester IDs";
+                        break;
+                }
+                if (port->pcie_type != PCIE_TYPE_ROOT_PORT &&
+                    port->pcie_type != PCIE_TYPE_DOWNSTREAM)
+                        continue; /* upstream ports do not route between their peers */
+                if (!port->acs_known) {
+                        v = TRI_UNKNOWN, reason = "config space of a port not readable";
+                        continue;
+                }
+                if ((port->acs_ctrl & ACS_REQUIRED) != ACS_REQUIRED) {
+                        v = TRI_NO, reason = port->have_acs ? "a port on the path does not "
+                                                              "enable ACS"
+                                                            : "a port on the path lacks ACS";
+                }
+        }
+        if (ret_reason)
+                *ret_reason = reason;
+        return v;
+}
+
+static void pci_device_done(struct pci_device *dev)
+{
+        free(dev->sysfs_path);
+        free(dev->vendor_name);
+        free(dev->device_name);
+        free(dev->subsystem_name);
+        free(dev->class_name);
+        free(dev->driver);
+        free(dev->driver_override);
+        free(dev->iommu_unit);
+        free(dev->reset_method);
+        free(dev->virtfn);
+        for (size_t i = 0; i < dev->n_netdevs; i++) {
+                free(dev->netdevs[i].name);
+                strv_free(dev->netdevs[i].addresses);
+        }
+        free(dev->netdevs);
+        for (size_t i = 0; i < dev->n_blockdevs; i++) {
+                free(dev->blockdevs[i].name);
+                free(dev->blockdevs[i].mountpoint);
+        }
+        free(dev->blockdevs);
+        free(dev->in_use);
+}
+
+struct topology *topology_free(struct topology *t)
+{
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < t->n_devices; i++)
+                pci_device_done(&t->devices[i]);
+        free(t->devices);
+        for (size_t i = 0; i < t->n_groups; i++) {
+                free(t->groups[i].type);
+                free(t->groups[i].members);
+                free(t->groups[i].verdict);
+                free(t->groups[i].in_use);
+        }
+        free(t->groups);
+        for (size_t i = 0; i < t->n_units; i++) {
+                free(t->units[i].name);
+                free(t->units[i].version);
+        }
+        free(t->units);
+        free(t->host.default_domain_type);
+        free(t->host.cmdline);
+        strv_free(t->host.cmdline_flags);
+        strv_free(t->warnings);
+        free(t);
+        return NULL;
+}
+
+int topology_scan(const struct root *root, unsigned flags, struct topology **ret)
+{
+        _cleanup_(topology_freep) struct topology *t = calloc(1, sizeof(*t));
+        struct scan_ctx c = {.root = root, .flags = flags};
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        c.t = t;
+        r = scan_device_list(&c);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < t->n_devices; i++) {
+                r = scan_device(&c, &t->devices[i]);
+                if (r < 0)
+                        goto out;
+        }
+        r = link_relations(&c);
+        if (r < 0)
+                goto out;
+        mark_multifunction(t);
+        r = scan_iommu_units(&c);
+        if (r < 0)
+                goto out;
+        r = scan_host_usage(&c);
+        if (r < 0)
+                goto out;
+        r = build_groups(&c);
+        if (r < 0)
+                goto out;
+        r = judge_groups(t);
+        if (r < 0)
+                goto out;
+        r = scan_host_facts(&c);
+        if (r < 0)
+                goto out;
+        if (!(flags & TOPOLOGY_SCAN_NO_NAMES)) {
+                r = scan_names(&c);
+                if (r < 0)
+                        goto out;
+        }
+        *ret = TAKE_PTR(t);
+out:
+        strv_free(c.checked_drivers);
+        return r;
+}
