@@ -188,8 +188,8 @@ static int print_json(json_object *o, int flags)
 
 /* One document, streamed element by element so that a host with thousands of VFs does
  * not hold the whole tree of JSON objects in memory. */
-static int print_json_stream(struct topology *t, const char *schema, const char *key,
-                             size_t n, json_object *(*elem)(struct topology *, size_t))
+static int print_json_stream(struct topology *t, const char *schema, const char *key, size_t n,
+                             json_object *(*elem)(struct topology *, size_t))
 {
         const int flags = JSON_C_TO_STRING_PLAIN;
         int r;
@@ -260,8 +260,8 @@ static int verb_list(struct cli *c, struct topology *t)
                 return print_json_stream(t, "vfiod.list/1", "devices", t->n_devices, list_elem);
 
         print_iommu_banner(t);
-        printf("%-12s %-5s %-9s %-13s %-5s %-6s %-7s %-6s %s\n", "ADDRESS", "CLASS", "ID",
-               "DRIVER", "GROUP", "VIABLE", "VFS", "IN-USE", "NAME");
+        printf("%-12s %-5s %-9s %-13s %-5s %-6s %-7s %-6s %s\n", "ADDRESS", "CLASS", "ID", "DRIVER",
+               "GROUP", "VIABLE", "VFS", "IN-USE", "NAME");
         for (size_t i = 0; i < t->n_devices; i++) {
                 const struct pci_device *d = &t->devices[i];
                 const struct iommu_group *g = topology_find_group(t, d->iommu_group);
@@ -291,8 +291,7 @@ static int verb_list(struct cli *c, struct topology *t)
 static int verb_groups(struct cli *c, struct topology *t)
 {
         if (c->json)
-                return print_json_stream(t, "vfiod.groups/1", "groups", t->n_groups,
-                                         group_elem);
+                return print_json_stream(t, "vfiod.groups/1", "groups", t->n_groups, group_elem);
 
         print_iommu_banner(t);
         if (t->n_groups == 0) {
@@ -336,8 +335,9 @@ static void print_acs(const struct pci_device *d)
         for (size_t b = 0; b < ELEMENTSOF(bits); b++)
                 if (d->acs_ctrl & (1u << b))
                         printf(" %s", bits[b]);
-        printf((d->acs_ctrl & ACS_REQUIRED) == ACS_REQUIRED ? " (isolating)"
-                                                            : " (not isolating: needs SV RR CR UF)");
+        printf((d->acs_ctrl & ACS_REQUIRED) == ACS_REQUIRED
+                       ? " (isolating)"
+                       : " (not isolating: needs SV RR CR UF)");
 }
 
 static int verb_show(struct cli *c, struct topology *t)
@@ -349,15 +349,17 @@ static int verb_show(struct cli *c, struct topology *t)
         enum tristate iso;
 
         if (pci_addr_parse(c->args[0], &a) < 0) {
-                fprintf(stderr, "vfioctl: show: '%s' is not a PCI address (expected DDDD:BB:DD.F "
-                                "or BB:DD.F in hexadecimal)\n",
+                fprintf(stderr,
+                        "vfioctl: show: '%s' is not a PCI address (expected DDDD:BB:DD.F "
+                        "or BB:DD.F in hexadecimal)\n",
                         c->args[0]);
                 return EXIT_USAGE;
         }
         d = topology_find_device(t, &a);
         if (!d) {
                 char buf[PCI_ADDR_STRLEN];
-                fprintf(stderr, "vfioctl: show: no PCI device %s on this host (see 'vfioctl list')\n",
+                fprintf(stderr,
+                        "vfioctl: show: no PCI device %s on this host (see 'vfioctl list')\n",
                         pci_addr_format(&a, buf));
                 return EXIT_USAGE;
         }

@@ -17,18 +17,18 @@
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* Hand a pointer out of a _cleanup_ scope: returns the value and clears the variable. */
-#define TAKE_PTR(p)                                                                                \
-        ({                                                                                         \
-                __typeof__(p) _tp_ = (p);                                                          \
-                (p) = NULL;                                                                        \
-                _tp_;                                                                              \
+#define TAKE_PTR(p)                       \
+        ({                                \
+                __typeof__(p) _tp_ = (p); \
+                (p) = NULL;               \
+                _tp_;                     \
         })
 
-#define TAKE_FD(fd)                                                                                \
-        ({                                                                                         \
-                int _tf_ = (fd);                                                                   \
-                (fd) = -EBADF;                                                                     \
-                _tf_;                                                                              \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _tf_ = (fd); \
+                (fd) = -EBADF;   \
+                _tf_;            \
         })
 
 static inline void freep(void *p)

@@ -61,8 +61,8 @@ int pci_addr_parse(const char *s, struct pci_addr *ret)
         if (parse_hex_field(&p, '\0', 1, 1, &fn) < 0 || fn > 7)
                 return -EINVAL;
 
-        *ret = (struct pci_addr){.domain = domain, .bus = (uint8_t)bus, .dev = (uint8_t)dev,
-                                 .fn = (uint8_t)fn};
+        *ret = (struct pci_addr){
+                .domain = domain, .bus = (uint8_t)bus, .dev = (uint8_t)dev, .fn = (uint8_t)fn};
         return 0;
 }
 

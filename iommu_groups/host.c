@@ -59,8 +59,8 @@ static int load_mounts(struct scan_ctx *c, struct usage_ctx *u)
                 if (!nm)
                         return -ENOMEM;
                 u->mounts = nm;
-                nm[u->n_mounts] = (struct mount_entry){.major = maj, .minor = min,
-                                                       .mountpoint = strdup(mp)};
+                nm[u->n_mounts] =
+                        (struct mount_entry){.major = maj, .minor = min, .mountpoint = strdup(mp)};
                 if (!nm[u->n_mounts].mountpoint)
                         return -ENOMEM;
                 u->n_mounts++;
@@ -255,8 +255,8 @@ static int scan_blockdevs(struct scan_ctx *c, struct usage_ctx *u)
                         if (strcmp(*s, bi->name) == 0)
                                 bi->mounted = true;
                 {
-                        _cleanup_close_ int hfd = openat(bfd, "holders",
-                                                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        _cleanup_close_ int hfd =
+                                openat(bfd, "holders", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         DIR *h = hfd >= 0 ? fdopendir(hfd) : NULL;
                         if (h) {
                                 hfd = -EBADF;
@@ -294,7 +294,7 @@ static int judge_usage(struct pci_device *dev)
                         continue;
                 if (!n->addresses_known) /* offline tree: an up interface counts */
                         return asprintf(&dev->in_use, "interface %s is up", n->name) < 0 ? -ENOMEM
-                                                                                          : 0;
+                                                                                         : 0;
                 if (n->addresses && n->addresses[0])
                         return asprintf(&dev->in_use, "interface %s is up with %s%s", n->name,
                                         n->addresses[0], n->addresses[1] ? " and more" : "") < 0
@@ -302,8 +302,7 @@ static int judge_usage(struct pci_device *dev)
                                        : 0;
         }
         if (dev->boot_vga)
-                return (dev->in_use = strdup("boot VGA device, drives the console")) ? 0
-                                                                                      : -ENOMEM;
+                return (dev->in_use = strdup("boot VGA device, drives the console")) ? 0 : -ENOMEM;
         return 0;
 }
 
@@ -328,9 +327,9 @@ int scan_host_usage(struct scan_ctx *c)
 }
 
 static const char *const cmdline_prefixes[] = {
-        "intel_iommu=", "amd_iommu=", "iommu=",  "iommu.",         "intremap=",
-        "pcie_acs_override=", "vfio.", "vfio_iommu_type1.", "vfio-pci.", "vfio_pci.",
-        "pci=", "efi=",
+        "intel_iommu=", "amd_iommu=",         "iommu=", "iommu.",
+        "intremap=",    "pcie_acs_override=", "vfio.",  "vfio_iommu_type1.",
+        "vfio-pci.",    "vfio_pci.",          "pci=",   "efi=",
 };
 
 static enum tristate read_module_bool(struct scan_ctx *c, const char *path)
@@ -389,9 +388,10 @@ int scan_host_facts(struct scan_ctx *c)
         r = scan_cmdline(c);
         if (r < 0)
                 return r;
-        h->noiommu_mode = read_module_bool(c, "sys/module/vfio/parameters/enable_unsafe_noiommu_mode");
-        h->allow_unsafe_interrupts =
-                read_module_bool(c, "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts");
+        h->noiommu_mode =
+                read_module_bool(c, "sys/module/vfio/parameters/enable_unsafe_noiommu_mode");
+        h->allow_unsafe_interrupts = read_module_bool(
+                c, "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts");
 
         h->iommu_present = t->n_units > 0;
         h->ir_supported = h->posted_interrupts = t->n_units > 0 ? TRI_YES : TRI_NO;
@@ -400,8 +400,8 @@ int scan_host_facts(struct scan_ctx *c)
                 bool known = u->kind == IOMMU_KIND_AMD_VI || (u->have_cap && u->have_ecap);
                 if (u->kind == IOMMU_KIND_OTHER || !known) {
                         h->ir_supported = h->ir_supported == TRI_NO ? TRI_NO : TRI_UNKNOWN;
-                        h->posted_interrupts = h->posted_interrupts == TRI_NO ? TRI_NO
-                                                                              : TRI_UNKNOWN;
+                        h->posted_interrupts =
+                                h->posted_interrupts == TRI_NO ? TRI_NO : TRI_UNKNOWN;
                         continue;
                 }
                 if (!u->interrupt_remapping)

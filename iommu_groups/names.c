@@ -67,15 +67,15 @@ int scan_names(struct scan_ctx *c)
                 }
                 r = dup_name(pa, PCI_LOOKUP_VENDOR, &d->vendor_name, d->vendor, 0u, 0u, 0u);
                 if (r >= 0)
-                        r = dup_name(pa, PCI_LOOKUP_DEVICE, &d->device_name, d->vendor,
-                                     d->device, 0u, 0u);
+                        r = dup_name(pa, PCI_LOOKUP_DEVICE, &d->device_name, d->vendor, d->device,
+                                     0u, 0u);
                 if (r >= 0)
                         r = dup_name(pa, PCI_LOOKUP_CLASS, &d->class_name, d->class >> 8, 0u, 0u,
                                      0u);
                 if (r >= 0 && d->subsystem_vendor)
                         r = dup_name(pa, PCI_LOOKUP_SUBSYSTEM | PCI_LOOKUP_DEVICE,
-                                     &d->subsystem_name, d->vendor, d->device,
-                                     d->subsystem_vendor, d->subsystem_device);
+                                     &d->subsystem_name, d->vendor, d->device, d->subsystem_vendor,
+                                     d->subsystem_device);
         }
         pci_cleanup(pa);
         return r;

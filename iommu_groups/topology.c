@@ -140,8 +140,8 @@ int path_owning_pci_device(const struct topology *t, const char *path)
 static int scan_device_list(struct scan_ctx *c)
 {
         struct topology *t = c->t;
-        _cleanup_close_ int fd = root_openat(c->root, "sys/bus/pci/devices",
-                                             O_RDONLY | O_DIRECTORY);
+        _cleanup_close_ int fd =
+                root_openat(c->root, "sys/bus/pci/devices", O_RDONLY | O_DIRECTORY);
         size_t cap = 0;
         DIR *d;
         int r = 0;
@@ -168,8 +168,7 @@ static int scan_device_list(struct scan_ctx *c)
                 }
                 r = dir_readlink(dirfd(d), de->d_name, &target);
                 if (r < 0) {
-                        r = scan_warn(c, r, "sys/bus/pci/devices/%s: cannot read link",
-                                      de->d_name);
+                        r = scan_warn(c, r, "sys/bus/pci/devices/%s: cannot read link", de->d_name);
                         if (r < 0)
                                 break;
                         continue;
@@ -217,8 +216,7 @@ static int read_id(struct scan_ctx *c, struct pci_device *dev, int fd, const cha
         if (r >= 0 && (v < 0 || v > (int64_t)max))
                 r = -ERANGE;
         if (r < 0)
-                return scan_warn(c, r, "%s: cannot read %s", dev->name, attr) < 0 ? -ENOMEM
-                                                                                     : r;
+                return scan_warn(c, r, "%s: cannot read %s", dev->name, attr) < 0 ? -ENOMEM : r;
         *ret = (uint32_t)v;
         return 0;
 }
@@ -237,8 +235,8 @@ static int check_driver(struct scan_ctx *c, struct pci_device *dev)
                 return -ENOMEM;
         fd = root_openat(c->root, path, O_PATH | O_DIRECTORY);
         if (fd < 0)
-                return scan_warn(c, fd, "%s: driver link names %s, which does not exist",
-                                 dev->name, dev->driver);
+                return scan_warn(c, fd, "%s: driver link names %s, which does not exist", dev->name,
+                                 dev->driver);
         return strv_push(&c->checked_drivers, &c->n_checked_drivers, dev->driver);
 }
 
@@ -287,8 +285,7 @@ static int scan_sriov(struct scan_ctx *c, struct pci_device *dev, int devfd)
         dev->sriov_totalvfs = (int)total;
         r = dir_read_int(devfd, "sriov_numvfs", &num);
         if (r < 0 || num < 0 || num > total)
-                return scan_warn(c, r < 0 ? r : -ERANGE, "%s: cannot read sriov_numvfs",
-                                 dev->name);
+                return scan_warn(c, r < 0 ? r : -ERANGE, "%s: cannot read sriov_numvfs", dev->name);
         dev->sriov_numvfs = (int)num;
         return 0;
 }
@@ -369,8 +366,8 @@ static int link_relations(struct scan_ctx *c)
 
                 if (slash && slash > dev->sysfs_path) {
                         /* The directory above the device: a bridge, or a host bridge root. */
-                        const char *start = memrchr(dev->sysfs_path, '/',
-                                                    (size_t)(slash - dev->sysfs_path));
+                        const char *start =
+                                memrchr(dev->sysfs_path, '/', (size_t)(slash - dev->sysfs_path));
                         char comp[PCI_ADDR_STRLEN];
                         size_t len;
                         struct pci_addr a;
@@ -473,8 +470,8 @@ static struct iommu_group *group_append(struct topology *t, int id, size_t *cap)
 static int build_groups(struct scan_ctx *c)
 {
         struct topology *t = c->t;
-        _cleanup_close_ int fd = root_openat(c->root, "sys/kernel/iommu_groups",
-                                             O_RDONLY | O_DIRECTORY);
+        _cleanup_close_ int fd =
+                root_openat(c->root, "sys/kernel/iommu_groups", O_RDONLY | O_DIRECTORY);
         size_t cap = 0;
         int r = 0;
 
@@ -514,8 +511,9 @@ static int build_groups(struct scan_ctx *c)
                         continue;
                 g = (struct iommu_group *)topology_find_group(t, dev->iommu_group);
                 if (!g) {
-                        if (scan_warn(c, 0, "%s: iommu_group link names group %d, which is not "
-                                            "in sys/kernel/iommu_groups",
+                        if (scan_warn(c, 0,
+                                      "%s: iommu_group link names group %d, which is not "
+                                      "in sys/kernel/iommu_groups",
                                       dev->name, dev->iommu_group) < 0)
                                 return -ENOMEM;
                         g = group_append(t, dev->iommu_group, &cap);

@@ -84,9 +84,9 @@ struct pci_device {
         bool boot_vga;
 
         /* Hierarchy: indices into topology->devices, -1 for none. */
-        int parent;     /* the upstream bridge or port */
-        int physfn;     /* for a VF: its PF */
-        int *virtfn;    /* for a PF: its VFs, ordered by VF index */
+        int parent;  /* the upstream bridge or port */
+        int physfn;  /* for a VF: its PF */
+        int *virtfn; /* for a PF: its VFs, ordered by VF index */
         size_t n_virtfn;
         int sriov_totalvfs, sriov_numvfs; /* -1 unless an SR-IOV PF */
 
@@ -112,12 +112,12 @@ struct pci_device {
 
 struct iommu_group {
         int id;
-        char *type; /* "DMA", "DMA-FQ", "identity", "blocked", "unmanaged", ... or NULL */
+        char *type;   /* "DMA", "DMA-FQ", "identity", "blocked", "unmanaged", ... or NULL */
         int *members; /* indices into topology->devices, sorted by address */
         size_t n_members;
-        bool viable;    /* every member is in a state vfio accepts right now */
-        char *verdict;  /* one line explaining viable / not viable */
-        char *in_use;   /* the first member the host is using, with why; NULL if none */
+        bool viable;   /* every member is in a state vfio accepts right now */
+        char *verdict; /* one line explaining viable / not viable */
+        char *in_use;  /* the first member the host is using, with why; NULL if none */
 };
 
 enum iommu_kind {
@@ -131,7 +131,7 @@ const char *iommu_kind_to_string(enum iommu_kind k);
 struct iommu_unit {
         char *name;
         enum iommu_kind kind;
-        uint64_t cap, ecap;         /* VT-d: cap/ecap; AMD-Vi: cap header / features (EFR) */
+        uint64_t cap, ecap; /* VT-d: cap/ecap; AMD-Vi: cap header / features (EFR) */
         bool have_cap, have_ecap;
         char *version;
         size_t n_devices;
@@ -157,7 +157,7 @@ const char *iommu_mode_to_string(enum iommu_mode m);
 struct host_facts {
         bool iommu_present;
         enum iommu_mode mode;
-        char *default_domain_type; /* the most common group type, or NULL */
+        char *default_domain_type;  /* the most common group type, or NULL */
         enum tristate ir_supported; /* every unit implements interrupt remapping */
         enum tristate ir_enabled;   /* remapped interrupt chips are live */
         enum tristate posted_interrupts;

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vfioctl against generated fixture trees: the real-machine fixtures reproduce their
+ * source's IOMMU groups, broken trees give warnings but correct output for the rest, and
+ * bad input exits 2 with one line. Run as: test-fixtures MKFIXTURE FIXTURE_DIR VFIOCTL */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "macro.h"
+
+static const char *mkfixture, *fixture_dir, *vfioctl;
+static char tmp[512];
+
+struct run {
+        int status; /* exit status, or -1 if killed */
+        char *out, *err;
+};
+
+static void run_done(struct run *r)
+{
+        free(r->out);
+        free(r->err);
+}
+
+static char *slurp(const char *path)
+{
+        FILE *f = fopen(path, "re");
+        char *s = NULL;
+        size_t n = 0;
+
+        if (!f)
+                return strdup("");
+        if (getdelim(&s, &n, '\0', f) < 0) {
+                free(s);
+                s = strdup("");
+        }
+        fclose(f);
+        return s;
+}
+
+/* Runs argv with stdout and stderr captured in files (no shell: arguments go as given). */
+static struct run run_argv(char *const argv[])
+{
+        char out[600], err[600];
+        struct run r = {.status = -1};
+        pid_t pid;
+        int st;
+
+        snprintf(out, sizeof(out), "%s/stdout", tmp);
+        snprintf(err, sizeof(err), "%s/stderr", tmp);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr))
+                        _exit(127);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (WIFEXITED(st))
+                r.status = WEXITSTATUS(st);
+        r.out = slurp(out);
+        r.err = slurp(err);
+        return r;
+}
+
+static void generate(const char *desc, const char *outdir)
+{
+        char *argv[] = {(char *)"/usr/bin/python3", (char *)mkfixture, (char *)desc, (char *)outdir,
+                        NULL};
+        struct run r = run_argv(argv);
+
+        if (r.status != 0)
+                fail_msg("mkfixture %s failed (%d): %s", desc, r.status, r.err);
+        run_done(&r);
+}
+
+static struct run vfioctl_run(const char *root, const char *a, const char *b, const char *c)
+{
+        char *argv[] = {(char *)vfioctl, (char *)"--root", (char *)root, (char *)a,
+                        (char *)b,       (char *)c,        NULL};
+        return run_argv(argv);
+}
+
+static size_t count_lines(const char *s)
+{
+        size_t n = 0;
+        for (; *s; s++)
+                n += *s == '\n';
+        return n;
+}
+
+/* "ID BDF BDF..." per line, from a .groups file, as one string per group. */
+static int compare_groups(const char *groups_file, json_object *doc)
+{
+        _cleanup_free_ char *want = slurp(groups_file);
+        json_object *groups;
+        char *save = NULL;
+        size_t n_want = 0;
+
+        assert_true(json_object_object_get_ex(doc, "groups", &groups));
+        for (char *line = strtok_r(want, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char got[8192] = "";
+                int id;
+                bool found = false;
+
+                if (line[0] == '#' || line[0] == '\0')
+                        continue;
+                n_want++;
+                id = atoi(line);
+                for (size_t i = 0; i < json_object_array_length(groups); i++) {
+                        json_object *g = json_object_array_get_idx(groups, i), *v, *devs;
+                        assert_true(json_object_object_get_ex(g, "id", &v));
+                        if (json_object_get_int(v) != id)
+                                continue;
+                        found = true;
+                        snprintf(got, sizeof(got), "%d", id);
+                        assert_true(json_object_object_get_ex(g, "devices", &devs));
+                        for (size_t k = 0; k < json_object_array_length(devs); k++) {
+                                json_object *a;
+                                assert_true(json_object_object_get_ex(
+                                        json_object_array_get_idx(devs, k), "address", &a));
+                                strncat(got, " ", sizeof(got) - strlen(got) - 1);
+                                strncat(got, json_object_get_string(a),
+                                        sizeof(got) - strlen(got) - 1);
+                        }
+                }
+                if (!found)
+                        fail_msg("%s: group %d missing from vfioctl's output", groups_file, id);
+                /* Normalise the expected line's spacing before comparing. */
+                {
+                        char norm[8192] = "";
+                        char *s2 = NULL;
+                        for (char *w = strtok_r(line, " \t", &s2); w;
+                             w = strtok_r(NULL, " \t", &s2)) {
+                                if (norm[0])
+                                        strncat(norm, " ", sizeof(norm) - strlen(norm) - 1);
+                                strncat(norm, w, sizeof(norm) - strlen(norm) - 1);
+                        }
+                        if (strcmp(norm, got) != 0)
+                                fail_msg("%s: group %d: expected '%s', vfioctl says '%s'",
+                                         groups_file, id, norm, got);
+                }
+        }
+        if (n_want != json_object_array_length(groups))
+                fail_msg("%s: %zu groups expected, vfioctl lists %zu", groups_file, n_want,
+                         json_object_array_length(groups));
+        return (int)n_want;
+}
+
+static void every_real_machine_fixture_reproduces_its_source_groups(void **state)
+{
+        char dir[PATH_MAX];
+        DIR *d;
+        int machines = 0;
+
+        snprintf(dir, sizeof(dir), "%s/machines", fixture_dir);
+        d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                char desc[PATH_MAX + 300], groups[PATH_MAX + 300], out[PATH_MAX + 300];
+                size_t len = strlen(de->d_name);
+                json_object *doc;
+                struct run r;
+
+                if (len < 5 || strcmp(de->d_name + len - 4, ".txt") != 0)
+                        continue;
+                snprintf(desc, sizeof(desc), "%s/%s", dir, de->d_name);
+                snprintf(groups, sizeof(groups), "%s/%.*s.groups", dir, (int)(len - 4), de->d_name);
+                snprintf(out, sizeof(out), "%s/m-%.*s", tmp, (int)(len - 4), de->d_name);
+                generate(desc, out);
+                r = vfioctl_run(out, "groups", "--json", NULL);
+                if (r.status != 0)
+                        fail_msg("%s: vfioctl groups exited %d: %s", de->d_name, r.status, r.err);
+                doc = json_tokener_parse(r.out);
+                if (!doc)
+                        fail_msg("%s: vfioctl groups --json is not JSON", de->d_name);
+                assert_true(compare_groups(groups, doc) > 0);
+                json_object_put(doc);
+                run_done(&r);
+
+                /* The other verbs read the same tree without trouble. */
+                r = vfioctl_run(out, "list", NULL, NULL);
+                assert_int_equal(r.status, 0);
+                run_done(&r);
+                machines++;
+        }
+        closedir(d);
+        assert_true(machines >= 4);
+}
+
+static void bad_device_arguments_exit_2_with_one_line(void **state)
+{
+        static const char *const bad[] = {"0000:zz:00.0",          "../../etc",
+                                          "0000:7f:1f.7",          "",
+                                          "0000:01:00.0/../../..", "0000:01:00.0\n"};
+        char out[600], desc[PATH_MAX];
+
+        snprintf(desc, sizeof(desc), "%s/machines", fixture_dir);
+        snprintf(out, sizeof(out), "%s/bad", tmp);
+        {
+                /* Any real-machine fixture will do as the tree. */
+                DIR *d = opendir(desc);
+                assert_non_null(d);
+                for (struct dirent *de; (de = readdir(d));) {
+                        size_t len = strlen(de->d_name);
+                        if (len > 4 && strcmp(de->d_name + len - 4, ".txt") == 0) {
+                                char p[PATH_MAX + 300];
+                                snprintf(p, sizeof(p), "%s/%s", desc, de->d_name);
+                                generate(p, out);
+                                break;
+                        }
+                }
+                closedir(d);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct run r = vfioctl_run(out, "show", bad[i], NULL);
+                if (r.status != 2)
+                        fail_msg("show '%s': exit %d, expected 2", bad[i], r.status);
+                if (count_lines(r.err) != 1 || strncmp(r.err, "vfioctl: ", 9) != 0)
+                        fail_msg("show '%s': expected one error line, got '%s'", bad[i], r.err);
+                if (r.out[0] != '\0')
+                        fail_msg("show '%s': printed to stdout: '%s'", bad[i], r.out);
+                run_done(&r);
+        }
+        {
+                struct run r = vfioctl_run(out, "frobnicate", NULL, NULL);
+                assert_int_equal(r.status, 2);
+                run_done(&r);
+                r = vfioctl_run(out, "show", NULL, NULL);
+                assert_int_equal(r.status, 2);
+                run_done(&r);
+                r = vfioctl_run("/nonexistent-vfiod-root", "list", NULL, NULL);
+                assert_int_equal(r.status, 2);
+                run_done(&r);
+        }
+}
+
+/* The live host, checked against the kernel's own listing: every function in
+ * /sys/bus/pci/devices appears once, and the IOMMU verdict matches /sys/class/iommu. */
+static void the_live_host_listing_matches_sysfs(void **state)
+{
+        char *argv[] = {(char *)vfioctl, (char *)"list", (char *)"--json", NULL};
+        struct run r = run_argv(argv);
+        json_object *doc, *devs, *host, *iommu, *present;
+        size_t n_sysfs = 0, n_units = 0;
+        DIR *d;
+
+        assert_int_equal(r.status, 0);
+        doc = json_tokener_parse(r.out);
+        assert_non_null(doc);
+        assert_true(json_object_object_get_ex(doc, "devices", &devs));
+        d = opendir("/sys/bus/pci/devices");
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                bool found = false;
+                if (de->d_name[0] == '.')
+                        continue;
+                n_sysfs++;
+                for (size_t i = 0; i < json_object_array_length(devs); i++) {
+                        json_object *a;
+                        assert_true(json_object_object_get_ex(json_object_array_get_idx(devs, i),
+                                                              "address", &a));
+                        found |= strcmp(json_object_get_string(a), de->d_name) == 0;
+                }
+                if (!found)
+                        fail_msg("%s is in sysfs but not in vfioctl list", de->d_name);
+        }
+        closedir(d);
+        assert_int_equal(n_sysfs, json_object_array_length(devs));
+
+        d = opendir("/sys/class/iommu");
+        for (struct dirent *de; d && (de = readdir(d));)
+                n_units += de->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        assert_true(json_object_object_get_ex(doc, "host", &host));
+        assert_true(json_object_object_get_ex(host, "iommu", &iommu));
+        assert_true(json_object_object_get_ex(iommu, "present", &present));
+        assert_int_equal(json_object_get_boolean(present), n_units > 0);
+        json_object_put(doc);
+        run_done(&r);
+
+        if (n_units == 0) {
+                /* Text output says so plainly, on its first line. */
+                char *argv2[] = {(char *)vfioctl, (char *)"list", NULL};
+                r = run_argv(argv2);
+                assert_int_equal(r.status, 0);
+                assert_true(strncmp(r.out, "No IOMMU is present", 19) == 0);
+                run_done(&r);
+        }
+}
+
+static int setup(void **state)
+{
+        snprintf(tmp, sizeof(tmp), "%s/vfiod-fixtures-XXXXXX", getenv("TMPDIR") ?: "/tmp");
+        return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        char *argv[] = {(char *)"/bin/rm", (char *)"-rf", tmp, NULL};
+        pid_t pid = fork();
+        int st;
+
+        if (pid == 0) {
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        return pid > 0 && waitpid(pid, &st, 0) == pid && st == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(every_real_machine_fixture_reproduces_its_source_groups),
+                cmocka_unit_test(bad_device_arguments_exit_2_with_one_line),
+                cmocka_unit_test(the_live_host_listing_matches_sysfs),
+        };
+
+        if (argc != 4) {
+                fprintf(stderr, "usage: test-fixtures MKFIXTURE FIXTURE_DIR VFIOCTL\n");
+                return 2;
+        }
+        mkfixture = argv[1];
+        fixture_dir = argv[2];
+        vfioctl = argv[3];
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
