@@ -2,43 +2,14 @@
 /* vfioctl: the command-line front end. Read-only verbs scan sysfs directly and need
  * neither the daemon nor root (config space past 64 bytes does need root). */
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "macro.h"
+#include "cli.h"
 #include "pci-addr.h"
-#include "root.h"
 #include "strv.h"
-#include "topology-json.h"
-#include "topology.h"
-
-#define EXIT_FAILED 1 /* the request was valid but could not be carried out */
-#define EXIT_USAGE  2 /* bad usage, malformed input, or no such device */
-
-struct cli {
-        const char *root_path;
-        bool json;
-        bool help;
-        char **args; /* positional arguments after the verb */
-        size_t n_args;
-};
-
-struct verb {
-        const char *name;
-        const char *synopsis;
-        const char *summary;
-        const char *help;
-        int (*run)(struct cli *c, struct topology *t);
-        size_t min_args, max_args;
-};
-
-static int verb_list(struct cli *c, struct topology *t);
-static int verb_groups(struct cli *c, struct topology *t);
-static int verb_show(struct cli *c, struct topology *t);
 
 static const struct verb verbs[] = {
         {"list", "list", "List PCI devices with their IOMMU group, driver and assignability",
@@ -47,21 +18,78 @@ static const struct verb verbs[] = {
          "and whether the host is using the device (an interface that is up with addresses, a\n"
          "mounted or held block device, the boot VGA device). The last column is the device\n"
          "name from the pci.ids database.\n",
-         verb_list, 0, 0},
+         verb_list, 0, 0, 0},
         {"groups", "groups", "List IOMMU groups with their members and a verdict",
          "Prints each IOMMU group with its domain type (DMA, DMA-FQ, identity, blocked), its\n"
          "members and a verdict. A group is viable when every member is unbound or bound to a\n"
          "driver vfio accepts (vfio-pci and its variants, pci-stub, pcieport for bridges):\n"
          "that is the kernel's condition for opening it. A group that holds a device the host\n"
          "is using is flagged with the device and the reason.\n",
-         verb_groups, 0, 0},
+         verb_groups, 0, 0, 0},
         {"show", "show DEVICE", "Show everything known about one device",
          "DEVICE is a PCI address, DDDD:BB:DD.F or BB:DD.F (domain 0000). Prints the ids and\n"
          "names, driver and driver_override, IOMMU group and its other members, IOMMU unit,\n"
          "NUMA node, reset methods, PCIe port type, ACS, SR-IOV (PF and VFs), network\n"
          "interfaces and block devices below it, host use, and the upstream path to the root\n"
          "port with each port's ACS capability and control bits.\n",
-         verb_show, 1, 1},
+         verb_show, 1, 1, 0},
+        {"bind", "bind DEVICE... [--group] [--dry-run] [--persist] [--force] [--reset]",
+         "Give devices to vfio-pci",
+         "Moves each DEVICE from its host driver to vfio-pci: records the original driver and\n"
+         "driver_override in the journal (fsynced) before anything changes, sets\n"
+         "driver_override to vfio-pci (kept while assigned, so no reprobe can steal the\n"
+         "device back), unbinds the host driver, asks the kernel to probe, and verifies that\n"
+         "vfio-pci owns the device. A device already on vfio-pci is left as it is. If any\n"
+         "device fails, every device moved by this command is restored.\n"
+         "\n"
+         "The whole IOMMU group is checked first: vfio can only use a group whose every\n"
+         "endpoint is on vfio-pci, pci-stub or no driver. Bridges are never rebound.\n"
+         "\n"
+         "  --group      also take every other endpoint of each device's IOMMU group\n"
+         "  --force      take devices the host is using (mounted disks, interfaces up with\n"
+         "               addresses, the boot VGA device)\n"
+         "  --dry-run    print what would be done and change nothing\n"
+         "  --persist    also record the devices in /etc/vfiod/assign.conf, which the udev\n"
+         "               rule and vfiod-assign.service of dist/ apply at boot\n"
+         "  --persisted  bind every device recorded with --persist (takes no DEVICE)\n"
+         "  --reset      reset each device after binding (refused when only a bus reset is\n"
+         "               available and it would hit a device the host is using)\n"
+         "  --state-dir DIR  the journal's directory (default /var/lib/vfiod; $VFIOD_STATE_DIR)\n",
+         verb_bind, 0, SIZE_MAX,
+         OPT_GROUP | OPT_DRY_RUN | OPT_PERSIST | OPT_FORCE | OPT_RESET | OPT_STATE_DIR |
+                 OPT_PERSISTED},
+        {"unbind", "unbind DEVICE... [--persist] [--reset]",
+         "Return devices to their original drivers",
+         "Restores each DEVICE to what the journal recorded before vfiod bound it: clears (or\n"
+         "restores) driver_override, unbinds vfio-pci, probes, and verifies that the original\n"
+         "driver owns it again (or that it is unbound if it had none). A device vfiod did not\n"
+         "bind but that sits on vfio-pci is released to the kernel's driver match.\n"
+         "\n"
+         "  --persist    also forget the devices' boot-time assignment\n"
+         "  --reset      reset each device before giving it back\n"
+         "  --state-dir DIR  the journal's directory\n",
+         verb_unbind, 1, SIZE_MAX, OPT_PERSIST | OPT_RESET | OPT_STATE_DIR},
+        {"restore", "restore --all", "Restore every device the journal records",
+         "Returns every device in the journal to its original driver: those assigned, and\n"
+         "those whose bind or restore was interrupted by a crash. A corrupt or half-written\n"
+         "entry is reported and its device released to the kernel's driver match. Exits 1 if\n"
+         "any device could not be restored.\n"
+         "\n"
+         "  --state-dir DIR  the journal's directory\n",
+         verb_restore, 0, 0, OPT_ALL | OPT_STATE_DIR},
+        {"persisted", "persisted [DEVICE]", "List boot-time assignments, or test one",
+         "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, exits\n"
+         "0 if it is recorded and 1 if not (for udev's PROGRAM match).\n",
+         verb_persisted, 0, 1, OPT_STATE_DIR},
+};
+
+static const struct {
+        const char *name;
+        unsigned flag;
+} option_names[] = {
+        {"--group", OPT_GROUP},         {"--dry-run", OPT_DRY_RUN}, {"--persist", OPT_PERSIST},
+        {"--force", OPT_FORCE},         {"--all", OPT_ALL},         {"--reset", OPT_RESET},
+        {"--persisted", OPT_PERSISTED},
 };
 
 static const struct verb *verb_find(const char *name)
@@ -76,26 +104,26 @@ static void print_main_help(FILE *f)
 {
         fprintf(f, "Usage: vfioctl [OPTIONS] VERB [ARGS...]\n"
                    "\n"
-                   "Inspect PCI devices, IOMMU groups and IOMMU units for VFIO device assignment.\n"
+                   "Inspect PCI devices and IOMMU groups, and move devices to vfio-pci and back.\n"
                    "\n"
                    "Verbs:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                fprintf(f, "  %-14s %s\n", verbs[i].synopsis, verbs[i].summary);
-        fprintf(f, "  %-14s %s\n", "help [VERB]", "Show this help, or a verb's");
-        fprintf(f,
-                "\n"
-                "Options (accepted before or after the verb):\n"
-                "  --json         Print JSON (one document; schema in docs/json.md)\n"
-                "  --root DIR     Read sys/, proc/ and dev/ below DIR instead of the running\n"
-                "                 system; also taken from $VFIOD_ROOT. For snapshots and tests.\n"
-                "  -h, --help     Show help (with a verb: that verb's help)\n"
-                "  --version      Show the version\n"
-                "\n"
-                "Exit status: 0 on success, 1 when the host could not be read, 2 for bad usage,\n"
-                "a malformed device address, or a device that does not exist.\n"
-                "\n"
-                "Reading config space past its first 64 bytes (capabilities, ACS) needs root;\n"
-                "without it those fields are reported as unknown.\n");
+                fprintf(f, "  %-18s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(f, "  %-18s %s\n", "help [VERB]", "Show this help, or a verb's");
+        fprintf(f, "\n"
+                   "Options (accepted before or after the verb):\n"
+                   "  --json         Print JSON (one document; schema in docs/json.md)\n"
+                   "  --root DIR     Read and write sys/, proc/, dev/ and the state directory\n"
+                   "                 below DIR instead of /; also $VFIOD_ROOT. For tests and\n"
+                   "                 offline snapshots.\n"
+                   "  -h, --help     Show help (with a verb: that verb's help)\n"
+                   "  --version      Show the version\n"
+                   "\n"
+                   "Exit status: 0 on success, 1 when the request could not be carried out, 2 for\n"
+                   "bad usage, a malformed device address, or a device that does not exist.\n"
+                   "\n"
+                   "list, groups and show only read; reading config space past its first 64 bytes\n"
+                   "(capabilities, ACS) needs root. bind, unbind and restore need root.\n");
 }
 
 static void print_verb_help(const struct verb *v)
@@ -104,7 +132,7 @@ static void print_verb_help(const struct verb *v)
                v->help);
 }
 
-static _printf_(1, 2) int usage_error(const char *fmt, ...)
+int usage_error(const char *fmt, ...)
 {
         va_list ap;
 
@@ -116,8 +144,50 @@ static _printf_(1, 2) int usage_error(const char *fmt, ...)
         return EXIT_USAGE;
 }
 
-/* Options may stand anywhere; "--" ends them. Fills c and returns the verb name, or
- * NULL after printing the reason (exit status in *ret_exit). */
+int cli_topology(struct cli *c, struct topology **ret)
+{
+        int r;
+
+        if (!c->topology) {
+                r = topology_scan(c->root, 0, &c->topology);
+                if (r < 0) {
+                        fprintf(stderr, "vfioctl: cannot scan PCI devices below %s: %s%s\n",
+                                c->root->path, strerror(-r),
+                                r == -ENOENT ? " (no sys/bus/pci there: is this a sysfs tree?)"
+                                             : "");
+                        return EXIT_FAILED;
+                }
+                STRV_FOREACH (w, c->topology->warnings)
+                        fprintf(stderr, "vfioctl: warning: %s\n", *w);
+        }
+        *ret = c->topology;
+        return 0;
+}
+
+int cli_parse_addresses(struct cli *c, const char *verb, struct pci_addr **ret, size_t *ret_n)
+{
+        struct pci_addr *l = calloc(c->n_args ? c->n_args : 1, sizeof(*l));
+
+        if (!l) {
+                fputs("vfioctl: out of memory\n", stderr);
+                return EXIT_FAILED;
+        }
+        for (size_t i = 0; i < c->n_args; i++)
+                if (pci_addr_parse(c->args[i], &l[i]) < 0) {
+                        fprintf(stderr,
+                                "vfioctl: %s: '%s' is not a PCI address (expected "
+                                "DDDD:BB:DD.F or BB:DD.F in hexadecimal)\n",
+                                verb, c->args[i]);
+                        free(l);
+                        return EXIT_USAGE;
+                }
+        *ret = l;
+        *ret_n = c->n_args;
+        return 0;
+}
+
+/* Options may stand anywhere; "--" ends them. Returns the verb name, or NULL after
+ * printing the reason (exit status in *ret_exit). */
 static const char *parse_args(int argc, char **argv, struct cli *c, int *ret_exit)
 {
         const char *verb = NULL;
@@ -125,330 +195,74 @@ static const char *parse_args(int argc, char **argv, struct cli *c, int *ret_exi
 
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i];
+                bool known = false;
 
-                if (!dashdash && a[0] == '-' && a[1] != '\0') {
-                        if (strcmp(a, "--") == 0)
-                                dashdash = true;
-                        else if (strcmp(a, "--json") == 0)
-                                c->json = true;
-                        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-                                c->help = true;
-                        else if (strcmp(a, "--version") == 0) {
-                                printf("vfioctl %s\n", VFIOD_VERSION);
-                                *ret_exit = 0;
-                                return NULL;
-                        } else if (strcmp(a, "--root") == 0) {
-                                if (++i >= argc) {
-                                        *ret_exit = usage_error("--root needs a directory");
-                                        return NULL;
-                                }
-                                c->root_path = argv[i];
-                        } else if (strncmp(a, "--root=", 7) == 0)
-                                c->root_path = a + 7;
-                        else {
-                                *ret_exit = usage_error("unknown option '%s'", a);
+                if (dashdash || a[0] != '-' || a[1] == '\0') {
+                        if (!verb)
+                                verb = a;
+                        else if (strv_push(&c->args, &c->n_args, a) < 0) {
+                                fputs("vfioctl: out of memory\n", stderr);
+                                *ret_exit = EXIT_FAILED;
                                 return NULL;
                         }
                         continue;
                 }
-                if (!verb)
-                        verb = a;
-                else if (strv_push(&c->args, &c->n_args, a) < 0) {
-                        fputs("vfioctl: out of memory\n", stderr);
-                        *ret_exit = EXIT_FAILED;
+                for (size_t k = 0; k < ELEMENTSOF(option_names); k++)
+                        if (strcmp(a, option_names[k].name) == 0) {
+                                c->opts |= option_names[k].flag;
+                                known = true;
+                        }
+                if (known)
+                        continue;
+                if (strcmp(a, "--") == 0)
+                        dashdash = true;
+                else if (strcmp(a, "--json") == 0)
+                        c->json = true;
+                else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+                        c->help = true;
+                else if (strcmp(a, "--version") == 0) {
+                        printf("vfioctl %s\n", VFIOD_VERSION);
+                        *ret_exit = 0;
+                        return NULL;
+                } else if (strcmp(a, "--root") == 0 || strcmp(a, "--state-dir") == 0) {
+                        if (++i >= argc) {
+                                *ret_exit = usage_error("%s needs a directory", a);
+                                return NULL;
+                        }
+                        if (a[2] == 'r')
+                                c->root_path = argv[i];
+                        else {
+                                c->state_dir = argv[i];
+                                c->opts |= OPT_STATE_DIR;
+                        }
+                } else if (strncmp(a, "--root=", 7) == 0)
+                        c->root_path = a + 7;
+                else if (strncmp(a, "--state-dir=", 12) == 0) {
+                        c->state_dir = a + 12;
+                        c->opts |= OPT_STATE_DIR;
+                } else {
+                        *ret_exit = usage_error("unknown option '%s'", a);
                         return NULL;
                 }
         }
         if (!verb) {
-                if (c->help) {
-                        print_main_help(stdout);
-                        *ret_exit = 0;
-                } else {
-                        print_main_help(stderr);
-                        *ret_exit = EXIT_USAGE;
-                }
+                print_main_help(c->help ? stdout : stderr);
+                *ret_exit = c->help ? 0 : EXIT_USAGE;
                 return NULL;
         }
         return verb;
 }
 
-static int print_json(json_object *o, int flags)
+static const char *option_name(unsigned flag)
 {
-        const char *s;
-
-        if (!o) {
-                fputs("vfioctl: out of memory\n", stderr);
-                return EXIT_FAILED;
-        }
-        s = json_object_to_json_string_ext(o, flags | JSON_C_TO_STRING_NOSLASHESCAPE);
-        fputs(s, stdout);
-        json_object_put(o);
-        return 0;
-}
-
-/* One document, streamed element by element so that a host with thousands of VFs does
- * not hold the whole tree of JSON objects in memory. */
-static int print_json_stream(struct topology *t, const char *schema, const char *key, size_t n,
-                             json_object *(*elem)(struct topology *, size_t))
-{
-        const int flags = JSON_C_TO_STRING_PLAIN;
-        int r;
-
-        printf("{\"schema\":\"%s\",\"host\":", schema);
-        r = print_json(json_host_new(t), flags);
-        if (r)
-                return r;
-        printf(",\"warnings\":");
-        r = print_json(json_warnings_new(t), flags);
-        if (r)
-                return r;
-        printf(",\"%s\":[", key);
-        for (size_t i = 0; i < n; i++) {
-                fputs(i ? ",\n" : "\n", stdout);
-                r = print_json(elem(t, i), flags);
-                if (r)
-                        return r;
-        }
-        puts("\n]}");
-        return 0;
-}
-
-static json_object *list_elem(struct topology *t, size_t i)
-{
-        return json_device_new(t, &t->devices[i], false);
-}
-
-static json_object *group_elem(struct topology *t, size_t i)
-{
-        return json_group_new(t, &t->groups[i]);
-}
-
-static void print_iommu_banner(const struct topology *t)
-{
-        const struct host_facts *h = &t->host;
-
-        switch (h->mode) {
-        case IOMMU_MODE_NONE:
-                printf("No IOMMU is present: no device can be isolated for assignment, and the "
-                       "host has no IOMMU groups.\n\n");
-                break;
-        case IOMMU_MODE_NOIOMMU:
-                printf("No IOMMU is present; vfio runs in unsafe no-IOMMU mode: an assigned "
-                       "device can DMA anywhere in host memory.\n\n");
-                break;
-        case IOMMU_MODE_PASSTHROUGH:
-                printf("IOMMU present in pass-through mode (identity domains, %s): host drivers "
-                       "are not translated.\n\n",
-                       strna(h->default_domain_type));
-                break;
-        default:
-                break;
-        }
-}
-
-static const char *class_short(const struct pci_device *d, char buf[8])
-{
-        if (!d->have_ids)
-                return "?";
-        snprintf(buf, 8, "%04x", (unsigned)(d->class >> 8));
-        return buf;
-}
-
-static int verb_list(struct cli *c, struct topology *t)
-{
-        if (c->json)
-                return print_json_stream(t, "vfiod.list/1", "devices", t->n_devices, list_elem);
-
-        print_iommu_banner(t);
-        printf("%-12s %-5s %-9s %-13s %-5s %-6s %-7s %-6s %s\n", "ADDRESS", "CLASS", "ID", "DRIVER",
-               "GROUP", "VIABLE", "VFS", "IN-USE", "NAME");
-        for (size_t i = 0; i < t->n_devices; i++) {
-                const struct pci_device *d = &t->devices[i];
-                const struct iommu_group *g = topology_find_group(t, d->iommu_group);
-                char cls[8], id[16], grp[16], vfs[24];
-
-                snprintf(id, sizeof(id), d->have_ids ? "%04x:%04x" : "?", d->vendor, d->device);
-                snprintf(grp, sizeof(grp), d->iommu_group >= 0 ? "%d" : "-", d->iommu_group);
-                if (d->sriov_totalvfs >= 0)
-                        snprintf(vfs, sizeof(vfs), "%d/%d", d->sriov_numvfs, d->sriov_totalvfs);
-                else if (d->physfn >= 0)
-                        snprintf(vfs, sizeof(vfs), "vf");
-                else
-                        snprintf(vfs, sizeof(vfs), "-");
-                printf("%-12s %-5s %-9s %-13s %-5s %-6s %-7s %-6s %s%s%s\n", d->name,
-                       class_short(d, cls), id, d->driver ? d->driver : "-", grp,
-                       g ? (g->viable ? "yes" : "no") : "-", vfs, d->in_use ? "yes" : "-",
-                       d->vendor_name ? d->vendor_name : "", d->device_name ? " " : "",
-                       d->device_name ? d->device_name : "");
-        }
-        for (size_t i = 0, n = 0; i < t->n_devices; i++)
-                if (t->devices[i].in_use)
-                        printf("%s%s in use: %s\n", n++ == 0 ? "\n" : "", t->devices[i].name,
-                               t->devices[i].in_use);
-        return 0;
-}
-
-static int verb_groups(struct cli *c, struct topology *t)
-{
-        if (c->json)
-                return print_json_stream(t, "vfiod.groups/1", "groups", t->n_groups, group_elem);
-
-        print_iommu_banner(t);
-        if (t->n_groups == 0) {
-                printf("No IOMMU groups.\n");
-                return 0;
-        }
-        for (size_t i = 0; i < t->n_groups; i++) {
-                const struct iommu_group *g = &t->groups[i];
-
-                printf("group %d  %s  %s: %s\n", g->id, g->type ? g->type : "?",
-                       g->viable ? "viable" : "not viable", g->verdict);
-                if (g->in_use)
-                        printf("  host is using %s\n", g->in_use);
-                for (size_t k = 0; k < g->n_members; k++) {
-                        const struct pci_device *d = &t->devices[g->members[k]];
-                        printf("  %-12s %-6s %-13s %s%s%s\n", d->name, d->is_bridge ? "bridge" : "",
-                               d->driver ? d->driver : "-", strna(d->vendor_name),
-                               d->device_name ? " " : "", d->device_name ? d->device_name : "");
-                }
-        }
-        return 0;
-}
-
-static void print_acs(const struct pci_device *d)
-{
-        static const char *const bits[] = {"SV", "TB", "RR", "CR", "UF", "EC", "DT"};
-
-        if (d->pcie_type == PCIE_TYPE_NONE) {
-                printf("not applicable (conventional PCI)");
-                return;
-        }
-        if (!d->acs_known) {
-                printf("unknown (extended config space not readable)");
-                return;
-        }
-        if (!d->have_acs) {
-                printf("not present");
-                return;
-        }
-        printf("cap 0x%04x ctrl 0x%04x enabled:", d->acs_cap, d->acs_ctrl);
-        for (size_t b = 0; b < ELEMENTSOF(bits); b++)
-                if (d->acs_ctrl & (1u << b))
-                        printf(" %s", bits[b]);
-        printf((d->acs_ctrl & ACS_REQUIRED) == ACS_REQUIRED
-                       ? " (isolating)"
-                       : " (not isolating: needs SV RR CR UF)");
-}
-
-static int verb_show(struct cli *c, struct topology *t)
-{
-        const struct pci_device *d;
-        const struct iommu_group *g;
-        struct pci_addr a;
-        const char *reason = NULL;
-        enum tristate iso;
-
-        if (pci_addr_parse(c->args[0], &a) < 0) {
-                fprintf(stderr,
-                        "vfioctl: show: '%s' is not a PCI address (expected DDDD:BB:DD.F "
-                        "or BB:DD.F in hexadecimal)\n",
-                        c->args[0]);
-                return EXIT_USAGE;
-        }
-        d = topology_find_device(t, &a);
-        if (!d) {
-                char buf[PCI_ADDR_STRLEN];
-                fprintf(stderr,
-                        "vfioctl: show: no PCI device %s on this host (see 'vfioctl list')\n",
-                        pci_addr_format(&a, buf));
-                return EXIT_USAGE;
-        }
-        if (c->json)
-                return print_json(json_device_new(t, d, true), JSON_C_TO_STRING_PRETTY) ||
-                       puts("") < 0;
-
-        g = topology_find_group(t, d->iommu_group);
-        printf("%s  %s: %s %s\n", d->name, strna(d->class_name), strna(d->vendor_name),
-               d->device_name ? d->device_name : "");
-        if (d->have_ids)
-                printf("  ids          %04x:%04x subsystem %04x:%04x class %06x rev %02x\n",
-                       d->vendor, d->device, d->subsystem_vendor, d->subsystem_device, d->class,
-                       d->revision);
-        else
-                printf("  ids          unknown (vendor, device or class not readable)\n");
-        printf("  driver       %s%s%s\n", d->driver ? d->driver : "none",
-               d->driver_override ? ", override " : "",
-               d->driver_override ? d->driver_override : "");
-        if (g) {
-                printf("  iommu group  %d (%s), %s: %s\n", g->id, strna(g->type),
-                       g->viable ? "viable" : "not viable", g->verdict);
-                for (size_t k = 0; k < g->n_members; k++) {
-                        const struct pci_device *m = &t->devices[g->members[k]];
-                        printf("    %s %s%s%s\n", m->name, m->driver ? m->driver : "unbound",
-                               m->is_bridge ? ", bridge" : "", m == d ? " (this device)" : "");
-                }
-        } else
-                printf("  iommu group  none\n");
-        printf("  iommu unit   %s\n", d->iommu_unit ? d->iommu_unit : "none");
-        printf("  numa node    %d\n", d->numa_node);
-        printf("  reset        %s\n", d->reset_method ? d->reset_method : "none reported");
-        printf("  pcie         %s%s%s%s\n", pcie_type_to_string(d->pcie_type),
-               d->multifunction ? ", multi-function" : "", d->is_bridge ? ", bridge" : "",
-               d->have_ats ? ", ATS" : "");
-        printf("  acs          ");
-        print_acs(d);
-        printf("\n");
-        if (d->sriov_totalvfs >= 0) {
-                printf("  sr-iov       %d of %d VFs enabled\n", d->sriov_numvfs, d->sriov_totalvfs);
-                for (size_t k = 0; k < d->n_virtfn; k++) {
-                        const struct pci_device *vf = &t->devices[d->virtfn[k]];
-                        printf("    vf %zu %s %s group %d\n", k, vf->name,
-                               vf->driver ? vf->driver : "unbound", vf->iommu_group);
-                }
-        }
-        if (d->physfn >= 0)
-                printf("  physfn       %s\n", t->devices[d->physfn].name);
-        for (size_t i = 0; i < d->n_netdevs; i++) {
-                const struct netdev_info *n = &d->netdevs[i];
-                printf("  network      %s %s", n->name, n->up ? "up" : "down");
-                STRV_FOREACH (s, n->addresses)
-                        printf(" %s", *s);
-                printf("\n");
-        }
-        for (size_t i = 0; i < d->n_blockdevs; i++) {
-                const struct blockdev_info *b = &d->blockdevs[i];
-                printf("  block        %s %u:%u%s%s%s\n", b->name, b->major, b->minor,
-                       b->mounted ? " mounted on " : "", b->mounted ? strna(b->mountpoint) : "",
-                       b->held ? " held" : "");
-        }
-        printf("  in use       %s\n", d->in_use ? d->in_use : "no");
-        if (d->boot_vga)
-                printf("  boot vga     yes\n");
-        iso = topology_path_isolated(t, d, &reason);
-        if (!t->host.iommu_present)
-                printf("  isolation    none: no IOMMU\n");
-        else
-                printf("  isolation    ACS path %s%s%s%s\n", tristate_to_string(iso),
-                       reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
-        printf("  upstream    ");
-        if (d->parent < 0)
-                printf(" none (on a root bus)\n");
-        else
-                printf("\n");
-        for (int p = d->parent; p >= 0; p = t->devices[p].parent) {
-                const struct pci_device *port = &t->devices[p];
-                printf("    %s %s %s: ACS ", port->name, pcie_type_to_string(port->pcie_type),
-                       port->driver ? port->driver : "unbound");
-                print_acs(port);
-                printf("\n");
-        }
-        return 0;
+        for (size_t k = 0; k < ELEMENTSOF(option_names); k++)
+                if (option_names[k].flag == flag)
+                        return option_names[k].name;
+        return "--state-dir";
 }
 
 int main(int argc, char **argv)
 {
-        _cleanup_(topology_freep) struct topology *t = NULL;
-        _cleanup_(root_freep) struct root *root = NULL;
         struct cli c = {0};
         const struct verb *v;
         const char *name;
@@ -475,6 +289,12 @@ int main(int argc, char **argv)
                 print_verb_help(v);
                 goto out;
         }
+        for (unsigned bit = 1; bit && bit <= OPT_PERSISTED; bit <<= 1)
+                if ((c.opts & bit) && !(v->opts & bit)) {
+                        exit_code = usage_error("%s: option %s does not apply", v->name,
+                                                option_name(bit));
+                        goto out;
+                }
         if (c.n_args < v->min_args || c.n_args > v->max_args) {
                 exit_code = usage_error("%s: expected %s", v->name, v->synopsis);
                 goto out;
@@ -482,29 +302,23 @@ int main(int argc, char **argv)
 
         if (!c.root_path)
                 c.root_path = getenv("VFIOD_ROOT");
-        r = root_open(c.root_path, &root);
+        if (!c.state_dir)
+                c.state_dir = getenv("VFIOD_STATE_DIR");
+        r = root_open(c.root_path, &c.root);
         if (r < 0) {
                 fprintf(stderr, "vfioctl: cannot open root directory %s: %s\n",
                         c.root_path ? c.root_path : "/", strerror(-r));
                 exit_code = EXIT_USAGE;
                 goto out;
         }
-        r = topology_scan(root, 0, &t);
-        if (r < 0) {
-                fprintf(stderr, "vfioctl: cannot scan PCI devices below %s: %s%s\n", root->path,
-                        strerror(-r),
-                        r == -ENOENT ? " (no sys/bus/pci there: is this a sysfs tree?)" : "");
-                exit_code = EXIT_FAILED;
-                goto out;
-        }
-        STRV_FOREACH (w, t->warnings)
-                fprintf(stderr, "vfioctl: warning: %s\n", *w);
-        exit_code = v->run(&c, t);
+        exit_code = v->run(&c);
         if (fflush(stdout) != 0 && exit_code == 0) {
                 fprintf(stderr, "vfioctl: cannot write output: %s\n", strerror(errno));
                 exit_code = EXIT_FAILED;
         }
 out:
+        topology_free(c.topology);
+        root_free(c.root);
         strv_free(c.args);
         return exit_code;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -303,4 +304,92 @@ int path_resolve_link(const char *linkdir, const char *target, char **ret)
                 return -EINVAL;
         *ret = TAKE_PTR(out);
         return 0;
+}
+
+int root_write_string(const struct root *r, const char *relpath, const char *s)
+{
+        _cleanup_close_ int fd = root_openat(r, relpath, O_WRONLY | O_NOCTTY);
+        size_t len = strlen(s);
+        ssize_t n;
+
+        if (fd < 0)
+                return fd;
+        n = write(fd, s, len);
+        if (n < 0)
+                return negative_errno();
+        return (size_t)n == len ? 0 : -EIO;
+}
+
+int root_mkdir_p(const struct root *r, const char *relpath)
+{
+        _cleanup_free_ char *p = strdup(relpath);
+        int fd;
+
+        if (!p)
+                return -ENOMEM;
+        if (!path_is_safe_relative(relpath))
+                return -EINVAL;
+        fd = root_openat(r, p, O_RDONLY | O_DIRECTORY);
+        if (fd >= 0 || fd != -ENOENT)
+                return fd;
+        /* Create each missing component in turn, below the root. */
+        for (char *slash = p;; slash++) {
+                _cleanup_close_ int parent = -EBADF;
+                const char *base;
+
+                slash = strchr(slash, '/');
+                if (slash)
+                        *slash = '\0';
+                base = strrchr(p, '/');
+                if (base) {
+                        char *cut = (char *)base;
+                        *cut = '\0';
+                        parent = root_openat(r, p, O_RDONLY | O_DIRECTORY);
+                        *cut = '/';
+                        base++;
+                } else {
+                        parent = fcntl(r->fd, F_DUPFD_CLOEXEC, 3);
+                        base = p;
+                }
+                if (parent < 0)
+                        return parent;
+                if (mkdirat(parent, base, 0700) < 0 && errno != EEXIST)
+                        return negative_errno();
+                if (!slash)
+                        break;
+                *slash = '/';
+        }
+        return root_openat(r, p, O_RDONLY | O_DIRECTORY);
+}
+
+int dir_write_atomic(int dirfd, const char *name, const char *data, size_t len)
+{
+        char tmp[NAME_MAX + 1];
+        _cleanup_close_ int fd = -EBADF;
+        int r = 0;
+
+        if (snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= (int)sizeof(tmp))
+                return -ENAMETOOLONG;
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return negative_errno();
+        for (size_t off = 0; off < len;) {
+                ssize_t n = write(fd, data + off, len - off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = negative_errno();
+                        break;
+                }
+                off += (size_t)n;
+        }
+        if (r == 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                (void)unlinkat(dirfd, tmp, 0);
+                return r;
+        }
+        return fsync(dirfd) < 0 ? negative_errno() : 0;
 }

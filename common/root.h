@@ -68,3 +68,16 @@ bool str_is_decimal(const char *s);
  * "sys/devices/pci0000:00/x". ".." never climbs above the root. Absolute targets are
  * taken relative to the root. */
 int path_resolve_link(const char *linkdir, const char *target, char **ret);
+
+/* Writes s to an existing attribute file below the root in one write(), as sysfs wants.
+ * A short write is -EIO; the kernel's own error (-EBUSY, -ENODEV, ...) is returned. */
+int root_write_string(const struct root *r, const char *relpath, const char *s);
+
+/* Creates relpath and its missing parents below the root (mode 0700 for new ones) and
+ * returns an O_DIRECTORY fd of it, or -errno. */
+int root_mkdir_p(const struct root *r, const char *relpath);
+
+/* Replaces name in dirfd with data atomically: a temporary file is written and fsynced,
+ * renamed over name, and the directory fsynced. After a crash the file holds the old or
+ * the new content, never a mix. */
+int dir_write_atomic(int dirfd, const char *name, const char *data, size_t len);

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The verbs that change the kernel: bind, unbind, restore; and persisted. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "cli.h"
+#include "journal.h"
+#include "persist.h"
+#include "reset.h"
+#include "strv.h"
+#include "sysfs-pci.h"
+
+struct outcome {
+        json_object *results; /* array of per-device results (JSON mode) */
+        size_t failed;
+};
+
+static void report(struct cli *c, struct outcome *o, const struct pci_addr *a, const char *action,
+                   const char *before, const char *after, const char *error)
+{
+        char addr[PCI_ADDR_STRLEN];
+
+        pci_addr_format(a, addr);
+        if (error)
+                o->failed++;
+        if (c->json) {
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "address", json_object_new_string(addr));
+                json_object_object_add(e, "action", json_object_new_string(action));
+                json_object_object_add(e, "driver_before",
+                                       before ? json_object_new_string(before) : NULL);
+                json_object_object_add(e, "driver_after",
+                                       after ? json_object_new_string(after) : NULL);
+                json_object_object_add(e, "error", error ? json_object_new_string(error) : NULL);
+                json_object_array_add(o->results, e);
+                return;
+        }
+        if (error)
+                fprintf(stderr, "vfioctl: %s\n", error);
+        else
+                printf("%s: %s (%s -> %s)\n", addr, action, before ? before : "no driver",
+                       after ? after : "no driver");
+}
+
+static int finish(struct cli *c, struct outcome *o, const char *schema, char **notes)
+{
+        if (c->json) {
+                json_object *doc = json_object_new_object();
+                json_object *n = json_object_new_array();
+                STRV_FOREACH (s, notes)
+                        json_object_array_add(n, json_object_new_string(*s));
+                json_object_object_add(doc, "schema", json_object_new_string(schema));
+                json_object_object_add(doc, "results", o->results);
+                json_object_object_add(doc, "notes", n);
+                json_object_object_add(doc, "failed", json_object_new_int64((int64_t)o->failed));
+                o->results = NULL;
+                if (print_json(doc, JSON_C_TO_STRING_PRETTY) == 0)
+                        puts("");
+        } else
+                STRV_FOREACH (s, notes)
+                        printf("note: %s\n", *s);
+        return o->failed ? EXIT_FAILED : 0;
+}
+
+static int open_journal(struct cli *c, struct journal **ret)
+{
+        int r = journal_open(c->root, c->state_dir, ret);
+
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: cannot open the journal in %s/journal below %s: %s%s\n",
+                        c->state_dir ? c->state_dir : "/" VFIOD_STATE_DIR_DEFAULT, c->root->path,
+                        strerror(-r), r == -EACCES || r == -EPERM ? " (run as root)" : "");
+                return EXIT_FAILED;
+        }
+        return 0;
+}
+
+static char *current_driver(struct cli *c, const struct pci_addr *a)
+{
+        char *d = NULL;
+        return pci_sysfs_get_driver(c->root, a, &d) < 0 ? NULL : d;
+}
+
+int verb_bind(struct cli *c)
+{
+        _cleanup_free_ struct pci_addr *req = NULL;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        _cleanup_free_ char *why = NULL;
+        struct bind_plan plan = {0};
+        struct outcome o = {.results = json_object_new_array()};
+        struct topology *t;
+        unsigned flags = 0;
+        size_t n_req = 0;
+        int r;
+
+        if ((c->opts & OPT_PERSISTED) && c->n_args > 0)
+                return usage_error("bind: --persisted takes no DEVICE");
+        if (!(c->opts & OPT_PERSISTED) && c->n_args == 0)
+                return usage_error("bind: expected at least one DEVICE");
+        if (c->opts & OPT_PERSISTED) {
+                r = persist_load(c->root, &req, &n_req, &why);
+                if (r < 0) {
+                        fprintf(stderr, "vfioctl: bind: cannot read /%s: %s\n", VFIOD_PERSIST_FILE,
+                                why ? why : strerror(-r));
+                        return EXIT_FAILED;
+                }
+                if (n_req == 0) {
+                        json_object_put(o.results);
+                        printf(c->json ? "{\"schema\":\"vfiod.bind/1\",\"results\":[],\"notes\":[],"
+                                         "\"failed\":0}\n"
+                                       : "No devices are recorded for boot-time assignment.\n");
+                        return 0;
+                }
+        } else if ((r = cli_parse_addresses(c, "bind", &req, &n_req)))
+                return json_object_put(o.results), r;
+
+        r = cli_topology(c, &t);
+        if (r)
+                return json_object_put(o.results), r;
+        flags |= (c->opts & OPT_GROUP) ? BIND_GROUP : 0;
+        flags |= (c->opts & OPT_FORCE) ? BIND_FORCE : 0;
+        r = bind_plan_build(t, req, n_req, flags, &plan, &why);
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: bind: %s\n", why ? why : strerror(-r));
+                json_object_put(o.results);
+                return r == -ENODEV ? EXIT_USAGE : EXIT_FAILED;
+        }
+        if (c->opts & OPT_RESET)
+                for (size_t i = 0; i < plan.n_devices; i++) {
+                        _cleanup_free_ char *rwhy = NULL;
+                        r = vfio_reset_check(t, topology_find_device(t, &plan.devices[i]), &rwhy);
+                        if (r < 0) {
+                                fprintf(stderr, "vfioctl: bind --reset: %s\n",
+                                        rwhy ? rwhy : strerror(-r));
+                                bind_plan_done(&plan);
+                                json_object_put(o.results);
+                                return EXIT_FAILED;
+                        }
+                }
+
+        if (c->opts & OPT_DRY_RUN) {
+                for (size_t i = 0; i < plan.n_devices; i++) {
+                        const struct pci_device *d = topology_find_device(t, &plan.devices[i]);
+                        report(c, &o, &d->addr,
+                               d->driver && strcmp(d->driver, VFIO_PCI_DRIVER) == 0
+                                       ? "already-bound"
+                                       : "would-bind",
+                               d->driver, VFIO_PCI_DRIVER, NULL);
+                }
+                r = finish(c, &o, "vfiod.bind/1", plan.notes);
+                bind_plan_done(&plan);
+                return r;
+        }
+
+        r = open_journal(c, &j);
+        if (r) {
+                bind_plan_done(&plan);
+                json_object_put(o.results);
+                return r;
+        }
+        r = vfio_bind_plan(c->root, j, &plan, c->opts & OPT_PERSIST, &why);
+        if (r < 0) {
+                for (size_t i = 0; i < plan.n_devices; i++) {
+                        _cleanup_free_ char *now = current_driver(c, &plan.devices[i]);
+                        const struct pci_device *d = topology_find_device(t, &plan.devices[i]);
+                        report(c, &o, &plan.devices[i], "unchanged", d->driver, now, NULL);
+                }
+                report(c, &o, &plan.devices[0], "failed", NULL, NULL, why ? why : strerror(-r));
+        } else
+                for (size_t i = 0; i < plan.n_devices; i++) {
+                        const struct pci_device *d = topology_find_device(t, &plan.devices[i]);
+                        _cleanup_free_ char *rwhy = NULL;
+                        bool was = d->driver && strcmp(d->driver, VFIO_PCI_DRIVER) == 0;
+
+                        if ((c->opts & OPT_RESET) && vfio_device_reset(c->root, t, d, &rwhy) < 0) {
+                                report(c, &o, &d->addr, "bound", d->driver, VFIO_PCI_DRIVER, rwhy);
+                                continue;
+                        }
+                        report(c, &o, &d->addr, was ? "already-bound" : "bound", d->driver,
+                               VFIO_PCI_DRIVER, NULL);
+                }
+        if (r >= 0 && (c->opts & OPT_PERSIST)) {
+                _cleanup_free_ char *pwhy = NULL;
+                int k = persist_update(c->root, plan.devices, plan.n_devices, NULL, 0, &pwhy);
+                if (k < 0)
+                        report(c, &o, &plan.devices[0], "persist", NULL, NULL,
+                               pwhy ? pwhy : "cannot record the boot-time assignment");
+        }
+        r = finish(c, &o, "vfiod.bind/1", plan.notes);
+        bind_plan_done(&plan);
+        return r;
+}
+
+static void restore_one(struct cli *c, struct outcome *o, struct journal *j,
+                        const struct pci_addr *a)
+{
+        _cleanup_free_ char *before = current_driver(c, a), *why = NULL, *after = NULL;
+        int r = vfio_device_restore(c->root, j, a, &why);
+
+        after = current_driver(c, a);
+        report(c, o, a, r == -EBADMSG ? "released" : "restored", before, after,
+               r < 0 ? (why ? why : strerror(-r)) : NULL);
+}
+
+int verb_unbind(struct cli *c)
+{
+        _cleanup_free_ struct pci_addr *req = NULL;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        struct outcome o = {.results = json_object_new_array()};
+        struct topology *t = NULL;
+        size_t n_req;
+        int r;
+
+        r = cli_parse_addresses(c, "unbind", &req, &n_req);
+        if (!r)
+                r = open_journal(c, &j);
+        if (!r && (c->opts & OPT_RESET))
+                r = cli_topology(c, &t);
+        if (r)
+                return json_object_put(o.results), r;
+        for (size_t i = 0; i < n_req; i++) {
+                char addr[PCI_ADDR_STRLEN];
+                if (pci_sysfs_device_exists(c->root, &req[i]) < 0) {
+                        fprintf(stderr, "vfioctl: unbind: no PCI device %s on this host\n",
+                                pci_addr_format(&req[i], addr));
+                        json_object_put(o.results);
+                        return EXIT_USAGE;
+                }
+        }
+        for (size_t i = 0; i < n_req; i++) {
+                if (t) {
+                        _cleanup_free_ char *rwhy = NULL;
+                        const struct pci_device *d = topology_find_device(t, &req[i]);
+                        if (d && vfio_device_reset(c->root, t, d, &rwhy) < 0) {
+                                report(c, &o, &req[i], "reset", NULL, NULL, rwhy);
+                                continue;
+                        }
+                }
+                restore_one(c, &o, j, &req[i]);
+        }
+        if (c->opts & OPT_PERSIST) {
+                _cleanup_free_ char *pwhy = NULL;
+                if (persist_update(c->root, NULL, 0, req, n_req, &pwhy) < 0)
+                        report(c, &o, &req[0], "persist", NULL, NULL,
+                               pwhy ? pwhy : "cannot update the boot-time assignments");
+        }
+        return finish(c, &o, "vfiod.unbind/1", NULL);
+}
+
+int verb_restore(struct cli *c)
+{
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        _cleanup_free_ struct pci_addr *l = NULL;
+        struct outcome o = {.results = json_object_new_array()};
+        size_t n = 0;
+        int r;
+
+        if (!(c->opts & OPT_ALL)) {
+                json_object_put(o.results);
+                return usage_error("restore: pass --all (to return single devices, use unbind)");
+        }
+        r = open_journal(c, &j);
+        if (r)
+                return json_object_put(o.results), r;
+        r = journal_list(j, &l, &n);
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: restore: cannot list the journal: %s\n", strerror(-r));
+                json_object_put(o.results);
+                return EXIT_FAILED;
+        }
+        if (n == 0 && !c->json)
+                printf("Nothing to restore: the journal is empty.\n");
+        for (size_t i = 0; i < n; i++)
+                restore_one(c, &o, j, &l[i]);
+        return finish(c, &o, "vfiod.restore/1", NULL);
+}
+
+int verb_persisted(struct cli *c)
+{
+        _cleanup_free_ struct pci_addr *l = NULL;
+        _cleanup_free_ char *why = NULL;
+        struct pci_addr a;
+        size_t n = 0;
+        int r;
+
+        if (c->n_args == 1 && pci_addr_parse(c->args[0], &a) < 0) {
+                fprintf(stderr, "vfioctl: persisted: '%s' is not a PCI address\n", c->args[0]);
+                return EXIT_USAGE;
+        }
+        r = persist_load(c->root, &l, &n, &why);
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: persisted: cannot read /%s: %s\n", VFIOD_PERSIST_FILE,
+                        why ? why : strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (c->n_args == 1) {
+                for (size_t i = 0; i < n; i++)
+                        if (pci_addr_equal(&l[i], &a))
+                                return 0;
+                return 1;
+        }
+        if (c->json) {
+                json_object *arr = json_object_new_array();
+                for (size_t i = 0; i < n; i++) {
+                        char buf[PCI_ADDR_STRLEN];
+                        json_object_array_add(arr,
+                                              json_object_new_string(pci_addr_format(&l[i], buf)));
+                }
+                return print_json(arr, JSON_C_TO_STRING_PLAIN) || puts("") < 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                printf("%s\n", pci_addr_format(&l[i], buf));
+        }
+        return 0;
+}

@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bind.h"
+#include "macro.h"
+#include "strv.h"
+#include "sysfs-pci.h"
+
+#ifdef VFIOD_TEST_HOOKS
+/* Crash injection for the lab's crash sweep: VFIOD_TEST_CRASH_AFTER=N aborts the
+ * process right after the Nth kernel-facing step. Compiled into test builds only. */
+static unsigned crash_step;
+
+static void checkpoint(void)
+{
+        const char *s = getenv("VFIOD_TEST_CRASH_AFTER");
+
+        crash_step++;
+        if (s && (unsigned)atoi(s) == crash_step) {
+                fprintf(stderr, "vfiod test hook: aborting after step %u\n", crash_step);
+                abort();
+        }
+}
+#else
+static inline void checkpoint(void)
+{
+}
+#endif
+
+static _printf_(2, 3) int detail(char **ret, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!ret)
+                return 0;
+        free(*ret);
+        *ret = NULL;
+        va_start(ap, fmt);
+        if (vasprintf(ret, fmt, ap) < 0)
+                *ret = NULL;
+        va_end(ap);
+        return 0;
+}
+
+void bind_plan_done(struct bind_plan *p)
+{
+        free(p->devices);
+        strv_free(p->notes);
+        *p = (struct bind_plan){0};
+}
+
+static bool plan_has(const struct bind_plan *p, const struct pci_addr *a)
+{
+        for (size_t i = 0; i < p->n_devices; i++)
+                if (pci_addr_equal(&p->devices[i], a))
+                        return true;
+        return false;
+}
+
+static int plan_add(struct bind_plan *p, const struct pci_addr *a)
+{
+        struct pci_addr *n;
+
+        if (plan_has(p, a))
+                return 0;
+        n = realloc(p->devices, (p->n_devices + 1) * sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        p->devices = n;
+        p->devices[p->n_devices++] = *a;
+        return 0;
+}
+
+static const char *driver_or_none(const struct pci_device *d)
+{
+        return d->driver ? d->driver : "no driver";
+}
+
+int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t n_req,
+                    unsigned flags, struct bind_plan *ret, char **ret_detail)
+{
+        struct bind_plan p = {0};
+        int r = 0;
+
+        for (size_t i = 0; i < n_req && r >= 0; i++) {
+                const struct pci_device *d = topology_find_device(t, &req[i]);
+                const struct iommu_group *g;
+                char addr[PCI_ADDR_STRLEN];
+
+                if (!d) {
+                        r = -ENODEV;
+                        detail(ret_detail, "%s: no such PCI device",
+                               pci_addr_format(&req[i], addr));
+                        break;
+                }
+                if (d->is_bridge) {
+                        r = -EINVAL;
+                        detail(ret_detail,
+                               "%s: is a PCI bridge (%s); bridges stay with their host "
+                               "driver and are never rebound",
+                               d->name, driver_or_none(d));
+                        break;
+                }
+                g = topology_find_group(t, d->iommu_group);
+                if (!g && t->host.noiommu_mode != TRI_YES) {
+                        r = -EINVAL;
+                        detail(ret_detail, "%s: has no IOMMU group, so vfio cannot isolate it (%s)",
+                               d->name,
+                               t->host.iommu_present ? "the IOMMU does not cover it"
+                                                     : "no IOMMU is present; vfio's no-IOMMU "
+                                                       "mode is off");
+                        break;
+                }
+                r = plan_add(&p, &d->addr);
+                for (size_t k = 0; g && r >= 0 && k < g->n_members; k++) {
+                        const struct pci_device *m = &t->devices[g->members[k]];
+
+                        if (m == d || m->is_bridge || driver_is_vfio_compatible(m->driver))
+                                continue;
+                        if (!(flags & BIND_GROUP)) {
+                                r = -EBUSY;
+                                detail(ret_detail,
+                                       "%s: IOMMU group %d also holds %s (%s%s%s): release "
+                                       "it or pass --group",
+                                       d->name, g->id, m->name, driver_or_none(m),
+                                       m->in_use ? ", " : "", m->in_use ? m->in_use : "");
+                                break;
+                        }
+                        r = plan_add(&p, &m->addr);
+                        if (r >= 0)
+                                r = strv_pushf(&p.notes, &p.n_notes,
+                                               "%s: taken with %s, IOMMU group %d (--group)",
+                                               m->name, d->name, g->id);
+                }
+        }
+        /* Host use is checked over the whole plan, group members included. */
+        for (size_t i = 0; r >= 0 && i < p.n_devices; i++) {
+                const struct pci_device *d = topology_find_device(t, &p.devices[i]);
+
+                if (!d->in_use)
+                        continue;
+                if (!(flags & BIND_FORCE)) {
+                        r = -EBUSY;
+                        detail(ret_detail,
+                               "%s: in use by the host: %s; stop using it or pass --force", d->name,
+                               d->in_use);
+                        break;
+                }
+                r = strv_pushf(&p.notes, &p.n_notes, "%s: taken although in use (--force): %s",
+                               d->name, d->in_use);
+        }
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        detail(ret_detail, "out of memory");
+                bind_plan_done(&p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+static bool streq_ptr(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Puts a device back on `driver` (NULL: leave it unbound) with `override` restored. */
+static int put_back(const struct root *root, const struct pci_addr *a, const char *driver,
+                    const char *override, char **ret_detail)
+{
+        _cleanup_free_ char *now = NULL;
+        char addr[PCI_ADDR_STRLEN];
+        int r;
+
+        pci_addr_format(a, addr);
+        r = pci_sysfs_set_override(root, a, override);
+        if (r < 0)
+                return detail(ret_detail, "%s: cannot restore driver_override: %s", addr,
+                              strerror(-r)),
+                       r;
+        checkpoint();
+        r = pci_sysfs_get_driver(root, a, &now);
+        if (r < 0)
+                return detail(ret_detail, "%s: cannot read its driver: %s", addr, strerror(-r)), r;
+        if (streq_ptr(now, driver))
+                return 0;
+        if (now) {
+                r = pci_sysfs_unbind(root, a, now);
+                if (r < 0)
+                        return detail(ret_detail, "%s: cannot unbind from %s: %s", addr, now,
+                                      strerror(-r)),
+                               r;
+                checkpoint();
+        }
+        if (driver) {
+                /* drivers_probe picks the best match, which is the original driver unless
+                 * another has appeared; an explicit bind settles it. */
+                r = pci_sysfs_probe(root, a);
+                checkpoint();
+                free(now);
+                now = NULL;
+                if (r >= 0)
+                        r = pci_sysfs_get_driver(root, a, &now);
+                if (r >= 0 && !streq_ptr(now, driver)) {
+                        if (now)
+                                (void)pci_sysfs_unbind(root, a, now);
+                        r = pci_sysfs_bind(root, a, driver);
+                        checkpoint();
+                }
+                if (r < 0 && r != -ENODEV) {
+                        /* Probe errors (-EINVAL, -ENODEV from no match) say little; the
+                         * read-back below decides. */
+                        r = 0;
+                }
+        }
+        free(now);
+        now = NULL;
+        r = pci_sysfs_get_driver(root, a, &now);
+        if (r < 0)
+                return detail(ret_detail, "%s: cannot read its driver: %s", addr, strerror(-r)), r;
+        if (!streq_ptr(now, driver))
+                return detail(ret_detail, "%s: expected %s after restore, found %s", addr,
+                              driver ? driver : "no driver", now ? now : "no driver"),
+                       -EIO;
+        return 0;
+}
+
+int vfio_device_bind(const struct root *root, struct journal *j, const struct pci_addr *a,
+                     bool persist, char **ret_detail)
+{
+        _cleanup_free_ char *driver = NULL, *override = NULL, *now = NULL;
+        struct journal_entry e = {.addr = *a};
+        char addr[PCI_ADDR_STRLEN];
+        int r, k;
+
+        pci_addr_format(a, addr);
+        r = pci_sysfs_get_driver(root, a, &driver);
+        if (r >= 0)
+                r = pci_sysfs_get_override(root, a, &override);
+        if (r < 0)
+                return detail(ret_detail, "%s: cannot read its driver: %s", addr,
+                              r == -ENODEV ? "the device is gone" : strerror(-r)),
+                       r;
+        if (streq_ptr(driver, VFIO_PCI_DRIVER) && streq_ptr(override, VFIO_PCI_DRIVER))
+                return 0; /* already assigned: nothing to do, nothing to journal */
+        r = pci_sysfs_driver_exists(root, VFIO_PCI_DRIVER);
+        if (r < 0)
+                return detail(ret_detail,
+                              "%s: the vfio-pci driver is not loaded (modprobe vfio-pci)", addr),
+                       -ENOENT;
+
+        /* What it was, on disk, before anything changes. An existing entry (a bind that
+         * was interrupted) already holds the true original. */
+        k = journal_get(j, a, &e);
+        if (k < 0) {
+                e = (struct journal_entry){.addr = *a,
+                                           .original_driver = driver ? strdup(driver) : NULL,
+                                           .original_override = override ? strdup(override) : NULL};
+                if ((driver && !e.original_driver) || (override && !e.original_override)) {
+                        journal_entry_done(&e);
+                        return -ENOMEM;
+                }
+        }
+        e.state = JOURNAL_BINDING;
+        e.persist = persist;
+        r = journal_put(j, &e);
+        if (r < 0) {
+                journal_entry_done(&e);
+                return detail(ret_detail, "%s: cannot write the journal in %s: %s", addr, j->path,
+                              strerror(-r)),
+                       r;
+        }
+        checkpoint();
+
+        r = pci_sysfs_set_override(root, a, VFIO_PCI_DRIVER);
+        if (r < 0) {
+                detail(ret_detail, "%s: cannot set driver_override: %s", addr,
+                       r == -ENODEV ? "the device is gone" : strerror(-r));
+                goto undo;
+        }
+        checkpoint();
+        if (driver && strcmp(driver, VFIO_PCI_DRIVER) != 0) {
+                r = pci_sysfs_unbind(root, a, driver);
+                if (r < 0) {
+                        detail(ret_detail, "%s: cannot unbind from %s: %s", addr, driver,
+                               r == -ENODEV ? "the device is gone" : strerror(-r));
+                        goto undo;
+                }
+                checkpoint();
+        }
+        if (!streq_ptr(driver, VFIO_PCI_DRIVER)) {
+                r = pci_sysfs_probe(root, a);
+                checkpoint();
+                if (r == -ENODEV) {
+                        detail(ret_detail, "%s: the device is gone", addr);
+                        goto undo;
+                }
+        }
+        r = pci_sysfs_get_driver(root, a, &now);
+        if (r < 0 || !streq_ptr(now, VFIO_PCI_DRIVER)) {
+                detail(ret_detail, "%s: vfio-pci did not take the device (driver is now %s)%s",
+                       addr,
+                       r < 0 ? "unreadable"
+                       : now ? now
+                             : "none",
+                       r == -ENODEV ? ": the device is gone" : "");
+                r = r < 0 ? r : -EIO;
+                goto undo;
+        }
+        e.state = JOURNAL_ASSIGNED;
+        r = journal_put(j, &e);
+        if (r < 0) {
+                detail(ret_detail, "%s: cannot write the journal in %s: %s", addr, j->path,
+                       strerror(-r));
+                goto undo;
+        }
+        checkpoint();
+        journal_entry_done(&e);
+        return 0;
+
+undo : {
+        _cleanup_free_ char *why = NULL;
+        k = put_back(root, a, e.original_driver, e.original_override, &why);
+        if (k >= 0)
+                (void)journal_remove(j, a);
+        else if (ret_detail && *ret_detail && why) {
+                char *both = NULL;
+                if (asprintf(&both,
+                             "%s; undoing failed too: %s (kept in the journal for "
+                             "'vfioctl restore --all')",
+                             *ret_detail, why) >= 0) {
+                        free(*ret_detail);
+                        *ret_detail = both;
+                }
+        }
+}
+        journal_entry_done(&e);
+        return r;
+}
+
+int vfio_device_restore(const struct root *root, struct journal *j, const struct pci_addr *a,
+                        char **ret_detail)
+{
+        struct journal_entry e = {0};
+        char addr[PCI_ADDR_STRLEN];
+        _cleanup_free_ char *why = NULL;
+        int r, k;
+
+        pci_addr_format(a, addr);
+        k = journal_get(j, a, &e);
+        if (k == -ENOENT) {
+                /* Not ours: give it back to whatever driver matches. */
+                _cleanup_free_ char *driver = NULL;
+                r = pci_sysfs_get_driver(root, a, &driver);
+                if (r < 0)
+                        return detail(ret_detail, "%s: cannot read its driver: %s", addr,
+                                      r == -ENODEV ? "the device is gone" : strerror(-r)),
+                               r;
+                if (!streq_ptr(driver, VFIO_PCI_DRIVER))
+                        return 0; /* not assigned: nothing to restore */
+                r = pci_sysfs_set_override(root, a, NULL);
+                if (r >= 0)
+                        r = pci_sysfs_unbind(root, a, VFIO_PCI_DRIVER);
+                if (r >= 0)
+                        (void)pci_sysfs_probe(root, a);
+                if (r < 0)
+                        return detail(ret_detail, "%s: cannot release from vfio-pci: %s", addr,
+                                      strerror(-r)),
+                               r;
+                return 0;
+        }
+        if (k == -EBADMSG || k == -EFBIG) {
+                /* Corrupt entry: the original driver is unknown. Clear the override and let
+                 * the kernel choose, which is what the original binding came from. */
+                r = put_back(root, a, NULL, NULL, &why);
+                if (r >= 0)
+                        (void)pci_sysfs_probe(root, a);
+                if (r >= 0)
+                        (void)journal_remove(j, a);
+                return detail(ret_detail,
+                              "%s: journal entry is corrupt; released to the "
+                              "kernel's driver match%s%s",
+                              addr, r < 0 ? ": " : "", r < 0 ? why : ""),
+                       r < 0 ? r : -EBADMSG;
+        }
+        if (k < 0)
+                return detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-k)), k;
+
+        e.state = JOURNAL_RESTORING;
+        r = journal_put(j, &e);
+        if (r < 0) {
+                journal_entry_done(&e);
+                return detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r)),
+                       r;
+        }
+        checkpoint();
+        r = put_back(root, a, e.original_driver, e.original_override, &why);
+        if (r == -ENODEV) {
+                /* Gone: nothing left to restore; the entry would only mislead. */
+                (void)journal_remove(j, a);
+                journal_entry_done(&e);
+                return detail(ret_detail, "%s: the device is gone; journal entry dropped", addr), r;
+        }
+        if (r < 0) {
+                journal_entry_done(&e);
+                return detail(ret_detail, "%s", why ? why : "restore failed"), r;
+        }
+        r = journal_remove(j, a);
+        checkpoint();
+        journal_entry_done(&e);
+        if (r < 0)
+                return detail(ret_detail, "%s: restored, but cannot remove its journal entry: %s",
+                              addr, strerror(-r)),
+                       r;
+        return 0;
+}
+
+int vfio_bind_plan(const struct root *root, struct journal *j, const struct bind_plan *p,
+                   bool persist, char **ret_detail)
+{
+        for (size_t i = 0; i < p->n_devices; i++) {
+                int r = vfio_device_bind(root, j, &p->devices[i], persist, ret_detail);
+                if (r >= 0)
+                        continue;
+                /* All or nothing: return the ones already moved, newest first. */
+                while (i-- > 0) {
+                        _cleanup_free_ char *why = NULL;
+                        (void)vfio_device_restore(root, j, &p->devices[i], &why);
+                }
+                return r;
+        }
+        return 0;
+}

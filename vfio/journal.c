@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "macro.h"
+
+static const char *const state_names[_JOURNAL_STATE_MAX] = {
+        [JOURNAL_BINDING] = "binding",
+        [JOURNAL_ASSIGNED] = "assigned",
+        [JOURNAL_RESTORING] = "restoring",
+};
+
+const char *journal_state_to_string(enum journal_state s)
+{
+        return s >= 0 && s < _JOURNAL_STATE_MAX ? state_names[s] : NULL;
+}
+
+enum journal_state journal_state_from_string(const char *s)
+{
+        for (int i = 0; s && i < _JOURNAL_STATE_MAX; i++)
+                if (strcmp(state_names[i], s) == 0)
+                        return (enum journal_state)i;
+        return _JOURNAL_STATE_INVALID;
+}
+
+void journal_entry_done(struct journal_entry *e)
+{
+        free(e->original_driver);
+        free(e->original_override);
+        e->original_driver = e->original_override = NULL;
+}
+
+int journal_open(const struct root *root, const char *state_dir, struct journal **ret)
+{
+        _cleanup_free_ char *path = NULL;
+        struct journal *j;
+        int fd;
+
+        if (!state_dir)
+                state_dir = VFIOD_STATE_DIR_DEFAULT;
+        while (*state_dir == '/')
+                state_dir++;
+        if (asprintf(&path, "%s/journal", state_dir) < 0)
+                return -ENOMEM;
+        fd = root_mkdir_p(root, path);
+        if (fd < 0)
+                return fd;
+        j = calloc(1, sizeof(*j));
+        if (!j) {
+                close(fd);
+                return -ENOMEM;
+        }
+        j->root = root;
+        j->dirfd = fd;
+        j->path = TAKE_PTR(path);
+        *ret = j;
+        return 0;
+}
+
+struct journal *journal_free(struct journal *j)
+{
+        if (!j)
+                return NULL;
+        safe_close(j->dirfd);
+        free(j->path);
+        free(j);
+        return NULL;
+}
+
+static void entry_name(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN + 8])
+{
+        char addr[PCI_ADDR_STRLEN];
+        snprintf(buf, PCI_ADDR_STRLEN + 8, "%s.json", pci_addr_format(a, addr));
+}
+
+int journal_put(struct journal *j, const struct journal_entry *e)
+{
+        char name[PCI_ADDR_STRLEN + 8], addr[PCI_ADDR_STRLEN];
+        json_object *o = json_object_new_object();
+        const char *s;
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "address",
+                               json_object_new_string(pci_addr_format(&e->addr, addr)));
+        json_object_object_add(o, "state",
+                               json_object_new_string(journal_state_to_string(e->state)));
+        json_object_object_add(o, "original_driver",
+                               e->original_driver ? json_object_new_string(e->original_driver)
+                                                  : NULL);
+        json_object_object_add(o, "original_override",
+                               e->original_override ? json_object_new_string(e->original_override)
+                                                    : NULL);
+        json_object_object_add(o, "persist", json_object_new_boolean(e->persist));
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        entry_name(&e->addr, name);
+        r = s ? dir_write_atomic(j->dirfd, name, s, strlen(s)) : -ENOMEM;
+        json_object_put(o);
+        return r;
+}
+
+static int get_string(json_object *o, const char *key, bool nullable, char **ret)
+{
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v))
+                return -EBADMSG;
+        if (!v) {
+                if (!nullable)
+                        return -EBADMSG;
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        *ret = strdup(json_object_get_string(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+int journal_get(struct journal *j, const struct pci_addr *addr, struct journal_entry *ret)
+{
+        char name[PCI_ADDR_STRLEN + 8];
+        _cleanup_free_ char *buf = NULL, *a = NULL, *state = NULL;
+        struct journal_entry e = {.addr = *addr};
+        struct pci_addr parsed;
+        json_object *o, *v;
+        int r;
+
+        entry_name(addr, name);
+        r = dir_read_file(j->dirfd, name, 64 * 1024, &buf, NULL);
+        if (r < 0)
+                return r;
+        o = json_tokener_parse(buf);
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        r = get_string(o, "address", false, &a);
+        if (r >= 0 && (pci_addr_parse(a, &parsed) < 0 || !pci_addr_equal(&parsed, addr)))
+                r = -EBADMSG;
+        if (r >= 0)
+                r = get_string(o, "state", false, &state);
+        if (r >= 0 && (e.state = journal_state_from_string(state)) < 0)
+                r = -EBADMSG;
+        if (r >= 0)
+                r = get_string(o, "original_driver", true, &e.original_driver);
+        if (r >= 0)
+                r = get_string(o, "original_override", true, &e.original_override);
+        if (r >= 0 && json_object_object_get_ex(o, "persist", &v))
+                e.persist = json_object_get_boolean(v);
+        json_object_put(o);
+        if (r < 0) {
+                journal_entry_done(&e);
+                return r;
+        }
+        *ret = e;
+        return 0;
+}
+
+int journal_remove(struct journal *j, const struct pci_addr *addr)
+{
+        char name[PCI_ADDR_STRLEN + 8];
+
+        entry_name(addr, name);
+        if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT)
+                return negative_errno();
+        return fsync(j->dirfd) < 0 ? negative_errno() : 0;
+}
+
+static int addr_compare(const void *a, const void *b)
+{
+        return pci_addr_compare(a, b);
+}
+
+int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
+{
+        _cleanup_close_ int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ struct pci_addr *l = NULL;
+        size_t n = 0;
+        DIR *d;
+
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d)
+                return -ENOMEM;
+        fd = -EBADF;
+        for (struct dirent *de; (de = readdir(d));) {
+                char base[PCI_ADDR_STRLEN];
+                size_t len = strlen(de->d_name);
+                struct pci_addr a, *nl;
+
+                /* "<address>.json"; temporaries start with '.' and are skipped. */
+                if (len <= 5 || len - 5 >= sizeof(base) ||
+                    strcmp(de->d_name + len - 5, ".json") != 0)
+                        continue;
+                memcpy(base, de->d_name, len - 5);
+                base[len - 5] = '\0';
+                if (pci_addr_parse(base, &a) < 0)
+                        continue;
+                nl = realloc(l, (n + 1) * sizeof(*nl));
+                if (!nl) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                l = nl;
+                l[n++] = a;
+        }
+        closedir(d);
+        if (n > 1)
+                qsort(l, n, sizeof(*l), addr_compare);
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
+}
