@@ -57,6 +57,10 @@ int cli_topology(struct cli *c, struct topology **ret);
  * the bad one. */
 int cli_parse_addresses(struct cli *c, const char *verb, struct pci_addr **ret, size_t *ret_n);
 
+/* A user-supplied string made safe for a one-line message: control and non-ASCII bytes
+ * as \xNN, cut at 64 characters. Returns buf. */
+const char *cli_quote(const char *s, char buf[static 300]);
+
 /* Prints and releases o; EXIT_FAILED when o is NULL (allocation failed). */
 int print_json(json_object *o, int flags);
 

@@ -287,7 +287,9 @@ int verb_persisted(struct cli *c)
         int r;
 
         if (c->n_args == 1 && pci_addr_parse(c->args[0], &a) < 0) {
-                fprintf(stderr, "vfioctl: persisted: '%s' is not a PCI address\n", c->args[0]);
+                char q[300];
+                fprintf(stderr, "vfioctl: persisted: '%s' is not a PCI address\n",
+                        cli_quote(c->args[0], q));
                 return EXIT_USAGE;
         }
         r = persist_load(c->root, &l, &n, &why);

@@ -195,10 +195,11 @@ int verb_show(struct cli *c)
         enum tristate iso;
 
         if (pci_addr_parse(c->args[0], &a) < 0) {
+                char q[300];
                 fprintf(stderr,
                         "vfioctl: show: '%s' is not a PCI address (expected DDDD:BB:DD.F "
                         "or BB:DD.F in hexadecimal)\n",
-                        c->args[0]);
+                        cli_quote(c->args[0], q));
                 return EXIT_USAGE;
         }
         r = cli_topology(c, &t);

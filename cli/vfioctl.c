@@ -164,6 +164,26 @@ int cli_topology(struct cli *c, struct topology **ret)
         return 0;
 }
 
+const char *cli_quote(const char *s, char buf[static 300])
+{
+        size_t n = 0;
+
+        for (size_t i = 0; s[i] && n + 5 < 300; i++) {
+                unsigned char ch = (unsigned char)s[i];
+                if (i == 64) {
+                        memcpy(buf + n, "...", 3);
+                        n += 3;
+                        break;
+                }
+                if (ch < 0x20 || ch >= 0x7f || ch == '\\')
+                        n += (size_t)snprintf(buf + n, 300 - n, "\\x%02x", ch);
+                else
+                        buf[n++] = (char)ch;
+        }
+        buf[n] = '\0';
+        return buf;
+}
+
 int cli_parse_addresses(struct cli *c, const char *verb, struct pci_addr **ret, size_t *ret_n)
 {
         struct pci_addr *l = calloc(c->n_args ? c->n_args : 1, sizeof(*l));
@@ -241,7 +261,8 @@ static const char *parse_args(int argc, char **argv, struct cli *c, int *ret_exi
                         c->state_dir = a + 12;
                         c->opts |= OPT_STATE_DIR;
                 } else {
-                        *ret_exit = usage_error("unknown option '%s'", a);
+                        char q[300];
+                        *ret_exit = usage_error("unknown option '%s'", cli_quote(a, q));
                         return NULL;
                 }
         }
@@ -264,6 +285,7 @@ static const char *option_name(unsigned flag)
 int main(int argc, char **argv)
 {
         struct cli c = {0};
+        char q[300];
         const struct verb *v;
         const char *name;
         int r, exit_code = 0;
@@ -275,14 +297,14 @@ int main(int argc, char **argv)
                 if (c.n_args > 0 && (v = verb_find(c.args[0])))
                         print_verb_help(v);
                 else if (c.n_args > 0)
-                        exit_code = usage_error("unknown verb '%s'", c.args[0]);
+                        exit_code = usage_error("unknown verb '%s'", cli_quote(c.args[0], q));
                 else
                         print_main_help(stdout);
                 goto out;
         }
         v = verb_find(name);
         if (!v) {
-                exit_code = usage_error("unknown verb '%s'", name);
+                exit_code = usage_error("unknown verb '%s'", cli_quote(name, q));
                 goto out;
         }
         if (c.help) {

@@ -247,6 +247,63 @@ static void bad_device_arguments_exit_2_with_one_line(void **state)
         }
 }
 
+static struct run vfioctl_run4(const char *root, const char *a, const char *b, const char *c,
+                               const char *d)
+{
+        char *argv[] = {(char *)vfioctl, (char *)"--root", (char *)root, (char *)a, (char *)b,
+                        (char *)c, (char *)d, NULL};
+        return run_argv(argv);
+}
+
+/* Planning is checked on the desktop fixture, whose GPU shares group 2 with its HDMI
+ * audio function (snd_hda_intel) behind root port 00:01.0, and whose iGPU drives the
+ * console. --dry-run changes nothing, so the tree needs no fake kernel behind it. */
+static void binding_checks_the_whole_group_before_touching_anything(void **state)
+{
+        char desc[PATH_MAX], out[600];
+        struct run r;
+
+        snprintf(desc, sizeof(desc), "%s/machines/desktop-z370-gt1030.txt", fixture_dir);
+        snprintf(out, sizeof(out), "%s/plan", tmp);
+        generate(desc, out);
+
+        r = vfioctl_run4(out, "bind", "01:00.0", "--dry-run", NULL);
+        assert_int_equal(r.status, 1);
+        if (!strstr(r.err, "IOMMU group 2 also holds 0000:01:00.1 (snd_hda_intel") ||
+            !strstr(r.err, "--group"))
+                fail_msg("unexpected refusal: %s", r.err);
+        run_done(&r);
+
+        r = vfioctl_run4(out, "bind", "01:00.0", "--dry-run", "--group");
+        assert_int_equal(r.status, 0);
+        if (!strstr(r.out, "0000:01:00.0: would-bind") || !strstr(r.out, "0000:01:00.1: would-bind") ||
+            strstr(r.out, "0000:00:01.0"))
+                fail_msg("unexpected plan: %s", r.out);
+        run_done(&r);
+
+        r = vfioctl_run4(out, "bind", "00:01.0", "--dry-run", NULL);
+        assert_int_equal(r.status, 1);
+        if (!strstr(r.err, "is a PCI bridge"))
+                fail_msg("bridge not refused: %s", r.err);
+        run_done(&r);
+
+        r = vfioctl_run4(out, "bind", "00:02.0", "--dry-run", NULL);
+        assert_int_equal(r.status, 1);
+        if (!strstr(r.err, "in use by the host: boot VGA device") || !strstr(r.err, "--force"))
+                fail_msg("boot VGA not refused: %s", r.err);
+        run_done(&r);
+
+        r = vfioctl_run4(out, "bind", "00:02.0", "--dry-run", "--force");
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.out, "0000:00:02.0: would-bind"));
+        run_done(&r);
+
+        r = vfioctl_run4(out, "bind", "0000:7e:00.0", "--dry-run", NULL);
+        assert_int_equal(r.status, 2);
+        assert_non_null(strstr(r.err, "no such PCI device"));
+        run_done(&r);
+}
+
 /* The live host, checked against the kernel's own listing: every function in
  * /sys/bus/pci/devices appears once, and the IOMMU verdict matches /sys/class/iommu. */
 static void the_live_host_listing_matches_sysfs(void **state)
@@ -327,6 +384,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(every_real_machine_fixture_reproduces_its_source_groups),
                 cmocka_unit_test(bad_device_arguments_exit_2_with_one_line),
                 cmocka_unit_test(the_live_host_listing_matches_sysfs),
+                cmocka_unit_test(binding_checks_the_whole_group_before_touching_anything),
         };
 
         if (argc != 4) {
