@@ -18,9 +18,17 @@ static json_object *jstr(const char *s)
 
 static json_object *jhex(unsigned long long v, int width)
 {
-        char buf[32];
-        snprintf(buf, sizeof(buf), "0x%0*llx", width, v);
-        return json_object_new_string(buf);
+        static const char digits[] = "0123456789abcdef";
+        char buf[24];
+        int n = 0;
+
+        /* Fixed-width "0x..." without printf, which showed up in profiles of big lists. */
+        buf[n++] = '0';
+        buf[n++] = 'x';
+        for (int i = width - 1; i >= 0 && n < (int)sizeof(buf) - 1; i--)
+                buf[n++] = digits[(v >> (4 * i)) & 0xf];
+        buf[n] = '\0';
+        return json_object_new_string_len(buf, n);
 }
 
 static json_object *jtri(enum tristate v)
@@ -36,10 +44,13 @@ static json_object *jstrv(char **l)
         return a;
 }
 
+/* Keys are literals and each is added once: telling json-c so spares a lookup and a
+ * copy per key, which is most of the cost of listing thousands of VFs. */
 static void add(json_object *o, const char *k, json_object *v)
 {
         if (o)
-                json_object_object_add(o, k, v);
+                json_object_object_add_ex(
+                        o, k, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT);
         else
                 json_object_put(v);
 }

@@ -62,6 +62,8 @@ static int finish(struct cli *c, struct outcome *o, const char *schema, char **n
         } else
                 STRV_FOREACH (s, notes)
                         printf("note: %s\n", *s);
+        json_object_put(o->results); /* text mode: collected for nothing */
+        o->results = NULL;
         return o->failed ? EXIT_FAILED : 0;
 }
 

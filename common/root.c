@@ -127,10 +127,36 @@ static int read_fd_all(int fd, size_t max, char **ret, size_t *ret_len)
 int dir_read_file(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len)
 {
         _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        char small[4096];
+        ssize_t n;
+        char *s;
 
         if (fd < 0)
                 return negative_errno();
-        return read_fd_all(fd, max, ret, ret_len);
+        /* A sysfs attribute is produced whole by the first read (at most a page), and a
+         * regular file read short is at its end: a read that does not fill the buffer is
+         * the whole file, which spares the read that would return 0. */
+        do
+                n = read(fd, small, sizeof(small));
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if ((size_t)n >= sizeof(small)) {
+                if (lseek(fd, 0, SEEK_SET) < 0)
+                        return negative_errno();
+                return read_fd_all(fd, max, ret, ret_len);
+        }
+        if ((size_t)n > max)
+                return -EFBIG;
+        s = malloc((size_t)n + 1);
+        if (!s)
+                return -ENOMEM;
+        memcpy(s, small, (size_t)n);
+        s[n] = '\0';
+        if (ret_len)
+                *ret_len = (size_t)n;
+        *ret = s;
+        return 0;
 }
 
 int root_read_file(const struct root *r, const char *relpath, size_t max, char **ret,

@@ -25,9 +25,12 @@ static void parse_standard_caps(const uint8_t *buf, size_t len, struct config_in
         /* 48 = the most 4-byte capabilities that fit in 0x40..0xff: a longer walk loops. */
         for (int guard = 0; guard < 48 && ptr >= 0x40 && (size_t)ptr + 4 <= len; guard++) {
                 ptr &= 0xfc;
-                if (buf[ptr] == PCI_CAP_ID_EXP) {
+                if (buf[ptr] == PCI_CAP_ID_EXP)
                         ci->pcie_type = (enum pcie_type)((rd16(buf, ptr + 2) >> 4) & 0xf);
-                        return;
+                else if (buf[ptr] == PCI_CAP_ID_SSVID && ci->is_bridge && (size_t)ptr + 8 <= len) {
+                        /* Bridges carry subsystem ids in this capability, not at 0x2c. */
+                        ci->subsystem_vendor = rd16(buf, ptr + 4);
+                        ci->subsystem_device = rd16(buf, ptr + 6);
                 }
                 ptr = buf[ptr + 1];
         }
@@ -82,10 +85,19 @@ void config_space_parse(const uint8_t *buf, size_t len, struct config_info *ret)
                 .pcie_type = PCIE_TYPE_UNKNOWN,
         };
 
-        if (len >= 0x10) {
+        if (len >= 0x40) {
+                ci.vendor = rd16(buf, 0x00);
+                ci.device = rd16(buf, 0x02);
+                ci.revision = buf[0x08];
+                ci.class = (uint32_t)buf[0x0b] << 16 | (uint32_t)buf[0x0a] << 8 | buf[0x09];
                 ci.header_type = buf[0x0e] & 0x7f;
                 ci.multifunction = buf[0x0e] & 0x80;
                 ci.is_bridge = ci.header_type == 1;
+                if (ci.header_type == 0) {
+                        ci.subsystem_vendor = rd16(buf, 0x2c);
+                        ci.subsystem_device = rd16(buf, 0x2e);
+                }
+                ci.have_ids = ci.vendor != 0xffff && ci.device != 0xffff;
         }
         if (len >= 0x100) {
                 ci.pcie_type = PCIE_TYPE_NONE;

@@ -10,6 +10,10 @@
 /* What the snapshot takes from a function's configuration space. */
 struct config_info {
         size_t len;
+        bool have_ids; /* the header's ids are present and not all-ones (VFs read 0xffff) */
+        uint16_t vendor, device, subsystem_vendor, subsystem_device;
+        uint32_t class;
+        uint8_t revision;
         uint8_t header_type; /* bits 6:0 of offset 0x0e */
         bool multifunction;  /* bit 7 of offset 0x0e */
         bool is_bridge;      /* header type 1 (PCI-to-PCI bridge) */
@@ -31,3 +35,4 @@ void config_space_parse(const uint8_t *buf, size_t len, struct config_info *ret)
 #define PCI_EXT_CAP_ID_ATS   0x000f
 #define PCI_EXT_CAP_ID_SRIOV 0x0010
 #define PCI_CAP_ID_EXP       0x10
+#define PCI_CAP_ID_SSVID     0x0d

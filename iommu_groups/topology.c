@@ -203,7 +203,8 @@ static int scan_device_list(struct scan_ctx *c)
         closedir(d);
         if (r < 0)
                 return r;
-        qsort(t->devices, t->n_devices, sizeof(*t->devices), device_compare);
+        if (t->n_devices > 1)
+                qsort(t->devices, t->n_devices, sizeof(*t->devices), device_compare);
         return 0;
 }
 
@@ -240,13 +241,14 @@ static int check_driver(struct scan_ctx *c, struct pci_device *dev)
         return strv_push(&c->checked_drivers, &c->n_checked_drivers, dev->driver);
 }
 
-static int scan_config(struct scan_ctx *c, struct pci_device *dev, int devfd)
+static int scan_config(struct scan_ctx *c, struct pci_device *dev, int devfd,
+                       struct config_info *ci)
 {
         _cleanup_close_ int fd = openat(devfd, "config", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         uint8_t buf[4096];
-        struct config_info ci;
         ssize_t n;
 
+        *ci = (struct config_info){.pcie_type = PCIE_TYPE_UNKNOWN};
         if (fd < 0)
                 return scan_warn(c, negative_errno(), "%s: cannot open config space", dev->name);
         n = pread(fd, buf, sizeof(buf), 0);
@@ -255,19 +257,24 @@ static int scan_config(struct scan_ctx *c, struct pci_device *dev, int devfd)
         if (n < 64)
                 (void)scan_warn(c, 0, "%s: config space is %zd bytes, shorter than a header",
                                 dev->name, n);
-        config_space_parse(buf, (size_t)n, &ci);
+        config_space_parse(buf, (size_t)n, ci);
         if (n == 64)
                 c->t->host.unprivileged = true;
         dev->config_len = (size_t)n;
-        dev->header_type = ci.header_type;
-        dev->multifunction = ci.multifunction;
-        dev->is_bridge = ci.is_bridge;
-        dev->pcie_type = ci.pcie_type;
-        dev->have_acs = ci.have_acs;
-        dev->acs_cap = ci.acs_cap;
-        dev->acs_ctrl = ci.acs_ctrl;
-        dev->acs_known = ci.ext_known;
-        dev->have_ats = ci.have_ats;
+        dev->header_type = ci->header_type;
+        dev->multifunction = ci->multifunction;
+        dev->is_bridge = ci->is_bridge;
+        dev->pcie_type = ci->pcie_type;
+        dev->have_acs = ci->have_acs;
+        dev->acs_cap = ci->acs_cap;
+        dev->acs_ctrl = ci->acs_ctrl;
+        dev->acs_known = ci->ext_known;
+        dev->have_ats = ci->have_ats;
+        dev->have_sriov_cap = ci->have_sriov;
+        dev->sriov_cfg_numvfs = ci->sriov_num;
+        dev->sriov_offset = ci->sriov_offset;
+        dev->sriov_stride = ci->sriov_stride;
+        dev->sriov_vf_device = ci->sriov_vf_device;
         return 0;
 }
 
@@ -290,18 +297,14 @@ static int scan_sriov(struct scan_ctx *c, struct pci_device *dev, int devfd)
         return 0;
 }
 
-static int scan_device(struct scan_ctx *c, struct pci_device *dev)
+/* Ids from the sysfs attributes: the fallback when config space does not give them
+ * (unreadable, too short, or a VF, whose vendor and device registers read all-ones). */
+static int scan_id_attributes(struct scan_ctx *c, struct pci_device *dev, int fd)
 {
-        _cleanup_close_ int fd = root_openat(c->root, dev->sysfs_path, O_PATH | O_DIRECTORY);
-        _cleanup_free_ char *group = NULL;
         uint32_t v;
         int64_t n;
         int r, ok = 0;
 
-        if (fd < 0)
-                return scan_warn(c, fd, "%s: cannot open %s", dev->name, dev->sysfs_path);
-
-        /* Ids: a missing one leaves the device listed but unidentified. */
         if ((r = read_id(c, dev, fd, "vendor", 0xffff, &v)) == 0)
                 dev->vendor = (uint16_t)v, ok++;
         else if (r == -ENOMEM)
@@ -321,6 +324,46 @@ static int scan_device(struct scan_ctx *c, struct pci_device *dev)
                 dev->subsystem_device = (uint16_t)n;
         if (dir_read_int(fd, "revision", &n) == 0 && n >= 0 && n <= 0xff)
                 dev->revision = (uint8_t)n;
+        return 0;
+}
+
+static int scan_device(struct scan_ctx *c, struct pci_device *dev)
+{
+        _cleanup_close_ int fd = root_openat(c->root, dev->sysfs_path, O_PATH | O_DIRECTORY);
+        _cleanup_free_ char *group = NULL;
+        struct config_info ci;
+        int64_t n;
+        int r;
+
+        if (fd < 0)
+                return scan_warn(c, fd, "%s: cannot open %s", dev->name, dev->sysfs_path);
+
+        /* Config space first: its header holds the ids the attribute files repeat, so
+         * one read replaces six. */
+        r = scan_config(c, dev, fd, &ci);
+        if (r < 0)
+                return r;
+        if (ci.len >= 64 && ci.vendor == 0xffff && ci.device == 0xffff && ci.class != 0xffffff) {
+                /* A VF: the rest of its header is real; vendor and device are its PF's,
+                 * filled in once the PF is known (or read from sysfs if it is not). */
+                dev->class = ci.class;
+                dev->revision = ci.revision;
+                dev->subsystem_vendor = ci.subsystem_vendor;
+                dev->subsystem_device = ci.subsystem_device;
+                dev->ids_from_pf = true;
+        } else if (ci.have_ids) {
+                dev->vendor = ci.vendor;
+                dev->device = ci.device;
+                dev->class = ci.class;
+                dev->revision = ci.revision;
+                dev->subsystem_vendor = ci.subsystem_vendor;
+                dev->subsystem_device = ci.subsystem_device;
+                dev->have_ids = true;
+        } else {
+                r = scan_id_attributes(c, dev, fd);
+                if (r < 0)
+                        return r;
+        }
 
         r = dir_readlink_basename(fd, "driver", &dev->driver);
         if (r == -ENOMEM)
@@ -340,19 +383,25 @@ static int scan_device(struct scan_ctx *c, struct pci_device *dev)
         else if (r >= 0 || r != -ENOENT) {
                 if (scan_warn(c, r < 0 ? r : -EINVAL, "%s: bad iommu_group link", dev->name) < 0)
                         return -ENOMEM;
+                dev->group_link_bad = true;
         }
         (void)dir_readlink_basename(fd, "iommu", &dev->iommu_unit);
 
-        if (dir_read_int(fd, "numa_node", &n) == 0 && n >= -1 && n < 65536)
+        r = dir_read_int(fd, "numa_node", &n);
+        if (r >= 0 && n >= -1 && n < 65536)
                 dev->numa_node = (int)n;
+        else if (r != -ENOENT &&
+                 scan_warn(c, r < 0 ? r : -ERANGE, "%s: bad numa_node", dev->name) < 0)
+                return -ENOMEM;
         (void)dir_read_line(fd, "reset_method", &dev->reset_method);
         if ((dev->class >> 16) == 0x03 && dir_read_int(fd, "boot_vga", &n) == 0)
                 dev->boot_vga = n == 1;
 
-        r = scan_sriov(c, dev, fd);
-        if (r < 0)
-                return r;
-        return scan_config(c, dev, fd);
+        /* Only a PF has the SR-IOV files; when config space was read whole, its
+         * capability list says which devices are PFs. */
+        if (ci.have_sriov || (!ci.ext_known && ci.pcie_type != PCIE_TYPE_NONE))
+                return scan_sriov(c, dev, fd);
+        return 0;
 }
 
 /* Parent, physfn and virtfn relations, once every device has its index. */
@@ -386,11 +435,13 @@ static int link_relations(struct scan_ctx *c)
         for (size_t i = 0; i < t->n_devices; i++) {
                 struct pci_device *pf = &t->devices[i];
                 _cleanup_close_ int fd = -EBADF;
+                /* VF k's routing ID is the PF's plus First VF Offset plus k times VF Stride
+                 * (SR-IOV spec), which spares a readlink per VF while the capability agrees
+                 * with sysfs about how many VFs are enabled. */
+                bool computed = pf->have_sriov_cap && pf->sriov_offset != 0 &&
+                                pf->sriov_cfg_numvfs == pf->sriov_numvfs;
 
                 if (pf->sriov_numvfs <= 0)
-                        continue;
-                fd = root_openat(c->root, pf->sysfs_path, O_PATH | O_DIRECTORY);
-                if (fd < 0)
                         continue;
                 pf->virtfn = calloc((size_t)pf->sriov_numvfs, sizeof(int));
                 if (!pf->virtfn)
@@ -399,19 +450,73 @@ static int link_relations(struct scan_ctx *c)
                         _cleanup_free_ char *vf = NULL;
                         char name[32];
                         struct pci_addr a;
-                        int idx;
+                        int idx = -1;
 
-                        snprintf(name, sizeof(name), "virtfn%d", k);
-                        if (dir_readlink_basename(fd, name, &vf) < 0 ||
-                            pci_addr_parse(vf, &a) < 0 || (idx = topology_index_of(t, &a)) < 0) {
-                                if (scan_warn(c, 0, "%s: %s is missing or dangling", pf->name,
-                                              name) < 0)
-                                        return -ENOMEM;
-                                continue;
+                        if (computed) {
+                                unsigned rid = (unsigned)pf->addr.bus << 8 |
+                                               (unsigned)pf->addr.dev << 3 | pf->addr.fn;
+                                rid += pf->sriov_offset + (unsigned)k * pf->sriov_stride;
+                                a = (struct pci_addr){.domain = pf->addr.domain,
+                                                      .bus = (uint8_t)(rid >> 8),
+                                                      .dev = (uint8_t)((rid >> 3) & 0x1f),
+                                                      .fn = (uint8_t)(rid & 7)};
+                                idx = rid <= 0xffff ? topology_index_of(t, &a) : -1;
+                        }
+                        if (idx < 0) {
+                                snprintf(name, sizeof(name), "virtfn%d", k);
+                                if (fd < 0)
+                                        fd = root_openat(c->root, pf->sysfs_path,
+                                                         O_PATH | O_DIRECTORY);
+                                if (fd < 0 || dir_readlink_basename(fd, name, &vf) < 0 ||
+                                    pci_addr_parse(vf, &a) < 0 ||
+                                    (idx = topology_index_of(t, &a)) < 0) {
+                                        if (scan_warn(c, 0, "%s: %s is missing or dangling",
+                                                      pf->name, name) < 0)
+                                                return -ENOMEM;
+                                        continue;
+                                }
                         }
                         pf->virtfn[pf->n_virtfn++] = idx;
                         t->devices[idx].physfn = (int)i;
                 }
+        }
+        return 0;
+}
+
+/* VFs whose ids were deferred: from the PF as the kernel does (vendor of the PF, device
+ * from its SR-IOV VF Device ID), else from the VF's own sysfs attributes. */
+static int fill_vf_ids(struct scan_ctx *c)
+{
+        struct topology *t = c->t;
+
+        for (size_t i = 0; i < t->n_devices; i++) {
+                struct pci_device *vf = &t->devices[i];
+                const struct pci_device *pf = topology_device(t, vf->physfn);
+                _cleanup_close_ int fd = -EBADF;
+                uint32_t v;
+                int r, ok = 0;
+
+                if (!vf->ids_from_pf)
+                        continue;
+                if (pf && pf->have_ids && pf->have_sriov_cap) {
+                        vf->vendor = pf->vendor;
+                        vf->device = pf->sriov_vf_device;
+                        vf->have_ids = true;
+                        continue;
+                }
+                vf->ids_from_pf = false;
+                fd = root_openat(c->root, vf->sysfs_path, O_PATH | O_DIRECTORY);
+                if (fd < 0)
+                        continue;
+                if ((r = read_id(c, vf, fd, "vendor", 0xffff, &v)) == 0)
+                        vf->vendor = (uint16_t)v, ok++;
+                else if (r == -ENOMEM)
+                        return r;
+                if ((r = read_id(c, vf, fd, "device", 0xffff, &v)) == 0)
+                        vf->device = (uint16_t)v, ok++;
+                else if (r == -ENOMEM)
+                        return r;
+                vf->have_ids = ok == 2;
         }
         return 0;
 }
@@ -501,7 +606,31 @@ static int build_groups(struct scan_ctx *c)
                 return -ENOMEM;
 
         /* Sorted now, so lookups by id below stay logarithmic for big trees. */
-        qsort(t->groups, t->n_groups, sizeof(*t->groups), group_compare);
+        if (t->n_groups > 1)
+                qsort(t->groups, t->n_groups, sizeof(*t->groups), group_compare);
+
+        /* A device whose own link is unreadable may still be listed by its group. */
+        for (size_t i = 0; i < t->n_devices; i++) {
+                struct pci_device *dev = &t->devices[i];
+                _cleanup_close_ int gfd = -EBADF;
+
+                if (!dev->group_link_bad)
+                        continue;
+                gfd = root_openat(c->root, "sys/kernel/iommu_groups", O_PATH | O_DIRECTORY);
+                for (size_t k = 0; gfd >= 0 && k < t->n_groups; k++) {
+                        char path[64];
+                        snprintf(path, sizeof(path), "%d/devices/%s", t->groups[k].id, dev->name);
+                        if (faccessat(gfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+                                dev->iommu_group = t->groups[k].id;
+                                if (scan_warn(c, 0,
+                                              "%s: group %d taken from the group's own "
+                                              "device list",
+                                              dev->name, dev->iommu_group) < 0)
+                                        return -ENOMEM;
+                                break;
+                        }
+                }
+        }
         for (size_t i = 0; i < t->n_devices; i++) {
                 struct pci_device *dev = &t->devices[i];
                 struct iommu_group *g;
@@ -511,20 +640,15 @@ static int build_groups(struct scan_ctx *c)
                         continue;
                 g = (struct iommu_group *)topology_find_group(t, dev->iommu_group);
                 if (!g) {
+                        /* A link to a group the kernel does not list: believe neither. The
+                         * device counts as having no known group, so nothing calls it
+                         * isolated. */
                         if (scan_warn(c, 0,
                                       "%s: iommu_group link names group %d, which is not "
-                                      "in sys/kernel/iommu_groups",
+                                      "in sys/kernel/iommu_groups; group unknown",
                                       dev->name, dev->iommu_group) < 0)
                                 return -ENOMEM;
-                        g = group_append(t, dev->iommu_group, &cap);
-                        if (!g)
-                                return -ENOMEM;
-                        nm = realloc(g->members, (g->n_members + 1) * sizeof(int));
-                        if (!nm)
-                                return -ENOMEM;
-                        g->members = nm;
-                        g->members[g->n_members++] = (int)i;
-                        qsort(t->groups, t->n_groups, sizeof(*t->groups), group_compare);
+                        dev->iommu_group = -1;
                         continue;
                 }
                 nm = realloc(g->members, (g->n_members + 1) * sizeof(int));
@@ -674,6 +798,9 @@ int topology_scan(const struct root *root, unsigned flags, struct topology **ret
                         goto out;
         }
         r = link_relations(&c);
+        if (r < 0)
+                goto out;
+        r = fill_vf_ids(&c);
         if (r < 0)
                 goto out;
         mark_multifunction(t);

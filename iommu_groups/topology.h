@@ -71,13 +71,15 @@ struct pci_device {
         uint16_t vendor, device, subsystem_vendor, subsystem_device;
         uint32_t class; /* 24 bits: base, sub, prog-if */
         uint8_t revision;
-        bool have_ids; /* vendor/device/class were all readable */
+        bool have_ids;    /* vendor/device/class were all readable */
+        bool ids_from_pf; /* a VF: vendor and device come from its PF's SR-IOV capability */
 
         char *vendor_name, *device_name, *subsystem_name, *class_name;
 
         char *driver;          /* NULL when unbound */
         char *driver_override; /* NULL when none */
-        int iommu_group;       /* -1 when the device has no group */
+        int iommu_group;       /* -1 when the device has no group (or no known one) */
+        bool group_link_bad;   /* the iommu_group link exists but could not be read */
         char *iommu_unit;      /* "dmar0", from the iommu link; NULL if none */
         int numa_node;
         char *reset_method; /* space-separated, as sysfs has it; NULL if absent */
@@ -100,6 +102,8 @@ struct pci_device {
         uint16_t acs_cap, acs_ctrl;
         bool acs_known; /* extended config space was readable */
         bool have_ats;
+        bool have_sriov_cap; /* SR-IOV capability seen in config space */
+        uint16_t sriov_cfg_numvfs, sriov_offset, sriov_stride, sriov_vf_device;
 
         struct netdev_info *netdevs;
         size_t n_netdevs;

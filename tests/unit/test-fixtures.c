@@ -250,8 +250,8 @@ static void bad_device_arguments_exit_2_with_one_line(void **state)
 static struct run vfioctl_run4(const char *root, const char *a, const char *b, const char *c,
                                const char *d)
 {
-        char *argv[] = {(char *)vfioctl, (char *)"--root", (char *)root, (char *)a, (char *)b,
-                        (char *)c, (char *)d, NULL};
+        char *argv[] = {(char *)vfioctl, (char *)"--root", (char *)root, (char *)a,
+                        (char *)b,       (char *)c,        (char *)d,    NULL};
         return run_argv(argv);
 }
 
@@ -276,8 +276,8 @@ static void binding_checks_the_whole_group_before_touching_anything(void **state
 
         r = vfioctl_run4(out, "bind", "01:00.0", "--dry-run", "--group");
         assert_int_equal(r.status, 0);
-        if (!strstr(r.out, "0000:01:00.0: would-bind") || !strstr(r.out, "0000:01:00.1: would-bind") ||
-            strstr(r.out, "0000:00:01.0"))
+        if (!strstr(r.out, "0000:01:00.0: would-bind") ||
+            !strstr(r.out, "0000:01:00.1: would-bind") || strstr(r.out, "0000:00:01.0"))
                 fail_msg("unexpected plan: %s", r.out);
         run_done(&r);
 
@@ -302,6 +302,114 @@ static void binding_checks_the_whole_group_before_touching_anything(void **state
         assert_int_equal(r.status, 2);
         assert_non_null(strstr(r.err, "no such PCI device"));
         run_done(&r);
+}
+
+static json_object *device_by_address(json_object *doc, const char *addr)
+{
+        json_object *devs;
+
+        assert_true(json_object_object_get_ex(doc, "devices", &devs));
+        for (size_t i = 0; i < json_object_array_length(devs); i++) {
+                json_object *d = json_object_array_get_idx(devs, i), *a;
+                if (json_object_object_get_ex(d, "address", &a) &&
+                    strcmp(json_object_get_string(a), addr) == 0)
+                        return d;
+        }
+        fail_msg("%s missing from the listing", addr);
+        return NULL;
+}
+
+static json_object *field(json_object *o, const char *key)
+{
+        json_object *v = NULL;
+        if (!json_object_object_get_ex(o, key, &v))
+                fail_msg("no field %s", key);
+        return v;
+}
+
+static json_object *generate_and_list(const char *name, struct run *r)
+{
+        char desc[PATH_MAX], out[600];
+        json_object *doc;
+
+        snprintf(desc, sizeof(desc), "%s/%s.txt", fixture_dir, name);
+        snprintf(out, sizeof(out), "%s/%s", tmp, name);
+        generate(desc, out);
+        *r = vfioctl_run(out, "list", "--json", NULL);
+        if (r->status != 0)
+                fail_msg("%s: list exited %d: %s", name, r->status, r->err);
+        doc = json_tokener_parse(r->out);
+        if (!doc)
+                fail_msg("%s: list --json is not JSON", name);
+        return doc;
+}
+
+/* broken.txt damages ten functions (see broken.md); each damage is a warning, and every
+ * healthy fact stays right. Run under ASan and UBSan too, this is the no-crash check. */
+static void a_damaged_tree_gives_warnings_and_correct_output_for_the_rest(void **state)
+{
+        static const char *const warned[] = {"0000:00:14.0", "0000:00:14.2", "0000:00:16.0",
+                                             "0000:00:17.0", "0000:00:1f.3", "0000:00:1f.4",
+                                             "0000:03:00.0"};
+        struct run r;
+        json_object *doc = generate_and_list("broken", &r), *d, *w;
+
+        for (size_t i = 0; i < sizeof(warned) / sizeof(warned[0]); i++) {
+                char needle[64];
+                snprintf(needle, sizeof(needle), "vfioctl: warning: %s: ", warned[i]);
+                if (!strstr(r.err, needle))
+                        fail_msg("no warning for %s in: %s", warned[i], r.err);
+        }
+        w = field(doc, "warnings");
+        assert_true(json_object_array_length(w) >= sizeof(warned) / sizeof(warned[0]));
+
+        d = device_by_address(doc, "0000:05:00.0"); /* healthy NVMe with mounted partitions */
+        assert_string_equal(json_object_get_string(field(d, "in_use")),
+                            "nvme0n1p1 is mounted on /boot/efi");
+        d = device_by_address(doc, "0000:01:00.0"); /* healthy GPU on vfio-pci */
+        assert_string_equal(json_object_get_string(field(d, "driver")), "vfio-pci");
+        assert_int_equal(json_object_get_int(field(d, "iommu_group")), 2);
+        assert_true(json_object_get_boolean(field(d, "group_viable")));
+        d = device_by_address(doc, "0000:00:16.0"); /* dangling group link */
+        assert_null(field(d, "iommu_group"));
+        assert_null(field(field(d, "isolation"), "alone_in_group"));
+        d = device_by_address(doc, "0000:03:00.0"); /* garbage link, listed by group 12 */
+        assert_int_equal(json_object_get_int(field(d, "iommu_group")), 12);
+        assert_null(field(d, "acs"));
+        d = device_by_address(doc, "0000:04:00.0"); /* PCIe, config cut at 256 bytes */
+        assert_string_equal(json_object_get_string(field(d, "pcie_type")), "endpoint");
+        assert_null(field(d, "acs"));
+        d = device_by_address(doc, "0000:00:1f.3"); /* garbage numa_node, revision */
+        assert_int_equal(json_object_get_int(field(d, "numa_node")), -1);
+        d = device_by_address(doc, "0000:00:1f.0"); /* no vendor/class files: config has them */
+        assert_string_equal(json_object_get_string(field(d, "vendor_id")), "0x8086");
+        json_object_put(doc);
+        run_done(&r);
+}
+
+static void iommu_modes_are_told_apart(void **state)
+{
+        static const struct {
+                const char *fixture, *mode;
+                bool present;
+        } cases[] = {
+                {"noiommu", "noiommu", false},
+                {"passthrough", "passthrough", true},
+                {"machines/desktop-z370-gt1030", "translated", true},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct run r;
+                json_object *doc = generate_and_list(cases[i].fixture, &r);
+                json_object *iommu = field(field(doc, "host"), "iommu");
+                if (strcmp(json_object_get_string(field(iommu, "mode")), cases[i].mode) != 0)
+                        fail_msg("%s: mode %s, expected %s", cases[i].fixture,
+                                 json_object_get_string(field(iommu, "mode")), cases[i].mode);
+                assert_int_equal(json_object_get_boolean(field(iommu, "present")),
+                                 cases[i].present);
+                json_object_put(doc);
+                run_done(&r);
+        }
 }
 
 /* The live host, checked against the kernel's own listing: every function in
@@ -385,6 +493,8 @@ int main(int argc, char **argv)
                 cmocka_unit_test(bad_device_arguments_exit_2_with_one_line),
                 cmocka_unit_test(the_live_host_listing_matches_sysfs),
                 cmocka_unit_test(binding_checks_the_whole_group_before_touching_anything),
+                cmocka_unit_test(a_damaged_tree_gives_warnings_and_correct_output_for_the_rest),
+                cmocka_unit_test(iommu_modes_are_told_apart),
         };
 
         if (argc != 4) {
