@@ -53,6 +53,9 @@ int usage_error(const char *fmt, ...) _printf_(1, 2);
  * failure. */
 int cli_topology(struct cli *c, struct topology **ret);
 
+/* The same without the pci.ids name lookup, for verbs that print no names. */
+int cli_topology_unnamed(struct cli *c, struct topology **ret);
+
 /* Parses every positional argument as a PCI address; EXIT_USAGE with a message naming
  * the bad one. */
 int cli_parse_addresses(struct cli *c, const char *verb, struct pci_addr **ret, size_t *ret_n);

@@ -144,12 +144,12 @@ int usage_error(const char *fmt, ...)
         return EXIT_USAGE;
 }
 
-int cli_topology(struct cli *c, struct topology **ret)
+static int scan(struct cli *c, unsigned flags, struct topology **ret)
 {
         int r;
 
         if (!c->topology) {
-                r = topology_scan(c->root, 0, &c->topology);
+                r = topology_scan(c->root, flags, &c->topology);
                 if (r < 0) {
                         fprintf(stderr, "vfioctl: cannot scan PCI devices below %s: %s%s\n",
                                 c->root->path, strerror(-r),
@@ -162,6 +162,16 @@ int cli_topology(struct cli *c, struct topology **ret)
         }
         *ret = c->topology;
         return 0;
+}
+
+int cli_topology(struct cli *c, struct topology **ret)
+{
+        return scan(c, 0, ret);
+}
+
+int cli_topology_unnamed(struct cli *c, struct topology **ret)
+{
+        return scan(c, TOPOLOGY_SCAN_NO_NAMES, ret);
 }
 
 const char *cli_quote(const char *s, char buf[static 300])

@@ -11,22 +11,32 @@
 #include "sysfs-pci.h"
 
 #ifdef VFIOD_TEST_HOOKS
-/* Crash injection for the lab's crash sweep: VFIOD_TEST_CRASH_AFTER=N aborts the
- * process right after the Nth kernel-facing step. Compiled into test builds only. */
-static unsigned crash_step;
+/* Fault injection for the lab, compiled into test builds only. After the Nth
+ * kernel-facing step of this process:
+ *   VFIOD_TEST_CRASH_AFTER=N   aborts (the crash sweep);
+ *   VFIOD_TEST_REMOVE_AFTER=N  removes the device through sysfs, so it vanishes in the
+ *                              middle of the operation. */
+static unsigned test_step;
 
-static void checkpoint(void)
+static void checkpoint(const struct root *root, const struct pci_addr *a)
 {
-        const char *s = getenv("VFIOD_TEST_CRASH_AFTER");
+        const char *crash = getenv("VFIOD_TEST_CRASH_AFTER");
+        const char *remove = getenv("VFIOD_TEST_REMOVE_AFTER");
 
-        crash_step++;
-        if (s && (unsigned)atoi(s) == crash_step) {
-                fprintf(stderr, "vfiod test hook: aborting after step %u\n", crash_step);
+        test_step++;
+        if (crash && (unsigned)atoi(crash) == test_step) {
+                fprintf(stderr, "vfiod test hook: aborting after step %u\n", test_step);
                 abort();
+        }
+        if (remove && (unsigned)atoi(remove) == test_step) {
+                char p[128], addr[PCI_ADDR_STRLEN];
+                snprintf(p, sizeof(p), "sys/bus/pci/devices/%s/remove", pci_addr_format(a, addr));
+                fprintf(stderr, "vfiod test hook: removing %s after step %u: %s\n", addr, test_step,
+                        root_write_string(root, p, "1") < 0 ? "failed" : "done");
         }
 }
 #else
-static inline void checkpoint(void)
+static inline void checkpoint(const struct root *root, const struct pci_addr *a)
 {
 }
 #endif
@@ -176,13 +186,20 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
         char addr[PCI_ADDR_STRLEN];
         int r;
 
+        _cleanup_free_ char *cur_override = NULL;
+
         pci_addr_format(a, addr);
-        r = pci_sysfs_set_override(root, a, override);
-        if (r < 0)
-                return detail(ret_detail, "%s: cannot restore driver_override: %s", addr,
-                              strerror(-r)),
-                       r;
-        checkpoint();
+        /* Write only what differs: an undo after a write the kernel refused must not
+         * fail on the same refusal when nothing needs changing. */
+        r = pci_sysfs_get_override(root, a, &cur_override);
+        if (r < 0 || !streq_ptr(cur_override, override)) {
+                r = pci_sysfs_set_override(root, a, override);
+                if (r < 0)
+                        return detail(ret_detail, "%s: cannot restore driver_override: %s", addr,
+                                      strerror(-r)),
+                               r;
+                checkpoint(root, a);
+        }
         r = pci_sysfs_get_driver(root, a, &now);
         if (r < 0)
                 return detail(ret_detail, "%s: cannot read its driver: %s", addr, strerror(-r)), r;
@@ -194,13 +211,13 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
                         return detail(ret_detail, "%s: cannot unbind from %s: %s", addr, now,
                                       strerror(-r)),
                                r;
-                checkpoint();
+                checkpoint(root, a);
         }
         if (driver) {
                 /* drivers_probe picks the best match, which is the original driver unless
                  * another has appeared; an explicit bind settles it. */
                 r = pci_sysfs_probe(root, a);
-                checkpoint();
+                checkpoint(root, a);
                 free(now);
                 now = NULL;
                 if (r >= 0)
@@ -209,7 +226,7 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
                         if (now)
                                 (void)pci_sysfs_unbind(root, a, now);
                         r = pci_sysfs_bind(root, a, driver);
-                        checkpoint();
+                        checkpoint(root, a);
                 }
                 if (r < 0 && r != -ENODEV) {
                         /* Probe errors (-EINVAL, -ENODEV from no match) say little; the
@@ -274,7 +291,7 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                               strerror(-r)),
                        r;
         }
-        checkpoint();
+        checkpoint(root, a);
 
         r = pci_sysfs_set_override(root, a, VFIO_PCI_DRIVER);
         if (r < 0) {
@@ -282,7 +299,7 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                        r == -ENODEV ? "the device is gone" : strerror(-r));
                 goto undo;
         }
-        checkpoint();
+        checkpoint(root, a);
         if (driver && strcmp(driver, VFIO_PCI_DRIVER) != 0) {
                 r = pci_sysfs_unbind(root, a, driver);
                 if (r < 0) {
@@ -290,11 +307,11 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                                r == -ENODEV ? "the device is gone" : strerror(-r));
                         goto undo;
                 }
-                checkpoint();
+                checkpoint(root, a);
         }
         if (!streq_ptr(driver, VFIO_PCI_DRIVER)) {
                 r = pci_sysfs_probe(root, a);
-                checkpoint();
+                checkpoint(root, a);
                 if (r == -ENODEV) {
                         detail(ret_detail, "%s: the device is gone", addr);
                         goto undo;
@@ -318,7 +335,7 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                        strerror(-r));
                 goto undo;
         }
-        checkpoint();
+        checkpoint(root, a);
         journal_entry_done(&e);
         return 0;
 
@@ -397,7 +414,7 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                 return detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r)),
                        r;
         }
-        checkpoint();
+        checkpoint(root, a);
         r = put_back(root, a, e.original_driver, e.original_override, &why);
         if (r == -ENODEV) {
                 /* Gone: nothing left to restore; the entry would only mislead. */
@@ -410,7 +427,7 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                 return detail(ret_detail, "%s", why ? why : "restore failed"), r;
         }
         r = journal_remove(j, a);
-        checkpoint();
+        checkpoint(root, a);
         journal_entry_done(&e);
         if (r < 0)
                 return detail(ret_detail, "%s: restored, but cannot remove its journal entry: %s",

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -52,6 +53,14 @@ int journal_open(const struct root *root, const char *state_dir, struct journal 
         fd = root_mkdir_p(root, path);
         if (fd < 0)
                 return fd;
+        /* One changer at a time: two binds racing on one device would each record the
+         * other's half-done state as the original. Released when the fd closes, also on
+         * a crash. */
+        if (flock(fd, LOCK_EX) < 0) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
         j = calloc(1, sizeof(*j));
         if (!j) {
                 close(fd);

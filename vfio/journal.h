@@ -39,8 +39,9 @@ struct journal {
         char *path; /* root-relative, for messages */
 };
 
-/* Opens (creating if needed) STATE_DIR/journal below the root; state_dir is root-relative
- * (a leading '/' is ignored) or NULL for the default. */
+/* Opens (creating if needed) STATE_DIR/journal below the root and locks it (flock,
+ * exclusive, waiting) until journal_free(); state_dir is root-relative (a leading '/' is
+ * ignored) or NULL for the default. */
 int journal_open(const struct root *root, const char *state_dir, struct journal **ret);
 struct journal *journal_free(struct journal *j);
 

@@ -1,0 +1,176 @@
+#!/bin/bash
+# topology: basic
+# boot: own
+#
+# The binding engine on the real kernel: round trips, whole-group binds, host-use
+# refusals, a crash sweep and bad input. Every outcome is read back from sysfs (the
+# driver link and driver_override) or from the kernel's VFIO_GROUP_GET_STATUS, never
+# from vfioctl's own report.
+# shellcheck source=tests/vm/lib.sh
+source "$VFIOD_LAB_LIB"
+
+vfioctl=$(lab_bin cli/vfioctl)
+crashy=$(lab_bin cli/vfioctl-testhooks)
+truth=$VFIOD_LAB_CHECKOUT/tests/vm/helpers/kernel_truth.py
+# The host's root is read-only here; the journal lives on the guest's tmpfs.
+export VFIOD_STATE_DIR=/run/vfiod-lab-state
+journal=$VFIOD_STATE_DIR/journal
+tmp=$(mktemp -d)
+
+EDU=0000:01:00.0       # no host driver
+IGB=0000:02:00.0       # igb
+NVME=0000:03:00.0      # nvme
+BR_E1000=0000:08:01.0  # e1000, behind the PCIe-to-PCI bridge 00:06.0
+BR_EDU=0000:08:02.0    # edu, same group
+ROOTPORT=0000:00:02.0  # pcieport
+
+driver_of() {
+	local l=/sys/bus/pci/devices/$1/driver
+	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
+}
+override_of() { cat "/sys/bus/pci/devices/$1/driver_override"; }
+netdev_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n1; }
+journal_count() { find "$journal" -name '*.json' 2>/dev/null | wc -l; }
+
+# expect_state TEXT ADDRESS DRIVER OVERRIDE
+expect_state() {
+	check_eq "$1: $2 driver" "$3" "$(driver_of "$2")"
+	check_eq "$1: $2 driver_override" "$4" "$(override_of "$2")"
+}
+
+# --- 1. Round trips: edu (no driver), igb (its interface comes back), nvme -------------
+igb_if=$(netdev_of $IGB)
+[[ -n $igb_if ]] && pass "igb has interface $igb_if at boot" || fail "igb has no interface at boot"
+for dev in $EDU $IGB $NVME; do
+	orig=$(driver_of $dev)
+	if "$vfioctl" bind $dev >"$tmp/out" 2>&1; then
+		pass "bind $dev ($orig)"
+	else
+		fail "bind $dev ($orig)" "$(cat "$tmp/out")"
+	fi
+	expect_state "bound" $dev vfio-pci vfio-pci
+	# Idempotent: a second bind changes nothing and says so.
+	before=$(cat "$journal"/*.json | md5sum)
+	check "bind $dev again succeeds" "$vfioctl" bind $dev
+	check_eq "bind $dev again leaves the journal alone" "$before" "$(cat "$journal"/*.json | md5sum)"
+	if "$vfioctl" bind $dev | grep -q "already-bound"; then
+		pass "bind $dev again reports already-bound"
+	else
+		fail "bind $dev again reports already-bound"
+	fi
+	check "unbind $dev" "$vfioctl" unbind $dev
+	expect_state "restored" $dev "$orig" "(null)"
+done
+check_eq "igb interface back after restore" "$igb_if" "$(netdev_of $IGB)"
+check_eq "journal empty after round trips" 0 "$(journal_count)"
+
+# --- 2. The PCIe-to-PCI bridge group: one member alone is refused -----------------------
+out=$("$vfioctl" bind $BR_EDU 2>&1) && rc=0 || rc=$?
+check_eq "bind $BR_EDU without --group refused (exit 1)" 1 "$rc"
+[[ $out == *"also holds $BR_E1000 (e1000"*"--group"* ]] &&
+	pass "the refusal names $BR_E1000 and --group" || fail "the refusal names $BR_E1000" "$out"
+expect_state "after refusal" $BR_E1000 e1000 "(null)"
+check_eq "nothing journaled after the refusal" 0 "$(journal_count)"
+check "bind $BR_EDU --group" "$vfioctl" bind $BR_EDU --group
+expect_state "group bound" $BR_E1000 vfio-pci vfio-pci
+expect_state "group bound" $BR_EDU vfio-pci vfio-pci
+check_eq "bridge 00:06.0 left alone" - "$(driver_of 0000:00:06.0)"
+check_eq "VFIO_GROUP_GET_STATUS says the group of $BR_EDU is viable" viable \
+	"$(python3 -S "$truth" vfio-viable "$BR_EDU" 2>&1)"
+check "unbind both" "$vfioctl" unbind $BR_E1000 $BR_EDU
+expect_state "group restored" $BR_E1000 e1000 "(null)"
+expect_state "group restored" $BR_EDU - "(null)"
+
+# --- 3. The host's use is respected ------------------------------------------------------
+ip addr add 192.0.2.1/24 dev "$igb_if"
+ip link set "$igb_if" up
+out=$("$vfioctl" bind $IGB 2>&1) && rc=0 || rc=$?
+check_eq "bind igb with 192.0.2.1/24 up refused (exit 1)" 1 "$rc"
+[[ $out == *"interface $igb_if is up with 192.0.2.1/24"*"--force"* ]] &&
+	pass "the refusal names $igb_if and 192.0.2.1/24" || fail "the refusal names the interface" "$out"
+expect_state "after refusal" $IGB igb "(null)"
+check "bind igb --force takes it anyway" "$vfioctl" bind $IGB --force
+expect_state "forced" $IGB vfio-pci vfio-pci
+check "unbind igb" "$vfioctl" unbind $IGB
+expect_state "restored" $IGB igb "(null)"
+igb_if=$(netdev_of $IGB)
+[[ -n $igb_if ]] && ip link set "$igb_if" down
+
+# --- 4. Crash sweep: abort after every step of a bind, then restore --all ----------------
+# sweep LABEL ORIGINALS -- BIND ARGS: ORIGINALS is "address=driver ...".
+steps_total=0 lost_total=0
+sweep() {
+	local label=$1 originals=$2 n=1 rc lost=0 pair addr want
+	shift 3
+	while ((n < 50)); do
+		rc=0
+		VFIOD_TEST_CRASH_AFTER=$n "$crashy" bind "$@" >"$tmp/sweep" 2>&1 || rc=$?
+		if ((rc == 0)); then
+			break # ran to the end before step n: every step has been swept
+		fi
+		if ((rc != 134)); then
+			fail "$label: step $n: expected an abort, got exit $rc" "$(cat "$tmp/sweep")"
+		fi
+		if ! "$vfioctl" restore --all >"$tmp/restore" 2>&1; then
+			fail "$label: restore --all after step $n" "$(cat "$tmp/restore")"
+		fi
+		for pair in $originals; do
+			addr=${pair%%=*} want=${pair#*=}
+			if [[ $(driver_of "$addr") != "$want" || $(override_of "$addr") != "(null)" ]]; then
+				lost=$((lost + 1))
+				fail "$label: after a crash at step $n and restore --all, $addr is on $(driver_of "$addr") (override $(override_of "$addr")), expected $want"
+			fi
+		done
+		n=$((n + 1))
+	done
+	# The complete bind is undone by restore --all as well.
+	"$vfioctl" restore --all >/dev/null 2>&1 || fail "$label: final restore --all"
+	steps_total=$((steps_total + n - 1))
+	lost_total=$((lost_total + lost))
+	check_eq "$label: journal empty after the sweep" 0 "$(journal_count)"
+	pass "$label: swept $((n - 1)) steps, $lost devices lost"
+}
+sweep "crash sweep igb" "$IGB=igb" -- $IGB
+sweep "crash sweep bridge group" "$BR_E1000=e1000 $BR_EDU=-" -- $BR_EDU --group
+sweep "crash sweep nvme" "$NVME=nvme" -- $NVME
+check_eq "crash sweep: devices lost over $steps_total steps" 0 "$lost_total"
+echo "vfiod-lab: crash sweep: $steps_total steps swept, $lost_total devices lost"
+
+# --- 5. Bad input ------------------------------------------------------------------------
+out=$("$vfioctl" bind 0000:7f:1f.7 2>&1) && rc=0 || rc=$?
+check_eq "bind of an unknown device exits 2" 2 "$rc"
+[[ $out == *"no such PCI device"* ]] && pass "and says so" || fail "unknown device message" "$out"
+out=$("$vfioctl" bind $ROOTPORT 2>&1) && rc=0 || rc=$?
+check_eq "bind of a bridge exits 1" 1 "$rc"
+[[ $out == *"is a PCI bridge"* ]] && pass "and says it is a bridge" || fail "bridge message" "$out"
+check_eq "root port still on pcieport" pcieport "$(driver_of $ROOTPORT)"
+out=$("$vfioctl" bind '../../etc' 2>&1) && rc=0 || rc=$?
+check_eq "bind ../../etc exits 2" 2 "$rc"
+
+# A device that vanishes in the middle of a bind (removed through sysfs after the
+# override is set), then comes back on a rescan.
+out=$(VFIOD_TEST_REMOVE_AFTER=2 "$crashy" bind $IGB 2>&1) && rc=0 || rc=$?
+check_eq "bind of a device removed mid-operation fails (exit 1)" 1 "$rc"
+[[ $out == *"gone"* ]] && pass "and says the device is gone" || fail "vanished device message" "$out"
+echo 1 >/sys/bus/pci/rescan
+sleep 1
+[[ -e /sys/bus/pci/devices/$IGB ]] && pass "igb back after rescan" || fail "igb back after rescan"
+check "restore --all after the vanished device" "$vfioctl" restore --all
+expect_state "after rescan" $IGB igb "(null)"
+check_eq "journal empty after the vanished device" 0 "$(journal_count)"
+
+# A driver_override write that the kernel refuses: a read-only file mounted over it.
+ro=$tmp/ro-override
+printf '(null)\n' >"$ro"
+mount --bind "$ro" /sys/bus/pci/devices/$EDU/driver_override
+mount -o remount,ro,bind /sys/bus/pci/devices/$EDU/driver_override
+out=$("$vfioctl" bind $EDU 2>&1) && rc=0 || rc=$?
+umount /sys/bus/pci/devices/$EDU/driver_override
+check_eq "bind with a failing driver_override write exits 1" 1 "$rc"
+[[ $out == *"driver_override"*"Read-only file system"* ]] && pass "and names the write and the error" ||
+	fail "failing override message" "$out"
+expect_state "after the failed write" $EDU - "(null)"
+check_eq "journal empty after the failed write" 0 "$(journal_count)"
+
+rm -rf "$tmp"
+lab_done
