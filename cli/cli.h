@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "macro.h"
@@ -12,29 +13,49 @@
 #define EXIT_FAILED 1 /* the request was valid but could not be carried out */
 #define EXIT_USAGE  2 /* bad usage, malformed input, or no such device */
 
-/* Verb options; each verb lists the ones it takes. */
-enum {
-        OPT_GROUP = 1u << 0,
-        OPT_DRY_RUN = 1u << 1,
-        OPT_PERSIST = 1u << 2,
-        OPT_FORCE = 1u << 3,
-        OPT_ALL = 1u << 4,
-        OPT_RESET = 1u << 5,
-        OPT_STATE_DIR = 1u << 6,
-        OPT_PERSISTED = 1u << 7,
+/* Verb options; each verb lists the ones it takes (OPT_BIT). To add one: an id here,
+ * a row in the options table of vfioctl.c. */
+enum opt_id {
+        OPT_GROUP,
+        OPT_DRY_RUN,
+        OPT_PERSIST,
+        OPT_FORCE,
+        OPT_ALL,
+        OPT_RESET,
+        OPT_STATE_DIR, /* value */
+        OPT_PERSISTED,
+        OPT_NUMVFS,     /* value */
+        OPT_DRIVER,     /* value */
+        OPT_VF,         /* value */
+        OPT_MAC,        /* value */
+        OPT_VLAN,       /* value */
+        OPT_TRUST,      /* value */
+        OPT_SPOOFCHK,   /* value */
+        OPT_LINK_STATE, /* value */
+        OPT_MAX_RATE,   /* value */
+        OPT_MIN_RATE,   /* value */
+        _OPT_MAX,
 };
+
+#define OPT_BIT(id) (1ull << (id))
 
 struct cli {
         const char *root_path;
         const char *state_dir;
         bool json;
         bool help;
-        unsigned opts; /* OPT_* given */
-        char **args;   /* positional arguments after the verb */
+        uint64_t opts;                /* OPT_BIT()s given */
+        const char *values[_OPT_MAX]; /* the values of options that take one */
+        char **args;                  /* positional arguments after the verb */
         size_t n_args;
         struct root *root;
         struct topology *topology;
 };
+
+static inline bool cli_has(const struct cli *c, enum opt_id id)
+{
+        return c->opts & OPT_BIT(id);
+}
 
 struct verb {
         const char *name;
@@ -43,7 +64,7 @@ struct verb {
         const char *help;
         int (*run)(struct cli *c);
         size_t min_args, max_args; /* SIZE_MAX: any number */
-        unsigned opts;             /* OPT_* accepted */
+        uint64_t opts;             /* OPT_BIT()s accepted */
 };
 
 /* Prints "vfioctl: <message> (see 'vfioctl --help')" and returns EXIT_USAGE. */

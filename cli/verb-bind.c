@@ -98,11 +98,11 @@ int verb_bind(struct cli *c)
         size_t n_req = 0;
         int r;
 
-        if ((c->opts & OPT_PERSISTED) && c->n_args > 0)
+        if (cli_has(c, OPT_PERSISTED) && c->n_args > 0)
                 return usage_error("bind: --persisted takes no DEVICE");
-        if (!(c->opts & OPT_PERSISTED) && c->n_args == 0)
+        if (!cli_has(c, OPT_PERSISTED) && c->n_args == 0)
                 return usage_error("bind: expected at least one DEVICE");
-        if (c->opts & OPT_PERSISTED) {
+        if (cli_has(c, OPT_PERSISTED)) {
                 r = persist_load(c->root, &req, &n_req, &why);
                 if (r < 0) {
                         fprintf(stderr, "vfioctl: bind: cannot read /%s: %s\n", VFIOD_PERSIST_FILE,
@@ -122,15 +122,15 @@ int verb_bind(struct cli *c)
         r = cli_topology_unnamed(c, &t);
         if (r)
                 return json_object_put(o.results), r;
-        flags |= (c->opts & OPT_GROUP) ? BIND_GROUP : 0;
-        flags |= (c->opts & OPT_FORCE) ? BIND_FORCE : 0;
+        flags |= cli_has(c, OPT_GROUP) ? BIND_GROUP : 0;
+        flags |= cli_has(c, OPT_FORCE) ? BIND_FORCE : 0;
         r = bind_plan_build(t, req, n_req, flags, &plan, &why);
         if (r < 0) {
                 fprintf(stderr, "vfioctl: bind: %s\n", why ? why : strerror(-r));
                 json_object_put(o.results);
                 return r == -ENODEV ? EXIT_USAGE : EXIT_FAILED;
         }
-        if (c->opts & OPT_RESET)
+        if (cli_has(c, OPT_RESET))
                 for (size_t i = 0; i < plan.n_devices; i++) {
                         _cleanup_free_ char *rwhy = NULL;
                         r = vfio_reset_check(t, topology_find_device(t, &plan.devices[i]), &rwhy);
@@ -143,7 +143,7 @@ int verb_bind(struct cli *c)
                         }
                 }
 
-        if (c->opts & OPT_DRY_RUN) {
+        if (cli_has(c, OPT_DRY_RUN)) {
                 for (size_t i = 0; i < plan.n_devices; i++) {
                         const struct pci_device *d = topology_find_device(t, &plan.devices[i]);
                         report(c, &o, &d->addr,
@@ -163,7 +163,7 @@ int verb_bind(struct cli *c)
                 json_object_put(o.results);
                 return r;
         }
-        r = vfio_bind_plan(c->root, j, &plan, c->opts & OPT_PERSIST, &why);
+        r = vfio_bind_plan(c->root, j, &plan, cli_has(c, OPT_PERSIST), &why);
         if (r < 0) {
                 for (size_t i = 0; i < plan.n_devices; i++) {
                         _cleanup_free_ char *now = current_driver(c, &plan.devices[i]);
@@ -177,14 +177,14 @@ int verb_bind(struct cli *c)
                         _cleanup_free_ char *rwhy = NULL;
                         bool was = d->driver && strcmp(d->driver, VFIO_PCI_DRIVER) == 0;
 
-                        if ((c->opts & OPT_RESET) && vfio_device_reset(c->root, t, d, &rwhy) < 0) {
+                        if (cli_has(c, OPT_RESET) && vfio_device_reset(c->root, t, d, &rwhy) < 0) {
                                 report(c, &o, &d->addr, "bound", d->driver, VFIO_PCI_DRIVER, rwhy);
                                 continue;
                         }
                         report(c, &o, &d->addr, was ? "already-bound" : "bound", d->driver,
                                VFIO_PCI_DRIVER, NULL);
                 }
-        if (r >= 0 && (c->opts & OPT_PERSIST)) {
+        if (r >= 0 && cli_has(c, OPT_PERSIST)) {
                 _cleanup_free_ char *pwhy = NULL;
                 int k = persist_update(c->root, plan.devices, plan.n_devices, NULL, 0, &pwhy);
                 if (k < 0)
@@ -219,7 +219,7 @@ int verb_unbind(struct cli *c)
         r = cli_parse_addresses(c, "unbind", &req, &n_req);
         if (!r)
                 r = open_journal(c, &j);
-        if (!r && (c->opts & OPT_RESET))
+        if (!r && cli_has(c, OPT_RESET))
                 r = cli_topology_unnamed(c, &t);
         if (r)
                 return json_object_put(o.results), r;
@@ -243,7 +243,7 @@ int verb_unbind(struct cli *c)
                 }
                 restore_one(c, &o, j, &req[i]);
         }
-        if (c->opts & OPT_PERSIST) {
+        if (cli_has(c, OPT_PERSIST)) {
                 _cleanup_free_ char *pwhy = NULL;
                 if (persist_update(c->root, NULL, 0, req, n_req, &pwhy) < 0)
                         report(c, &o, &req[0], "persist", NULL, NULL,
@@ -260,7 +260,7 @@ int verb_restore(struct cli *c)
         size_t n = 0;
         int r;
 
-        if (!(c->opts & OPT_ALL)) {
+        if (!cli_has(c, OPT_ALL)) {
                 json_object_put(o.results);
                 return usage_error("restore: pass --all (to return single devices, use unbind)");
         }

@@ -56,8 +56,8 @@ static const struct verb verbs[] = {
          "               available and it would hit a device the host is using)\n"
          "  --state-dir DIR  the journal's directory (default /var/lib/vfiod; $VFIOD_STATE_DIR)\n",
          verb_bind, 0, SIZE_MAX,
-         OPT_GROUP | OPT_DRY_RUN | OPT_PERSIST | OPT_FORCE | OPT_RESET | OPT_STATE_DIR |
-                 OPT_PERSISTED},
+         OPT_BIT(OPT_GROUP) | OPT_BIT(OPT_DRY_RUN) | OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_FORCE) |
+                 OPT_BIT(OPT_RESET) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_PERSISTED)},
         {"unbind", "unbind DEVICE... [--persist] [--reset]",
          "Return devices to their original drivers",
          "Restores each DEVICE to what the journal recorded before vfiod bound it: clears (or\n"
@@ -68,7 +68,8 @@ static const struct verb verbs[] = {
          "  --persist    also forget the devices' boot-time assignment\n"
          "  --reset      reset each device before giving it back\n"
          "  --state-dir DIR  the journal's directory\n",
-         verb_unbind, 1, SIZE_MAX, OPT_PERSIST | OPT_RESET | OPT_STATE_DIR},
+         verb_unbind, 1, SIZE_MAX,
+         OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_RESET) | OPT_BIT(OPT_STATE_DIR)},
         {"restore", "restore --all", "Restore every device the journal records",
          "Returns every device in the journal to its original driver: those assigned, and\n"
          "those whose bind or restore was interrupted by a crash. A corrupt or half-written\n"
@@ -76,20 +77,36 @@ static const struct verb verbs[] = {
          "any device could not be restored.\n"
          "\n"
          "  --state-dir DIR  the journal's directory\n",
-         verb_restore, 0, 0, OPT_ALL | OPT_STATE_DIR},
+         verb_restore, 0, 0, OPT_BIT(OPT_ALL) | OPT_BIT(OPT_STATE_DIR)},
         {"persisted", "persisted [DEVICE]", "List boot-time assignments, or test one",
          "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, exits\n"
          "0 if it is recorded and 1 if not (for udev's PROGRAM match).\n",
-         verb_persisted, 0, 1, OPT_STATE_DIR},
+         verb_persisted, 0, 1, OPT_BIT(OPT_STATE_DIR)},
 };
 
 static const struct {
         const char *name;
-        unsigned flag;
-} option_names[] = {
-        {"--group", OPT_GROUP},         {"--dry-run", OPT_DRY_RUN}, {"--persist", OPT_PERSIST},
-        {"--force", OPT_FORCE},         {"--all", OPT_ALL},         {"--reset", OPT_RESET},
-        {"--persisted", OPT_PERSISTED},
+        enum opt_id id;
+        bool takes_value;
+} options[] = {
+        {"--group", OPT_GROUP, false},
+        {"--dry-run", OPT_DRY_RUN, false},
+        {"--persist", OPT_PERSIST, false},
+        {"--force", OPT_FORCE, false},
+        {"--all", OPT_ALL, false},
+        {"--reset", OPT_RESET, false},
+        {"--state-dir", OPT_STATE_DIR, true},
+        {"--persisted", OPT_PERSISTED, false},
+        {"--numvfs", OPT_NUMVFS, true},
+        {"--driver", OPT_DRIVER, true},
+        {"--vf", OPT_VF, true},
+        {"--mac", OPT_MAC, true},
+        {"--vlan", OPT_VLAN, true},
+        {"--trust", OPT_TRUST, true},
+        {"--spoofchk", OPT_SPOOFCHK, true},
+        {"--link-state", OPT_LINK_STATE, true},
+        {"--max-rate", OPT_MAX_RATE, true},
+        {"--min-rate", OPT_MIN_RATE, true},
 };
 
 static const struct verb *verb_find(const char *name)
@@ -237,11 +254,25 @@ static const char *parse_args(int argc, char **argv, struct cli *c, int *ret_exi
                         }
                         continue;
                 }
-                for (size_t k = 0; k < ELEMENTSOF(option_names); k++)
-                        if (strcmp(a, option_names[k].name) == 0) {
-                                c->opts |= option_names[k].flag;
-                                known = true;
+                for (size_t k = 0; !known && k < ELEMENTSOF(options); k++) {
+                        size_t len = strlen(options[k].name);
+
+                        if (strncmp(a, options[k].name, len) != 0 ||
+                            (a[len] != '\0' && !(a[len] == '=' && options[k].takes_value)))
+                                continue;
+                        known = true;
+                        c->opts |= OPT_BIT(options[k].id);
+                        if (!options[k].takes_value)
+                                continue;
+                        if (a[len] == '=')
+                                c->values[options[k].id] = a + len + 1;
+                        else if (++i < argc)
+                                c->values[options[k].id] = argv[i];
+                        else {
+                                *ret_exit = usage_error("%s needs a value", options[k].name);
+                                return NULL;
                         }
+                }
                 if (known)
                         continue;
                 if (strcmp(a, "--") == 0)
@@ -254,28 +285,21 @@ static const char *parse_args(int argc, char **argv, struct cli *c, int *ret_exi
                         printf("vfioctl %s\n", VFIOD_VERSION);
                         *ret_exit = 0;
                         return NULL;
-                } else if (strcmp(a, "--root") == 0 || strcmp(a, "--state-dir") == 0) {
+                } else if (strcmp(a, "--root") == 0) {
                         if (++i >= argc) {
-                                *ret_exit = usage_error("%s needs a directory", a);
+                                *ret_exit = usage_error("--root needs a directory");
                                 return NULL;
                         }
-                        if (a[2] == 'r')
-                                c->root_path = argv[i];
-                        else {
-                                c->state_dir = argv[i];
-                                c->opts |= OPT_STATE_DIR;
-                        }
+                        c->root_path = argv[i];
                 } else if (strncmp(a, "--root=", 7) == 0)
                         c->root_path = a + 7;
-                else if (strncmp(a, "--state-dir=", 12) == 0) {
-                        c->state_dir = a + 12;
-                        c->opts |= OPT_STATE_DIR;
-                } else {
+                else {
                         char q[300];
                         *ret_exit = usage_error("unknown option '%s'", cli_quote(a, q));
                         return NULL;
                 }
         }
+        c->state_dir = c->values[OPT_STATE_DIR];
         if (!verb) {
                 print_main_help(c->help ? stdout : stderr);
                 *ret_exit = c->help ? 0 : EXIT_USAGE;
@@ -284,12 +308,12 @@ static const char *parse_args(int argc, char **argv, struct cli *c, int *ret_exi
         return verb;
 }
 
-static const char *option_name(unsigned flag)
+static const char *option_name(enum opt_id id)
 {
-        for (size_t k = 0; k < ELEMENTSOF(option_names); k++)
-                if (option_names[k].flag == flag)
-                        return option_names[k].name;
-        return "--state-dir";
+        for (size_t k = 0; k < ELEMENTSOF(options); k++)
+                if (options[k].id == id)
+                        return options[k].name;
+        return "?";
 }
 
 int main(int argc, char **argv)
@@ -321,10 +345,10 @@ int main(int argc, char **argv)
                 print_verb_help(v);
                 goto out;
         }
-        for (unsigned bit = 1; bit && bit <= OPT_PERSISTED; bit <<= 1)
-                if ((c.opts & bit) && !(v->opts & bit)) {
+        for (int id = 0; id < _OPT_MAX; id++)
+                if (cli_has(&c, (enum opt_id)id) && !(v->opts & OPT_BIT(id))) {
                         exit_code = usage_error("%s: option %s does not apply", v->name,
-                                                option_name(bit));
+                                                option_name((enum opt_id)id));
                         goto out;
                 }
         if (c.n_args < v->min_args || c.n_args > v->max_args) {
