@@ -34,6 +34,7 @@ enum opt_id {
         OPT_LINK_STATE, /* value */
         OPT_MAX_RATE,   /* value */
         OPT_MIN_RATE,   /* value */
+        OPT_RELEASE,
         _OPT_MAX,
 };
 
@@ -95,3 +96,4 @@ int verb_bind(struct cli *c);
 int verb_unbind(struct cli *c);
 int verb_restore(struct cli *c);
 int verb_persisted(struct cli *c);
+int verb_sriov(struct cli *c);

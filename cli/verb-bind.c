@@ -10,6 +10,7 @@
 #include "journal.h"
 #include "persist.h"
 #include "reset.h"
+#include "sriov.h"
 #include "strv.h"
 #include "sysfs-pci.h"
 
@@ -255,9 +256,9 @@ int verb_unbind(struct cli *c)
 int verb_restore(struct cli *c)
 {
         _cleanup_(journal_freep) struct journal *j = NULL;
-        _cleanup_free_ struct pci_addr *l = NULL;
+        _cleanup_free_ struct pci_addr *l = NULL, *pfs = NULL;
         struct outcome o = {.results = json_object_new_array()};
-        size_t n = 0;
+        size_t n = 0, n_pfs = 0;
         int r;
 
         if (!cli_has(c, OPT_ALL)) {
@@ -273,10 +274,23 @@ int verb_restore(struct cli *c)
                 json_object_put(o.results);
                 return EXIT_FAILED;
         }
-        if (n == 0 && !c->json)
+        r = sriov_journal_list(j, &pfs, &n_pfs);
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: restore: cannot list the journal: %s\n", strerror(-r));
+                json_object_put(o.results);
+                return EXIT_FAILED;
+        }
+        if (n == 0 && n_pfs == 0 && !c->json)
                 printf("Nothing to restore: the journal is empty.\n");
+        /* Devices first: a PF's VF count goes back last, which may remove VFs. */
         for (size_t i = 0; i < n; i++)
                 restore_one(c, &o, j, &l[i]);
+        for (size_t i = 0; i < n_pfs; i++) {
+                _cleanup_free_ char *why = NULL;
+                r = sriov_pf_restore(c->root, j, &pfs[i], &why);
+                report(c, &o, &pfs[i], "sriov-restored", NULL, NULL,
+                       r < 0 ? (why ? why : strerror(-r)) : NULL);
+        }
         return finish(c, &o, "vfiod.restore/1", NULL);
 }
 

@@ -78,6 +78,37 @@ static const struct verb verbs[] = {
          "\n"
          "  --state-dir DIR  the journal's directory\n",
          verb_restore, 0, 0, OPT_BIT(OPT_ALL) | OPT_BIT(OPT_STATE_DIR)},
+        {"sriov",
+         "sriov PF [--numvfs N [--driver vfio-pci|host]] [--vf I SETTINGS... | --vf I --release]",
+         "Carve SR-IOV virtual functions and configure NIC VFs",
+         "Without options, shows the PF's SR-IOV state: total and enabled VFs, VF offset,\n"
+         "stride and device id, autoprobe, and each VF with its driver, IOMMU group and (for\n"
+         "a NIC) its settings.\n"
+         "\n"
+         "  --numvfs N       enable N VFs. With --driver vfio-pci (the default) the PF's\n"
+         "                   sriov_drivers_autoprobe is turned off first, so no host driver\n"
+         "                   ever probes a VF, and each VF is bound to vfio-pci through the\n"
+         "                   journal. A change between two non-zero counts goes through 0.\n"
+         "                   Refused while a VF that would go away is used by the host or\n"
+         "                   open through VFIO. A partial enable is rolled back. N = 0\n"
+         "                   releases: VF settings restored, VFs removed, autoprobe restored.\n"
+         "  --driver vfio-pci|host  where new VFs go (host: autoprobe on, the PF's VF driver)\n"
+         "  --vf I           the VF (index from 0) the settings below apply to, through the\n"
+         "                   PF's network interface (rtnetlink); its original settings are\n"
+         "                   saved in the journal first\n"
+         "  --mac M          MAC address, 02:11:22:33:44:55\n"
+         "  --vlan V[,QOS]   VLAN id (0 removes) and 802.1p priority\n"
+         "  --trust on|off   let the VF change its MAC and enter promiscuous modes\n"
+         "  --spoofchk on|off  drop frames whose source MAC is not the VF's\n"
+         "  --link-state auto|enable|disable\n"
+         "  --max-rate MBPS, --min-rate MBPS  transmit rate limits (0: none)\n"
+         "  --release        put VF I's saved original settings back\n"
+         "  --state-dir DIR  the journal's directory\n",
+         verb_sriov, 1, 1,
+         OPT_BIT(OPT_NUMVFS) | OPT_BIT(OPT_DRIVER) | OPT_BIT(OPT_VF) | OPT_BIT(OPT_MAC) |
+                 OPT_BIT(OPT_VLAN) | OPT_BIT(OPT_TRUST) | OPT_BIT(OPT_SPOOFCHK) |
+                 OPT_BIT(OPT_LINK_STATE) | OPT_BIT(OPT_MAX_RATE) | OPT_BIT(OPT_MIN_RATE) |
+                 OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR)},
         {"persisted", "persisted [DEVICE]", "List boot-time assignments, or test one",
          "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, exits\n"
          "0 if it is recorded and 1 if not (for udev's PROGRAM match).\n",
@@ -107,6 +138,7 @@ static const struct {
         {"--link-state", OPT_LINK_STATE, true},
         {"--max-rate", OPT_MAX_RATE, true},
         {"--min-rate", OPT_MIN_RATE, true},
+        {"--release", OPT_RELEASE, false},
 };
 
 static const struct verb *verb_find(const char *name)

@@ -191,6 +191,12 @@ static int addr_compare(const void *a, const void *b)
 
 int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
 {
+        return journal_list_suffix(j, ".json", ret, ret_n);
+}
+
+int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr **ret, size_t *ret_n)
+{
+        size_t slen = strlen(suffix);
         _cleanup_close_ int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_free_ struct pci_addr *l = NULL;
         size_t n = 0;
@@ -207,12 +213,12 @@ int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
                 size_t len = strlen(de->d_name);
                 struct pci_addr a, *nl;
 
-                /* "<address>.json"; temporaries start with '.' and are skipped. */
-                if (len <= 5 || len - 5 >= sizeof(base) ||
-                    strcmp(de->d_name + len - 5, ".json") != 0)
+                /* "<address><suffix>"; temporaries start with '.' and are skipped. */
+                if (len <= slen || len - slen >= sizeof(base) ||
+                    strcmp(de->d_name + len - slen, suffix) != 0)
                         continue;
-                memcpy(base, de->d_name, len - 5);
-                base[len - 5] = '\0';
+                memcpy(base, de->d_name, len - slen);
+                base[len - slen] = '\0';
                 if (pci_addr_parse(base, &a) < 0)
                         continue;
                 nl = realloc(l, (n + 1) * sizeof(*nl));

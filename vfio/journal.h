@@ -62,3 +62,7 @@ int journal_remove(struct journal *j, const struct pci_addr *addr);
 /* The addresses of all entries, valid or not (a corrupt entry still names its device
  * by its file name). Sorted. */
 int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n);
+
+/* The same for entries named "<address><suffix>" (other modules' entry kinds). */
+int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr **ret,
+                        size_t *ret_n);

@@ -1,0 +1,648 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bind.h"
+#include "macro.h"
+#include "sriov.h"
+#include "sysfs-pci.h"
+
+#define VF_LINK_TIMEOUT_MS 5000
+
+static _printf_(2, 3) void detail(char **ret, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!ret)
+                return;
+        free(*ret);
+        *ret = NULL;
+        va_start(ap, fmt);
+        if (vasprintf(ret, fmt, ap) < 0)
+                *ret = NULL;
+        va_end(ap);
+}
+
+static int pf_dir(const struct root *root, const struct pci_addr *pf)
+{
+        char p[128], addr[PCI_ADDR_STRLEN];
+
+        snprintf(p, sizeof(p), "sys/bus/pci/devices/%s", pci_addr_format(pf, addr));
+        return root_openat(root, p, O_PATH | O_DIRECTORY);
+}
+
+static int pf_write(const struct root *root, const struct pci_addr *pf, const char *attr, int v)
+{
+        char p[160], addr[PCI_ADDR_STRLEN], val[16];
+
+        snprintf(p, sizeof(p), "sys/bus/pci/devices/%s/%s", pci_addr_format(pf, addr), attr);
+        snprintf(val, sizeof(val), "%d", v);
+        return root_write_string(root, p, val);
+}
+
+int sriov_pf_read(const struct root *root, const struct pci_addr *pf, struct sriov_pf *ret)
+{
+        _cleanup_close_ int fd = pf_dir(root, pf);
+        int64_t total, num, offset, stride, autoprobe;
+        uint64_t vfdev;
+        int r;
+
+        if (fd < 0)
+                return fd == -ENOENT ? -ENODEV : fd;
+        r = dir_read_int(fd, "sriov_totalvfs", &total);
+        if (r == -ENOENT)
+                return -ENOTSUP;
+        if (r >= 0)
+                r = dir_read_int(fd, "sriov_numvfs", &num);
+        if (r >= 0)
+                r = dir_read_int(fd, "sriov_offset", &offset);
+        if (r >= 0)
+                r = dir_read_int(fd, "sriov_stride", &stride);
+        if (r >= 0)
+                r = dir_read_hex(fd, "sriov_vf_device", &vfdev);
+        if (r >= 0)
+                r = dir_read_int(fd, "sriov_drivers_autoprobe", &autoprobe);
+        if (r < 0)
+                return r;
+        *ret = (struct sriov_pf){.addr = *pf,
+                                 .totalvfs = (int)total,
+                                 .numvfs = (int)num,
+                                 .offset = (unsigned)offset,
+                                 .stride = (unsigned)stride,
+                                 .vf_device = (unsigned)vfdev,
+                                 .autoprobe = autoprobe != 0};
+        return 0;
+}
+
+int sriov_vf_address(const struct sriov_pf *pf, int index, struct pci_addr *ret)
+{
+        unsigned rid;
+
+        if (index < 0 || index >= pf->totalvfs || pf->offset == 0)
+                return -EINVAL;
+        rid = (unsigned)pf->addr.bus << 8 | (unsigned)pf->addr.dev << 3 | pf->addr.fn;
+        rid += pf->offset + (unsigned)index * pf->stride;
+        if (rid > 0xffff)
+                return -ERANGE;
+        *ret = (struct pci_addr){.domain = pf->addr.domain,
+                                 .bus = (uint8_t)(rid >> 8),
+                                 .dev = (uint8_t)((rid >> 3) & 0x1f),
+                                 .fn = (uint8_t)(rid & 7)};
+        return 0;
+}
+
+/* ---- journal ------------------------------------------------------------------------ */
+
+void sriov_journal_entry_done(struct sriov_journal_entry *e)
+{
+        free(e->saved);
+        e->saved = NULL;
+        e->n_saved = 0;
+}
+
+static void entry_name(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN + 16])
+{
+        char addr[PCI_ADDR_STRLEN];
+        snprintf(buf, PCI_ADDR_STRLEN + 16, "%s.sriov.json", pci_addr_format(a, addr));
+}
+
+static json_object *vf_config_to_json(const struct vf_config *c)
+{
+        json_object *o = json_object_new_object();
+        char mac[18];
+
+        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1], c->mac[2],
+                 c->mac[3], c->mac[4], c->mac[5]);
+        json_object_object_add(o, "vf", json_object_new_int(c->vf));
+        json_object_object_add(o, "fields", json_object_new_int((int)c->have));
+        json_object_object_add(o, "mac", json_object_new_string(mac));
+        json_object_object_add(o, "vlan", json_object_new_int(c->vlan));
+        json_object_object_add(o, "qos", json_object_new_int(c->qos));
+        json_object_object_add(o, "trust", json_object_new_boolean(c->trust));
+        json_object_object_add(o, "spoofchk", json_object_new_boolean(c->spoofchk));
+        json_object_object_add(o, "link_state",
+                               json_object_new_string(vf_link_state_to_string(c->link_state)));
+        json_object_object_add(o, "min_rate", json_object_new_int64(c->min_rate));
+        json_object_object_add(o, "max_rate", json_object_new_int64(c->max_rate));
+        return o;
+}
+
+static int vf_config_from_json(json_object *o, struct vf_config *c)
+{
+        json_object *v;
+        int ls;
+
+        *c = (struct vf_config){0};
+        if (!json_object_object_get_ex(o, "vf", &v) || !json_object_is_type(v, json_type_int))
+                return -EBADMSG;
+        c->vf = json_object_get_int(v);
+        if (!json_object_object_get_ex(o, "fields", &v))
+                return -EBADMSG;
+        c->have = (unsigned)json_object_get_int(v);
+        if (!json_object_object_get_ex(o, "mac", &v) ||
+            vf_mac_parse(json_object_get_string(v), c->mac) < 0)
+                return -EBADMSG;
+        if (json_object_object_get_ex(o, "vlan", &v))
+                c->vlan = (uint16_t)json_object_get_int(v);
+        if (json_object_object_get_ex(o, "qos", &v))
+                c->qos = (uint8_t)json_object_get_int(v);
+        if (json_object_object_get_ex(o, "trust", &v))
+                c->trust = json_object_get_boolean(v);
+        if (json_object_object_get_ex(o, "spoofchk", &v))
+                c->spoofchk = json_object_get_boolean(v);
+        if (json_object_object_get_ex(o, "link_state", &v) &&
+            (ls = vf_link_state_from_string(json_object_get_string(v))) >= 0)
+                c->link_state = (enum vf_link_state)ls;
+        if (json_object_object_get_ex(o, "min_rate", &v))
+                c->min_rate = (uint32_t)json_object_get_int64(v);
+        if (json_object_object_get_ex(o, "max_rate", &v))
+                c->max_rate = (uint32_t)json_object_get_int64(v);
+        return 0;
+}
+
+int sriov_journal_put(struct journal *j, const struct sriov_journal_entry *e)
+{
+        char name[PCI_ADDR_STRLEN + 16], addr[PCI_ADDR_STRLEN];
+        json_object *o = json_object_new_object(), *saved = json_object_new_array();
+        const char *s;
+        int r;
+
+        if (!o || !saved) {
+                json_object_put(o);
+                json_object_put(saved);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < e->n_saved; i++)
+                json_object_array_add(saved, vf_config_to_json(&e->saved[i]));
+        json_object_object_add(o, "address",
+                               json_object_new_string(pci_addr_format(&e->addr, addr)));
+        json_object_object_add(o, "kind", json_object_new_string("sriov"));
+        json_object_object_add(o, "original_numvfs", json_object_new_int(e->original_numvfs));
+        json_object_object_add(o, "original_autoprobe",
+                               json_object_new_boolean(e->original_autoprobe));
+        json_object_object_add(o, "saved_vfs", saved);
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        entry_name(&e->addr, name);
+        r = s ? dir_write_atomic(j->dirfd, name, s, strlen(s)) : -ENOMEM;
+        json_object_put(o);
+        return r;
+}
+
+int sriov_journal_get(struct journal *j, const struct pci_addr *pf, struct sriov_journal_entry *ret)
+{
+        char name[PCI_ADDR_STRLEN + 16];
+        _cleanup_free_ char *buf = NULL;
+        struct sriov_journal_entry e = {.addr = *pf};
+        json_object *o, *v, *saved;
+        struct pci_addr a;
+        int r = 0;
+
+        entry_name(pf, name);
+        r = dir_read_file(j->dirfd, name, 1 << 20, &buf, NULL);
+        if (r < 0)
+                return r;
+        o = json_tokener_parse(buf);
+        if (!o || !json_object_is_type(o, json_type_object) ||
+            !json_object_object_get_ex(o, "address", &v) ||
+            pci_addr_parse(json_object_get_string(v), &a) < 0 || !pci_addr_equal(&a, pf) ||
+            !json_object_object_get_ex(o, "original_numvfs", &v) ||
+            !json_object_is_type(v, json_type_int)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        e.original_numvfs = json_object_get_int(v);
+        e.original_autoprobe = json_object_object_get_ex(o, "original_autoprobe", &v) &&
+                               json_object_get_boolean(v);
+        if (json_object_object_get_ex(o, "saved_vfs", &saved) &&
+            json_object_is_type(saved, json_type_array)) {
+                size_t n = json_object_array_length(saved);
+                e.saved = calloc(n ? n : 1, sizeof(*e.saved));
+                if (!e.saved)
+                        r = -ENOMEM;
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        r = vf_config_from_json(json_object_array_get_idx(saved, i), &e.saved[i]);
+                e.n_saved = r >= 0 ? n : 0;
+        }
+        json_object_put(o);
+        if (r < 0) {
+                sriov_journal_entry_done(&e);
+                return r;
+        }
+        *ret = e;
+        return 0;
+}
+
+int sriov_journal_remove(struct journal *j, const struct pci_addr *pf)
+{
+        char name[PCI_ADDR_STRLEN + 16];
+
+        entry_name(pf, name);
+        if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT)
+                return negative_errno();
+        return fsync(j->dirfd) < 0 ? negative_errno() : 0;
+}
+
+int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
+{
+        return journal_list_suffix(j, ".sriov.json", ret, ret_n);
+}
+
+/* ---- carving -------------------------------------------------------------------------- */
+
+/* Whether a VF may go away: not used by the host, and its VFIO group not open (the
+ * kernel allows one opener of a group, and refuses it while a cdev user holds the
+ * device, so EBUSY here means a VMM has it). */
+static int vf_check_free(const struct root *root, const struct topology *t,
+                         const struct pci_device *vf, char **ret_detail)
+{
+        char p[64];
+        int fd;
+
+        if (vf->in_use) {
+                detail(ret_detail, "VF %s is in use by the host: %s", vf->name, vf->in_use);
+                return -EBUSY;
+        }
+        if (vf->iommu_group < 0 || !driver_is_vfio(vf->driver))
+                return 0;
+        snprintf(p, sizeof(p), "dev/vfio/%d", vf->iommu_group);
+        fd = root_openat(root, p, O_RDWR);
+        if (fd == -EBUSY) {
+                detail(ret_detail, "VF %s is assigned: its VFIO group %d is open", vf->name,
+                       vf->iommu_group);
+                return -EBUSY;
+        }
+        if (fd >= 0)
+                close(fd);
+        return 0;
+}
+
+static int wait_for_vfs(const struct root *root, const struct pci_addr *pf, int n)
+{
+        _cleanup_close_ int fd = pf_dir(root, pf);
+        struct timespec step = {.tv_nsec = 10 * 1000 * 1000};
+
+        if (fd < 0)
+                return fd;
+        for (int waited = 0; waited <= VF_LINK_TIMEOUT_MS; waited += 10) {
+                int k = 0;
+                for (; k < n; k++) {
+                        char name[32];
+                        snprintf(name, sizeof(name), "virtfn%d", k);
+                        if (faccessat(fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                                break;
+                }
+                if (k == n)
+                        return 0;
+                nanosleep(&step, NULL);
+        }
+        return -ETIMEDOUT;
+}
+
+/* Removes every VF binding entry of the PF's current VFs from the journal: the VFs are
+ * about to disappear with their count. */
+static void forget_vf_bindings(struct journal *j, const struct sriov_pf *pf)
+{
+        for (int k = 0; k < pf->numvfs; k++) {
+                struct pci_addr vf;
+                if (sriov_vf_address(pf, k, &vf) >= 0)
+                        (void)journal_remove(j, &vf);
+        }
+}
+
+static int write_numvfs(const struct root *root, const struct pci_addr *pf, int n,
+                        char **ret_detail)
+{
+        char addr[PCI_ADDR_STRLEN];
+        struct sriov_pf now;
+        int r = pf_write(root, pf, "sriov_numvfs", n);
+
+        pci_addr_format(pf, addr);
+        if (r < 0) {
+                detail(ret_detail, "%s: writing %d to sriov_numvfs failed: %s", addr, n,
+                       strerror(-r));
+                return r;
+        }
+        r = sriov_pf_read(root, pf, &now);
+        if (r < 0) {
+                detail(ret_detail, "%s: cannot read sriov_numvfs back: %s", addr, strerror(-r));
+                return r;
+        }
+        if (now.numvfs != n) {
+                detail(ret_detail, "%s: asked for %d VFs, the kernel enabled %d", addr, n,
+                       now.numvfs);
+                return -EIO;
+        }
+        return n > 0 ? wait_for_vfs(root, pf, n) : 0;
+}
+
+static int restore_vf_settings(const struct topology *t, const struct pci_addr *pf,
+                               const struct sriov_journal_entry *e)
+{
+        const struct pci_device *d = topology_find_device(t, pf);
+        int r = 0;
+
+        if (!d || d->n_netdevs == 0)
+                return e->n_saved ? -ENODEV : 0;
+        for (size_t i = 0; i < e->n_saved; i++) {
+                int k = vf_netlink_set(d->netdevs[0].name, &e->saved[i], e->saved[i].have);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        return r;
+}
+
+/* Back to `numvfs` VFs with `autoprobe`, whatever the current count. */
+static int pf_reset_to(const struct root *root, struct journal *j, const struct pci_addr *pf,
+                       int numvfs, bool autoprobe, char **ret_detail)
+{
+        struct sriov_pf now;
+        int r = sriov_pf_read(root, pf, &now), current;
+
+        if (r < 0)
+                return r;
+        current = now.numvfs;
+        if (current != numvfs && current != 0) {
+                /* The kernel changes a non-zero count only through 0. */
+                forget_vf_bindings(j, &now);
+                r = write_numvfs(root, pf, 0, ret_detail);
+                if (r < 0)
+                        return r;
+                current = 0;
+        }
+        r = pf_write(root, pf, "sriov_drivers_autoprobe", autoprobe);
+        if (r < 0) {
+                detail(ret_detail, "cannot restore sriov_drivers_autoprobe: %s", strerror(-r));
+                return r;
+        }
+        return current != numvfs ? write_numvfs(root, pf, numvfs, ret_detail) : 0;
+}
+
+int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct topology *t,
+                        const struct pci_addr *pfa, int n, enum sriov_driver driver,
+                        char **ret_detail)
+{
+        const struct pci_device *pfd = topology_find_device(t, pfa);
+        struct sriov_journal_entry e = {0};
+        struct sriov_pf pf;
+        char addr[PCI_ADDR_STRLEN];
+        bool had_entry;
+        int r, k;
+
+        pci_addr_format(pfa, addr);
+        r = sriov_pf_read(root, pfa, &pf);
+        if (r == -ENOTSUP || r == -ENODEV) {
+                detail(ret_detail, "%s: %s", addr,
+                       r == -ENODEV ? "no such PCI device" : "is not an SR-IOV physical function");
+                return r;
+        }
+        if (r < 0) {
+                detail(ret_detail, "%s: cannot read its SR-IOV attributes: %s", addr, strerror(-r));
+                return r;
+        }
+        if (n < 0 || n > pf.totalvfs) {
+                detail(ret_detail, "%s: %d VFs asked, the device supports 0 to %d", addr, n,
+                       pf.totalvfs);
+                return -EINVAL;
+        }
+        /* Existing VFs that would go away must be free. */
+        if (pfd && pf.numvfs != n)
+                for (size_t i = 0; i < pfd->n_virtfn; i++) {
+                        r = vf_check_free(root, t, &t->devices[pfd->virtfn[i]], ret_detail);
+                        if (r < 0)
+                                return r;
+                }
+
+        k = sriov_journal_get(j, pfa, &e);
+        had_entry = k >= 0;
+        if (k == -EBADMSG) {
+                detail(ret_detail, "%s: its journal entry is corrupt; run 'vfioctl restore --all'",
+                       addr);
+                return k;
+        }
+        if (n == 0) {
+                /* Release: settings back, VFs gone, autoprobe as it was. */
+                if (had_entry)
+                        (void)restore_vf_settings(t, pfa, &e);
+                forget_vf_bindings(j, &pf);
+                r = pf_reset_to(root, j, pfa, 0, had_entry ? e.original_autoprobe : pf.autoprobe,
+                                ret_detail);
+                if (r >= 0 && had_entry)
+                        r = sriov_journal_remove(j, pfa);
+                sriov_journal_entry_done(&e);
+                return r;
+        }
+        if (!had_entry) {
+                e = (struct sriov_journal_entry){.addr = *pfa,
+                                                 .original_numvfs = pf.numvfs,
+                                                 .original_autoprobe = pf.autoprobe};
+                r = sriov_journal_put(j, &e);
+                if (r < 0) {
+                        detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
+                        return r;
+                }
+        }
+
+        if (pf.numvfs != n) {
+                if (pf.numvfs != 0) {
+                        forget_vf_bindings(j, &pf);
+                        r = write_numvfs(root, pfa, 0, ret_detail);
+                        if (r < 0)
+                                goto undo;
+                }
+                r = pf_write(root, pfa, "sriov_drivers_autoprobe", driver == SRIOV_DRIVER_HOST);
+                if (r < 0) {
+                        detail(ret_detail, "%s: cannot set sriov_drivers_autoprobe: %s", addr,
+                               strerror(-r));
+                        goto undo;
+                }
+                r = write_numvfs(root, pfa, n, ret_detail);
+                if (r < 0)
+                        goto undo;
+                pf.numvfs = n;
+        }
+        if (driver == SRIOV_DRIVER_VFIO)
+                for (int i = 0; i < n; i++) {
+                        struct pci_addr vf;
+                        r = sriov_vf_address(&pf, i, &vf);
+                        if (r >= 0)
+                                r = vfio_device_bind(root, j, &vf, false, ret_detail);
+                        if (r < 0)
+                                goto undo;
+                }
+        sriov_journal_entry_done(&e);
+        return 0;
+
+undo : {
+        _cleanup_free_ char *why = NULL;
+        struct sriov_pf now;
+        if (sriov_pf_read(root, pfa, &now) >= 0)
+                forget_vf_bindings(j, &now);
+        if (pf_reset_to(root, j, pfa, e.original_numvfs, e.original_autoprobe, &why) >= 0)
+                (void)sriov_journal_remove(j, pfa);
+        else if (ret_detail && *ret_detail && why) {
+                char *both = NULL;
+                if (asprintf(&both, "%s; undoing failed too: %s (kept in the journal)", *ret_detail,
+                             why) >= 0) {
+                        free(*ret_detail);
+                        *ret_detail = both;
+                }
+        }
+}
+        sriov_journal_entry_done(&e);
+        return r;
+}
+
+int sriov_vf_configure(const struct root *root, struct journal *j, const struct topology *t,
+                       const struct pci_addr *pfa, const struct vf_config *want, unsigned fields,
+                       char **ret_detail)
+{
+        const struct pci_device *pfd = topology_find_device(t, pfa);
+        struct sriov_journal_entry e = {0};
+        struct vf_config orig;
+        char addr[PCI_ADDR_STRLEN];
+        bool saved = false;
+        int r;
+
+        pci_addr_format(pfa, addr);
+        if (!pfd || pfd->sriov_totalvfs < 0) {
+                detail(ret_detail, "%s: %s", addr,
+                       pfd ? "is not an SR-IOV physical function" : "no such PCI device");
+                return pfd ? -ENOTSUP : -ENODEV;
+        }
+        if (want->vf < 0 || want->vf >= pfd->sriov_numvfs) {
+                detail(ret_detail, "%s: VF %d does not exist (%d enabled)", addr, want->vf,
+                       pfd->sriov_numvfs);
+                return -EINVAL;
+        }
+        if (pfd->n_netdevs == 0) {
+                detail(ret_detail, "%s: has no network interface to configure VFs through", addr);
+                return -ENOTSUP;
+        }
+        r = vf_netlink_get(pfd->netdevs[0].name, want->vf, &orig);
+        if (r < 0) {
+                detail(ret_detail, "%s: cannot read VF %d of %s: %s", addr, want->vf,
+                       pfd->netdevs[0].name, strerror(-r));
+                return r;
+        }
+        r = sriov_journal_get(j, pfa, &e);
+        if (r == -ENOENT) {
+                struct sriov_pf pf;
+                r = sriov_pf_read(root, pfa, &pf);
+                e = (struct sriov_journal_entry){.addr = *pfa,
+                                                 .original_numvfs = pf.numvfs,
+                                                 .original_autoprobe = pf.autoprobe};
+        }
+        if (r < 0) {
+                detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; i < e.n_saved; i++)
+                saved |= e.saved[i].vf == want->vf;
+        if (!saved) {
+                struct vf_config *ns = realloc(e.saved, (e.n_saved + 1) * sizeof(*ns));
+                if (!ns) {
+                        sriov_journal_entry_done(&e);
+                        return -ENOMEM;
+                }
+                e.saved = ns;
+                e.saved[e.n_saved++] = orig;
+                r = sriov_journal_put(j, &e);
+                if (r < 0) {
+                        detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
+                        sriov_journal_entry_done(&e);
+                        return r;
+                }
+        }
+        sriov_journal_entry_done(&e);
+
+        r = vf_netlink_set(pfd->netdevs[0].name, want, fields);
+        if (r < 0) {
+                detail(ret_detail, "%s: %s refused the VF %d settings: %s%s", addr,
+                       pfd->netdevs[0].name, want->vf, strerror(-r),
+                       r == -EOPNOTSUPP ? " (the driver does not implement one of them)" : "");
+                /* Put back whatever part was applied before the refusal. */
+                (void)vf_netlink_set(pfd->netdevs[0].name, &orig, orig.have & fields);
+                return r;
+        }
+        return 0;
+}
+
+int sriov_pf_restore(const struct root *root, struct journal *j, const struct pci_addr *pfa,
+                     char **ret_detail)
+{
+        _cleanup_(topology_freep) struct topology *t = NULL;
+        struct sriov_journal_entry e = {0};
+        char addr[PCI_ADDR_STRLEN];
+        int r = sriov_journal_get(j, pfa, &e);
+
+        pci_addr_format(pfa, addr);
+        if (r == -EBADMSG) {
+                /* Unknown original: leave VFs as they are, drop the entry, say so. */
+                (void)sriov_journal_remove(j, pfa);
+                detail(ret_detail, "%s: SR-IOV journal entry is corrupt; VF count left as it is",
+                       addr);
+                return r;
+        }
+        if (r < 0) {
+                detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-r));
+                return r;
+        }
+        if (topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t) >= 0)
+                (void)restore_vf_settings(t, pfa, &e);
+        r = pf_reset_to(root, j, pfa, e.original_numvfs, e.original_autoprobe, ret_detail);
+        if (r == -ENODEV) {
+                (void)sriov_journal_remove(j, pfa);
+                detail(ret_detail, "%s: the device is gone; journal entry dropped", addr);
+        } else if (r >= 0)
+                r = sriov_journal_remove(j, pfa);
+        sriov_journal_entry_done(&e);
+        return r;
+}
+
+int sriov_vf_release(struct journal *j, const struct topology *t, const struct pci_addr *pfa,
+                     int vf, char **ret_detail)
+{
+        const struct pci_device *pfd = topology_find_device(t, pfa);
+        struct sriov_journal_entry e = {0};
+        char addr[PCI_ADDR_STRLEN];
+        int r = sriov_journal_get(j, pfa, &e);
+
+        pci_addr_format(pfa, addr);
+        if (r < 0) {
+                detail(ret_detail, "%s: %s", addr,
+                       r == -ENOENT ? "no saved VF settings in the journal" : strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; i < e.n_saved; i++) {
+                if (e.saved[i].vf != vf)
+                        continue;
+                if (!pfd || pfd->n_netdevs == 0) {
+                        r = -ENODEV;
+                        detail(ret_detail, "%s: has no network interface now", addr);
+                        break;
+                }
+                r = vf_netlink_set(pfd->netdevs[0].name, &e.saved[i], e.saved[i].have);
+                if (r < 0) {
+                        detail(ret_detail, "%s: restoring VF %d through %s failed: %s", addr, vf,
+                               pfd->netdevs[0].name, strerror(-r));
+                        break;
+                }
+                e.saved[i] = e.saved[--e.n_saved];
+                r = sriov_journal_put(j, &e);
+                sriov_journal_entry_done(&e);
+                return r;
+        }
+        if (r >= 0) {
+                r = -ENOENT;
+                detail(ret_detail, "%s: no saved settings for VF %d", addr, vf);
+        }
+        sriov_journal_entry_done(&e);
+        return r;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* SR-IOV physical functions: the VF model, carving VFs straight onto vfio-pci (or onto
+ * the host driver), and VF netdev settings, all journaled so a crash or a release puts
+ * back the PF's VF count, its autoprobe setting and every VF setting it changed. */
+
+#include <stdbool.h>
+
+#include "journal.h"
+#include "topology.h"
+#include "vf-netlink.h"
+
+struct sriov_pf {
+        struct pci_addr addr;
+        int totalvfs, numvfs;
+        unsigned offset, stride, vf_device;
+        bool autoprobe;
+};
+
+/* Reads the PF's sriov_* attributes. -ENOTSUP if the device is not an SR-IOV PF. */
+int sriov_pf_read(const struct root *root, const struct pci_addr *pf, struct sriov_pf *ret);
+
+/* VF index -> address, by the capability's First VF Offset and VF Stride. */
+int sriov_vf_address(const struct sriov_pf *pf, int index, struct pci_addr *ret);
+
+/* The journal's record of a PF vfiod changed. */
+struct sriov_journal_entry {
+        struct pci_addr addr;
+        int original_numvfs;
+        bool original_autoprobe;
+        struct vf_config *saved; /* original settings of the VFs vfiod configured */
+        size_t n_saved;
+};
+
+void sriov_journal_entry_done(struct sriov_journal_entry *e);
+int sriov_journal_put(struct journal *j, const struct sriov_journal_entry *e);
+int sriov_journal_get(struct journal *j, const struct pci_addr *pf,
+                      struct sriov_journal_entry *ret);
+int sriov_journal_remove(struct journal *j, const struct pci_addr *pf);
+int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n);
+
+enum sriov_driver {
+        SRIOV_DRIVER_VFIO, /* autoprobe off, each VF bound to vfio-pci */
+        SRIOV_DRIVER_HOST, /* autoprobe on: the PF's VF driver takes them */
+};
+
+/* Sets the PF's VF count to n. A change between two non-zero counts goes through 0;
+ * refused while any existing VF is in use by the host or open through VFIO. With
+ * SRIOV_DRIVER_VFIO no host driver ever probes a VF. On any failure the PF is put back
+ * as it was. n == 0 releases: VF settings restored, VFs removed, autoprobe restored,
+ * the journal entry dropped. */
+int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct topology *t,
+                        const struct pci_addr *pf, int n, enum sriov_driver driver,
+                        char **ret_detail);
+
+/* Applies VF settings through the PF's interface, saving the VF's original settings in
+ * the journal first (once). */
+int sriov_vf_configure(const struct root *root, struct journal *j, const struct topology *t,
+                       const struct pci_addr *pf, const struct vf_config *want, unsigned fields,
+                       char **ret_detail);
+
+/* Puts VF vf's saved original settings back and forgets them. */
+int sriov_vf_release(struct journal *j, const struct topology *t, const struct pci_addr *pf, int vf,
+                     char **ret_detail);
+
+/* Returns a PF recorded in the journal to its original VF count, autoprobe and VF
+ * settings (crash recovery). */
+int sriov_pf_restore(const struct root *root, struct journal *j, const struct pci_addr *pf,
+                     char **ret_detail);
