@@ -35,6 +35,17 @@ enum opt_id {
         OPT_MAX_RATE,   /* value */
         OPT_MIN_RATE,   /* value */
         OPT_RELEASE,
+        OPT_DEVICES, /* value */
+        OPT_CONFIG,  /* value */
+        OPT_JUNIT,
+        OPT_SARIF,
+        OPT_FAIL_ON, /* value */
+        OPT_PROBE,
+        OPT_BACKEND, /* value */
+        OPT_ALLOW_UNSAFE_INTERRUPTS,
+        OPT_NOIOMMU,
+        OPT_MEMLOCK, /* value */
+        OPT_FDS,     /* value */
         _OPT_MAX,
 };
 
@@ -66,6 +77,7 @@ struct verb {
         int (*run)(struct cli *c);
         size_t min_args, max_args; /* SIZE_MAX: any number */
         uint64_t opts;             /* OPT_BIT()s accepted */
+        bool opens_root;           /* the verb opens --root itself (it may be an archive) */
 };
 
 /* Prints "vfioctl: <message> (see 'vfioctl --help')" and returns EXIT_USAGE. */
@@ -97,3 +109,6 @@ int verb_unbind(struct cli *c);
 int verb_restore(struct cli *c);
 int verb_persisted(struct cli *c);
 int verb_sriov(struct cli *c);
+int verb_audit(struct cli *c);
+int verb_snapshot(struct cli *c);
+int verb_probe(struct cli *c);

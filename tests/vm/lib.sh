@@ -1,0 +1,158 @@
+# shellcheck shell=bash
+# Helpers for lab scenarios (tests/vm/scenarios/*.sh). Source it with
+#   source "$VFIOD_LAB_LIB"
+# Scenarios run as root inside the guest, chrooted into the host's root, with
+# these variables set by guest-run:
+#   VFIOD_BUILD_DIR          the build directory holding the binaries under test
+#   VFIOD_LAB_TOPOLOGY       name of the booted topology (basic, noiommu, ...)
+#   VFIOD_LAB_TOPOLOGY_FILE  its description, including the expected truth
+#   VFIOD_LAB_CHECKOUT       the source checkout
+#   VFIOD_LAB_SCENARIO       this scenario's name
+#   VFIOD_LAB_CHECKS         file collecting every check line of this boot
+#
+# Every check produces exactly one framed line, on stdout and in
+# $VFIOD_LAB_CHECKS:
+#   [vfiod-lab] PASS <scenario>/<topology>: <text>
+#   [vfiod-lab] FAIL <scenario>/<topology>: <text>
+#   [vfiod-lab] SKIP <scenario>/<topology>: <text>
+# The host-side runner counts these lines; a scenario that exits nonzero is a
+# failure of its own even when all its checks passed.
+
+set -euo pipefail
+
+: "${VFIOD_LAB_SCENARIO:=$(basename "$0" .sh)}"
+: "${VFIOD_LAB_TOPOLOGY:=unknown}"
+: "${VFIOD_LAB_CHECKS:=/dev/null}"
+: "${VFIOD_BUILD_DIR:=}"
+
+LAB_FAILURES=0
+
+# _lab_line VERDICT TEXT...: print and record one framed line.
+_lab_line() {
+	local verdict=$1 text
+	shift
+	# One check, one line: fold any newline in the text.
+	text=$(printf '%s' "$*" | tr '\n\r\t' '   ')
+	local line="[vfiod-lab] $verdict $VFIOD_LAB_SCENARIO/$VFIOD_LAB_TOPOLOGY: $text"
+	printf '%s\n' "$line"
+	printf '%s\n' "$line" >>"$VFIOD_LAB_CHECKS"
+}
+
+pass() { _lab_line PASS "$@"; }
+skip() { _lab_line SKIP "$@"; }
+
+# fail TEXT [DETAIL]: record a failure. DETAIL (possibly multi-line) is printed
+# indented under the framed line, for the logs only.
+fail() {
+	LAB_FAILURES=$((LAB_FAILURES + 1))
+	_lab_line FAIL "$1"
+	if (($# > 1)) && [[ -n $2 ]]; then
+		printf '%s\n' "$2" | sed 's/^/    | /'
+	fi
+}
+
+# check TEXT CMD [ARGS...]: pass when CMD exits 0, fail with its output if not.
+check() {
+	local text=$1 out rc=0
+	shift
+	out=$("$@" 2>&1) || rc=$?
+	if ((rc == 0)); then
+		pass "$text"
+	else
+		fail "$text (exit $rc: $*)" "$(printf '%s\n' "$out" | tail -n 20)"
+	fi
+}
+
+# check_eq TEXT EXPECTED ACTUAL
+check_eq() {
+	if [[ $2 == "$3" ]]; then
+		pass "$1"
+	else
+		fail "$1: expected '$2', got '$3'"
+	fi
+}
+
+# lab_verdicts WHAT CMD [ARGS...]: run a helper program that judges many
+# things at once and turn its verdict lines into checks. The helper prints
+# "PASS text", "FAIL text" or "SKIP text" lines; any other line is a detail
+# of the preceding verdict and is only echoed, indented. A helper that exits
+# nonzero without printing a FAIL line is itself a failure (WHAT names it).
+lab_verdicts() {
+	local what=$1 out rc=0 line verdict rest seen_fail=0
+	shift
+	out=$("$@" 2>&1) || rc=$?
+	while IFS= read -r line; do
+		verdict=${line%% *} rest=${line#* }
+		case $verdict in
+		PASS) pass "$rest" ;;
+		SKIP) skip "$rest" ;;
+		FAIL)
+			fail "$rest"
+			seen_fail=1
+			;;
+		*) printf '    | %s\n' "$line" ;;
+		esac
+	done <<<"$out"
+	if ((rc != 0 && seen_fail == 0)); then
+		fail "$what: helper exited with status $rc"
+	fi
+}
+
+# lab_bin RELATIVE_PATH: absolute path of a built program, or fail the
+# scenario with a clear message when the build directory lacks it. Meant for
+# `prog=$(lab_bin cli/vfioctl)`: the failure goes to stderr (stdout is the
+# captured path) and the failed assignment ends the scenario under set -e.
+lab_bin() {
+	local path=$VFIOD_BUILD_DIR/$1
+	if [[ -z $VFIOD_BUILD_DIR || ! -x $path ]]; then
+		fail "built program $1 is missing (looked for '$path'; build first or pass --build-dir)" >&2
+		exit 1
+	fi
+	printf '%s\n' "$path"
+}
+
+# lab_bind ADDRESS DRIVER: bind a PCI device to DRIVER with plain sysfs writes
+# (driver_override, unbind from the current driver, drivers_probe).
+lab_bind() {
+	local dev=/sys/bus/pci/devices/$1
+	printf '%s' "$2" >"$dev/driver_override"
+	if [[ -e $dev/driver ]]; then
+		printf '%s' "$1" >"$dev/driver/unbind"
+	fi
+	printf '%s' "$1" >/sys/bus/pci/drivers_probe
+	[[ $(basename "$(readlink -f "$dev/driver")") == "$2" ]]
+}
+
+# lab_unbind ADDRESS: give the device back to its default driver (if any).
+lab_unbind() {
+	local dev=/sys/bus/pci/devices/$1
+	printf '\n' >"$dev/driver_override"
+	if [[ -e $dev/driver ]]; then
+		printf '%s' "$1" >"$dev/driver/unbind"
+	fi
+	printf '%s' "$1" >/sys/bus/pci/drivers_probe 2>/dev/null || true
+}
+
+# lab_share_devices: the PCI addresses of the lab's own virtio-9p devices
+# (00:10.0 and up: the host root, the results share, maybe the checkout),
+# one per line. They are real devices in the guest's tables; scenarios that
+# compare against a fixed expectation should leave them out.
+lab_share_devices() {
+	local dev child
+	for dev in /sys/bus/pci/devices/*; do
+		for child in "$dev"/virtio*; do
+			[[ -L $child/driver && $(basename "$(readlink -f "$child/driver")") == 9pnet_virtio ]] &&
+				basename "$dev"
+		done
+	done
+	return 0
+}
+
+# lab_done: end the scenario; the exit status reflects the failures seen.
+lab_done() {
+	if ((LAB_FAILURES > 0)); then
+		echo "$VFIOD_LAB_SCENARIO: $LAB_FAILURES check(s) failed"
+		exit 1
+	fi
+	exit 0
+}

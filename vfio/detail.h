@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The one-line detail that vfio/ functions leave for people next to their -errno. */
+
+#include "macro.h"
+
+/* Replaces *ret (when ret is not NULL) with the formatted text and returns r, so that a
+ * failure reads "return detail_errno(ret_detail, -EINVAL, ...)". Allocation failure of
+ * the text leaves *ret NULL: the errno still tells the story. A %m in fmt reads the errno
+ * of the moment of the call. */
+int detail_errno(char **ret, int r, const char *fmt, ...) _printf_(3, 4);
