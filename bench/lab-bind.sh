@@ -14,9 +14,9 @@ vfioctl=$(lab_bin cli/vfioctl)
 export VFIOD_STATE_DIR=/run/vfiod-bench-state
 rounds=${VFIOD_BENCH_ROUNDS:-7}
 
-# Every endpoint of the basic topology that a host may give to a guest. The e1000e and
-# edu behind the switch share a group, as do the two behind the PCIe-to-PCI bridge.
-devices=(0000:01:00.0 0000:02:00.0 0000:03:00.0 0000:06:00.0 0000:06:00.1 0000:07:00.0
+# Every endpoint of the basic topology that a host may give to a guest. The e1000 and
+# edu behind the PCIe-to-PCI bridge share a group.
+devices=(0000:01:00.0 0000:02:00.0 0000:03:00.0 0000:06:00.0 0000:07:00.0
 	0000:08:01.0 0000:08:02.0)
 declare -A orig
 for d in "${devices[@]}"; do
