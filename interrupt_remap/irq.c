@@ -11,6 +11,7 @@
 
 #include <linux/vfio.h>
 
+#include "detail.h"
 #include "irq.h"
 #include "macro.h"
 
@@ -22,23 +23,6 @@ struct irq_set {
         uint32_t count;
         bool enabled;
 };
-
-static _printf_(3, 4) int detail(char **ret, int r, const char *fmt, ...)
-{
-        va_list ap;
-        int saved = errno; /* for a %m in fmt */
-
-        if (!ret)
-                return r;
-        free(*ret);
-        *ret = NULL;
-        errno = saved;
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-        return r;
-}
 
 static const char *index_name(unsigned index)
 {
@@ -120,11 +104,12 @@ static int open_fds(struct irq_set *s, uint32_t count)
 static int check_count(const struct irq_set *s, uint32_t count, char **ret_detail)
 {
         if (count == 0)
-                return detail(ret_detail, -EINVAL, "enabling %s with no vector: disable it instead",
-                              index_name(s->index));
+                return detail_errno(ret_detail, -EINVAL,
+                                    "enabling %s with no vector: disable it instead",
+                                    index_name(s->index));
         if (count > s->max)
-                return detail(ret_detail, -ERANGE, "%s has %u vector%s, %u asked for",
-                              index_name(s->index), s->max, s->max == 1 ? "" : "s", count);
+                return detail_errno(ret_detail, -ERANGE, "%s has %u vector%s, %u asked for",
+                                    index_name(s->index), s->max, s->max == 1 ? "" : "s", count);
         return 0;
 }
 
@@ -133,15 +118,16 @@ static int enable(struct irq_set *s, uint32_t count, char **ret_detail)
         int q = open_fds(s, count);
 
         if (q < 0)
-                return detail(ret_detail, q, "cannot create eventfds: %s", strerror(-q));
+                return detail_errno(ret_detail, q, "cannot create eventfds: %s", strerror(-q));
         s->count = count > s->count ? count : s->count;
         q = set_trigger(s, 0, count, s->fds);
         if (q < 0)
-                return detail(ret_detail, q, "VFIO_DEVICE_SET_IRQS enabling %u %s vector%s: %s%s",
-                              count, index_name(s->index), count == 1 ? "" : "s", strerror(-q),
-                              q == -EINVAL ? " (another interrupt type is enabled: disable it "
-                                             "first)"
-                                           : "");
+                return detail_errno(
+                        ret_detail, q, "VFIO_DEVICE_SET_IRQS enabling %u %s vector%s: %s%s", count,
+                        index_name(s->index), count == 1 ? "" : "s", strerror(-q),
+                        q == -EINVAL ? " (another interrupt type is enabled: disable it "
+                                       "first)"
+                                     : "");
         close_fds(s, count); /* left over from a larger former count */
         s->count = count;
         s->enabled = true;
@@ -156,11 +142,12 @@ int irq_set_enable(int device_fd, unsigned index, uint32_t count, struct irq_set
         int q;
 
         if (ioctl(device_fd, VFIO_DEVICE_GET_IRQ_INFO, &info) < 0)
-                return detail(ret_detail, negative_errno(),
-                              "VFIO_DEVICE_GET_IRQ_INFO(%s) failed: %m", index_name(index));
+                return detail_errno(ret_detail, negative_errno(),
+                                    "VFIO_DEVICE_GET_IRQ_INFO(%s) failed: %m", index_name(index));
         if (!(info.flags & VFIO_IRQ_INFO_EVENTFD) || info.count == 0)
-                return detail(ret_detail, -EOPNOTSUPP, "the device has no %s interrupt%s",
-                              index_name(index), info.count ? " that signals an eventfd" : "");
+                return detail_errno(ret_detail, -EOPNOTSUPP, "the device has no %s interrupt%s",
+                                    index_name(index),
+                                    info.count ? " that signals an eventfd" : "");
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
@@ -190,8 +177,8 @@ int irq_set_disable(struct irq_set *s, char **ret_detail)
                 return 0;
         q = set_none(s, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0);
         if (q < 0)
-                return detail(ret_detail, q, "VFIO_DEVICE_SET_IRQS disabling %s: %s",
-                              index_name(s->index), strerror(-q));
+                return detail_errno(ret_detail, q, "VFIO_DEVICE_SET_IRQS disabling %s: %s",
+                                    index_name(s->index), strerror(-q));
         s->enabled = false;
         close_fds(s, 0);
         return 0;
@@ -216,25 +203,26 @@ int irq_set_resize(struct irq_set *s, uint32_t count, bool *ret_in_place, char *
                 if (count > old) {
                         q = open_fds(s, count);
                         if (q < 0)
-                                return detail(ret_detail, q, "cannot create eventfds: %s",
-                                              strerror(-q));
+                                return detail_errno(ret_detail, q, "cannot create eventfds: %s",
+                                                    strerror(-q));
                         s->count = count;
                         q = set_trigger(s, old, count - old, s->fds + old);
                         if (q < 0) {
                                 close_fds(s, old);
                                 s->count = old;
-                                return detail(ret_detail, q,
-                                              "VFIO_DEVICE_SET_IRQS adding MSI-X vectors %u-%u: "
-                                              "%s",
-                                              old, count - 1, strerror(-q));
+                                return detail_errno(
+                                        ret_detail, q,
+                                        "VFIO_DEVICE_SET_IRQS adding MSI-X vectors %u-%u: "
+                                        "%s",
+                                        old, count - 1, strerror(-q));
                         }
                 } else {
                         q = set_trigger(s, count, old - count, NULL);
                         if (q < 0)
-                                return detail(ret_detail, q,
-                                              "VFIO_DEVICE_SET_IRQS releasing MSI-X vectors "
-                                              "%u-%u: %s",
-                                              count, old - 1, strerror(-q));
+                                return detail_errno(ret_detail, q,
+                                                    "VFIO_DEVICE_SET_IRQS releasing MSI-X vectors "
+                                                    "%u-%u: %s",
+                                                    count, old - 1, strerror(-q));
                         close_fds(s, count);
                         s->count = count;
                 }
@@ -261,8 +249,8 @@ int irq_set_unmask(struct irq_set *s, char **ret_detail)
                 return 0; /* message-signalled interrupts are never masked by vfio */
         q = set_none(s, VFIO_IRQ_SET_ACTION_UNMASK, 0, 1);
         if (q < 0)
-                return detail(ret_detail, q, "VFIO_DEVICE_SET_IRQS unmasking INTx: %s",
-                              strerror(-q));
+                return detail_errno(ret_detail, q, "VFIO_DEVICE_SET_IRQS unmasking INTx: %s",
+                                    strerror(-q));
         return 0;
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The one-line detail that vfio/ functions leave for people next to their -errno. */
+/* The one-line detail that library functions leave for people next to their -errno. */
 
 #include "macro.h"
 
