@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "varlink.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "macro.h"
+
+#define READ_CHUNK 65536
+
+void varlink_stream_init(struct varlink_stream *s, int fd, size_t max_message)
+{
+        *s = (struct varlink_stream){.fd = fd, .max_message = max_message};
+}
+
+static void close_fds(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                fds[i] = safe_close(fds[i]);
+}
+
+void varlink_stream_done(struct varlink_stream *s)
+{
+        close_fds(s->in_fds, s->n_in_fds);
+        close_fds(s->out_fds, s->n_out_fds);
+        free(s->in);
+        free(s->out);
+        *s = (struct varlink_stream){.fd = -EBADF};
+}
+
+static int grow(char **buf, size_t *alloc, size_t need)
+{
+        if (need <= *alloc)
+                return 0;
+        size_t n = *alloc ? *alloc : 4096;
+        while (n < need)
+                n *= 2;
+        char *p = realloc(*buf, n);
+        if (!p)
+                return -ENOMEM;
+        *buf = p;
+        *alloc = n;
+        return 0;
+}
+
+int varlink_stream_read(struct varlink_stream *s)
+{
+        /* A whole message may already be buffered: reading more would only grow the
+         * buffer past the limit on a client that pipelines. */
+        if (s->in_len > s->max_message && !memchr(s->in, 0, s->in_len))
+                return -EMSGSIZE;
+
+        int r = grow(&s->in, &s->in_alloc, s->in_len + READ_CHUNK);
+        if (r < 0)
+                return r;
+
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * VARLINK_FDS_MAX)];
+        } control = {};
+        struct iovec iov = {.iov_base = s->in + s->in_len, .iov_len = READ_CHUNK};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        ssize_t n = recvmsg(s->fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : negative_errno();
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                const int *fds = (const int *)CMSG_DATA(c);
+                for (size_t i = 0; i < k; i++) {
+                        if (s->n_in_fds < VARLINK_FDS_MAX)
+                                s->in_fds[s->n_in_fds++] = fds[i];
+                        else {
+                                safe_close(fds[i]);
+                                s->in_fds_truncated = true;
+                        }
+                }
+        }
+        if (mh.msg_flags & MSG_CTRUNC)
+                s->in_fds_truncated = true;
+
+        if (n == 0) {
+                s->eof = true;
+                return 0;
+        }
+        s->in_len += (size_t)n;
+        if (s->in_len > s->max_message && !memchr(s->in, 0, s->in_len))
+                return -EMSGSIZE;
+        return (int)n;
+}
+
+int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fds,
+                        size_t *ret_n_fds)
+{
+        char *end = s->in_len ? memchr(s->in, 0, s->in_len) : NULL;
+        if (!end)
+                return 0;
+
+        size_t len = (size_t)(end - s->in);
+        json_object *o = NULL;
+        int r = 0;
+        if (len > s->max_message)
+                r = -EMSGSIZE;
+        else {
+                json_tokener *tok = json_tokener_new();
+                if (!tok)
+                        return -ENOMEM;
+                o = json_tokener_parse_ex(tok, s->in, (int)len);
+                /* Trailing bytes after the object, or an incomplete one, are invalid. */
+                if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+                    json_tokener_get_parse_end(tok) != len ||
+                    !json_object_is_type(o, json_type_object)) {
+                        json_object_put(o);
+                        o = NULL;
+                        r = -EBADMSG;
+                }
+                json_tokener_free(tok);
+        }
+
+        memmove(s->in, end + 1, s->in_len - len - 1);
+        s->in_len -= len + 1;
+
+        /* The fds arrived with this message's first bytes (the kernel never merges a
+         * message carrying fds into an earlier read), so they are all its own. */
+        if (r < 0 || s->in_fds_truncated) {
+                close_fds(s->in_fds, s->n_in_fds);
+                s->n_in_fds = 0;
+                if (r == 0 && s->in_fds_truncated) {
+                        json_object_put(o);
+                        s->in_fds_truncated = false;
+                        return -ETOOMANYREFS;
+                }
+                s->in_fds_truncated = false;
+                return r;
+        }
+        memcpy(ret_fds, s->in_fds, s->n_in_fds * sizeof(int));
+        *ret_n_fds = s->n_in_fds;
+        s->n_in_fds = 0;
+        *ret = o;
+        return 1;
+}
+
+int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *fds, size_t n_fds)
+{
+        if (n_fds > VARLINK_FDS_MAX)
+                return -E2BIG;
+        if (n_fds > 0 && s->n_out_fds > 0) {
+                /* One message with fds in flight at a time keeps each set with the
+                 * first byte of its own message. */
+                int r = varlink_stream_flush(s);
+                if (r < 0)
+                        return r;
+                if (s->n_out_fds > 0)
+                        return -EBUSY;
+        }
+
+        size_t len;
+        const char *text = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
+        if (!text)
+                return -ENOMEM;
+
+        /* Compact the written prefix away before growing. */
+        if (s->out_off > 0) {
+                memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
+                s->out_len -= s->out_off;
+                s->out_fds_at -= s->n_out_fds > 0 ? s->out_off : 0;
+                s->out_off = 0;
+        }
+        int r = grow(&s->out, &s->out_alloc, s->out_len + len + 1);
+        if (r < 0)
+                return r;
+
+        if (n_fds > 0) {
+                memcpy(s->out_fds, fds, n_fds * sizeof(int));
+                s->n_out_fds = n_fds;
+                s->out_fds_at = s->out_len;
+        }
+        memcpy(s->out + s->out_len, text, len);
+        s->out[s->out_len + len] = 0;
+        s->out_len += len + 1;
+        return 0;
+}
+
+int varlink_stream_flush(struct varlink_stream *s)
+{
+        while (varlink_stream_has_output(s)) {
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int) * VARLINK_FDS_MAX)];
+                } control = {};
+                struct iovec iov = {.iov_base = s->out + s->out_off,
+                                    .iov_len = s->out_len - s->out_off};
+                struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+                bool with_fds = s->n_out_fds > 0 && s->out_off == s->out_fds_at;
+                if (s->n_out_fds > 0 && s->out_off < s->out_fds_at)
+                        /* Stop before the message that carries fds: they must go with
+                         * its first byte, not with the bytes ahead of it. */
+                        iov.iov_len = s->out_fds_at - s->out_off;
+                if (with_fds) {
+                        mh.msg_control = &control;
+                        mh.msg_controllen = CMSG_SPACE(sizeof(int) * s->n_out_fds);
+                        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                        c->cmsg_level = SOL_SOCKET;
+                        c->cmsg_type = SCM_RIGHTS;
+                        c->cmsg_len = CMSG_LEN(sizeof(int) * s->n_out_fds);
+                        memcpy(CMSG_DATA(c), s->out_fds, sizeof(int) * s->n_out_fds);
+                }
+                ssize_t n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return 0;
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (with_fds) {
+                        /* They went with the first byte; the peer owns them now. */
+                        close_fds(s->out_fds, s->n_out_fds);
+                        s->n_out_fds = 0;
+                }
+                s->out_off += (size_t)n;
+        }
+        s->out_off = s->out_len = 0;
+        return 1;
+}
+
+json_object *varlink_call_new(const char *method, json_object *parameters, bool more)
+{
+        json_object *o = json_object_new_object();
+        if (!o) {
+                json_object_put(parameters);
+                return NULL;
+        }
+        if (!parameters)
+                parameters = json_object_new_object();
+        if (!parameters ||
+            json_object_object_add(o, "method", json_object_new_string(method)) < 0 ||
+            json_object_object_add(o, "parameters", parameters) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        if (more && json_object_object_add(o, "more", json_object_new_boolean(true)) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+json_object *varlink_reply_new(json_object *parameters, bool continues)
+{
+        json_object *o = json_object_new_object();
+        if (!o) {
+                json_object_put(parameters);
+                return NULL;
+        }
+        if (!parameters)
+                parameters = json_object_new_object();
+        if (!parameters || json_object_object_add(o, "parameters", parameters) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        if (continues &&
+            json_object_object_add(o, "continues", json_object_new_boolean(true)) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+json_object *varlink_error_new(const char *error, json_object *parameters)
+{
+        json_object *o = json_object_new_object();
+        if (!o) {
+                json_object_put(parameters);
+                return NULL;
+        }
+        if (!parameters)
+                parameters = json_object_new_object();
+        if (!parameters || json_object_object_add(o, "error", json_object_new_string(error)) < 0 ||
+            json_object_object_add(o, "parameters", parameters) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+const char *json_get_string(json_object *o, const char *key)
+{
+        json_object *v;
+        if (!o || !json_object_object_get_ex(o, key, &v) ||
+            !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The varlink wire format: each message is one JSON object followed by a NUL byte, on a
+ * SOCK_STREAM UNIX socket; file descriptors travel as SCM_RIGHTS ancillary data with the
+ * first byte of the message they belong to. A varlink_stream buffers one direction each
+ * way of such a socket; it serves the daemon (non-blocking) and the client library
+ * (blocking) alike and never decides policy: it reports what arrived.
+ *
+ * Message shapes (https://varlink.org): a call is {"method": "iface.Name", "parameters":
+ * {...}, "more": bool, "oneway": bool}; a reply is {"parameters": {...}, "continues":
+ * bool} or {"error": "iface.ErrorName", "parameters": {...}}. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* At most this many fds are taken from one recvmsg(); more is a protocol error. */
+#define VARLINK_FDS_MAX 16
+
+struct varlink_stream {
+        int fd;
+        size_t max_message; /* a message longer than this is refused (-EMSGSIZE) */
+
+        char *in; /* bytes read and not yet consumed */
+        size_t in_len, in_alloc;
+        int in_fds[VARLINK_FDS_MAX]; /* fds received with bytes still in in[] */
+        size_t n_in_fds;
+        bool in_fds_truncated; /* the kernel dropped some fds (MSG_CTRUNC) */
+        bool eof;
+
+        char *out; /* bytes queued and not yet written */
+        size_t out_len, out_off, out_alloc;
+        int out_fds[VARLINK_FDS_MAX]; /* to go with the first byte of out[out_fds_at] */
+        size_t n_out_fds, out_fds_at;
+};
+
+/* Sets s up around the connected socket fd (not taken: the caller closes it after
+ * varlink_stream_done()). */
+void varlink_stream_init(struct varlink_stream *s, int fd, size_t max_message);
+
+/* Frees the buffers and closes every fd received or queued and not handed out. */
+void varlink_stream_done(struct varlink_stream *s);
+
+/* One recvmsg(): the number of bytes read, 0 at end of file (s->eof), -EAGAIN on a
+ * non-blocking socket with nothing to read, -EMSGSIZE when the unconsumed bytes exceed
+ * the message limit with no message end among them, or another -errno. */
+int varlink_stream_read(struct varlink_stream *s);
+
+/* Takes the next complete message from the buffer: 1 and *ret set (with the fds that
+ * arrived with it, the caller then owns them), 0 when no whole message is buffered,
+ * -EBADMSG for a message that is not a JSON object (it is consumed; its fds closed). */
+int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fds,
+                        size_t *ret_n_fds);
+
+/* Queues msg (serialized, NUL-terminated) and, with its first byte, fds (taken: they are
+ * closed once sent, or by varlink_stream_done()). -E2BIG for more than VARLINK_FDS_MAX
+ * fds, -EBUSY while another message's fds cannot be sent yet. */
+int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *fds, size_t n_fds);
+
+/* Writes queued bytes: 1 when everything is written, 0 when the socket would block with
+ * bytes left (-EAGAIN is not an error here), or -errno (-EPIPE when the peer left). */
+int varlink_stream_flush(struct varlink_stream *s);
+
+static inline bool varlink_stream_has_output(const struct varlink_stream *s)
+{
+        return s->out_off < s->out_len;
+}
+
+/* Helpers for the message shapes. Each returns a new object or NULL without memory;
+ * parameters is taken (NULL means {}). */
+json_object *varlink_call_new(const char *method, json_object *parameters, bool more);
+json_object *varlink_reply_new(json_object *parameters, bool continues);
+json_object *varlink_error_new(const char *error, json_object *parameters);
+
+/* A string or integer member, or NULL/-1 when absent or of another type. */
+const char *json_get_string(json_object *o, const char *key);

@@ -1,0 +1,1302 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The io.vfiod methods and the life of a lease. Each handler answers the call itself
+ * (a reply or a varlink error) and returns 0, or returns -errno when it failed before it
+ * could, and the dispatcher answers io.vfiod.OperationFailed. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "bind.h"
+#include "device.h"
+#include "iommu.h"
+#include "journal.h"
+#include "macro.h"
+#include "reset.h"
+#include "server.h"
+#include "sriov.h"
+#include "strv.h"
+#include "topology-json.h"
+#include "vfiod-interface.h"
+
+#define ERR_INVALID_PARAMETER "org.varlink.service.InvalidParameter"
+
+/* ---- parameters --------------------------------------------------------------------- */
+
+static int invalid_parameter(struct conn *c, const char *name)
+{
+        return conn_errorf(c, ERR_INVALID_PARAMETER, "parameter", name, NULL);
+}
+
+static int errno_error(struct conn *c, const char *operation, const struct pci_addr *a, int r,
+                       const char *message)
+{
+        json_object *p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        char buf[PCI_ADDR_STRLEN], ebuf[128];
+        json_object_object_add(p, "operation", json_object_new_string(operation));
+        if (a)
+                json_object_object_add(p, "address",
+                                       json_object_new_string(pci_addr_format(a, buf)));
+        json_object_object_add(p, "errno", json_object_new_int(r < 0 ? -r : r));
+        json_object_object_add(
+                p, "message",
+                json_object_new_string(message ? message : strerror_r(-r, ebuf, sizeof(ebuf))));
+        return conn_error(c, "io.vfiod.OperationFailed", p);
+}
+
+/* Parses an address string; answers the call and returns 1 when it is bad. */
+static int parse_address(struct conn *c, json_object *v, const char *param, struct pci_addr *ret)
+{
+        if (!v || !json_object_is_type(v, json_type_string)) {
+                invalid_parameter(c, param);
+                return 1;
+        }
+        if (pci_addr_parse(json_object_get_string(v), ret) < 0) {
+                conn_errorf(c, "io.vfiod.InvalidAddress", "address", json_object_get_string(v),
+                            NULL);
+                return 1;
+        }
+        return 0;
+}
+
+static json_object *param(json_object *params, const char *key)
+{
+        json_object *v;
+        return params && json_object_object_get_ex(params, key, &v) ? v : NULL;
+}
+
+/* An optional boolean: answers and returns 1 when present with another type. */
+static int param_bool(struct conn *c, json_object *params, const char *key, bool *ret)
+{
+        json_object *v = param(params, key);
+        if (!v)
+                return 0;
+        if (!json_object_is_type(v, json_type_boolean)) {
+                invalid_parameter(c, key);
+                return 1;
+        }
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+/* A list of 1..max addresses, duplicates refused. */
+static int parse_address_list(struct conn *c, json_object *params, const char *key, size_t max,
+                              struct pci_addr **ret, size_t *ret_n)
+{
+        json_object *v = param(params, key);
+        if (!v || !json_object_is_type(v, json_type_array) || json_object_array_length(v) == 0 ||
+            json_object_array_length(v) > max) {
+                invalid_parameter(c, key);
+                return 1;
+        }
+        size_t n = json_object_array_length(v);
+        _cleanup_free_ struct pci_addr *l = calloc(n, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                if (parse_address(c, json_object_array_get_idx(v, i), key, &l[i]))
+                        return 1;
+                for (size_t k = 0; k < i; k++)
+                        if (pci_addr_equal(&l[k], &l[i])) {
+                                invalid_parameter(c, key);
+                                return 1;
+                        }
+        }
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
+}
+
+/* ---- authorization ------------------------------------------------------------------ */
+
+static const struct policy_rule *allowed(struct conn *c, enum policy_op op,
+                                         const struct topology *t, const struct pci_device *d)
+{
+        static const struct policy_rule admin_rule = {.on_release = RELEASE_RESTORE,
+                                                      .memlock = POLICY_MEMLOCK_UNSET};
+        if (c->admin)
+                return &admin_rule;
+        struct policy_client pc = {
+                .uid = c->cred.uid,
+                .gid = c->cred.gid,
+                .groups = c->groups,
+                .n_groups = c->n_groups,
+        };
+        return policy_check(c->server->policy, &pc, op, t, d);
+}
+
+static int denied(struct conn *c, enum policy_op op, const struct pci_device *d)
+{
+        log_msg(LOG_NOTICE, "uid %u pid %d: %s%s%s denied by policy", c->cred.uid, (int)c->cred.pid,
+                policy_op_to_string(op), d ? " on " : "", d ? d->name : "");
+        return conn_errorf(c, "io.vfiod.PermissionDenied", "operation", policy_op_to_string(op),
+                           "address", d ? d->name : NULL, NULL);
+}
+
+/* Looks the device up and checks op on it; answers and returns 1 when refused. */
+static int device_allowed(struct conn *c, enum policy_op op, const struct topology *t,
+                          const struct pci_addr *a, const struct pci_device **ret,
+                          const struct policy_rule **ret_rule)
+{
+        const struct pci_device *d = topology_find_device(t, a);
+        if (!d) {
+                char buf[PCI_ADDR_STRLEN];
+                /* Not telling a denied client whether a device exists would leak nothing
+                 * here: ListDevices shows the whole bus to anyone allowed to list. */
+                conn_errorf(c, "io.vfiod.NoSuchDevice", "address", pci_addr_format(a, buf), NULL);
+                return 1;
+        }
+        const struct policy_rule *rule = allowed(c, op, t, d);
+        if (!rule) {
+                denied(c, op, d);
+                return 1;
+        }
+        if (ret)
+                *ret = d;
+        if (ret_rule)
+                *ret_rule = rule;
+        return 0;
+}
+
+static struct lease *lease_of_device(struct server *s, const struct pci_addr *a)
+{
+        for (size_t i = 0; i < s->n_leases; i++)
+                for (size_t k = 0; k < s->leases[i]->n_devices; k++)
+                        if (pci_addr_equal(&s->leases[i]->devices[k], a))
+                                return s->leases[i];
+        return NULL;
+}
+
+static int busy(struct conn *c, const char *address, const char *fmt, ...) _printf_(3, 4);
+static int busy(struct conn *c, const char *address, const char *fmt, ...)
+{
+        _cleanup_free_ char *reason = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&reason, fmt, ap) < 0)
+                reason = NULL;
+        va_end(ap);
+        return conn_errorf(c, "io.vfiod.DeviceBusy", "address", address, "reason",
+                           reason ? reason : "busy", NULL);
+}
+
+/* ---- org.varlink.service ------------------------------------------------------------ */
+
+static int method_get_info(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        json_object *p = json_object_new_object(), *ifaces = json_object_new_array();
+        if (!p || !ifaces) {
+                json_object_put(p);
+                json_object_put(ifaces);
+                return -ENOMEM;
+        }
+        json_object_object_add(p, "vendor", json_object_new_string("vfiod"));
+        json_object_object_add(p, "product", json_object_new_string("vfiod"));
+        json_object_object_add(p, "version", json_object_new_string(VFIOD_VERSION));
+        json_object_object_add(p, "url", json_object_new_string("man:vfiod(8)"));
+        json_object_array_add(ifaces, json_object_new_string("org.varlink.service"));
+        json_object_array_add(ifaces, json_object_new_string("io.vfiod"));
+        json_object_object_add(p, "interfaces", ifaces);
+        return conn_reply(c, p, NULL, 0);
+}
+
+static int method_get_interface_description(struct conn *c, json_object *params, int *fds,
+                                            size_t n_fds)
+{
+        json_object *v = param(params, "interface");
+        if (!v || !json_object_is_type(v, json_type_string))
+                return invalid_parameter(c, "interface");
+        const char *name = json_object_get_string(v);
+        const char *text = strcmp(name, "io.vfiod") == 0 ? vfiod_interface_io_vfiod
+                           : strcmp(name, "org.varlink.service") == 0
+                                   ? vfiod_interface_org_varlink_service
+                                   : NULL;
+        if (!text)
+                return conn_errorf(c, "org.varlink.service.InterfaceNotFound", "interface", name,
+                                   NULL);
+        json_object *p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        json_object_object_add(p, "description", json_object_new_string(text));
+        return conn_reply(c, p, NULL, 0);
+}
+
+/* ---- topology ----------------------------------------------------------------------- */
+
+static int method_list_devices(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        const struct topology *t;
+        int r = server_topology(c->server, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        if (!allowed(c, POLICY_OP_LIST, t, NULL))
+                return denied(c, POLICY_OP_LIST, NULL);
+        json_object *p = json_object_new_object(), *list = json_object_new_array();
+        if (!p || !list) {
+                json_object_put(p);
+                json_object_put(list);
+                return -ENOMEM;
+        }
+        json_object_object_add(p, "devices", list);
+        for (size_t i = 0; i < t->n_devices; i++) {
+                json_object *d = json_device_new(t, &t->devices[i], false);
+                if (!d || json_object_array_add(list, d) < 0) {
+                        json_object_put(d);
+                        json_object_put(p);
+                        return -ENOMEM;
+                }
+        }
+        return conn_reply(c, p, NULL, 0);
+}
+
+static int method_list_groups(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        const struct topology *t;
+        int r = server_topology(c->server, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        if (!allowed(c, POLICY_OP_LIST, t, NULL))
+                return denied(c, POLICY_OP_LIST, NULL);
+        json_object *p = json_object_new_object(), *list = json_object_new_array();
+        if (!p || !list) {
+                json_object_put(p);
+                json_object_put(list);
+                return -ENOMEM;
+        }
+        json_object_object_add(p, "groups", list);
+        for (size_t i = 0; i < t->n_groups; i++) {
+                json_object *g = json_group_new(t, &t->groups[i]);
+                if (!g || json_object_array_add(list, g) < 0) {
+                        json_object_put(g);
+                        json_object_put(p);
+                        return -ENOMEM;
+                }
+        }
+        return conn_reply(c, p, NULL, 0);
+}
+
+static int method_show_device(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct pci_addr a;
+        if (parse_address(c, param(params, "address"), "address", &a))
+                return 0;
+        const struct topology *t;
+        int r = server_topology(c->server, &t);
+        if (r < 0)
+                return errno_error(c, "scan", &a, r, NULL);
+        const struct pci_device *d;
+        if (device_allowed(c, POLICY_OP_LIST, t, &a, &d, NULL))
+                return 0;
+        json_object *p = json_object_new_object(), *o = json_device_new(t, d, true);
+        if (!p || !o) {
+                json_object_put(p);
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        json_object_object_add(p, "device", o);
+        return conn_reply(c, p, NULL, 0);
+}
+
+/* ---- bind, unbind ------------------------------------------------------------------- */
+
+static int open_journal(struct server *s, struct journal **ret)
+{
+        return journal_open(s->root, s->cfg.state_dir, ret);
+}
+
+static json_object *address_array(const struct pci_addr *l, size_t n)
+{
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; a && i < n; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                json_object_array_add(a, json_object_new_string(pci_addr_format(&l[i], buf)));
+        }
+        return a;
+}
+
+static int method_bind(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        _cleanup_free_ struct pci_addr *req = NULL;
+        size_t n_req;
+        bool group = false, force = false;
+        int r = parse_address_list(c, params, "devices", 256, &req, &n_req);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        if (param_bool(c, params, "group", &group) || param_bool(c, params, "force", &force))
+                return 0;
+
+        const struct topology *t;
+        r = server_topology(s, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        for (size_t i = 0; i < n_req; i++)
+                if (device_allowed(c, POLICY_OP_BIND, t, &req[i], NULL, NULL))
+                        return 0;
+
+        struct bind_plan plan = {};
+        _cleanup_free_ char *why = NULL;
+        r = bind_plan_build(t, req, n_req, (group ? BIND_GROUP : 0) | (force ? BIND_FORCE : 0),
+                            &plan, &why);
+        if (r < 0) {
+                char buf[PCI_ADDR_STRLEN];
+                return busy(c, pci_addr_format(&req[0], buf), "%s", why ? why : strerror(-r));
+        }
+        /* The plan may add group members: each needs the right too. */
+        for (size_t i = 0; i < plan.n_devices; i++)
+                if (device_allowed(c, POLICY_OP_BIND, t, &plan.devices[i], NULL, NULL)) {
+                        bind_plan_done(&plan);
+                        return 0;
+                }
+
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        r = open_journal(s, &j);
+        if (r >= 0)
+                r = vfio_bind_plan(s->root, j, &plan, false, &why);
+        server_invalidate(s);
+        if (r < 0) {
+                bind_plan_done(&plan);
+                return errno_error(c, "bind", NULL, r, why);
+        }
+        for (size_t i = 0; i < plan.n_devices; i++)
+                server_broadcast(s, "device-changed", &plan.devices[i], 0);
+        json_object *p = json_object_new_object();
+        if (p)
+                json_object_object_add(p, "bound", address_array(plan.devices, plan.n_devices));
+        bind_plan_done(&plan);
+        return p ? conn_reply(c, p, NULL, 0) : -ENOMEM;
+}
+
+static int method_unbind(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        _cleanup_free_ struct pci_addr *req = NULL;
+        size_t n_req;
+        int r = parse_address_list(c, params, "devices", 256, &req, &n_req);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        const struct topology *t;
+        r = server_topology(s, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        for (size_t i = 0; i < n_req; i++) {
+                const struct pci_device *d;
+                if (device_allowed(c, POLICY_OP_BIND, t, &req[i], &d, NULL))
+                        return 0;
+                struct lease *l = lease_of_device(s, &req[i]);
+                if (l)
+                        return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
+                                    l->id);
+        }
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        r = open_journal(s, &j);
+        if (r < 0)
+                return errno_error(c, "unbind", NULL, r, "cannot open the journal");
+        for (size_t i = 0; i < n_req; i++) {
+                _cleanup_free_ char *why = NULL;
+                r = vfio_device_restore(s->root, j, &req[i], &why);
+                server_invalidate(s);
+                if (r < 0)
+                        return errno_error(c, "unbind", &req[i], r, why);
+                server_broadcast(s, "device-changed", &req[i], 0);
+        }
+        json_object *p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        json_object_object_add(p, "restored", address_array(req, n_req));
+        return conn_reply(c, p, NULL, 0);
+}
+
+/* ---- SR-IOV ------------------------------------------------------------------------- */
+
+static int method_set_numvfs(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        struct pci_addr pf;
+        if (parse_address(c, param(params, "pf"), "pf", &pf))
+                return 0;
+        json_object *v = param(params, "numvfs");
+        if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+            json_object_get_int64(v) > 65535)
+                return invalid_parameter(c, "numvfs");
+        int n = (int)json_object_get_int64(v);
+        enum sriov_driver driver = SRIOV_DRIVER_VFIO;
+        v = param(params, "driver");
+        if (v) {
+                const char *d =
+                        json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+                if (strcmp(d, "vfio-pci") == 0)
+                        driver = SRIOV_DRIVER_VFIO;
+                else if (strcmp(d, "host") == 0)
+                        driver = SRIOV_DRIVER_HOST;
+                else
+                        return invalid_parameter(c, "driver");
+        }
+
+        const struct topology *t;
+        int r = server_topology(s, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        const struct pci_device *d;
+        if (device_allowed(c, POLICY_OP_SRIOV, t, &pf, &d, NULL))
+                return 0;
+        for (size_t i = 0; i < d->n_virtfn; i++) {
+                const struct pci_device *vf = topology_device(t, d->virtfn[i]);
+                struct lease *l = vf ? lease_of_device(s, &vf->addr) : NULL;
+                if (l)
+                        return busy(c, d->name, "VF %s is leased to pid %d", vf->name, (int)l->pid);
+        }
+
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        _cleanup_free_ char *why = NULL;
+        r = open_journal(s, &j);
+        if (r >= 0)
+                r = sriov_pf_set_numvfs(s->root, j, t, &pf, n, driver, &why);
+        server_invalidate(s);
+        if (r < 0)
+                return errno_error(c, "sriov", &pf, r, why);
+        server_broadcast(s, "device-changed", &pf, 0);
+
+        struct sriov_pf info;
+        json_object *p = json_object_new_object(), *vfs = json_object_new_array();
+        if (!p || !vfs) {
+                json_object_put(p);
+                json_object_put(vfs);
+                return -ENOMEM;
+        }
+        json_object_object_add(p, "vfs", vfs);
+        if (sriov_pf_read(s->root, &pf, &info) == 0)
+                for (int i = 0; i < info.numvfs; i++) {
+                        struct pci_addr a;
+                        char buf[PCI_ADDR_STRLEN];
+                        if (sriov_vf_address(&info, i, &a) == 0)
+                                json_object_array_add(
+                                        vfs, json_object_new_string(pci_addr_format(&a, buf)));
+                }
+        return conn_reply(c, p, NULL, 0);
+}
+
+static int method_configure_vf(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        struct pci_addr pf;
+        if (parse_address(c, param(params, "pf"), "pf", &pf))
+                return 0;
+        json_object *v = param(params, "vf");
+        if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+            json_object_get_int64(v) > 65535)
+                return invalid_parameter(c, "vf");
+
+        struct vf_config want = {.vf = (int)json_object_get_int64(v)};
+        unsigned fields = 0;
+        if ((v = param(params, "mac"))) {
+                if (!json_object_is_type(v, json_type_string) ||
+                    vf_mac_parse(json_object_get_string(v), want.mac) < 0)
+                        return invalid_parameter(c, "mac");
+                fields |= VF_FIELD_MAC;
+        }
+        if ((v = param(params, "vlan"))) {
+                if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+                    json_object_get_int64(v) > 4095)
+                        return invalid_parameter(c, "vlan");
+                want.vlan = (uint16_t)json_object_get_int64(v);
+                fields |= VF_FIELD_VLAN;
+        }
+        if ((v = param(params, "qos"))) {
+                if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+                    json_object_get_int64(v) > 7 || !(fields & VF_FIELD_VLAN))
+                        return invalid_parameter(c, "qos");
+                want.qos = (uint8_t)json_object_get_int64(v);
+        }
+        bool b;
+        json_object *bv;
+        if ((bv = param(params, "trust"))) {
+                if (param_bool(c, params, "trust", &b))
+                        return 0;
+                want.trust = b;
+                fields |= VF_FIELD_TRUST;
+        }
+        if ((bv = param(params, "spoof_check"))) {
+                if (param_bool(c, params, "spoof_check", &b))
+                        return 0;
+                want.spoofchk = b;
+                fields |= VF_FIELD_SPOOFCHK;
+        }
+        if ((v = param(params, "link_state"))) {
+                int ls = json_object_is_type(v, json_type_string)
+                                 ? vf_link_state_from_string(json_object_get_string(v))
+                                 : -EINVAL;
+                if (ls < 0)
+                        return invalid_parameter(c, "link_state");
+                want.link_state = ls;
+                fields |= VF_FIELD_LINK_STATE;
+        }
+        json_object *maxr = param(params, "max_rate"), *minr = param(params, "min_rate");
+        if (maxr || minr) {
+                if ((maxr &&
+                     (!json_object_is_type(maxr, json_type_int) ||
+                      json_object_get_int64(maxr) < 0 || json_object_get_int64(maxr) > UINT32_MAX)))
+                        return invalid_parameter(c, "max_rate");
+                if ((minr &&
+                     (!json_object_is_type(minr, json_type_int) ||
+                      json_object_get_int64(minr) < 0 || json_object_get_int64(minr) > UINT32_MAX)))
+                        return invalid_parameter(c, "min_rate");
+                want.max_rate = maxr ? (uint32_t)json_object_get_int64(maxr) : 0;
+                want.min_rate = minr ? (uint32_t)json_object_get_int64(minr) : 0;
+                fields |= VF_FIELD_RATE;
+        }
+        if (fields == 0)
+                return invalid_parameter(c, "mac");
+
+        const struct topology *t;
+        int r = server_topology(s, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        if (device_allowed(c, POLICY_OP_SRIOV, t, &pf, NULL, NULL))
+                return 0;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        _cleanup_free_ char *why = NULL;
+        r = open_journal(s, &j);
+        if (r >= 0)
+                r = sriov_vf_configure(s->root, j, t, &pf, &want, fields, &why);
+        if (r < 0)
+                return errno_error(c, "configure-vf", &pf, r, why);
+        return conn_reply(c, NULL, NULL, 0);
+}
+
+/* ---- audit -------------------------------------------------------------------------- */
+
+static int method_audit(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        _cleanup_free_ struct pci_addr *devs = NULL;
+        size_t n_devs = 0;
+        if (param(params, "devices")) {
+                int r = parse_address_list(c, params, "devices", 4096, &devs, &n_devs);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        enum audit_severity fail_on = AUDIT_SEVERITY_MEDIUM;
+        json_object *v = param(params, "fail_on");
+        if (v) {
+                fail_on = json_object_is_type(v, json_type_string)
+                                  ? audit_severity_from_string(json_object_get_string(v))
+                                  : _AUDIT_SEVERITY_INVALID;
+                if (fail_on < 0)
+                        return invalid_parameter(c, "fail_on");
+        }
+        const struct topology *t;
+        int r = server_topology(s, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        if (!allowed(c, POLICY_OP_AUDIT, t, NULL))
+                return denied(c, POLICY_OP_AUDIT, NULL);
+
+        struct audit_scope scope = {.devices = devs, .n_devices = n_devs};
+        _cleanup_(audit_report_freep) struct audit_report *report = NULL;
+        _cleanup_free_ char *why = NULL;
+        r = audit_run(s->root, t, &scope, &report, &why);
+        if (r == -ENODEV)
+                return conn_errorf(c, "io.vfiod.NoSuchDevice", "address", why ? why : "", NULL);
+        if (r < 0)
+                return errno_error(c, "audit", NULL, r, why);
+        struct audit_source src = {
+                .root = s->root->path, .live = s->root->is_host, .tool_version = VFIOD_VERSION};
+        json_object *p = json_object_new_object(), *o = audit_report_to_json(report, &src, fail_on);
+        if (!p || !o) {
+                json_object_put(p);
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        json_object_object_add(p, "report", o);
+        json_object_object_add(p, "findings",
+                               json_object_new_int64((int64_t)audit_report_count(report, fail_on)));
+        return conn_reply(c, p, NULL, 0);
+}
+
+/* ---- monitor ------------------------------------------------------------------------ */
+
+static int method_monitor(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        if (!c->monitor)
+                return conn_errorf(c, "org.varlink.service.ExpectedMore", NULL);
+        const struct topology *t;
+        int r = server_topology(c->server, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        if (!allowed(c, POLICY_OP_MONITOR, t, NULL)) {
+                c->monitor = false;
+                return denied(c, POLICY_OP_MONITOR, NULL);
+        }
+        /* No reply now: events follow as replies with "continues": true. */
+        return 0;
+}
+
+/* ---- leases ------------------------------------------------------------------------- */
+
+static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+
+static int lease_watch(struct server *s, struct lease *l)
+{
+        sd_event_source *src = NULL;
+        int r = sd_event_add_io(s->event, &src, l->pidfd, EPOLLIN, on_holder_exit, l);
+        if (r < 0)
+                return r;
+        l->watch = src;
+        return 0;
+}
+
+static int lease_add(struct server *s, struct lease *l)
+{
+        struct lease **p = reallocarray(s->leases, s->n_leases + 1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        s->leases = p;
+        p[s->n_leases++] = l;
+        if (l->id >= s->next_lease_id)
+                s->next_lease_id = l->id + 1;
+        return 0;
+}
+
+void lease_free(struct server *s, struct lease *l)
+{
+        for (size_t i = 0; i < s->n_leases; i++)
+                if (s->leases[i] == l) {
+                        memmove(s->leases + i, s->leases + i + 1,
+                                (s->n_leases - i - 1) * sizeof(*s->leases));
+                        s->n_leases--;
+                        break;
+                }
+        sd_event_source_disable_unref(l->watch);
+        lease_done(l);
+        free(l);
+}
+
+/* Returns a lease's devices: reset each, then, when the policy says restore, give back
+ * the ones vfiod bound (the journal knows which). The lease record goes last, so a crash
+ * in between repeats this at the next start. */
+static void lease_end(struct server *s, struct lease *l, const char *kind)
+{
+        log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): %s its %zu device(s)", l->id,
+                (int)l->pid, kind, l->on_release == RELEASE_RESTORE ? "restoring" : "resetting",
+                l->n_devices);
+        _cleanup_(topology_freep) struct topology *t = NULL;
+        int r = topology_scan(s->root, TOPOLOGY_SCAN_NO_NAMES, &t);
+        if (r < 0)
+                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot scan the topology: %s", l->id,
+                        strerror(-r));
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        if (l->on_release == RELEASE_RESTORE && (r = open_journal(s, &j)) < 0)
+                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot open the journal: %s", l->id,
+                        strerror(-r));
+
+        for (size_t i = 0; i < l->n_devices; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                const char *name = pci_addr_format(&l->devices[i], buf);
+                const struct pci_device *d = t ? topology_find_device(t, &l->devices[i]) : NULL;
+                if (!d) {
+                        log_msg(LOG_WARNING, "lease %" PRIu64 ": %s is gone", l->id, name);
+                        continue;
+                }
+                _cleanup_free_ char *why = NULL;
+                r = vfio_device_reset(s->root, t, d, &why);
+                if (r < 0 && r != -ENOTTY)
+                        log_msg(LOG_WARNING, "lease %" PRIu64 ": %s: reset failed: %s", l->id, name,
+                                why ? why : strerror(-r));
+                if (j) {
+                        struct journal_entry e = {};
+                        if (journal_get(j, &l->devices[i], &e) == 0) {
+                                free(why);
+                                why = NULL;
+                                r = vfio_device_restore(s->root, j, &l->devices[i], &why);
+                                if (r < 0)
+                                        log_msg(LOG_ERR,
+                                                "lease %" PRIu64 ": %s: restore failed: %s", l->id,
+                                                name, why ? why : strerror(-r));
+                        }
+                        journal_entry_done(&e);
+                }
+                server_broadcast(s, "device-changed", &l->devices[i], 0);
+        }
+        r = lease_remove(s->lease_dirfd, l->id);
+        if (r < 0)
+                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot remove its record: %s", l->id,
+                        strerror(-r));
+        server_invalidate(s);
+        server_broadcast(s, kind, NULL, l->id);
+        lease_free(s, l);
+}
+
+static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct lease *l = userdata;
+        lease_end(l->owner, l, "lease-expired");
+        return 0;
+}
+
+static bool pidfd_alive(int pidfd)
+{
+        return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+}
+
+/* The pid a pidfd refers to, from its fdinfo; -EBADF when fd is not a pidfd. */
+static int pidfd_get_pid(int fd, pid_t *ret)
+{
+        char path[64], link[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (n < 0)
+                return negative_errno();
+        link[n] = 0;
+        if (strcmp(link, "anon_inode:[pidfd]") != 0)
+                return -EBADF;
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        _cleanup_close_ int dfd = open("/proc/self/fdinfo", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return negative_errno();
+        char name[16];
+        snprintf(name, sizeof(name), "%d", fd);
+        int r = dir_read_file(dfd, name, 4096, &text, &len);
+        if (r < 0)
+                return r;
+        const char *p = strstr(text, "\nPid:\t");
+        if (!p)
+                return -EBADF;
+        long pid = strtol(p + 6, NULL, 10);
+        if (pid <= 0)
+                return -ESRCH; /* the process has exited already */
+        *ret = (pid_t)pid;
+        return 0;
+}
+
+/* The real uid of a live process, from /proc/PID/status. */
+static int process_uid(const struct root *root, pid_t pid, uid_t *ret)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "proc/%d/status", (int)pid);
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = root_read_file(root, path, 65536, &text, &len);
+        if (r < 0)
+                return r == -ENOENT ? -ESRCH : r;
+        const char *p = strstr(text, "\nUid:\t");
+        if (!p)
+                return -EBADMSG;
+        *ret = (uid_t)strtoul(p + 6, NULL, 10);
+        return 0;
+}
+
+/* Raises the holder's RLIMIT_MEMLOCK to what the policy grants, never lowering it:
+ * iommufd charges the guest memory that a VMM pins to the VMM. */
+static int holder_set_memlock(pid_t pid, int64_t want, int64_t *ret)
+{
+        if (want == POLICY_MEMLOCK_UNSET) {
+                *ret = POLICY_MEMLOCK_UNSET;
+                return 0;
+        }
+        struct rlimit cur;
+        if (prlimit(pid, RLIMIT_MEMLOCK, NULL, &cur) < 0)
+                return negative_errno();
+        rlim_t v = want == POLICY_MEMLOCK_UNLIMITED ? RLIM_INFINITY : (rlim_t)want;
+        struct rlimit nl = cur;
+        if (cur.rlim_cur != RLIM_INFINITY && (v == RLIM_INFINITY || cur.rlim_cur < v))
+                nl.rlim_cur = v;
+        if (cur.rlim_max != RLIM_INFINITY && (v == RLIM_INFINITY || cur.rlim_max < v))
+                nl.rlim_max = v;
+        if ((nl.rlim_cur != cur.rlim_cur || nl.rlim_max != cur.rlim_max) &&
+            prlimit(pid, RLIMIT_MEMLOCK, &nl, NULL) < 0)
+                return negative_errno();
+        *ret = nl.rlim_cur == RLIM_INFINITY ? POLICY_MEMLOCK_UNLIMITED : (int64_t)nl.rlim_cur;
+        return 0;
+}
+
+static void close_all(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                fds[i] = safe_close(fds[i]);
+}
+
+static int method_acquire(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        _cleanup_free_ struct pci_addr *req = NULL;
+        size_t n_req;
+        int r = parse_address_list(c, params, "devices", 8, &req, &n_req);
+        if (r != 0)
+                return r < 0 ? r : 0;
+
+        enum vfio_backend backend = _VFIO_BACKEND_INVALID;
+        json_object *v = param(params, "backend");
+        if (v) {
+                backend = json_object_is_type(v, json_type_string)
+                                  ? vfio_backend_from_string(json_object_get_string(v))
+                                  : _VFIO_BACKEND_INVALID;
+                if (backend != VFIO_BACKEND_IOMMUFD && backend != VFIO_BACKEND_TYPE1)
+                        return invalid_parameter(c, "backend");
+        }
+
+        /* The holder: the caller, or the process of the pidfd it sent. */
+        _cleanup_close_ int holder = -EBADF;
+        pid_t holder_pid = c->cred.pid;
+        v = param(params, "holder_fd");
+        if (!v && n_fds > 0) {
+                json_object *p = json_object_new_object();
+                if (!p)
+                        return -ENOMEM;
+                json_object_object_add(p, "count", json_object_new_int((int)n_fds));
+                return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
+        }
+        if (v) {
+                if (!json_object_is_type(v, json_type_int) || json_object_get_int(v) != 0 ||
+                    n_fds != 1)
+                        return invalid_parameter(c, "holder_fd");
+                holder = TAKE_FD(fds[0]);
+                r = pidfd_get_pid(holder, &holder_pid);
+                if (r < 0)
+                        return invalid_parameter(c, "holder_fd");
+                uid_t uid;
+                r = process_uid(s->root, holder_pid, &uid);
+                if (r < 0 || !pidfd_alive(holder))
+                        return invalid_parameter(c, "holder_fd");
+                if (uid != c->cred.uid && !c->admin)
+                        return conn_errorf(c, "io.vfiod.PermissionDenied", "operation", "acquire",
+                                           "address", NULL, NULL);
+        } else {
+                if (c->pidfd < 0) {
+                        holder = (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
+                        if (holder < 0)
+                                return errno_error(c, "acquire", NULL, negative_errno(),
+                                                   "the caller has exited");
+                } else {
+                        holder = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
+                        if (holder < 0)
+                                return negative_errno();
+                }
+        }
+        uint64_t starttime;
+        r = process_starttime(s->root, holder_pid, &starttime);
+        if (r < 0 || !pidfd_alive(holder))
+                return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
+
+        const struct topology *t;
+        r = server_topology(s, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        const struct policy_rule *rule = NULL;
+        bool need_bind = false;
+        for (size_t i = 0; i < n_req; i++) {
+                const struct pci_device *d;
+                const struct policy_rule *ri;
+                if (device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
+                        return 0;
+                if (!rule)
+                        rule = ri;
+                struct lease *l = lease_of_device(s, &req[i]);
+                if (l)
+                        return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
+                                    l->id);
+                if (d->is_bridge)
+                        return busy(c, d->name, "a bridge is never handed out");
+                if (!driver_is_vfio(d->driver))
+                        need_bind = true;
+        }
+
+        /* Bind what is not on vfio-pci yet, remembering what to undo on failure. */
+        struct bind_plan plan = {};
+        _cleanup_free_ char *why = NULL;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        if (need_bind) {
+                r = bind_plan_build(t, req, n_req, 0, &plan, &why);
+                if (r < 0) {
+                        char buf[PCI_ADDR_STRLEN];
+                        return busy(c, pci_addr_format(&req[0], buf), "%s",
+                                    why ? why : strerror(-r));
+                }
+                r = open_journal(s, &j);
+                if (r >= 0)
+                        r = vfio_bind_plan(s->root, j, &plan, false, &why);
+                server_invalidate(s);
+                if (r < 0) {
+                        bind_plan_done(&plan);
+                        return errno_error(c, "bind", NULL, r, why);
+                }
+                r = server_topology(s, &t);
+                if (r < 0)
+                        goto fail;
+        }
+
+        if (backend < 0) {
+                r = vfio_backend_detect(s->root, &req[0], &backend, &why);
+                if (r < 0)
+                        goto fail;
+        }
+        if (backend == VFIO_BACKEND_NOIOMMU) {
+                r = -EPERM;
+                free(why);
+                why = strdup(
+                        "the device is in a no-IOMMU group: it could DMA anywhere; not handed out");
+                goto fail;
+        }
+
+        /* The lease covers what the fds reach: with type1 that is whole groups. */
+        struct lease *l = calloc(1, sizeof(*l));
+        if (!l) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        l->pidfd = -EBADF;
+        l->owner = s;
+        int out[VARLINK_FDS_MAX];
+        size_t n_out = 0;
+        json_object *p = json_object_new_object(), *devs = json_object_new_array();
+        if (!p || !devs) {
+                json_object_put(devs);
+                r = -ENOMEM;
+                goto free_lease;
+        }
+        json_object_object_add(p, "devices", devs);
+
+        size_t cap = backend == VFIO_BACKEND_TYPE1 ? t->n_devices : n_req;
+        l->devices = calloc(cap ? cap : 1, sizeof(*l->devices));
+        if (!l->devices) {
+                r = -ENOMEM;
+                goto free_lease;
+        }
+        for (size_t i = 0; i < n_req; i++) {
+                bool dup = false;
+                for (size_t k = 0; k < l->n_devices; k++)
+                        dup = dup || pci_addr_equal(&l->devices[k], &req[i]);
+                if (!dup)
+                        l->devices[l->n_devices++] = req[i];
+        }
+
+        if (backend == VFIO_BACKEND_TYPE1) {
+                /* Every member of each group goes with it: the client must have the right
+                 * to all of them, and none may be leased already. */
+                for (size_t i = 0; i < n_req; i++) {
+                        const struct pci_device *d = topology_find_device(t, &req[i]);
+                        const struct iommu_group *g =
+                                d ? topology_find_group(t, d->iommu_group) : NULL;
+                        for (size_t m = 0; g && m < g->n_members; m++) {
+                                const struct pci_device *md = topology_device(t, g->members[m]);
+                                if (md->is_bridge)
+                                        continue;
+                                bool dup = false;
+                                for (size_t k = 0; k < l->n_devices; k++)
+                                        dup = dup || pci_addr_equal(&l->devices[k], &md->addr);
+                                if (dup)
+                                        continue;
+                                if (!allowed(c, POLICY_OP_ACQUIRE, t, md)) {
+                                        json_object_put(p);
+                                        p = NULL;
+                                        denied(c, POLICY_OP_ACQUIRE, md);
+                                        r = 0;
+                                        goto free_lease;
+                                }
+                                if (lease_of_device(s, &md->addr)) {
+                                        json_object_put(p);
+                                        p = NULL;
+                                        busy(c, md->name,
+                                             "shares IOMMU group %d with %s and is leased", g->id,
+                                             d->name);
+                                        r = 0;
+                                        goto free_lease;
+                                }
+                                l->devices[l->n_devices++] = md->addr;
+                        }
+                }
+        }
+
+        /* The address space handle first, then one fd per device (iommufd) or group. */
+        int kfd;
+        bool accounting = false;
+        r = vfio_iommu_open_raw(s->root, backend, VFIO_IOMMU_PROCESS_ACCOUNTING, &kfd, &accounting,
+                                &why);
+        if (r < 0)
+                goto free_lease;
+        out[n_out] = kfd;
+        json_object_object_add(p, backend == VFIO_BACKEND_IOMMUFD ? "iommufd" : "container",
+                               json_object_new_int((int)n_out));
+        n_out++;
+        int group_fd_index[VARLINK_FDS_MAX], group_ids[VARLINK_FDS_MAX];
+        size_t n_groups = 0;
+        for (size_t i = 0; i < l->n_devices; i++) {
+                const struct pci_device *d = topology_find_device(t, &l->devices[i]);
+                int group = d ? d->iommu_group : -1, idx = -1;
+                for (size_t k = 0; backend == VFIO_BACKEND_TYPE1 && k < n_groups; k++)
+                        if (group_ids[k] == group)
+                                idx = group_fd_index[k];
+                if (idx < 0) {
+                        if (n_out >= VARLINK_FDS_MAX) {
+                                r = -E2BIG;
+                                goto free_lease;
+                        }
+                        _cleanup_free_ char *node = NULL;
+                        free(why);
+                        why = NULL;
+                        r = vfio_device_open_raw(s->root, &l->devices[i], backend, &kfd, &node,
+                                                 &why);
+                        if (r < 0)
+                                goto free_lease;
+                        idx = (int)n_out;
+                        out[n_out++] = kfd;
+                        if (backend == VFIO_BACKEND_TYPE1 && n_groups < VARLINK_FDS_MAX) {
+                                group_ids[n_groups] = group;
+                                group_fd_index[n_groups++] = idx;
+                        }
+                }
+                json_object *o = json_object_new_object();
+                char buf[PCI_ADDR_STRLEN];
+                json_object_object_add(
+                        o, "address", json_object_new_string(pci_addr_format(&l->devices[i], buf)));
+                json_object_object_add(o, "fd", json_object_new_int(idx));
+                json_object_object_add(o, "group", json_object_new_int(group));
+                int cdev;
+                if (backend == VFIO_BACKEND_IOMMUFD &&
+                    vfio_device_cdev_index(s->root, &l->devices[i], &cdev) == 0)
+                        json_object_object_add(o, "cdev", json_object_new_int(cdev));
+                json_object_array_add(devs, o);
+        }
+
+        l->id = s->next_lease_id;
+        l->uid = c->cred.uid;
+        l->pid = holder_pid;
+        l->starttime = starttime;
+        l->backend = backend;
+        l->on_release = rule ? rule->on_release : RELEASE_RESTORE;
+
+        /* Recorded before any fd leaves: a crash from here on finds the lease. */
+        r = lease_save(s->lease_dirfd, l);
+        if (r < 0) {
+                why = strdup("cannot record the lease");
+                goto free_lease;
+        }
+        int64_t memlock = POLICY_MEMLOCK_UNSET;
+        r = holder_set_memlock(holder_pid, rule ? rule->memlock : POLICY_MEMLOCK_UNSET, &memlock);
+        if (r < 0 || !pidfd_alive(holder)) {
+                (void)lease_remove(s->lease_dirfd, l->id);
+                r = r < 0 ? r : -ESRCH;
+                why = strdup(r == -ESRCH ? "the lease holder has exited"
+                                         : "cannot raise the holder's RLIMIT_MEMLOCK");
+                goto free_lease;
+        }
+        l->pidfd = TAKE_FD(holder);
+        r = lease_watch(s, l);
+        if (r >= 0)
+                r = lease_add(s, l);
+        if (r < 0) {
+                (void)lease_remove(s->lease_dirfd, l->id);
+                goto free_lease;
+        }
+        if (memlock != POLICY_MEMLOCK_UNSET)
+                json_object_object_add(p, "memlock", json_object_new_int64(memlock));
+        json_object_object_add(p, "lease", json_object_new_int64((int64_t)l->id));
+        json_object_object_add(p, "backend",
+                               json_object_new_string(vfio_backend_to_string(backend)));
+        bind_plan_done(&plan);
+        log_msg(LOG_INFO, "lease %" PRIu64 ": %zu device(s) to pid %d uid %u (%s)", l->id,
+                l->n_devices, (int)l->pid, l->uid, vfio_backend_to_string(backend));
+        for (size_t i = 0; i < l->n_devices; i++)
+                server_broadcast(s, "lease-acquired", &l->devices[i], l->id);
+        return conn_reply(c, p, out, n_out);
+
+free_lease:
+        close_all(out, n_out);
+        json_object_put(p);
+        sd_event_source_disable_unref(l->watch);
+        lease_done(l);
+        free(l);
+fail:
+        /* r == 0: the refusal was answered already. */
+        if (r < 0)
+                errno_error(c, "acquire", &req[0], r, why);
+        for (size_t i = 0; j && i < plan.n_devices; i++) {
+                _cleanup_free_ char *w = NULL;
+                char buf[PCI_ADDR_STRLEN];
+                int k = vfio_device_restore(s->root, j, &plan.devices[i], &w);
+                if (k < 0)
+                        log_msg(LOG_ERR, "acquire: cannot give %s back: %s",
+                                pci_addr_format(&plan.devices[i], buf), w ? w : strerror(-k));
+        }
+        server_invalidate(s);
+        bind_plan_done(&plan);
+        return 0;
+}
+
+static int method_release(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        json_object *v = param(params, "lease");
+        if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0)
+                return invalid_parameter(c, "lease");
+        uint64_t id = (uint64_t)json_object_get_int64(v);
+        for (size_t i = 0; i < s->n_leases; i++) {
+                struct lease *l = s->leases[i];
+                if (l->id != id)
+                        continue;
+                if (l->uid != c->cred.uid && !c->admin)
+                        break; /* someone else's: as if there were none */
+                lease_end(s, l, "lease-released");
+                return conn_reply(c, NULL, NULL, 0);
+        }
+        json_object *p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        json_object_object_add(p, "lease", json_object_new_int64((int64_t)id));
+        return conn_error(c, "io.vfiod.NoSuchLease", p);
+}
+
+static int method_list_leases(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        json_object *p = json_object_new_object(), *list = json_object_new_array();
+        if (!p || !list) {
+                json_object_put(p);
+                json_object_put(list);
+                return -ENOMEM;
+        }
+        json_object_object_add(p, "leases", list);
+        for (size_t i = 0; i < s->n_leases; i++) {
+                if (s->leases[i]->uid != c->cred.uid && !c->admin)
+                        continue;
+                json_object *o = lease_to_json(s->leases[i]);
+                if (!o) {
+                        json_object_put(p);
+                        return -ENOMEM;
+                }
+                json_object_object_del(o, "starttime");
+                json_object_array_add(list, o);
+        }
+        return conn_reply(c, p, NULL, 0);
+}
+
+int leases_recover(struct server *s)
+{
+        struct lease *list = NULL;
+        size_t n = 0;
+        char **bad = NULL;
+        int r = lease_load_all(s->lease_dirfd, &list, &n, &bad);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot read the lease records: %s", strerror(-r));
+                return r;
+        }
+        for (char **b = bad; b && *b; b++)
+                log_msg(LOG_ERR, "lease record %s is unreadable; left in place", *b);
+        strv_free(bad);
+
+        for (size_t i = 0; i < n; i++) {
+                struct lease *l = malloc(sizeof(*l));
+                if (!l) {
+                        r = -ENOMEM;
+                        for (size_t k = i; k < n; k++)
+                                lease_done(&list[k]);
+                        break;
+                }
+                *l = list[i];
+                l->owner = s;
+                l->adopted = true;
+                r = lease_add(s, l);
+                if (r < 0) {
+                        lease_done(l);
+                        free(l);
+                        continue;
+                }
+                int pidfd;
+                r = process_pidfd_verified(s->root, l->pid, l->starttime, &pidfd);
+                if (r == 0) {
+                        l->pidfd = pidfd;
+                        r = lease_watch(s, l);
+                        if (r >= 0) {
+                                log_msg(LOG_INFO, "lease %" PRIu64 ": adopted, held by pid %d",
+                                        l->id, (int)l->pid);
+                                continue;
+                        }
+                }
+                /* Its holder is gone (or cannot be watched): give the devices back now. */
+                lease_end(s, l, "lease-expired");
+        }
+        free(list);
+        return 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+typedef int (*method_fn)(struct conn *c, json_object *params, int *fds, size_t n_fds);
+
+static const struct method {
+        const char *name;
+        method_fn fn;
+        bool takes_fds;
+} methods[] = {
+        {"org.varlink.service.GetInfo", method_get_info},
+        {"org.varlink.service.GetInterfaceDescription", method_get_interface_description},
+        {"io.vfiod.ListDevices", method_list_devices},
+        {"io.vfiod.ShowDevice", method_show_device},
+        {"io.vfiod.ListGroups", method_list_groups},
+        {"io.vfiod.Bind", method_bind},
+        {"io.vfiod.Unbind", method_unbind},
+        {"io.vfiod.SetNumVFs", method_set_numvfs},
+        {"io.vfiod.ConfigureVF", method_configure_vf},
+        {"io.vfiod.Acquire", method_acquire, .takes_fds = true},
+        {"io.vfiod.Release", method_release},
+        {"io.vfiod.ListLeases", method_list_leases},
+        {"io.vfiod.Audit", method_audit},
+        {"io.vfiod.Monitor", method_monitor},
+};
+
+int methods_dispatch(struct conn *c, const char *method, json_object *params, int *fds,
+                     size_t n_fds)
+{
+        const struct method *m = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (strcmp(methods[i].name, method) == 0)
+                        m = &methods[i];
+        if (!m) {
+                close_all(fds, n_fds);
+                const char *dot = strrchr(method, '.');
+                size_t iface_len = dot ? (size_t)(dot - method) : 0;
+                bool known_iface =
+                        (iface_len == 8 && strncmp(method, "io.vfiod", 8) == 0) ||
+                        (iface_len == 19 && strncmp(method, "org.varlink.service", 19) == 0);
+                if (!known_iface) {
+                        _cleanup_free_ char *iface = strndup(method, iface_len);
+                        return conn_errorf(c, "org.varlink.service.InterfaceNotFound", "interface",
+                                           iface ? iface : "", NULL);
+                }
+                return conn_errorf(c, "org.varlink.service.MethodNotFound", "method", method, NULL);
+        }
+        if (n_fds > 0 && !m->takes_fds) {
+                close_all(fds, n_fds);
+                json_object *p = json_object_new_object();
+                if (!p)
+                        return -ENOMEM;
+                json_object_object_add(p, "count", json_object_new_int((int)n_fds));
+                return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
+        }
+        if (m->takes_fds && n_fds > 1) {
+                close_all(fds, n_fds);
+                json_object *p = json_object_new_object();
+                if (!p)
+                        return -ENOMEM;
+                json_object_object_add(p, "count", json_object_new_int((int)n_fds));
+                return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
+        }
+        int r = m->fn(c, params, fds, n_fds);
+        /* fds the method did not take (holder_fd not asked for) are closed here. */
+        close_all(fds, n_fds);
+        return r;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Who may do what to which device. The policy is a JSON file (docs/vfiod.md): an
+ * ordered list of rules, each naming users and/or groups, the operations it grants and
+ * the devices they apply to. Anything no rule grants is denied. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pci-addr.h"
+#include "topology.h"
+
+enum policy_op {
+        POLICY_OP_LIST,    /* ListDevices, ListGroups, ShowDevice */
+        POLICY_OP_BIND,    /* Bind, Unbind */
+        POLICY_OP_SRIOV,   /* SetNumVFs, ConfigureVF (device: the PF) */
+        POLICY_OP_ACQUIRE, /* Acquire, Release */
+        POLICY_OP_AUDIT,   /* Audit */
+        POLICY_OP_MONITOR, /* Monitor */
+        _POLICY_OP_MAX,
+        _POLICY_OP_INVALID = -22,
+};
+
+const char *policy_op_to_string(enum policy_op op);
+enum policy_op policy_op_from_string(const char *s);
+
+enum release_action {
+        RELEASE_POOL,    /* reset, stay on vfio-pci for the next lease */
+        RELEASE_RESTORE, /* reset, back to the driver it had before */
+        _RELEASE_ACTION_MAX,
+        _RELEASE_ACTION_INVALID = -22,
+};
+
+const char *release_action_to_string(enum release_action a);
+enum release_action release_action_from_string(const char *s);
+
+#define POLICY_MEMLOCK_UNSET     (-2)
+#define POLICY_MEMLOCK_UNLIMITED (-1)
+
+struct policy_selector {
+        enum {
+                SELECTOR_ADDRESS, /* "0000:01:00.0" */
+                SELECTOR_IDS,     /* "8086:10ca" or "8086:*" */
+                SELECTOR_CLASS,   /* "class:0200" (base+sub) or "class:020000" */
+                SELECTOR_VFS,     /* "0000:02:00.0/vf0-3", "0000:02:00.0/vf*" */
+        } kind;
+        struct pci_addr addr;
+        uint16_t vendor, device;
+        bool any_device;
+        uint32_t class_value, class_mask;
+        int vf_first, vf_last;
+};
+
+struct policy_rule {
+        bool any_user;
+        uid_t *uids;
+        size_t n_uids;
+        gid_t *gids;
+        size_t n_gids;
+        unsigned ops; /* 1u << enum policy_op */
+        bool all_devices;
+        struct policy_selector *selectors;
+        size_t n_selectors;
+        enum release_action on_release;
+        int64_t memlock; /* bytes, POLICY_MEMLOCK_UNLIMITED or POLICY_MEMLOCK_UNSET */
+};
+
+struct policy {
+        struct policy_rule *rules;
+        size_t n_rules;
+};
+
+/* The caller as the kernel named it at accept time (SO_PEERCRED, SO_PEERGROUPS). */
+struct policy_client {
+        uid_t uid;
+        gid_t gid;
+        const gid_t *groups;
+        size_t n_groups;
+};
+
+/* Parses policy text. User and group names are looked up now (getpwnam/getgrnam); an
+ * unknown name, operation or selector is an error naming it in *ret_detail. */
+int policy_parse(const char *text, struct policy **ret, char **ret_detail);
+
+/* Reads and parses a file; -ENOENT when it does not exist. */
+int policy_load(const char *path, struct policy **ret, char **ret_detail);
+
+struct policy *policy_free(struct policy *p);
+
+static inline void policy_freep(struct policy **p)
+{
+        policy_free(*p);
+}
+
+/* The first rule that grants op to the client on device d (in topology t), or on no
+ * device in particular when d is NULL (then only rules' users and operations count).
+ * NULL: denied. */
+const struct policy_rule *policy_check(const struct policy *p, const struct policy_client *c,
+                                       enum policy_op op, const struct topology *t,
+                                       const struct pci_device *d);

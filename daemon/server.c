@@ -1,0 +1,716 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libudev.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+int log_max_level = LOG_INFO;
+
+void log_msg(int level, const char *fmt, ...)
+{
+        if (level > log_max_level)
+                return;
+        int saved = errno;
+        va_list ap;
+        va_start(ap, fmt);
+        /* "<N>" lets journald keep the priority; harmless on a terminal. */
+        fprintf(stderr, "<%d>vfiod: ", level);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        errno = saved;
+}
+
+static uint64_t now_usec(clockid_t clock)
+{
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- per-uid accounting ------------------------------------------------------------- */
+
+static struct uid_usage *uid_usage_get(struct server *s, uid_t uid, bool create)
+{
+        for (size_t i = 0; i < s->n_uids; i++)
+                if (s->uids[i].uid == uid)
+                        return &s->uids[i];
+        if (!create)
+                return NULL;
+        struct uid_usage *p = reallocarray(s->uids, s->n_uids + 1, sizeof(*p));
+        if (!p)
+                return NULL;
+        s->uids = p;
+        p[s->n_uids] = (struct uid_usage){
+                .uid = uid,
+                .tokens = 2.0 * s->cfg.request_rate,
+                .refilled_usec = now_usec(CLOCK_MONOTONIC),
+        };
+        return &p[s->n_uids++];
+}
+
+static bool uid_take_token(struct server *s, uid_t uid)
+{
+        if (s->cfg.request_rate == 0)
+                return true;
+        struct uid_usage *u = uid_usage_get(s, uid, true);
+        if (!u)
+                return false;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        double burst = 2.0 * s->cfg.request_rate;
+        u->tokens += (double)(now - u->refilled_usec) * s->cfg.request_rate / 1e6;
+        if (u->tokens > burst)
+                u->tokens = burst;
+        u->refilled_usec = now;
+        if (u->tokens < 1.0)
+                return false;
+        u->tokens -= 1.0;
+        return true;
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+static void conn_update_events(struct conn *c);
+
+static int conn_queue(struct conn *c, json_object *msg, const int *fds, size_t n_fds)
+{
+        if (!msg)
+                return -ENOMEM;
+        int r = varlink_stream_queue(&c->stream, msg, fds, n_fds);
+        json_object_put(msg);
+        if (r < 0)
+                return r;
+        r = varlink_stream_flush(&c->stream);
+        if (r < 0) {
+                c->closing = true;
+                return r;
+        }
+        conn_update_events(c);
+        return 0;
+}
+
+static void close_fds(const int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                safe_close(fds[i]);
+}
+
+int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds)
+{
+        if (c->oneway) {
+                json_object_put(parameters);
+                close_fds(fds, n_fds);
+                return 0;
+        }
+        json_object *msg = varlink_reply_new(parameters, false);
+        if (!msg) {
+                close_fds(fds, n_fds);
+                return -ENOMEM;
+        }
+        int r = conn_queue(c, msg, fds, n_fds);
+        if (r < 0)
+                close_fds(fds, n_fds);
+        return r;
+}
+
+int conn_error(struct conn *c, const char *error, json_object *parameters)
+{
+        log_msg(LOG_DEBUG, "pid %d uid %u: %s %s", (int)c->cred.pid, c->cred.uid, error,
+                parameters ? json_object_to_json_string_ext(parameters, JSON_C_TO_STRING_PLAIN)
+                           : "{}");
+        if (c->oneway) {
+                json_object_put(parameters);
+                return 0;
+        }
+        return conn_queue(c, varlink_error_new(error, parameters), NULL, 0);
+}
+
+int conn_errorf(struct conn *c, const char *error, ...)
+{
+        json_object *p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        va_list ap;
+        va_start(ap, error);
+        const char *key;
+        while ((key = va_arg(ap, const char *))) {
+                const char *value = va_arg(ap, const char *);
+                json_object_object_add(p, key, value ? json_object_new_string(value) : NULL);
+        }
+        va_end(ap);
+        return conn_error(c, error, p);
+}
+
+/* ---- connections -------------------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+        struct server *s = c->server;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_conns--;
+        struct uid_usage *u = uid_usage_get(s, c->cred.uid, false);
+        if (u && u->n_conns > 0)
+                u->n_conns--;
+
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->idle);
+        varlink_stream_done(&c->stream);
+        safe_close(c->fd);
+        safe_close(c->pidfd);
+        free(c->groups);
+        free(c);
+}
+
+static int on_idle(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct conn *c = userdata;
+        log_msg(LOG_DEBUG, "closing idle connection of pid %d", (int)c->cred.pid);
+        conn_free(c);
+        return 0;
+}
+
+static void conn_arm_idle(struct conn *c)
+{
+        struct server *s = c->server;
+        if (s->cfg.idle_timeout_usec == 0 || c->monitor) {
+                if (c->idle)
+                        sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
+                return;
+        }
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + s->cfg.idle_timeout_usec;
+        if (c->idle) {
+                sd_event_source_set_time(c->idle, when);
+                sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+        } else
+                (void)sd_event_add_time(s->event, &c->idle, CLOCK_MONOTONIC, when, 0, on_idle, c);
+}
+
+static void conn_update_events(struct conn *c)
+{
+        /* While replies wait to be written, read nothing more: a client that does not
+         * read cannot make the daemon buffer without bound. */
+        uint32_t ev = varlink_stream_has_output(&c->stream) ? EPOLLOUT : (c->closing ? 0 : EPOLLIN);
+        sd_event_source_set_io_events(c->io, ev);
+}
+
+static void conn_serve_one(struct conn *c, json_object *msg, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        json_object *v, *params = NULL;
+        const char *method = json_get_string(msg, "method");
+        c->oneway = json_object_object_get_ex(msg, "oneway", &v) && json_object_get_boolean(v);
+        bool more = json_object_object_get_ex(msg, "more", &v) && json_object_get_boolean(v);
+
+        if (!method) {
+                close_fds(fds, n_fds);
+                c->oneway = false;
+                conn_errorf(c, "io.vfiod.ProtocolError", "reason",
+                            "a call needs a \"method\" string", NULL);
+                return;
+        }
+        if (json_object_object_get_ex(msg, "parameters", &params) &&
+            !json_object_is_type(params, json_type_object)) {
+                close_fds(fds, n_fds);
+                conn_errorf(c, "org.varlink.service.InvalidParameter", "parameter", "parameters",
+                            NULL);
+                return;
+        }
+        if (!uid_take_token(s, c->cred.uid)) {
+                close_fds(fds, n_fds);
+                json_object *p = json_object_new_object();
+                json_object_object_add(p, "limit", json_object_new_string("request_rate"));
+                json_object_object_add(p, "value", json_object_new_int64(s->cfg.request_rate));
+                conn_error(c, "io.vfiod.LimitExceeded", p);
+                return;
+        }
+        if (more && strcmp(method, "io.vfiod.Monitor") != 0)
+                more = false; /* only Monitor streams; others answer once */
+        c->monitor = c->monitor || (more && strcmp(method, "io.vfiod.Monitor") == 0);
+
+        log_msg(LOG_DEBUG, "pid %d uid %u calls %s", (int)c->cred.pid, c->cred.uid, method);
+        int r = methods_dispatch(c, method, params, fds, n_fds);
+        if (r < 0) {
+                /* The method failed before it could answer: say so rather than leave
+                 * the client waiting. */
+                char buf[128];
+                json_object *p = json_object_new_object();
+                json_object_object_add(p, "operation", json_object_new_string(method));
+                json_object_object_add(p, "errno", json_object_new_int(-r));
+                json_object_object_add(p, "message",
+                                       json_object_new_string(strerror_r(-r, buf, sizeof(buf))));
+                conn_error(c, "io.vfiod.OperationFailed", p);
+        }
+}
+
+static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct conn *c = userdata;
+
+        if (c->closing && (revents & (EPOLLHUP | EPOLLERR))) {
+                conn_free(c);
+                return 0;
+        }
+        if (revents & EPOLLOUT) {
+                int r = varlink_stream_flush(&c->stream);
+                if (r < 0 || (r > 0 && c->closing)) {
+                        conn_free(c);
+                        return 0;
+                }
+                conn_update_events(c);
+        }
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || varlink_stream_has_output(&c->stream))
+                return 0;
+
+        int r = varlink_stream_read(&c->stream);
+        if (r == -EAGAIN)
+                return 0;
+        if (r == -EMSGSIZE) {
+                /* No message boundary within the limit: the stream cannot be resynced. */
+                char limit[32];
+                snprintf(limit, sizeof(limit), "%zu", c->server->cfg.max_message);
+                c->oneway = false;
+                conn_errorf(c, "io.vfiod.ProtocolError", "reason", "message larger than the limit",
+                            "limit", limit, NULL);
+                c->closing = true;
+                if (!varlink_stream_has_output(&c->stream))
+                        conn_free(c);
+                else
+                        conn_update_events(c);
+                return 0;
+        }
+        if (r < 0 || (r == 0 && c->stream.eof)) {
+                /* Gone (a partial message left behind is dropped with its fds). */
+                conn_free(c);
+                return 0;
+        }
+
+        for (;;) {
+                json_object *msg = NULL;
+                int fds[VARLINK_FDS_MAX];
+                size_t n_fds = 0;
+                r = varlink_stream_next(&c->stream, &msg, fds, &n_fds);
+                if (r == 0)
+                        break;
+                if (r < 0) {
+                        c->oneway = false;
+                        conn_errorf(c, "io.vfiod.ProtocolError", "reason",
+                                    r == -ETOOMANYREFS ? "too many file descriptors"
+                                                       : "not a JSON object",
+                                    NULL);
+                } else {
+                        conn_serve_one(c, msg, fds, n_fds);
+                        json_object_put(msg);
+                }
+                if (c->closing)
+                        break;
+                if (varlink_stream_has_output(&c->stream))
+                        break; /* served again when the reply is out */
+        }
+        if (c->closing && !varlink_stream_has_output(&c->stream)) {
+                conn_free(c);
+                return 0;
+        }
+        conn_arm_idle(c);
+        conn_update_events(c);
+        return 0;
+}
+
+static void refuse(int fd, const char *limit, int64_t value)
+{
+        /* Best effort, never blocking: a refused client learns why. */
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "limit", json_object_new_string(limit));
+        json_object_object_add(p, "value", json_object_new_int64(value));
+        json_object *msg = varlink_error_new("io.vfiod.LimitExceeded", p);
+        if (msg) {
+                size_t len;
+                const char *t =
+                        json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
+                if (t)
+                        (void)!send(fd, t, len + 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+                json_object_put(msg);
+        }
+        safe_close(fd);
+}
+
+static int on_accept(sd_event_source *src, int lfd, uint32_t revents, void *userdata)
+{
+        struct server *s = userdata;
+        bool admin = src == s->listen[1];
+
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_msg(LOG_WARNING, "accept: %m");
+                return 0;
+        }
+
+        /* Identity is what the kernel recorded at connect time, never a pid looked up
+         * later. */
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                log_msg(LOG_WARNING, "SO_PEERCRED: %m");
+                safe_close(fd);
+                return 0;
+        }
+        if (admin && cred.uid != 0) {
+                refuse(fd, "admin_socket_uid", cred.uid);
+                return 0;
+        }
+        if (s->n_conns >= s->cfg.max_conn_total) {
+                refuse(fd, "connections", s->cfg.max_conn_total);
+                return 0;
+        }
+        struct uid_usage *u = uid_usage_get(s, cred.uid, true);
+        if (!u) {
+                safe_close(fd);
+                return 0;
+        }
+        if (u->n_conns >= s->cfg.max_conn_per_uid) {
+                refuse(fd, "connections_per_uid", s->cfg.max_conn_per_uid);
+                return 0;
+        }
+
+        struct conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+                safe_close(fd);
+                return 0;
+        }
+        c->server = s;
+        c->fd = fd;
+        c->admin = admin;
+        c->cred = cred;
+        c->pidfd = -EBADF;
+        int pidfd;
+        len = sizeof(pidfd);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0)
+                c->pidfd = pidfd;
+        gid_t groups[256];
+        len = sizeof(groups);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0 && len > 0) {
+                c->groups = malloc(len);
+                if (c->groups) {
+                        memcpy(c->groups, groups, len);
+                        c->n_groups = len / sizeof(gid_t);
+                }
+        }
+        varlink_stream_init(&c->stream, fd, s->cfg.max_message);
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        u->n_conns++;
+
+        if (sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c) < 0) {
+                conn_free(c);
+                return 0;
+        }
+        conn_arm_idle(c);
+        log_msg(LOG_DEBUG, "connection from pid %d uid %u%s", (int)cred.pid, cred.uid,
+                admin ? " (admin)" : "");
+        return 0;
+}
+
+/* ---- topology, monitor, udev -------------------------------------------------------- */
+
+int server_topology(struct server *s, const struct topology **ret)
+{
+        if (!s->topology) {
+                int r = topology_scan(s->root, 0, &s->topology);
+                if (r < 0)
+                        return r;
+        }
+        *ret = s->topology;
+        return 0;
+}
+
+void server_invalidate(struct server *s)
+{
+        s->topology = topology_free(s->topology);
+}
+
+void server_broadcast(struct server *s, const char *kind, const struct pci_addr *addr,
+                      uint64_t lease)
+{
+        for (struct conn *c = s->conns; c; c = c->next) {
+                if (!c->monitor || c->closing)
+                        continue;
+                json_object *ev = json_object_new_object(), *p = json_object_new_object();
+                if (!ev || !p) {
+                        json_object_put(ev);
+                        json_object_put(p);
+                        return;
+                }
+                json_object_object_add(ev, "kind", json_object_new_string(kind));
+                if (addr) {
+                        char buf[PCI_ADDR_STRLEN];
+                        json_object_object_add(ev, "address",
+                                               json_object_new_string(pci_addr_format(addr, buf)));
+                }
+                if (lease)
+                        json_object_object_add(ev, "lease", json_object_new_int64((int64_t)lease));
+                json_object_object_add(ev, "timestamp",
+                                       json_object_new_int64((int64_t)now_usec(CLOCK_REALTIME)));
+                json_object_object_add(p, "event", ev);
+                /* A monitor that does not keep up is dropped, not buffered forever. The
+                 * connection is shut down here and freed by its own event handler, which
+                 * may be below us on the stack. */
+                if (c->stream.out_len > 4u * 1024 * 1024) {
+                        json_object_put(p);
+                        (void)shutdown(c->fd, SHUT_RDWR);
+                        c->closing = true;
+                        continue;
+                }
+                (void)conn_queue(c, varlink_reply_new(p, true), NULL, 0);
+        }
+}
+
+static int on_udev(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct server *s = userdata;
+        struct udev_device *d;
+        while ((d = udev_monitor_receive_device(s->udev_monitor))) {
+                const char *action = udev_device_get_action(d);
+                const char *name = udev_device_get_sysname(d);
+                struct pci_addr a;
+                if (action && name && pci_addr_parse(name, &a) == 0) {
+                        const char *kind = strcmp(action, "add") == 0      ? "device-added"
+                                           : strcmp(action, "remove") == 0 ? "device-removed"
+                                                                           : "device-changed";
+                        log_msg(LOG_DEBUG, "udev: %s %s", action, name);
+                        server_invalidate(s);
+                        server_broadcast(s, kind, &a, 0);
+                }
+                udev_device_unref(d);
+        }
+        return 0;
+}
+
+static int setup_udev(struct server *s)
+{
+        if (!s->root->is_host)
+                return 0; /* a tree below --root has no uevents */
+        struct udev *u = udev_new();
+        if (!u)
+                return -ENOMEM;
+        struct udev_monitor *m = udev_monitor_new_from_netlink(u, "udev");
+        if (!m) {
+                /* No udevd (containers, the lab): kernel uevents carry the same. */
+                m = udev_monitor_new_from_netlink(u, "kernel");
+        }
+        if (!m) {
+                udev_unref(u);
+                log_msg(LOG_WARNING, "no uevent monitor: hotplug is not followed");
+                return 0;
+        }
+        if (udev_monitor_filter_add_match_subsystem_devtype(m, "pci", NULL) < 0 ||
+            udev_monitor_enable_receiving(m) < 0) {
+                udev_monitor_unref(m);
+                udev_unref(u);
+                log_msg(LOG_WARNING, "uevent monitor failed: hotplug is not followed");
+                return 0;
+        }
+        s->udev = u;
+        s->udev_monitor = m;
+        return sd_event_add_io(s->event, &s->udev_source, udev_monitor_get_fd(m), EPOLLIN, on_udev,
+                               s);
+}
+
+/* ---- sockets ------------------------------------------------------------------------ */
+
+static int mkdir_parents(const char *path)
+{
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+                *slash = 0;
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *slash = '/';
+        }
+        return 0;
+}
+
+static int bind_socket(const char *path, mode_t mode)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        int r = mkdir_parents(path);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        (void)unlink(path);
+        /* Created with no access, opened up once bound: no window with the wrong mode. */
+        mode_t old = umask(0777);
+        r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old);
+        if (r < 0)
+                return negative_errno();
+        if (chmod(path, mode) < 0 || listen(fd, SOMAXCONN) < 0)
+                return negative_errno();
+        return TAKE_FD(fd);
+}
+
+static int setup_sockets(struct server *s)
+{
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(true, &names);
+        s->listen_fd[0] = s->listen_fd[1] = -EBADF;
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                bool admin = names && names[i] && strstr(names[i], "admin");
+                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+                        log_msg(LOG_WARNING, "ignoring passed fd %d: not a listening UNIX socket",
+                                fd);
+                        continue;
+                }
+                (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                s->listen_fd[admin] = fd;
+        }
+        for (int i = 0; names && i < n; i++)
+                free(names[i]);
+        free(names);
+
+        if (s->listen_fd[0] < 0 && s->cfg.socket_path) {
+                s->listen_fd[0] = bind_socket(s->cfg.socket_path, 0666);
+                if (s->listen_fd[0] < 0) {
+                        log_msg(LOG_ERR, "%s: %s", s->cfg.socket_path, strerror(-s->listen_fd[0]));
+                        return s->listen_fd[0];
+                }
+        }
+        if (s->listen_fd[1] < 0 && s->cfg.admin_path) {
+                s->listen_fd[1] = bind_socket(s->cfg.admin_path, 0600);
+                if (s->listen_fd[1] < 0) {
+                        log_msg(LOG_ERR, "%s: %s", s->cfg.admin_path, strerror(-s->listen_fd[1]));
+                        return s->listen_fd[1];
+                }
+        }
+        for (int i = 0; i < 2; i++) {
+                if (s->listen_fd[i] < 0)
+                        continue;
+                int r = sd_event_add_io(s->event, &s->listen[i], s->listen_fd[i], EPOLLIN,
+                                        on_accept, s);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int server_new(const struct server_config *cfg, struct server **ret)
+{
+        struct server *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->cfg = *cfg;
+        s->lease_dirfd = -EBADF;
+        s->listen_fd[0] = s->listen_fd[1] = -EBADF;
+        s->next_lease_id = 1;
+        int r = sd_event_default(&s->event);
+        if (r < 0)
+                goto fail;
+        r = root_open(cfg->root, &s->root);
+        if (r < 0)
+                goto fail;
+        *ret = s;
+        return 0;
+fail:
+        server_free(s);
+        return r;
+}
+
+struct server *server_free(struct server *s)
+{
+        if (!s)
+                return NULL;
+        while (s->conns)
+                conn_free(s->conns);
+        for (size_t i = 0; i < s->n_leases; i++) {
+                sd_event_source_disable_unref(s->leases[i]->watch);
+                lease_done(s->leases[i]);
+                free(s->leases[i]);
+        }
+        free(s->leases);
+        for (int i = 0; i < 2; i++) {
+                sd_event_source_disable_unref(s->listen[i]);
+                safe_close(s->listen_fd[i]);
+        }
+        sd_event_source_disable_unref(s->udev_source);
+        if (s->udev_monitor)
+                udev_monitor_unref(s->udev_monitor);
+        if (s->udev)
+                udev_unref(s->udev);
+        topology_free(s->topology);
+        policy_free(s->policy);
+        safe_close(s->lease_dirfd);
+        root_free(s->root);
+        free(s->uids);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+int server_start(struct server *s)
+{
+        _cleanup_free_ char *detail = NULL;
+        int r = policy_load(s->cfg.policy_path, &s->policy, &detail);
+        if (r == -ENOENT) {
+                log_msg(LOG_NOTICE, "%s: no policy file: only the admin socket grants anything",
+                        s->cfg.policy_path);
+                r = policy_parse("{\"rules\": []}", &s->policy, NULL);
+        }
+        if (r < 0) {
+                log_msg(LOG_ERR, "%s: %s", s->cfg.policy_path, detail ? detail : strerror(-r));
+                return r;
+        }
+
+        r = mkdir_parents(s->cfg.runtime_dir);
+        if (r < 0 || (mkdir(s->cfg.runtime_dir, 0700) < 0 && errno != EEXIST)) {
+                r = r < 0 ? r : negative_errno();
+                log_msg(LOG_ERR, "%s: %s", s->cfg.runtime_dir, strerror(-r));
+                return r;
+        }
+        _cleanup_close_ int rt = open(s->cfg.runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rt < 0 || ((mkdirat(rt, "leases", 0700) < 0 && errno != EEXIST)) ||
+            (s->lease_dirfd = openat(rt, "leases", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+                r = negative_errno();
+                log_msg(LOG_ERR, "%s/leases: %s", s->cfg.runtime_dir, strerror(-r));
+                return r;
+        }
+
+        r = leases_recover(s);
+        if (r < 0)
+                return r;
+        r = setup_udev(s);
+        if (r < 0)
+                return r;
+        return setup_sockets(s);
+}

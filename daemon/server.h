@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The daemon's state: its sockets and connections, the policy, the leases and a cached
+ * topology snapshot, all driven by one sd-event loop. Calls are served one at a time, in
+ * the order they arrive; a kernel operation blocks the loop while it runs. */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include "lease.h"
+#include "macro.h"
+#include "policy.h"
+#include "root.h"
+#include "topology.h"
+#include "varlink.h"
+
+struct server_config {
+        const char *root;          /* NULL: "/" */
+        const char *socket_path;   /* public socket (when not socket-activated) */
+        const char *admin_path;    /* root-only socket */
+        const char *state_dir;     /* root-relative: the binding journal */
+        const char *runtime_dir;   /* absolute: leases */
+        const char *policy_path;   /* absolute */
+        size_t max_message;        /* bytes of one call */
+        unsigned max_conn_per_uid; /* open connections of one uid */
+        unsigned max_conn_total;
+        uint64_t idle_timeout_usec; /* a connection with no call in flight is closed after it */
+        unsigned request_rate;      /* calls per second per uid (burst: twice that); 0: no limit */
+        int verbose;
+};
+
+struct conn;
+
+struct uid_usage {
+        uid_t uid;
+        unsigned n_conns;
+        double tokens; /* request bucket */
+        uint64_t refilled_usec;
+};
+
+struct server {
+        struct server_config cfg;
+        sd_event *event;
+        struct root *root;
+        struct policy *policy;
+        int lease_dirfd;
+
+        sd_event_source *listen[2]; /* public, admin */
+        int listen_fd[2];
+
+        struct conn *conns;
+        unsigned n_conns;
+        struct uid_usage *uids;
+        size_t n_uids;
+
+        struct lease **leases;
+        size_t n_leases;
+        uint64_t next_lease_id;
+
+        struct topology *topology; /* cached; NULL after something changed */
+
+        void *udev, *udev_monitor;
+        sd_event_source *udev_source;
+};
+
+struct conn {
+        struct server *server;
+        struct conn *prev, *next;
+        int fd;
+        bool admin;
+        struct ucred cred;
+        gid_t *groups;
+        size_t n_groups;
+        int pidfd; /* of the peer, taken at accept */
+        struct varlink_stream stream;
+        sd_event_source *io, *idle;
+        bool monitor; /* a Monitor call is streaming events to it */
+        bool closing; /* send what is queued, then close */
+        bool oneway;  /* the call being served wants no reply */
+};
+
+int server_new(const struct server_config *cfg, struct server **ret);
+struct server *server_free(struct server *s);
+
+/* Sets up the sockets (from systemd, or bound here), the udev monitor, and adopts or
+ * ends the leases an earlier instance left. */
+int server_start(struct server *s);
+
+/* Replies to the call being served: parameters taken. */
+int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds);
+int conn_error(struct conn *c, const char *error, json_object *parameters);
+/* An error with one string parameter (and more pairs: key, value, ..., NULL). */
+int conn_errorf(struct conn *c, const char *error, ...);
+
+/* The topology snapshot, scanned on first use after server_invalidate(). */
+int server_topology(struct server *s, const struct topology **ret);
+void server_invalidate(struct server *s);
+
+/* Sends an event to every monitor. */
+void server_broadcast(struct server *s, const char *kind, const struct pci_addr *addr,
+                      uint64_t lease);
+
+/* methods.c */
+int methods_dispatch(struct conn *c, const char *method, json_object *params, int *fds,
+                     size_t n_fds);
+int leases_recover(struct server *s);
+void lease_free(struct server *s, struct lease *l);
+
+void log_msg(int level, const char *fmt, ...) _printf_(2, 3);
+extern int log_max_level;

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vfiod: the device-passthrough daemon. See vfiod --help and docs/vfiod.8. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <syslog.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "server.h"
+
+static void help(void)
+{
+        printf("Usage: vfiod [OPTIONS]\n"
+               "\n"
+               "Owns the host's assignable PCI devices and hands VFIO file descriptors to VMMs\n"
+               "over a varlink socket (interface io.vfiod), under a policy, as leases that are\n"
+               "undone when the VMM exits.\n"
+               "\n"
+               "  --socket PATH             public socket (default %s)\n"
+               "  --admin-socket PATH       root-only socket (default %s)\n"
+               "  --policy FILE             policy (default /etc/vfiod/policy.json)\n"
+               "  --state-dir DIR           binding journal, below the root (default "
+               "/var/lib/vfiod)\n"
+               "  --runtime-dir DIR         lease records (default /run/vfiod)\n"
+               "  --root DIR                read sys/, dev/, proc/ below DIR (tests)\n"
+               "  --max-message BYTES       largest call accepted (default 65536)\n"
+               "  --max-connections-per-uid N  (default 128)\n"
+               "  --max-connections N       (default 4096)\n"
+               "  --idle-timeout SECONDS    close connections idle this long, 0 never (default "
+               "60)\n"
+               "  --request-rate N          calls per second per uid, 0 no limit (default 1000)\n"
+               "  -v, --verbose             log each call\n"
+               "  -h, --help, --version\n"
+               "\n"
+               "With systemd socket activation (vfiod.socket) the sockets come from systemd;\n"
+               "without it vfiod binds them itself and runs in the foreground. SIGTERM and\n"
+               "SIGINT stop it; leases stay recorded and are adopted at the next start.\n",
+               VFIOD_SOCKET_PATH_DEFAULT, VFIOD_ADMIN_PATH_DEFAULT);
+}
+
+static int parse_unsigned(const char *s, const char *opt, uint64_t max, uint64_t *ret)
+{
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (!*s || *end || errno || v > max || s[0] == '-') {
+                fprintf(stderr, "vfiod: %s wants a number up to %llu, not '%s'\n", opt,
+                        (unsigned long long)max, s);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        log_msg(LOG_INFO, "stopping on signal %u; leases stay recorded", si->ssi_signo);
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int main(int argc, char **argv)
+{
+        enum {
+                ARG_SOCKET = 0x100,
+                ARG_ADMIN,
+                ARG_POLICY,
+                ARG_STATE,
+                ARG_RUNTIME,
+                ARG_ROOT,
+                ARG_MAX_MESSAGE,
+                ARG_MAX_CONN_UID,
+                ARG_MAX_CONN,
+                ARG_IDLE,
+                ARG_RATE,
+                ARG_VERSION,
+        };
+        static const struct option options[] = {
+                {"socket", required_argument, NULL, ARG_SOCKET},
+                {"admin-socket", required_argument, NULL, ARG_ADMIN},
+                {"policy", required_argument, NULL, ARG_POLICY},
+                {"state-dir", required_argument, NULL, ARG_STATE},
+                {"runtime-dir", required_argument, NULL, ARG_RUNTIME},
+                {"root", required_argument, NULL, ARG_ROOT},
+                {"max-message", required_argument, NULL, ARG_MAX_MESSAGE},
+                {"max-connections-per-uid", required_argument, NULL, ARG_MAX_CONN_UID},
+                {"max-connections", required_argument, NULL, ARG_MAX_CONN},
+                {"idle-timeout", required_argument, NULL, ARG_IDLE},
+                {"request-rate", required_argument, NULL, ARG_RATE},
+                {"verbose", no_argument, NULL, 'v'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {},
+        };
+        struct server_config cfg = {
+                .socket_path = VFIOD_SOCKET_PATH_DEFAULT,
+                .admin_path = VFIOD_ADMIN_PATH_DEFAULT,
+                .policy_path = "/etc/vfiod/policy.json",
+                .state_dir = NULL,
+                .runtime_dir = "/run/vfiod",
+                .max_message = 65536,
+                .max_conn_per_uid = 128,
+                .max_conn_total = 4096,
+                .idle_timeout_usec = 60u * 1000000u,
+                .request_rate = 1000,
+        };
+        int c;
+        uint64_t v;
+        while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_SOCKET:
+                        cfg.socket_path = optarg;
+                        break;
+                case ARG_ADMIN:
+                        cfg.admin_path = optarg;
+                        break;
+                case ARG_POLICY:
+                        cfg.policy_path = optarg;
+                        break;
+                case ARG_STATE:
+                        cfg.state_dir = optarg;
+                        break;
+                case ARG_RUNTIME:
+                        cfg.runtime_dir = optarg;
+                        break;
+                case ARG_ROOT:
+                        cfg.root = optarg;
+                        break;
+                case ARG_MAX_MESSAGE:
+                        if (parse_unsigned(optarg, "--max-message", 64u * 1024 * 1024, &v) < 0 ||
+                            v < 256)
+                                return 2;
+                        cfg.max_message = v;
+                        break;
+                case ARG_MAX_CONN_UID:
+                        if (parse_unsigned(optarg, "--max-connections-per-uid", 1000000, &v) < 0)
+                                return 2;
+                        cfg.max_conn_per_uid = (unsigned)v;
+                        break;
+                case ARG_MAX_CONN:
+                        if (parse_unsigned(optarg, "--max-connections", 1000000, &v) < 0)
+                                return 2;
+                        cfg.max_conn_total = (unsigned)v;
+                        break;
+                case ARG_IDLE:
+                        if (parse_unsigned(optarg, "--idle-timeout", 86400, &v) < 0)
+                                return 2;
+                        cfg.idle_timeout_usec = v * 1000000u;
+                        break;
+                case ARG_RATE:
+                        if (parse_unsigned(optarg, "--request-rate", 1000000, &v) < 0)
+                                return 2;
+                        cfg.request_rate = (unsigned)v;
+                        break;
+                case 'v':
+                        cfg.verbose++;
+                        log_max_level = LOG_DEBUG;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("vfiod %s\n", VFIOD_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "vfiod: see --help\n");
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "vfiod: unexpected argument '%s' (see --help)\n", argv[optind]);
+                return 2;
+        }
+        if (cfg.runtime_dir[0] != '/' || cfg.policy_path[0] != '/') {
+                fprintf(stderr, "vfiod: --runtime-dir and --policy want absolute paths\n");
+                return 2;
+        }
+
+        /* Each connection is an fd: make room for the limit. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void)setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        signal(SIGPIPE, SIG_IGN);
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        struct server *s = NULL;
+        int r = server_new(&cfg, &s);
+        if (r < 0) {
+                fprintf(stderr, "vfiod: cannot start: %s\n", strerror(-r));
+                return 1;
+        }
+        r = server_start(s);
+        if (r >= 0)
+                r = sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, NULL);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot start: %s", strerror(-r));
+                server_free(s);
+                return 1;
+        }
+        log_msg(LOG_INFO, "ready: %s%s%s, %zu lease(s) adopted", cfg.socket_path,
+                cfg.admin_path ? " and " : "", cfg.admin_path ? cfg.admin_path : "", s->n_leases);
+        (void)sd_notify(0, "READY=1\nSTATUS=Serving");
+        r = sd_event_loop(s->event);
+        (void)sd_notify(0, "STOPPING=1");
+        server_free(s);
+        return r < 0 ? 1 : 0;
+}
