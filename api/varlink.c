@@ -72,13 +72,18 @@ int varlink_stream_read(struct varlink_stream *s)
         if (n < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : negative_errno();
 
+        /* fds from an earlier read still wait for their message: a second set cannot be
+         * placed, so the waiting message fails (the peer sent fds with two messages
+         * without waiting for an answer, which vfiod's peers never do). */
+        bool earlier = s->n_in_fds > 0 || s->in_fds_truncated, got = false;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
                 size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
                 const int *fds = (const int *)CMSG_DATA(c);
                 for (size_t i = 0; i < k; i++) {
-                        if (s->n_in_fds < VARLINK_FDS_MAX)
+                        got = true;
+                        if (!earlier && s->n_in_fds < VARLINK_FDS_MAX)
                                 s->in_fds[s->n_in_fds++] = fds[i];
                         else {
                                 safe_close(fds[i]);
@@ -86,14 +91,27 @@ int varlink_stream_read(struct varlink_stream *s)
                         }
                 }
         }
-        if (mh.msg_flags & MSG_CTRUNC)
+        if (mh.msg_flags & MSG_CTRUNC) {
+                got = true;
                 s->in_fds_truncated = true;
+        }
 
         if (n == 0) {
                 s->eof = true;
                 return 0;
         }
         s->in_len += (size_t)n;
+        if (got && !earlier) {
+                /* The kernel ends a read with the chunk that carried fds, and that chunk
+                 * begins with the first byte of their message (the sender sends that
+                 * message alone): the last message that begins in the buffer. */
+                s->in_fds_at = 0;
+                for (size_t i = s->in_len - 1; i-- > 0;)
+                        if (s->in[i] == 0) {
+                                s->in_fds_at = i + 1;
+                                break;
+                        }
+        }
         if (s->in_len > s->max_message && !memchr(s->in, 0, s->in_len))
                 return -EMSGSIZE;
         return (int)n;
@@ -130,8 +148,15 @@ int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fd
         memmove(s->in, end + 1, s->in_len - len - 1);
         s->in_len -= len + 1;
 
-        /* The fds arrived with this message's first bytes (the kernel never merges a
-         * message carrying fds into an earlier read), so they are all its own. */
+        /* fds waiting for a later message stay for it. */
+        if ((s->n_in_fds > 0 || s->in_fds_truncated) && s->in_fds_at > 0) {
+                s->in_fds_at = s->in_fds_at > len + 1 ? s->in_fds_at - len - 1 : 0;
+                if (r < 0)
+                        return r;
+                *ret_n_fds = 0;
+                *ret = o;
+                return 1;
+        }
         if (r < 0 || s->in_fds_truncated) {
                 close_fds(s->in_fds, s->n_in_fds);
                 s->n_in_fds = 0;
@@ -173,7 +198,10 @@ int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *
         if (s->out_off > 0) {
                 memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
                 s->out_len -= s->out_off;
-                s->out_fds_at -= s->n_out_fds > 0 ? s->out_off : 0;
+                if (s->n_out_fds > 0) {
+                        s->out_fds_at -= s->out_off;
+                        s->out_fds_end -= s->out_off;
+                }
                 s->out_off = 0;
         }
         int r = grow(&s->out, &s->out_alloc, s->out_len + len + 1);
@@ -184,6 +212,7 @@ int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *
                 memcpy(s->out_fds, fds, n_fds * sizeof(int));
                 s->n_out_fds = n_fds;
                 s->out_fds_at = s->out_len;
+                s->out_fds_end = s->out_len + len + 1;
         }
         memcpy(s->out + s->out_len, text, len);
         s->out[s->out_len + len] = 0;
@@ -207,6 +236,9 @@ int varlink_stream_flush(struct varlink_stream *s)
                          * its first byte, not with the bytes ahead of it. */
                         iov.iov_len = s->out_fds_at - s->out_off;
                 if (with_fds) {
+                        /* Alone, so the peer can tell which message they belong to:
+                         * its read ends with them. */
+                        iov.iov_len = s->out_fds_end - s->out_off;
                         mh.msg_control = &control;
                         mh.msg_controllen = CMSG_SPACE(sizeof(int) * s->n_out_fds);
                         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);

@@ -3,9 +3,11 @@
 
 /* The varlink wire format: each message is one JSON object followed by a NUL byte, on a
  * SOCK_STREAM UNIX socket; file descriptors travel as SCM_RIGHTS ancillary data with the
- * first byte of the message they belong to. A varlink_stream buffers one direction each
- * way of such a socket; it serves the daemon (non-blocking) and the client library
- * (blocking) alike and never decides policy: it reports what arrived.
+ * first byte of the message they belong to, and a message with fds is sent by a sendmsg()
+ * of its own, so the receiver knows it as the last message starting in the read that
+ * brought them. A varlink_stream buffers both directions of such a socket; it serves the
+ * daemon (non-blocking) and the client library (blocking) alike and never decides
+ * policy: it reports what arrived.
  *
  * Message shapes (https://varlink.org): a call is {"method": "iface.Name", "parameters":
  * {...}, "more": bool, "oneway": bool}; a reply is {"parameters": {...}, "continues":
@@ -26,13 +28,14 @@ struct varlink_stream {
         size_t in_len, in_alloc;
         int in_fds[VARLINK_FDS_MAX]; /* fds received with bytes still in in[] */
         size_t n_in_fds;
+        size_t in_fds_at;      /* where in in[] the message they came with starts */
         bool in_fds_truncated; /* the kernel dropped some fds (MSG_CTRUNC) */
         bool eof;
 
         char *out; /* bytes queued and not yet written */
         size_t out_len, out_off, out_alloc;
         int out_fds[VARLINK_FDS_MAX]; /* to go with the first byte of out[out_fds_at] */
-        size_t n_out_fds, out_fds_at;
+        size_t n_out_fds, out_fds_at, out_fds_end; /* end: just past that message */
 };
 
 /* Sets s up around the connected socket fd (not taken: the caller closes it after

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -640,8 +641,27 @@ static int method_monitor(struct conn *c, json_object *params, int *fds, size_t 
                 c->monitor = false;
                 return denied(c, POLICY_OP_MONITOR, NULL);
         }
-        /* No reply now: events follow as replies with "continues": true. */
-        return 0;
+        /* A first event tells the client it is subscribed: nothing after it is missed.
+         * Events follow as replies with "continues": true. */
+        json_object *p = json_object_new_object(), *ev = json_object_new_object();
+        if (!p || !ev) {
+                json_object_put(p);
+                json_object_put(ev);
+                return -ENOMEM;
+        }
+        json_object_object_add(ev, "kind", json_object_new_string("monitor-started"));
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        json_object_object_add(
+                ev, "timestamp",
+                json_object_new_int64((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000));
+        json_object_object_add(p, "event", ev);
+        json_object *msg = varlink_reply_new(p, true);
+        if (!msg)
+                return -ENOMEM;
+        int k = varlink_stream_queue(&c->stream, msg, NULL, 0);
+        json_object_put(msg);
+        return k < 0 ? k : varlink_stream_flush(&c->stream) < 0 ? -EPIPE : 0;
 }
 
 /* ---- leases ------------------------------------------------------------------------- */
@@ -849,6 +869,30 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                         return invalid_parameter(c, "backend");
         }
 
+        /* The policy first: a refused client learns nothing about holders. */
+        const struct topology *t;
+        r = server_topology(s, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        const struct policy_rule *rule = NULL;
+        bool need_bind = false;
+        for (size_t i = 0; i < n_req; i++) {
+                const struct pci_device *d;
+                const struct policy_rule *ri;
+                if (device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
+                        return 0;
+                if (!rule)
+                        rule = ri;
+                struct lease *l = lease_of_device(s, &req[i]);
+                if (l)
+                        return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
+                                    l->id);
+                if (d->is_bridge)
+                        return busy(c, d->name, "a bridge is never handed out");
+                if (!driver_is_vfio(d->driver))
+                        need_bind = true;
+        }
+
         /* The holder: the caller, or the process of the pidfd it sent. */
         _cleanup_close_ int holder = -EBADF;
         pid_t holder_pid = c->cred.pid;
@@ -891,29 +935,6 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
         r = process_starttime(s->root, holder_pid, &starttime);
         if (r < 0 || !pidfd_alive(holder))
                 return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
-
-        const struct topology *t;
-        r = server_topology(s, &t);
-        if (r < 0)
-                return errno_error(c, "scan", NULL, r, NULL);
-        const struct policy_rule *rule = NULL;
-        bool need_bind = false;
-        for (size_t i = 0; i < n_req; i++) {
-                const struct pci_device *d;
-                const struct policy_rule *ri;
-                if (device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
-                        return 0;
-                if (!rule)
-                        rule = ri;
-                struct lease *l = lease_of_device(s, &req[i]);
-                if (l)
-                        return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
-                                    l->id);
-                if (d->is_bridge)
-                        return busy(c, d->name, "a bridge is never handed out");
-                if (!driver_is_vfio(d->driver))
-                        need_bind = true;
-        }
 
         /* Bind what is not on vfio-pci yet, remembering what to undo on failure. */
         struct bind_plan plan = {};

@@ -517,11 +517,10 @@ static int setup_udev(struct server *s)
         struct udev *u = udev_new();
         if (!u)
                 return -ENOMEM;
-        struct udev_monitor *m = udev_monitor_new_from_netlink(u, "udev");
-        if (!m) {
-                /* No udevd (containers, the lab): kernel uevents carry the same. */
-                m = udev_monitor_new_from_netlink(u, "kernel");
-        }
+        /* Events that udevd has processed, when udevd runs; otherwise (initramfs,
+         * containers, minimal hosts) the kernel's own uevents carry the same news. */
+        bool have_udevd = access("/run/udev/control", F_OK) == 0;
+        struct udev_monitor *m = udev_monitor_new_from_netlink(u, have_udevd ? "udev" : "kernel");
         if (!m) {
                 udev_unref(u);
                 log_msg(LOG_WARNING, "no uevent monitor: hotplug is not followed");
@@ -692,8 +691,10 @@ int server_start(struct server *s)
                 return r;
         }
 
+        /* The runtime directory holds the public socket too: others must be able to
+         * reach it. The lease records below it are the daemon's alone. */
         r = mkdir_parents(s->cfg.runtime_dir);
-        if (r < 0 || (mkdir(s->cfg.runtime_dir, 0700) < 0 && errno != EEXIST)) {
+        if (r < 0 || (mkdir(s->cfg.runtime_dir, 0755) < 0 && errno != EEXIST)) {
                 r = r < 0 ? r : negative_errno();
                 log_msg(LOG_ERR, "%s: %s", s->cfg.runtime_dir, strerror(-r));
                 return r;

@@ -1,0 +1,93 @@
+#!/usr/bin/python3 -S
+"""A minimal io.vfiod client that can receive file descriptors, for the lab.
+
+  vfiod_call.py call SOCKET METHOD [JSON]   one call; prints the reply message
+  vfiod_call.py hold SOCKET DEVICE...       Acquire, check the fds, print a
+                                            summary, then wait to be killed
+  vfiod_call.py monitor SOCKET              Monitor: print each event as a JSON
+                                            line until killed
+Only the standard library: the guest runs the host's python3.
+"""
+import array
+import json
+import os
+import signal
+import socket
+import sys
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    return s
+
+
+def call(s, method, params, fds=()):
+    msg = json.dumps({"method": method, "parameters": params}).encode() + b"\0"
+    if fds:
+        s.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        s.sendall(msg)
+    buf, got = b"", []
+    while b"\0" not in buf:
+        data, fds_in, _flags, _addr = socket.recv_fds(s, 65536, 16)
+        if not data:
+            raise SystemExit("the daemon closed the connection")
+        buf += data
+        got += fds_in
+    return json.loads(buf[: buf.index(b"\0")]), got
+
+
+def fd_target(fd):
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "call":
+        params = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+        reply, fds = call(connect(sys.argv[2]), sys.argv[3], params)
+        for fd in fds:
+            os.close(fd)
+        print(json.dumps(reply))
+        return 0
+    if len(sys.argv) >= 4 and sys.argv[1] == "hold":
+        s = connect(sys.argv[2])
+        reply, fds = call(s, "io.vfiod.Acquire", {"devices": sys.argv[3:]})
+        if "error" in reply:
+            print(json.dumps(reply), flush=True)
+            return 3
+        p = reply["parameters"]
+        summary = {
+            "lease": p["lease"],
+            "backend": p["backend"],
+            "memlock": p.get("memlock"),
+            "nfds": len(fds),
+            "iommufd": fd_target(fds[p["iommufd"]]) if "iommufd" in p else None,
+            "container": fd_target(fds[p["container"]]) if "container" in p else None,
+            "devices": {d["address"]: fd_target(fds[d["fd"]]) for d in p["devices"]},
+            "pid": os.getpid(),
+        }
+        print(json.dumps(summary), flush=True)
+        # Hold the fds (and so the devices) until killed; close stdout so a
+        # reader of the summary is not kept waiting.
+        os.close(1)
+        signal.pause()
+        return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "monitor":
+        s = connect(sys.argv[2])
+        s.sendall(json.dumps({"method": "io.vfiod.Monitor", "more": True}).encode() + b"\0")
+        buf = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return 0
+            buf += data
+            while b"\0" in buf:
+                msg, buf = buf.split(b"\0", 1)
+                print(msg.decode(), flush=True)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+#!/bin/bash
+# topology: basic
+# boot: own
+#
+# The daemon on the real kernel (edu at 01:00.0 and 07:00.0, nvme at 03:00.0):
+#   1. python3-varlink (Debian's, a third-party client) lists and shows devices;
+#   2. uid 65534 acquires what the policy grants and nothing else: the daemon binds
+#      the device to vfio-pci and hands over an iommufd and the device's cdev; a
+#      refused request changes nothing;
+#   3. the holder is killed: within 1 s its device is reset and restored (unbound,
+#      as edu was) or returned to the pool (still on vfio-pci), and the lease is gone;
+#   4. kill -9 of vfiod with a live lease, restart: the lease is adopted and the
+#      device stays with its holder; when the holder exits, it is restored. A holder
+#      that exits while vfiod is down is cleaned up at the next start.
+# shellcheck source=tests/vm/lib.sh
+source "$VFIOD_LAB_LIB"
+
+vfiod=$(lab_bin daemon/vfiod)
+client="/usr/bin/python3 -S $(dirname "$VFIOD_LAB_LIB")/helpers/vfiod_call.py"
+tmp=$(mktemp -d)
+rundir=/run/vfiod
+sock=$rundir/io.vfiod
+admin=$rundir/io.vfiod.admin
+EDU=0000:01:00.0
+EDU2=0000:07:00.0
+NVME=0000:03:00.0
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+OTHER=(setpriv --reuid=65533 --regid=65533 --clear-groups)
+
+cat >"$tmp/policy.json" <<'JSON'
+{
+  "rules": [
+    { "users": ["*"], "operations": ["list", "monitor"] },
+    { "users": [65534], "operations": ["acquire"], "devices": ["0000:01:00.0"],
+      "on_release": "restore", "memlock": "unlimited" },
+    { "users": [65534], "operations": ["acquire"], "devices": ["0000:07:00.0"],
+      "on_release": "pool" }
+  ]
+}
+JSON
+
+driver_of() {
+	local l=/sys/bus/pci/devices/$1/driver
+	if [[ -L $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
+}
+
+daemon_pid=
+start_daemon() {
+	rm -f "$sock" "$admin"
+	"$vfiod" --policy "$tmp/policy.json" --runtime-dir "$rundir" \
+		--state-dir /run/vfiod-lab-daemon --socket "$sock" --admin-socket "$admin" \
+		-v >>"$tmp/vfiod.log" 2>&1 &
+	daemon_pid=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $sock && -S $admin ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_until SECONDS CMD...: poll CMD every 20 ms; prints the elapsed ms.
+wait_until() {
+	local limit_ms=$(($1 * 1000)) start now
+	shift
+	start=$(date +%s%N)
+	while :; do
+		now=$(date +%s%N)
+		if "$@"; then
+			echo $(((now - start) / 1000000))
+			return 0
+		fi
+		(((now - start) / 1000000 > limit_ms)) && return 1
+		sleep 0.02
+	done
+}
+
+lease_count() {
+	$client call "$admin" io.vfiod.ListLeases | python3 -S -c \
+		'import json,sys; print(len(json.load(sys.stdin)["parameters"]["leases"]))'
+}
+
+# Whatever happens, leave no daemon or holder behind to keep the guest waiting.
+trap 'kill -9 $(jobs -p) 2>/dev/null || true' EXIT
+
+# start_daemon WHAT: not through check: the daemon's pid must reach this shell.
+start_daemon_checked() {
+	if start_daemon; then
+		pass "$1"
+	else
+		fail "$1" "$(tail -n 20 "$tmp/vfiod.log")"
+	fi
+}
+
+start_daemon_checked "vfiod starts and binds both sockets"
+
+# 1. A third-party client: Debian's python3-varlink.
+out=$(/usr/bin/python3 - "$sock" <<'PY' 2>&1
+import sys, varlink
+with varlink.Client(address="unix:" + sys.argv[1]) as client, client.open("io.vfiod") as c:
+    devs = c.ListDevices()["devices"]
+    edu = c.ShowDevice("0000:01:00.0")["device"]
+    print(len(devs), edu["vendor_id"], edu["device_id"], edu["iommu_group"] is not None)
+PY
+) || true
+nfuncs=$(find /sys/bus/pci/devices -mindepth 1 -maxdepth 1 | wc -l)
+check_eq "python3-varlink: ListDevices returns every function the kernel has, ShowDevice the edu ids" \
+	"$nfuncs 0x1234 0x11e8 True" "$out"
+
+# Hotplug: VFs that someone else creates with a plain sysfs write reach monitors.
+$client monitor "$sock" >"$tmp/monitor.jsonl" &
+monitor=$!
+check "the monitor is subscribed" wait_until 20 grep -q monitor-started "$tmp/monitor.jsonl"
+echo 2 >/sys/bus/pci/devices/$NVME/sriov_numvfs
+vf1=$(basename "$(readlink -f /sys/bus/pci/devices/$NVME/virtfn0)")
+check "a monitor sees device-added for a VF created outside vfiod ($vf1)" \
+	wait_until 10 grep -q "\"device-added\".*\"$vf1\"\|\"$vf1\".*\"device-added\"" "$tmp/monitor.jsonl"
+echo 0 >/sys/bus/pci/devices/$NVME/sriov_numvfs
+check "... and device-removed when it goes" \
+	wait_until 10 grep -q "\"device-removed\".*\"$vf1\"\|\"$vf1\".*\"device-removed\"" "$tmp/monitor.jsonl"
+kill "$monitor"
+
+# 2. Policy: what is granted, and only that.
+out=$("${OTHER[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU\"]}")
+check_eq "uid 65533 (no rule) is refused Acquire" "io.vfiod.PermissionDenied" \
+	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
+out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$NVME\"]}")
+check_eq "uid 65534 is refused a device its rules do not name" "io.vfiod.PermissionDenied" \
+	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
+check_eq "the refused nvme stays on its driver" nvme "$(driver_of $NVME)"
+check_eq "the refused edu stays unbound" - "$(driver_of $EDU)"
+out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Bind "{\"devices\": [\"$EDU\"]}")
+check_eq "uid 65534 may not Bind (not granted)" "io.vfiod.PermissionDenied" \
+	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
+check_eq "... and the edu is still unbound" - "$(driver_of $EDU)"
+
+# Acquire as uid 65534: the holder keeps the fds until killed.
+"${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold1.json" &
+holder1=$!
+check "the holder reports its lease" wait_until 20 test -s "$tmp/hold1.json"
+summary=$(cat "$tmp/hold1.json")
+verdict=$(python3 -S - "$summary" "$EDU" <<'PY'
+import json, sys
+s, edu = json.loads(sys.argv[1]), sys.argv[2]
+ok = (s.get("backend") == "iommufd" and s.get("iommufd") == "/dev/iommu"
+      and str(s.get("devices", {}).get(edu, "")).startswith("/dev/vfio/devices/vfio")
+      and s.get("memlock") == -1)
+print("ok" if ok else "bad: " + json.dumps(s))
+PY
+)
+check_eq "uid 65534 receives /dev/iommu and the edu's vfio cdev, memlock unlimited" ok "$verdict"
+check_eq "the daemon bound the edu to vfio-pci for the lease" vfio-pci "$(driver_of $EDU)"
+limit=$(awk '/Max locked memory/ {print $4}' "/proc/$holder1/limits")
+check_eq "the holder's RLIMIT_MEMLOCK was raised by the daemon" unlimited "$limit"
+check_eq "the lease is recorded in the runtime directory" 1 "$(find $rundir/leases -name '*.lease' | wc -l)"
+out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU\"]}")
+check_eq "a leased device is not handed out twice" "io.vfiod.DeviceBusy" \
+	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
+
+# 3. The holder dies: reset, restore, within a second.
+kill -9 "$holder1"
+ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && ! compgen -G '$rundir/leases/*.lease' >/dev/null") &&
+	pass "holder killed: edu restored (unbound again) and the lease gone in ${ms} ms" ||
+	fail "holder killed: edu not restored within 1 s (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+grep -q "lease 1 of pid $holder1 ends (lease-expired)" "$tmp/vfiod.log" &&
+	pass "the daemon saw the holder exit through its pidfd" ||
+	fail "no lease-expired record in the daemon log" "$(tail -n 20 "$tmp/vfiod.log")"
+
+# on_release "pool": the device stays on vfio-pci for the next lease.
+"${NOBODY[@]}" $client hold "$sock" "$EDU2" >"$tmp/hold2.json" &
+holder2=$!
+check "a second lease (pool device) is handed out" wait_until 20 test -s "$tmp/hold2.json"
+kill -9 "$holder2"
+ms=$(wait_until 1 bash -c "! compgen -G '$rundir/leases/*.lease' >/dev/null") &&
+	pass "pool device: lease ended in ${ms} ms" || fail "pool device: lease not ended within 1 s"
+check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(driver_of $EDU2)"
+
+# 4. kill -9 vfiod with a live lease, restart: adopted, not restored under the VMM.
+"${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold3.json" &
+holder3=$!
+check "a lease before the daemon crash" wait_until 20 test -s "$tmp/hold3.json"
+kill -9 "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+start_daemon_checked "vfiod restarts"
+check_eq "the restarted vfiod adopted the live lease" 1 "$(lease_count)"
+adopted=$($client call "$admin" io.vfiod.ListLeases | python3 -S -c \
+	'import json,sys; l=json.load(sys.stdin)["parameters"]["leases"]; print(l[0]["adopted"], l[0]["pid"])')
+check_eq "ListLeases says adopted, held by the same pid" "True $holder3" "$adopted"
+check_eq "the device stayed with the live holder (still vfio-pci)" vfio-pci "$(driver_of $EDU)"
+kill -9 "$holder3"
+ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && ! compgen -G '$rundir/leases/*.lease' >/dev/null") &&
+	pass "adopted lease: holder exit restored the edu in ${ms} ms" ||
+	fail "adopted lease: edu not restored within 1 s" "$(tail -n 20 "$tmp/vfiod.log")"
+
+# A holder that exits while vfiod is down: cleaned up at the next start.
+"${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold4.json" &
+holder4=$!
+check "a lease before the daemon stops" wait_until 20 test -s "$tmp/hold4.json"
+kill -TERM "$daemon_pid"
+rc=0
+wait "$daemon_pid" || rc=$?
+check_eq "SIGTERM stops vfiod with status 0" 0 "$rc"
+check_eq "a stopped vfiod leaves the live lease in place" vfio-pci "$(driver_of $EDU)"
+kill -9 "$holder4"
+wait "$holder4" 2>/dev/null || true
+start_daemon_checked "vfiod restarts after its holder died"
+check_eq "the dead holder's lease was ended at start" 0 "$(lease_count)"
+check_eq "... and its edu restored" - "$(driver_of $EDU)"
+
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || true
+printf '    | %s\n' "$(grep -c . "$tmp/vfiod.log") daemon log lines; last:" 
+tail -n 5 "$tmp/vfiod.log" | sed 's/^/    | /'
+lab_done
