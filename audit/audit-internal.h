@@ -28,6 +28,13 @@ int audit_skip(struct audit_ctx *c, enum audit_check_id id, const char *reason);
 
 int audit_checks_host(struct audit_ctx *c);
 int audit_checks_devices(struct audit_ctx *c);
+/* NULL probe: skipped, not asked for. */
+int audit_checks_probe(struct audit_ctx *c, const struct audit_probe *probe);
+
+/* Checks the devices named for the probe before anything runs (see
+ * audit_run_with_probe()). */
+int audit_probe_validate(const struct audit_ctx *c, const struct audit_probe *probe,
+                         char **ret_detail);
 
 /* A function that could be given to a guest: not a bridge of any kind (host, ISA,
  * PCI-to-PCI) and not the IOMMU itself. */

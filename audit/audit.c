@@ -142,6 +142,15 @@ static const struct audit_check_info check_table[_AUDIT_CHECK_MAX] = {
                  "queues, keys) when it changes hands; a bus reset also resets every other "
                  "device on the bus.",
                  AUDIT_SEVERITY_MEDIUM},
+        [AUDIT_CHECK_DMA_FAULT_PROBE] =
+                {"dma.fault-probe", "The IOMMU blocks a stray DMA (--probe)",
+                 "Run only with --probe, on the live host: a device whose DMA engine vfiod can "
+                 "drive (QEMU's edu) is opened through VFIO, moves a page through two mapped "
+                 "IOVAs and back, then writes to an IOVA that was mapped and unmapped again. "
+                 "The memory once behind it must not change and the kernel must log the "
+                 "IOMMU's fault. A blocked write is reported as information with the kernel's "
+                 "fault line as evidence.",
+                 AUDIT_SEVERITY_CRITICAL},
 };
 
 const struct audit_check_info *audit_check_info(enum audit_check_id id)
@@ -357,6 +366,13 @@ static int scope_build(struct audit_ctx *c, const struct audit_scope *scope, cha
 int audit_run(const struct root *root, const struct topology *t, const struct audit_scope *scope,
               struct audit_report **ret, char **ret_detail)
 {
+        return audit_run_with_probe(root, t, scope, NULL, ret, ret_detail);
+}
+
+int audit_run_with_probe(const struct root *root, const struct topology *t,
+                         const struct audit_scope *scope, const struct audit_probe *probe,
+                         struct audit_report **ret, char **ret_detail)
+{
         _cleanup_(audit_report_freep) struct audit_report *r = calloc(1, sizeof(*r));
         struct audit_ctx c = {.root = root, .t = t, .report = r};
         int k;
@@ -367,6 +383,9 @@ int audit_run(const struct root *root, const struct topology *t, const struct au
         if (k < 0)
                 goto out;
         r->whole_host = c.whole_host;
+        k = audit_probe_validate(&c, probe, ret_detail);
+        if (k < 0)
+                goto out;
         STRV_FOREACH (w, t->warnings)
                 if ((k = strv_push(&r->warnings, &r->n_warnings, *w)) < 0)
                         goto out;
@@ -374,6 +393,9 @@ int audit_run(const struct root *root, const struct topology *t, const struct au
         if (k < 0)
                 goto out;
         k = audit_checks_devices(&c);
+        if (k < 0)
+                goto out;
+        k = audit_checks_probe(&c, probe);
         if (k < 0)
                 goto out;
 

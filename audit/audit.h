@@ -49,6 +49,7 @@ enum audit_check_id {
         AUDIT_CHECK_PORT_EXTERNAL,
         AUDIT_CHECK_ATS_ENABLED,
         AUDIT_CHECK_RESET_CAPABILITY,
+        AUDIT_CHECK_DMA_FAULT_PROBE, /* runs only when asked: it opens devices and DMAs */
         _AUDIT_CHECK_MAX,
         _AUDIT_CHECK_INVALID = -EINVAL,
 };
@@ -114,6 +115,28 @@ struct audit_scope {
  * it); -ENOMEM. Files the snapshot lacks make findings or skips, never a failure. */
 int audit_run(const struct root *root, const struct topology *t, const struct audit_scope *scope,
               struct audit_report **ret, char **ret_detail);
+
+struct journal;
+
+/* The DMA fault probe (dma.fault-probe): vfio/probe.h's stray write, on the live host. */
+struct audit_probe {
+        /* The devices to probe, which must be audited devices the probe can drive; none:
+         * every audited device it can drive. */
+        const struct pci_addr *devices;
+        size_t n_devices;
+        /* A device with no driver is bound to vfio-pci for the probe through this
+         * journal and restored afterwards; NULL: such devices are not probed. */
+        struct journal *journal;
+};
+
+/* audit_run(), and with probe the DMA fault probe on the running system below root:
+ * devices already on a vfio driver are probed as they are, devices without a driver are
+ * bound for the probe and restored, devices on any other driver are not taken from it.
+ * Without probe the check is skipped. Also -ENODEV / -EINVAL / -EOPNOTSUPP when a named
+ * probe device does not exist / is not audited / cannot be driven by the probe. */
+int audit_run_with_probe(const struct root *root, const struct topology *t,
+                         const struct audit_scope *scope, const struct audit_probe *probe,
+                         struct audit_report **ret, char **ret_detail);
 
 /* Accepts NULL; returns NULL. */
 struct audit_report *audit_report_free(struct audit_report *r);

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Snapshots: capture below a root into a tar archive with a manifest, and extraction
  * and validation for offline audits. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive-dlopen.h"
 #include "macro.h"
 #include "snapshot.h"
 #include "strv.h"
@@ -494,33 +493,33 @@ static bool has_suffix(const char *s, const char *suffix)
 static int archive_add(struct archive *a, char type, const char *path, const char *data,
                        size_t size, time_t mtime)
 {
-        struct archive_entry *e = archive_entry_new();
+        struct archive_entry *e = sym_archive_entry_new();
         int k;
 
         if (!e)
                 return -ENOMEM;
-        archive_entry_set_pathname(e, path);
-        archive_entry_set_mtime(e, mtime, 0);
+        sym_archive_entry_set_pathname(e, path);
+        sym_archive_entry_set_mtime(e, mtime, 0);
         switch (type) {
         case 'd':
-                archive_entry_set_filetype(e, AE_IFDIR);
-                archive_entry_set_perm(e, 0755);
+                sym_archive_entry_set_filetype(e, AE_IFDIR);
+                sym_archive_entry_set_perm(e, 0755);
                 break;
         case 'l':
-                archive_entry_set_filetype(e, AE_IFLNK);
-                archive_entry_set_perm(e, 0777);
-                archive_entry_set_symlink(e, data);
+                sym_archive_entry_set_filetype(e, AE_IFLNK);
+                sym_archive_entry_set_perm(e, 0777);
+                sym_archive_entry_set_symlink(e, data);
                 break;
         default:
-                archive_entry_set_filetype(e, AE_IFREG);
-                archive_entry_set_perm(e, 0644);
-                archive_entry_set_size(e, (la_int64_t)size);
+                sym_archive_entry_set_filetype(e, AE_IFREG);
+                sym_archive_entry_set_perm(e, 0644);
+                sym_archive_entry_set_size(e, (la_int64_t)size);
         }
-        k = archive_write_header(a, e);
+        k = sym_archive_write_header(a, e);
         if (k == ARCHIVE_OK && type == 'f' && size > 0 &&
-            archive_write_data(a, data, size) != (la_ssize_t)size)
+            sym_archive_write_data(a, data, size) != (la_ssize_t)size)
                 k = ARCHIVE_FATAL;
-        archive_entry_free(e);
+        sym_archive_entry_free(e);
         return k == ARCHIVE_OK ? 0 : -EIO;
 }
 
@@ -537,6 +536,9 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
         time_t now = time(NULL);
         int r;
 
+        r = archive_dlopen(ret_detail);
+        if (r < 0)
+                return r;
         r = capture_all(&c);
         if (r < 0)
                 goto out;
@@ -575,20 +577,20 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
                 tmp = NULL;
                 goto out;
         }
-        a = archive_write_new();
+        a = sym_archive_write_new();
         if (!a) {
                 r = -ENOMEM;
                 goto out;
         }
-        archive_write_set_format_pax_restricted(a);
+        sym_archive_write_set_format_pax_restricted(a);
         if (!to_stdout && (has_suffix(out_path, ".gz") || has_suffix(out_path, ".tgz")))
-                archive_write_add_filter_gzip(a);
+                sym_archive_write_add_filter_gzip(a);
         else if (!to_stdout && has_suffix(out_path, ".xz"))
-                archive_write_add_filter_xz(a);
+                sym_archive_write_add_filter_xz(a);
         else if (!to_stdout && has_suffix(out_path, ".zst"))
-                archive_write_add_filter_zstd(a);
-        if (archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-                set_detail(ret_detail, "cannot start the archive: %s", archive_error_string(a));
+                sym_archive_write_add_filter_zstd(a);
+        if (sym_archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+                set_detail(ret_detail, "cannot start the archive: %s", sym_archive_error_string(a));
                 r = -EIO;
                 goto out;
         }
@@ -596,11 +598,12 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
         r = archive_add(a, 'f', SNAPSHOT_MANIFEST, manifest, manifest_len, now);
         for (size_t i = 0; r >= 0 && i < c.n; i++)
                 r = archive_add(a, c.e[i].type, c.e[i].path, c.e[i].data, c.e[i].size, now);
-        if (r >= 0 && archive_write_close(a) != ARCHIVE_OK)
+        if (r >= 0 && sym_archive_write_close(a) != ARCHIVE_OK)
                 r = -EIO;
         if (r < 0) {
                 set_detail(ret_detail, "cannot write %s: %s", to_stdout ? "the archive" : out_path,
-                           archive_error_string(a) ? archive_error_string(a) : strerror(-r));
+                           sym_archive_error_string(a) ? sym_archive_error_string(a)
+                                                       : strerror(-r));
                 goto out;
         }
         if (!to_stdout) {
@@ -619,7 +622,7 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
         r = 0;
 out:
         if (a)
-                archive_write_free(a);
+                sym_archive_write_free(a);
         if (tmp)
                 (void)unlink(tmp);
         entries_free(c.e, c.n);
@@ -720,9 +723,9 @@ static int extract_member(struct archive *a, struct archive_entry *e, const stru
         const char *base;
         bool own = false;
         int dfd = -EBADF, k = 0;
-        mode_t type = archive_entry_filetype(e);
+        mode_t type = sym_archive_entry_filetype(e);
 
-        if (archive_entry_hardlink(e)) {
+        if (sym_archive_entry_hardlink(e)) {
                 set_detail(ret_detail, "member %s is a hard link, which snapshots never hold",
                            name);
                 return -EBADMSG;
@@ -747,11 +750,11 @@ static int extract_member(struct archive *a, struct archive_entry *e, const stru
                 return k;
         }
         if (type == AE_IFLNK) {
-                const char *target = archive_entry_symlink(e);
+                const char *target = sym_archive_entry_symlink(e);
                 if (!target || symlinkat(target, dfd, base) < 0)
                         k = target ? negative_errno() : -EBADMSG;
         } else {
-                la_int64_t size = archive_entry_size(e);
+                la_int64_t size = sym_archive_entry_size(e);
                 _cleanup_close_ int fd = -EBADF;
                 char buf[16384];
 
@@ -768,12 +771,12 @@ static int extract_member(struct archive *a, struct archive_entry *e, const stru
                         goto done;
                 }
                 for (;;) {
-                        la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
+                        la_ssize_t n = sym_archive_read_data(a, buf, sizeof(buf));
                         if (n == 0)
                                 break;
                         if (n < 0) {
                                 set_detail(ret_detail, "damaged or truncated at %s: %s", name,
-                                           archive_error_string(a));
+                                           sym_archive_error_string(a));
                                 k = -EBADMSG;
                                 goto done;
                         }
@@ -801,34 +804,40 @@ static int extract(const char *archive_path, const char *dir, size_t *ret_member
                    char **ret_detail)
 {
         _cleanup_(root_freep) struct root *r = NULL;
-        struct archive *a = archive_read_new();
+        struct archive *a;
         struct archive_entry *e;
         size_t n = 0, total = 0;
         int k;
 
+        *ret_members = 0;
+        k = archive_dlopen(ret_detail);
+        if (k < 0)
+                return k;
+        a = sym_archive_read_new();
         if (!a)
                 return -ENOMEM;
-        archive_read_support_filter_all(a);
-        archive_read_support_format_tar(a);
+        sym_archive_read_support_filter_all(a);
+        sym_archive_read_support_format_tar(a);
         k = root_open(dir, &r);
         if (k < 0) {
                 set_detail(ret_detail, "cannot open %s: %s", dir, strerror(-k));
                 goto out;
         }
-        if (archive_read_open_filename(a, archive_path, 64 * 1024) != ARCHIVE_OK) {
-                set_detail(ret_detail, "not a readable tar archive: %s", archive_error_string(a));
+        if (sym_archive_read_open_filename(a, archive_path, 64 * 1024) != ARCHIVE_OK) {
+                set_detail(ret_detail, "not a readable tar archive: %s",
+                           sym_archive_error_string(a));
                 k = -EBADMSG;
                 goto out;
         }
         for (;;) {
                 const char *name;
 
-                k = archive_read_next_header(a, &e);
+                k = sym_archive_read_next_header(a, &e);
                 if (k == ARCHIVE_EOF)
                         break;
                 if (k < ARCHIVE_WARN) {
                         set_detail(ret_detail, "damaged or truncated archive after %zu members: %s",
-                                   n, archive_error_string(a));
+                                   n, sym_archive_error_string(a));
                         k = -EBADMSG;
                         goto out;
                 }
@@ -837,7 +846,7 @@ static int extract(const char *archive_path, const char *dir, size_t *ret_member
                         k = -EFBIG;
                         goto out;
                 }
-                name = archive_entry_pathname(e);
+                name = sym_archive_entry_pathname(e);
                 while (name && name[0] == '.' && name[1] == '/')
                         name += 2;
                 if (name && (strcmp(name, ".") == 0 || strcmp(name, "") == 0))
@@ -850,7 +859,7 @@ static int extract(const char *archive_path, const char *dir, size_t *ret_member
                         while (len > 0 && trimmed[len - 1] == '/')
                                 trimmed[--len] = '\0';
                         if (!trimmed || !path_is_safe_relative(trimmed) ||
-                            archive_entry_filetype(e) != AE_IFDIR) {
+                            sym_archive_entry_filetype(e) != AE_IFDIR) {
                                 set_detail(ret_detail,
                                            "member name '%.200s' is not a safe "
                                            "relative path",
@@ -867,7 +876,7 @@ static int extract(const char *archive_path, const char *dir, size_t *ret_member
         k = 0;
 out:
         *ret_members = n;
-        archive_read_free(a);
+        sym_archive_read_free(a);
         return k;
 }
 

@@ -46,6 +46,11 @@ enum opt_id {
         OPT_NOIOMMU,
         OPT_MEMLOCK, /* value */
         OPT_FDS,     /* value */
+        OPT_DEVICE,  /* value, repeatable */
+        OPT_QMP,     /* value */
+        OPT_ID,      /* value */
+        OPT_BUS,     /* value */
+        OPT_NO_DAEMON,
         _OPT_MAX,
 };
 
@@ -58,7 +63,9 @@ struct cli {
         bool help;
         uint64_t opts;                /* OPT_BIT()s given */
         const char *values[_OPT_MAX]; /* the values of options that take one */
-        char **args;                  /* positional arguments after the verb */
+        char **lists[_OPT_MAX];       /* every value of a repeatable option, in order */
+        size_t n_lists[_OPT_MAX];
+        char **args; /* positional arguments after the verb */
         size_t n_args;
         struct root *root;
         struct topology *topology;
@@ -112,3 +119,5 @@ int verb_sriov(struct cli *c);
 int verb_audit(struct cli *c);
 int verb_snapshot(struct cli *c);
 int verb_probe(struct cli *c);
+int verb_exec(struct cli *c);
+int verb_qemu_attach(struct cli *c);

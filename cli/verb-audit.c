@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* vfioctl audit: the DMA-isolation audit, on the live host, a sysfs tree or a snapshot.
- * Exit status: 0 when nothing is at or above --fail-on, 1 when something is, 2 when the
- * audit could not run (bad usage, an unreadable or incomplete snapshot, no PCI tree). */
+/* vfioctl audit: the DMA-isolation audit, on the live host, a sysfs tree or a snapshot,
+ * with the DMA fault probe on the live host when asked (--probe). Exit status: 0 when
+ * nothing is at or above --fail-on, 1 when something is, 2 when the audit could not run
+ * (bad usage, an unreadable or incomplete snapshot, no PCI tree, a probe on a snapshot). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "journal.h"
 #include "snapshot.h"
 #include "strv.h"
 
@@ -211,8 +213,10 @@ int verb_audit(struct cli *c)
 {
         _cleanup_(snapshot_freep) struct snapshot *snap = NULL;
         _cleanup_(audit_report_freep) struct audit_report *report = NULL;
-        _cleanup_free_ struct pci_addr *devices = NULL;
+        _cleanup_free_ struct pci_addr *devices = NULL, *probe_devices = NULL;
+        _cleanup_(journal_freep) struct journal *journal = NULL;
         _cleanup_free_ char *detail = NULL;
+        struct audit_probe probe = {0};
         enum audit_severity fail_on = AUDIT_SEVERITY_MEDIUM;
         struct audit_source src = {.tool_version = VFIOD_VERSION};
         struct audit_scope scope = {0};
@@ -231,15 +235,13 @@ int verb_audit(struct cli *c)
                                            "high or critical",
                                            cli_quote(c->values[OPT_FAIL_ON], q));
         }
-        if (cli_has(c, OPT_PROBE)) {
-                /* The DMA fault probe belongs to vfio/ and is not part of this build yet;
-                 * an audit that silently skipped it would vouch for what it never tried. */
-                fputs("vfioctl: audit: --probe is not available yet: the DMA fault probe "
-                      "(vfioctl probe) is not part of this build; run the audit without "
-                      "--probe\n",
-                      stderr);
-                return AUDIT_EXIT_ERROR;
-        }
+        if (c->n_args > 0 && !cli_has(c, OPT_PROBE))
+                return usage_error("audit: a DEVICE names what --probe probes; without --probe "
+                                   "use --devices");
+        if (cli_has(c, OPT_PROBE) &&
+            (r = cli_parse_addresses(c, "audit --probe", &probe_devices, &probe.n_devices)))
+                return r;
+        probe.devices = probe_devices;
         r = load_scope(c, &devices, &n_devices, &listed);
         if (r)
                 return r;
@@ -251,9 +253,30 @@ int verb_audit(struct cli *c)
                 return r;
         if (cli_topology_unnamed(c, &t))
                 return AUDIT_EXIT_ERROR;
+        if (cli_has(c, OPT_PROBE)) {
+                /* The probe DMAs on this machine: a snapshot or another tree has no
+                 * devices to drive, and a silently skipped probe would vouch for nothing. */
+                if (!c->root->is_host) {
+                        fputs("vfioctl: audit: --probe runs DMA on this host's devices; it "
+                              "cannot run on a snapshot or a --root tree\n",
+                              stderr);
+                        return AUDIT_EXIT_ERROR;
+                }
+                r = journal_open(c->root, c->state_dir, &journal);
+                if (r < 0) {
+                        fprintf(stderr,
+                                "vfioctl: audit: --probe: cannot open the journal in %s/journal "
+                                "(devices without a driver are bound through it): %s%s\n",
+                                c->state_dir ? c->state_dir : "/" VFIOD_STATE_DIR_DEFAULT,
+                                strerror(-r), r == -EACCES || r == -EPERM ? " (run as root)" : "");
+                        return AUDIT_EXIT_ERROR;
+                }
+                probe.journal = journal;
+        }
 
-        r = audit_run(c->root, t, listed ? &scope : NULL, &report, &detail);
-        if (r == -ENODEV) {
+        r = audit_run_with_probe(c->root, t, listed ? &scope : NULL,
+                                 cli_has(c, OPT_PROBE) ? &probe : NULL, &report, &detail);
+        if (r == -ENODEV || r == -EINVAL || r == -EOPNOTSUPP) {
                 fprintf(stderr, "vfioctl: audit: %s\n", detail ? detail : strerror(-r));
                 return AUDIT_EXIT_ERROR;
         }

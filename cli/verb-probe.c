@@ -20,40 +20,16 @@
 #include "interrupt-remap.h"
 #include "iommu.h"
 #include "irq.h"
+#include "probe.h"
 
-/* QEMU's edu device (docs/specs/edu.rst in QEMU): a 4 KiB DMA engine behind BAR0. */
-#define EDU_VENDOR         0x1234
-#define EDU_DEVICE         0x11e8
-#define EDU_REG_ID         0x00
-#define EDU_REG_LIVENESS   0x04
-#define EDU_REG_IRQ_RAISE  0x60
-#define EDU_REG_IRQ_ACK    0x64
-#define EDU_REG_DMA_SRC    0x80
-#define EDU_REG_DMA_DST    0x88
-#define EDU_REG_DMA_COUNT  0x90
-#define EDU_REG_DMA_CMD    0x98
-#define EDU_DMA_START      0x1
-#define EDU_DMA_TO_RAM     0x2
-#define EDU_DMA_IRQ        0x4
-#define EDU_IRQ_DMA        0x100
-#define EDU_BUFFER         0x40000
-#define EDU_BUFFER_SIZE    4096
-#define EDU_BAR_MIN        0x100
 #define PROBE_IRQ_RAISE    0x1
 #define PCI_COMMAND_MEMORY 0x2
 #define PCI_COMMAND_MASTER 0x4
 
-/* The self-test's IOVAs: below edu's 28-bit DMA mask, away from each other. */
-#define IOVA_SRC    0x100000
-#define IOVA_DST    0x200000
-#define IOVA_FAULT  0x300000
+/* The bad-input checks' IOVAs: clear of the DMA probe's (probe.h). */
 #define IOVA_CHECKS 0x400000
 
-/* DMA completes on a QEMU timer (100 ms of virtual time) and TCG is slow: be patient. */
-#define DMA_TIMEOUT_MS 5000
 #define IRQ_TIMEOUT_MS 2000
-/* dmar_fault()'s rate limit window (DEFAULT_RATELIMIT_INTERVAL), and a little more. */
-#define FAULT_RATELIMIT_MS 5500
 /* After an interrupt arrives, how long to watch for a spurious second one. */
 #define IRQ_SETTLE_MS 50
 
@@ -179,33 +155,6 @@ static void sleep_ms(long ms)
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
-}
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint32_t rd32(volatile void *bar, size_t off)
-{
-        return *(volatile uint32_t *)((volatile char *)bar + off);
-}
-
-static void wr32(volatile void *bar, size_t off, uint32_t v)
-{
-        *(volatile uint32_t *)((volatile char *)bar + off) = v;
-}
-
-static uint64_t rd64(volatile void *bar, size_t off)
-{
-        return *(volatile uint64_t *)((volatile char *)bar + off);
-}
-
-static void wr64(volatile void *bar, size_t off, uint64_t v)
-{
-        *(volatile uint64_t *)((volatile char *)bar + off) = v;
 }
 
 /* "256M", "1G", "65536", "unlimited" -> bytes. */
@@ -490,190 +439,92 @@ static uint64_t irq_count(struct irq_set *s, uint32_t vector)
         return n;
 }
 
-static bool edu_dma(volatile void *bar, uint64_t src, uint64_t dst, uint32_t cmd)
-{
-        uint64_t deadline = now_ms() + DMA_TIMEOUT_MS;
-
-        wr64(bar, EDU_REG_DMA_SRC, src);
-        wr64(bar, EDU_REG_DMA_DST, dst);
-        wr64(bar, EDU_REG_DMA_COUNT, EDU_BUFFER_SIZE);
-        wr64(bar, EDU_REG_DMA_CMD, cmd | EDU_DMA_START);
-        while (rd64(bar, EDU_REG_DMA_CMD) & EDU_DMA_START) {
-                if (now_ms() > deadline)
-                        return false;
-                sleep_ms(1);
-        }
-        return true;
-}
-
-/* Looks for the IOMMU's fault report about the device and address in the kernel log
- * read from kmsg (positioned before the DMA). */
-static char *find_fault(int kmsg, const struct pci_addr *a, uint64_t iova)
-{
-        char dev[16], addr[24], rec[8192]; /* a whole kmsg record always fits */
-        uint64_t deadline = now_ms() + 3000;
-
-        /* VT-d says "[01:00.0] fault addr 0x300000", AMD-Vi "device=01:00.0 ...
-         * address=0x300000": the bus/device/function and the address are in both. */
-        snprintf(dev, sizeof(dev), "%02x:%02x.%x", a->bus, a->dev, a->fn);
-        snprintf(addr, sizeof(addr), "0x%" PRIx64, iova);
-        while (now_ms() < deadline) {
-                ssize_t n = read(kmsg, rec, sizeof(rec) - 1);
-                const char *msg;
-                if (n < 0 && errno == EAGAIN) {
-                        sleep_ms(20);
-                        continue;
-                }
-                if (n < 0 && errno == EPIPE) /* overwritten records: go on */
-                        continue;
-                if (n <= 0)
-                        return NULL;
-                rec[n] = '\0';
-                msg = strchr(rec, ';');
-                msg = msg ? msg + 1 : rec;
-                if ((strstr(msg, "DMAR") || strstr(msg, "AMD-Vi") || strstr(msg, "fault")) &&
-                    strstr(msg, dev) && strstr(msg, addr)) {
-                        char *nl = strchr(msg, '\n');
-                        if (nl)
-                                *nl = '\0';
-                        return strdup(msg);
-                }
-        }
-        return NULL;
-}
-
 static void *anon_page(size_t n)
 {
         void *b = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         return b == MAP_FAILED ? NULL : b;
 }
 
-/* The DMA part of the edu test: a round trip through the device, then a write to an
- * IOVA that was mapped and is no more. */
+static const char *msi_text(uint64_t n, char buf[static 64])
+{
+        snprintf(buf, 64, "the MSI eventfd fired %" PRIu64 " time%s", n, n == 1 ? "" : "s");
+        return buf;
+}
+
+/* The DMA part of the edu test (the library's DMA fault probe, with interrupts): a round
+ * trip through the device, then a write to an IOVA that was mapped and is no more. Each
+ * step is a check of its own. */
 static void edu_dma_test(struct probe *p, struct vfio_iommu *m, volatile void *bar,
                          struct irq_set *msi, const struct pci_addr *addr)
 {
-        const size_t sz = EDU_BUFFER_SIZE;
-        _cleanup_close_ int memfd = -EBADF, kmsg = -EBADF;
-        _cleanup_free_ char *why = NULL, *fault = NULL;
-        uint8_t *src = NULL, *target = NULL, back[EDU_BUFFER_SIZE];
-        void *dst = NULL;
-        json_object *o = json_object_new_object();
-        uint64_t n1 = 0, n2 = 0, n3 = 0;
-        bool done, same, untouched = true;
-        int q;
+        _cleanup_(vfio_probe_result_done) struct vfio_probe_result res = {0};
+        json_object *o = json_object_new_object(), *per;
+        char t[64];
+        bool untouched;
 
-        src = anon_page(sz);
-        target = anon_page(sz);
-        memfd = memfd_create("vfiod-probe", MFD_CLOEXEC);
-        if (!src || !target || memfd < 0 || ftruncate(memfd, 2 * (off_t)sz) < 0) {
-                check(p, "dma.setup", false, "cannot allocate the test buffers: %m");
+        vfio_probe_edu_dma(p->c->root, m, bar, irq_set_eventfd(msi, 0), addr, &res);
+        if (res.stop == VFIO_PROBE_STOP_SETUP) {
+                check(p, "dma.setup", false, "%s", strna(res.stop_detail));
                 goto out;
         }
-        for (size_t i = 0; i < sz; i++)
-                src[i] = (uint8_t)(i * 7 + 0x3d + (i >> 8));
-
-        q = vfio_dma_map(m, src, IOVA_SRC, sz, VFIO_DMA_DEVICE_READS, &why);
-        check(p, "dma.map_user", q >= 0, "%s",
-              q >= 0 ? "4 KiB of anonymous memory mapped at IOVA 0x100000, device-readable" : why);
-        if (q < 0)
+        check(p, "dma.map_user", res.stop != VFIO_PROBE_STOP_MAP_USER, "%s",
+              res.stop == VFIO_PROBE_STOP_MAP_USER
+                      ? strna(res.stop_detail)
+                      : "4 KiB of anonymous memory mapped at IOVA 0x100000, device-readable");
+        if (res.stop == VFIO_PROBE_STOP_MAP_USER)
                 goto out;
-        /* The second page of the memfd: a window at a non-zero file offset. */
-        q = vfio_dma_map_memfd(m, memfd, sz, IOVA_DST, sz, VFIO_DMA_DEVICE_WRITES, &dst, &why);
-        check(p, "dma.map_memfd", q >= 0, "%s",
-              q >= 0 ? "memfd page 1 mapped at IOVA 0x200000, device-writable" : why);
-        if (q < 0)
+        check(p, "dma.map_memfd", res.stop != VFIO_PROBE_STOP_MAP_MEMFD, "%s",
+              res.stop == VFIO_PROBE_STOP_MAP_MEMFD
+                      ? strna(res.stop_detail)
+                      : "memfd page 1 mapped at IOVA 0x200000, device-writable");
+        if (res.stop == VFIO_PROBE_STOP_MAP_MEMFD)
                 goto out;
-        memset(dst, 0, sz);
 
-        done = edu_dma(bar, IOVA_SRC, EDU_BUFFER, EDU_DMA_IRQ);
-        n1 = irq_count(msi, 0);
-        wr32(bar, EDU_REG_IRQ_ACK, EDU_IRQ_DMA);
-        check(p, "dma.to_device", done, "%s",
-              done ? "edu read 4 KiB from IOVA 0x100000 into its buffer"
-                   : "the DMA did not complete");
-        check(p, "dma.to_device.msi", n1 == 1, "the MSI eventfd fired %" PRIu64 " time%s", n1,
-              n1 == 1 ? "" : "s");
+        check(p, "dma.to_device", res.to_device, "%s",
+              res.to_device ? "edu read 4 KiB from IOVA 0x100000 into its buffer"
+                            : "the DMA did not complete");
+        check(p, "dma.to_device.msi", res.msi[0] == 1, "%s", msi_text(res.msi[0], t));
+        check(p, "dma.to_ram", res.to_ram, "%s",
+              res.to_ram ? "edu wrote its buffer to IOVA 0x200000" : "the DMA did not complete");
+        check(p, "dma.to_ram.msi", res.msi[1] == 1, "%s", msi_text(res.msi[1], t));
+        check(p, "dma.round_trip", res.round_trip, "%s",
+              res.round_trip ? "the 4 KiB came back intact"
+                             : "the data differs after the round trip");
+        check(p, "dma.memfd_backing", res.memfd_backing, "%s",
+              res.memfd_backing ? "the memfd holds the data at offset 4096"
+                                : "the memfd does not hold the data");
 
-        done = edu_dma(bar, EDU_BUFFER, IOVA_DST, EDU_DMA_TO_RAM | EDU_DMA_IRQ);
-        n2 = irq_count(msi, 0);
-        wr32(bar, EDU_REG_IRQ_ACK, EDU_IRQ_DMA);
-        check(p, "dma.to_ram", done, "%s",
-              done ? "edu wrote its buffer to IOVA 0x200000" : "the DMA did not complete");
-        check(p, "dma.to_ram.msi", n2 == 1, "the MSI eventfd fired %" PRIu64 " time%s", n2,
-              n2 == 1 ? "" : "s");
-
-        same = memcmp(src, dst, sz) == 0;
-        check(p, "dma.round_trip", same, "%s",
-              same ? "the 4 KiB came back intact" : "the data differs after the round trip");
-        same = pread(memfd, back, sz, (off_t)sz) == (ssize_t)sz && memcmp(src, back, sz) == 0;
-        check(p, "dma.memfd_backing", same, "%s",
-              same ? "the memfd holds the data at offset 4096"
-                   : "the memfd does not hold the data");
-
-        /* The negative test: an IOVA that was mapped and unmapped must fault, and the
-         * memory that was behind it must stay as it was. */
-        memset(target, 0x5a, sz);
-        q = vfio_dma_map(m, target, IOVA_FAULT, sz, VFIO_DMA_READ_WRITE, &why);
-        if (q >= 0)
-                q = vfio_dma_unmap(m, IOVA_FAULT, sz, &why);
-        check(p, "dma.fault.setup", q >= 0, "%s",
-              q >= 0 ? "IOVA 0x300000 mapped and unmapped again" : why);
-        kmsg = root_openat(p->c->root, "dev/kmsg", O_RDONLY | O_NONBLOCK);
-        if (kmsg >= 0 && lseek(kmsg, 0, SEEK_END) < 0)
-                kmsg = safe_close(kmsg);
-        done = edu_dma(bar, EDU_BUFFER, IOVA_FAULT, EDU_DMA_TO_RAM | EDU_DMA_IRQ);
-        n3 = irq_count(msi, 0);
-        wr32(bar, EDU_REG_IRQ_ACK, EDU_IRQ_DMA);
-        for (size_t i = 0; i < sz; i++)
-                untouched = untouched && target[i] == 0x5a;
-        check(p, "dma.fault.untouched", untouched && done, "%s",
-              !done       ? "the DMA did not complete"
-              : untouched ? "a DMA to the unmapped IOVA 0x300000 left the memory untouched"
-                          : "memory behind the unmapped IOVA was written");
-        check(p, "dma.fault.msi", n3 == 1, "the MSI eventfd fired %" PRIu64 " time%s", n3,
-              n3 == 1 ? "" : "s");
-        if (kmsg >= 0) {
-                bool again = false;
-                fault = find_fault(kmsg, addr, IOVA_FAULT);
-                if (!fault) {
-                        /* The kernel prints at most a few IOMMU faults per 5 s and drops
-                         * the rest: after the window, one more try. */
-                        sleep_ms(FAULT_RATELIMIT_MS);
-                        again = edu_dma(bar, EDU_BUFFER, IOVA_FAULT, EDU_DMA_TO_RAM);
-                        fault = again ? find_fault(kmsg, addr, IOVA_FAULT) : NULL;
-                }
-                check(p, "dma.fault.logged", fault, "%s%s",
-                      fault ? fault
-                            : "no IOMMU fault naming the device and IOVA 0x300000 in the "
-                              "kernel log, twice in 3 s",
-                      fault && again ? " (on a second try: the kernel rate-limits these)" : "");
-        } else
+        check(p, "dma.fault.setup", !res.fault_setup_error, "%s",
+              res.fault_setup_error ? res.fault_setup_error
+                                    : "IOVA 0x300000 mapped and unmapped again");
+        untouched = res.fault_changed == 0;
+        check(p, "dma.fault.untouched", untouched && res.fault_done, "%s",
+              !res.fault_done ? "the DMA did not complete"
+              : untouched     ? "a DMA to the unmapped IOVA 0x300000 left the memory untouched"
+                              : "memory behind the unmapped IOVA was written");
+        check(p, "dma.fault.msi", res.msi[2] == 1, "%s", msi_text(res.msi[2], t));
+        if (res.kmsg)
+                check(p, "dma.fault.logged", res.fault_line, "%s%s",
+                      res.fault_line ? res.fault_line
+                                     : "no IOMMU fault naming the device and IOVA 0x300000 in "
+                                       "the kernel log, twice in 3 s",
+                      res.fault_retried ? " (on a second try: the kernel rate-limits these)" : "");
+        else
                 warn(p, "cannot read the kernel log (/dev/kmsg): the IOMMU fault cannot be "
                         "confirmed here (look for it in dmesg)");
 
-        json_object_object_add(o, "bytes", json_object_new_int64((int64_t)sz));
-        json_object_object_add(o, "iova_src", jhex(IOVA_SRC));
-        json_object_object_add(o, "iova_dst", jhex(IOVA_DST));
-        json_object_object_add(o, "iova_fault", jhex(IOVA_FAULT));
-        json_object_object_add(o, "msi_per_dma", json_object_new_array());
-        json_object_array_add(json_object_object_get(o, "msi_per_dma"),
-                              json_object_new_int64((int64_t)n1));
-        json_object_array_add(json_object_object_get(o, "msi_per_dma"),
-                              json_object_new_int64((int64_t)n2));
-        json_object_array_add(json_object_object_get(o, "msi_per_dma"),
-                              json_object_new_int64((int64_t)n3));
+        json_object_object_add(o, "bytes", json_object_new_int64(VFIO_PROBE_BYTES));
+        json_object_object_add(o, "iova_src", jhex(VFIO_PROBE_IOVA_SRC));
+        json_object_object_add(o, "iova_dst", jhex(VFIO_PROBE_IOVA_DST));
+        json_object_object_add(o, "iova_fault", jhex(VFIO_PROBE_IOVA_FAULT));
+        per = json_object_new_array();
+        for (size_t i = 0; i < ELEMENTSOF(res.msi); i++)
+                json_object_array_add(per, json_object_new_int64((int64_t)res.msi[i]));
+        json_object_object_add(o, "msi_per_dma", per);
         json_object_object_add(o, "fault_untouched", json_object_new_boolean(untouched));
-        json_object_object_add(o, "fault_message", jstr(fault));
+        json_object_object_add(o, "fault_message", jstr(res.fault_line));
 out:
-        /* Whatever of the two buffers is mapped (the range may span gaps). */
-        if (vfio_dma_table(m)->n > 0)
-                (void)vfio_dma_unmap(m, IOVA_SRC, IOVA_DST + sz - IOVA_SRC, NULL);
         json_object_object_add(p->doc, "dma", o);
-        if (src)
-                munmap(src, sz);
-        if (target)
-                munmap(target, sz);
 }
 
 static const char *errno_name(int e)
@@ -774,10 +625,10 @@ static void edu_test(struct probe *p, struct vfio_device *d, struct vfio_iommu *
         check(p, "edu.bus_master", q >= 0, "%s",
               q >= 0 ? "memory decoding and bus mastering on" : why);
 
-        id = rd32(bar, EDU_REG_ID);
+        id = mmio_read32(bar, EDU_REG_ID);
         check(p, "edu.id", (id & 0xffff) == 0x00ed, "identification register 0x%08x", id);
-        wr32(bar, EDU_REG_LIVENESS, 0x5aa5c33c);
-        live = rd32(bar, EDU_REG_LIVENESS);
+        mmio_write32(bar, EDU_REG_LIVENESS, 0x5aa5c33c);
+        live = mmio_read32(bar, EDU_REG_LIVENESS);
         check(p, "edu.liveness", live == (uint32_t)~0x5aa5c33cu,
               "wrote 0x5aa5c33c, read back 0x%08x", live);
 
@@ -785,9 +636,9 @@ static void edu_test(struct probe *p, struct vfio_device *d, struct vfio_iommu *
         check(p, "irq.msi_enable", q >= 0, "%s", q >= 0 ? "MSI vector 0 wired to an eventfd" : why);
         if (q < 0)
                 return;
-        wr32(bar, EDU_REG_IRQ_RAISE, PROBE_IRQ_RAISE);
+        mmio_write32(bar, EDU_REG_IRQ_RAISE, PROBE_IRQ_RAISE);
         n = irq_count(msi, 0);
-        wr32(bar, EDU_REG_IRQ_ACK, PROBE_IRQ_RAISE);
+        mmio_write32(bar, EDU_REG_IRQ_ACK, PROBE_IRQ_RAISE);
         check(p, "irq.msi", n == 1,
               "an interrupt raised by the device fired the eventfd %" PRIu64 " time%s", n,
               n == 1 ? "" : "s");
@@ -806,9 +657,9 @@ static void edu_test(struct probe *p, struct vfio_device *d, struct vfio_iommu *
         check(p, "irq.intx_enable", q >= 0, "%s", q >= 0 ? "INTx wired to an eventfd" : why);
         if (q < 0)
                 return;
-        wr32(bar, EDU_REG_IRQ_RAISE, PROBE_IRQ_RAISE);
+        mmio_write32(bar, EDU_REG_IRQ_RAISE, PROBE_IRQ_RAISE);
         n = irq_count(intx, 0);
-        wr32(bar, EDU_REG_IRQ_ACK, PROBE_IRQ_RAISE);
+        mmio_write32(bar, EDU_REG_IRQ_ACK, PROBE_IRQ_RAISE);
         q = irq_set_unmask(intx, &why);
         check(p, "irq.intx", n == 1 && q >= 0, "the eventfd fired %" PRIu64 " time%s%s%s", n,
               n == 1 ? "" : "s", q < 0 ? "; " : ", unmasked", q < 0 ? why : "");

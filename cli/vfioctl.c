@@ -115,7 +115,7 @@ static const struct verb verbs[] = {
          verb_persisted, 0, 1, OPT_BIT(OPT_STATE_DIR)},
         {"audit",
          "audit [--devices ADDR,...] [--config FILE] [--json|--junit|--sarif] "
-         "[--fail-on SEVERITY]",
+         "[--fail-on SEVERITY] [--probe [DEVICE...]]",
          "Audit DMA isolation, on this host or a snapshot, for CI",
          "Runs the DMA-isolation checks (IOMMU, interrupt remapping, vfio's unsafe modes, the\n"
          "kernel command line, IOMMU groups, ACS along each device's path, PCI bridges,\n"
@@ -133,14 +133,17 @@ static const struct verb verbs[] = {
          "  --junit              JUnit XML: a test case per finding and per clean check\n"
          "  --sarif              SARIF 2.1.0\n"
          "  --fail-on SEVERITY   exit 1 when a finding is at or above it (default medium)\n"
-         "  --probe              also run the DMA fault probe (not available yet: exits 2)\n"
+         "  --probe [DEVICE...]  also run the DMA fault probe (live host, as root) on the\n"
+         "                       named audited devices, or on every audited edu (1234:11e8);\n"
+         "                       a device without a driver is bound for it and restored\n"
+         "  --state-dir DIR      the journal for those binds\n"
          "\n"
          "Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 when the\n"
          "audit could not run (bad usage, an unknown device, a damaged or incomplete\n"
          "snapshot).\n",
-         verb_audit, 0, 0,
+         verb_audit, 0, SIZE_MAX,
          OPT_BIT(OPT_DEVICES) | OPT_BIT(OPT_CONFIG) | OPT_BIT(OPT_JUNIT) | OPT_BIT(OPT_SARIF) |
-                 OPT_BIT(OPT_FAIL_ON) | OPT_BIT(OPT_PROBE),
+                 OPT_BIT(OPT_FAIL_ON) | OPT_BIT(OPT_PROBE) | OPT_BIT(OPT_STATE_DIR),
          true},
         {"snapshot", "snapshot OUT.tar", "Capture what the audit reads into a tar archive",
          "Writes the sysfs and procfs files the topology scan and the audit read (PCI devices\n"
@@ -184,12 +187,59 @@ static const struct verb verbs[] = {
          verb_probe, 1, SIZE_MAX,
          OPT_BIT(OPT_BACKEND) | OPT_BIT(OPT_ALLOW_UNSAFE_INTERRUPTS) | OPT_BIT(OPT_NOIOMMU) |
                  OPT_BIT(OPT_MEMLOCK) | OPT_BIT(OPT_FDS)},
+        {"exec", "exec --device DEVICE... [--backend iommufd|type1] -- VMM [ARGS...]",
+         "Acquire devices from vfiod and run a VMM with their file descriptors",
+         "Asks the vfiod daemon for the devices as one lease held by this process, then\n"
+         "executes VMM in its place, so the lease lasts exactly as long as the VMM (it ends\n"
+         "when the VMM exits). The received handles stay open across the exec. --device may\n"
+         "be repeated or take a comma-separated list.\n"
+         "\n"
+         "When VMM's name starts with qemu-system, vfioctl appends\n"
+         "  -object iommufd,id=vfiod-iommufd0,fd=N\n"
+         "  -device vfio-pci,iommufd=vfiod-iommufd0,fd=M,id=vfiod-DDDD-BB-DD-F  (per device)\n"
+         "(QEMU takes handed-over handles only with the iommufd backend). Any VMM finds them\n"
+         "in the environment:\n"
+         "  VFIOD_LEASE=ID  VFIOD_BACKEND=iommufd|type1\n"
+         "  VFIOD_IOMMUFD=N (iommufd) or VFIOD_CONTAINER=N (type1, /dev/vfio/vfio)\n"
+         "  VFIOD_DEVICES=ADDR=FD,...  (the device cdev, or with type1 the group, shared\n"
+         "                              by devices of one group)\n"
+         "\n"
+         "What was acquired goes to standard error; with --json, one line of JSON is the\n"
+         "first line of standard output instead, before anything the VMM writes.\n"
+         "\n"
+         "  --device DEVICE  a PCI address to acquire (at least one)\n"
+         "  --backend B      iommufd or type1 instead of the daemon's choice\n"
+         "\n"
+         "The daemon's socket is /run/vfiod/io.vfiod, or $VFIOD_SOCKET. Exit status: 1 when\n"
+         "the daemon cannot be reached or refuses, 2 for bad usage or an unknown device,\n"
+         "126 or 127 when VMM cannot be executed; otherwise VMM's own.\n",
+         verb_exec, 1, SIZE_MAX, OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BACKEND)},
+        {"qemu-attach", "qemu-attach --qmp SOCKET [--id ID] [--bus BUS] DEVICE",
+         "Hot-plug a device from vfiod into a running QEMU",
+         "Connects to QEMU's QMP socket (-qmp unix:SOCKET,server=on,wait=off), learns QEMU's\n"
+         "process from the socket's peer credentials, and acquires DEVICE from the vfiod\n"
+         "daemon with the iommufd backend as a lease held by that QEMU process: the lease\n"
+         "ends when QEMU exits, not when vfioctl does. It then hands both handles to QEMU\n"
+         "(QMP getfd, names vfiod-iommufd-LEASE and vfiod-dev-DDDD-BB-DD-F), adds an iommufd\n"
+         "object vfiod-iommufd-LEASE and a vfio-pci device using them. If any step fails,\n"
+         "what was added to QEMU is removed and the lease is released.\n"
+         "\n"
+         "  --qmp SOCKET  QEMU's QMP UNIX socket\n"
+         "  --id ID       the new device's id (default vfiod-DDDD-BB-DD-F)\n"
+         "  --bus BUS     the bus to plug it into, a hot-plug capable slot such as a free\n"
+         "                pcie-root-port on q35 (default: QEMU's choice)\n"
+         "\n"
+         "The daemon's socket is /run/vfiod/io.vfiod, or $VFIOD_SOCKET; vfioctl and QEMU must\n"
+         "run as the same user. Exit status: 0 when the device was added, 1 when it was not,\n"
+         "2 for bad usage or an unknown device.\n",
+         verb_qemu_attach, 1, 1, OPT_BIT(OPT_QMP) | OPT_BIT(OPT_ID) | OPT_BIT(OPT_BUS)},
 };
 
 static const struct {
         const char *name;
         enum opt_id id;
         bool takes_value;
+        bool repeatable; /* every value is kept in c->lists[id] */
 } options[] = {
         {"--group", OPT_GROUP, false},
         {"--dry-run", OPT_DRY_RUN, false},
@@ -221,6 +271,11 @@ static const struct {
         {"--noiommu", OPT_NOIOMMU, false},
         {"--memlock", OPT_MEMLOCK, true},
         {"--fds", OPT_FDS, true},
+        {"--device", OPT_DEVICE, true, true},
+        {"--qmp", OPT_QMP, true},
+        {"--id", OPT_ID, true},
+        {"--bus", OPT_BUS, true},
+        {"--no-daemon", OPT_NO_DAEMON, false},
 };
 
 static const struct verb *verb_find(const char *name)
@@ -386,6 +441,13 @@ static const char *parse_args(int argc, char **argv, struct cli *c, int *ret_exi
                                 *ret_exit = usage_error("%s needs a value", options[k].name);
                                 return NULL;
                         }
+                        if (options[k].repeatable &&
+                            strv_push(&c->lists[options[k].id], &c->n_lists[options[k].id],
+                                      c->values[options[k].id]) < 0) {
+                                fputs("vfioctl: out of memory\n", stderr);
+                                *ret_exit = EXIT_FAILED;
+                                return NULL;
+                        }
                 }
                 if (known)
                         continue;
@@ -490,5 +552,7 @@ out:
         topology_free(c.topology);
         root_free(c.root);
         strv_free(c.args);
+        for (int id = 0; id < _OPT_MAX; id++)
+                strv_free(c.lists[id]);
         return exit_code;
 }

@@ -712,12 +712,17 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
         log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): %s its %zu device(s)", l->id,
                 (int)l->pid, kind, l->on_release == RELEASE_RESTORE ? "restoring" : "resetting",
                 l->n_devices);
-        _cleanup_(topology_freep) struct topology *t = NULL;
-        int r = topology_scan(s->root, TOPOLOGY_SCAN_NO_NAMES, &t);
+        /* The cached snapshot will do: a leased device stays on vfio-pci (only this
+         * daemon moves it), so its reset methods and place are as scanned, and the kernel
+         * offers a bus reset only to a device alone on its bus, so no other device's use
+         * of the moment matters. Uevents and the daemon's own changes drop the cache. */
+        const struct topology *t = NULL;
+        int r = server_topology(s, &t);
         if (r < 0)
                 log_msg(LOG_ERR, "lease %" PRIu64 ": cannot scan the topology: %s", l->id,
                         strerror(-r));
         _cleanup_(journal_freep) struct journal *j = NULL;
+        bool restored = false;
         if (l->on_release == RELEASE_RESTORE && (r = open_journal(s, &j)) < 0)
                 log_msg(LOG_ERR, "lease %" PRIu64 ": cannot open the journal: %s", l->id,
                         strerror(-r));
@@ -741,6 +746,7 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
                                 free(why);
                                 why = NULL;
                                 r = vfio_device_restore(s->root, j, &l->devices[i], &why);
+                                restored = true;
                                 if (r < 0)
                                         log_msg(LOG_ERR,
                                                 "lease %" PRIu64 ": %s: restore failed: %s", l->id,
@@ -754,7 +760,9 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
         if (r < 0)
                 log_msg(LOG_ERR, "lease %" PRIu64 ": cannot remove its record: %s", l->id,
                         strerror(-r));
-        server_invalidate(s);
+        /* A reset changes nothing the snapshot holds; a restore moves drivers. */
+        if (restored)
+                server_invalidate(s);
         server_broadcast(s, kind, NULL, l->id);
         lease_free(s, l);
 }

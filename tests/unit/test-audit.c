@@ -23,13 +23,12 @@
 static const char *mkfixture, *fixture_dir;
 static char tmp[PATH_MAX - 256];
 
-static void generate(const char *desc, const char *name, char out[static PATH_MAX])
+/* Builds the tree of a description file at path into tmp/name. */
+static void generate_from(const char *path, const char *name, char out[static PATH_MAX])
 {
-        char path[PATH_MAX];
         pid_t pid;
         int st;
 
-        snprintf(path, sizeof(path), "%s/%s", fixture_dir, desc);
         snprintf(out, PATH_MAX, "%s/%s", tmp, name);
         pid = fork();
         assert_true(pid >= 0);
@@ -41,7 +40,15 @@ static void generate(const char *desc, const char *name, char out[static PATH_MA
         }
         assert_int_equal(waitpid(pid, &st, 0), pid);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                fail_msg("mkfixture %s failed", desc);
+                fail_msg("mkfixture %s failed", path);
+}
+
+static void generate(const char *desc, const char *name, char out[static PATH_MAX])
+{
+        char path[PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s/%s", fixture_dir, desc);
+        generate_from(path, name, out);
 }
 
 /* Audits a tree; plan == NULL is the whole host. */
@@ -498,6 +505,73 @@ static void plans_must_name_existing_devices_and_may_be_empty(void **state)
         audit_report_free(r);
 }
 
+/* Audits a tree with the DMA fault probe asked for (no journal: nothing is ever bound). */
+static int probe_tree(const char *path, const char *probe_list, struct audit_report **ret,
+                      char **ret_detail)
+{
+        _cleanup_(root_freep) struct root *root = NULL;
+        _cleanup_(topology_freep) struct topology *t = NULL;
+        _cleanup_free_ struct pci_addr *l = NULL;
+        struct audit_probe probe = {0};
+        size_t n = 0;
+
+        assert_int_equal(root_open(path, &root), 0);
+        assert_int_equal(topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t), 0);
+        if (probe_list)
+                assert_int_equal(audit_scope_parse_list(probe_list, &l, &n, NULL), 0);
+        probe.devices = l;
+        probe.n_devices = n;
+        return audit_run_with_probe(root, t, NULL, &probe, ret, ret_detail);
+}
+
+static void the_dma_fault_probe_reports_what_it_could_not_prove(void **state)
+{
+        char root[PATH_MAX], desc[PATH_MAX], cmd[3 * PATH_MAX];
+        _cleanup_free_ char *detail = NULL;
+        struct audit_report *r = NULL;
+        const struct audit_finding *f;
+
+        /* Not asked for: skipped, and said why. */
+        generate("machines/desktop-z370-gt1030.txt", "z370-probe", root);
+        r = audit_tree(root, NULL);
+        assert_int_equal(status_of(r, "dma.fault-probe"), AUDIT_STATUS_SKIP);
+        assert_non_null(strstr(r->skip_reason[AUDIT_CHECK_DMA_FAULT_PROBE], "--probe"));
+        audit_report_free(r);
+
+        /* Asked for on a host without a device it can drive: unproven, medium. */
+        assert_int_equal(probe_tree(root, NULL, &r, NULL), 0);
+        expect(r, "medium", "dma.fault-probe", "host", NULL);
+        assert_int_equal(status_of(r, "dma.fault-probe"), AUDIT_STATUS_FAIL);
+        r = audit_report_free(r);
+
+        /* Named devices must exist and be ones it can drive. */
+        assert_int_equal(probe_tree(root, "0000:42:00.0", &r, &detail), -ENODEV);
+        assert_null(r);
+        assert_non_null(strstr(detail, "no such PCI device"));
+        free(detail);
+        detail = NULL;
+        assert_int_equal(probe_tree(root, "0000:01:00.0", &r, &detail), -EOPNOTSUPP);
+        assert_non_null(strstr(detail, "1234:11e8"));
+        free(detail);
+        detail = NULL;
+
+        /* An edu on a host without an IOMMU: critical, and nothing is sent or bound. */
+        snprintf(desc, sizeof(desc), "%s/noiommu-edu.txt", tmp);
+        snprintf(cmd, sizeof(cmd),
+                 "cat '%s/noiommu.txt' > '%s' && echo 'dev 0000:04:00.0 vendor=1234 "
+                 "device=11e8 class=00ff00 rev=10' >> '%s'",
+                 fixture_dir, desc, desc);
+        assert_int_equal(system(cmd), 0);
+        generate_from(desc, "noiommu-edu", root);
+        assert_int_equal(probe_tree(root, NULL, &r, NULL), 0);
+        expect(r, "critical", "dma.fault-probe", "0000:04:00.0", NULL);
+        f = find(r, "dma.fault-probe", "0000:04:00.0", NULL);
+        assert_true(lists_device(f, "0000:04:00.0"));
+        assert_non_null(strstr(f->message, "did not send"));
+        assert_int_equal(count(r, "dma.fault-probe"), 1);
+        audit_report_free(r);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -511,6 +585,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(a_damaged_tree_is_audited_with_what_it_has),
                 cmocka_unit_test(every_hazard_of_the_made_up_host_is_found),
                 cmocka_unit_test(plans_must_name_existing_devices_and_may_be_empty),
+                cmocka_unit_test(the_dma_fault_probe_reports_what_it_could_not_prove),
         };
         char cmd[PATH_MAX + 16];
         int r;

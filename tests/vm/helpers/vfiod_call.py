@@ -2,7 +2,8 @@
 """A minimal io.vfiod client that can receive file descriptors, for the lab.
 
   vfiod_call.py call SOCKET METHOD [JSON]   one call; prints the reply message
-  vfiod_call.py hold SOCKET DEVICE...       Acquire, check the fds, print a
+  vfiod_call.py hold SOCKET [--backend B] DEVICE...
+                                            Acquire, check the fds, print a
                                             summary, then wait to be killed
   vfiod_call.py monitor SOCKET              Monitor: print each event as a JSON
                                             line until killed
@@ -52,7 +53,11 @@ def main():
         return 0
     if len(sys.argv) >= 4 and sys.argv[1] == "hold":
         s = connect(sys.argv[2])
-        reply, fds = call(s, "io.vfiod.Acquire", {"devices": sys.argv[3:]})
+        args, params = sys.argv[3:], {}
+        if args[:1] == ["--backend"]:
+            params["backend"], args = args[1], args[2:]
+        params["devices"] = args
+        reply, fds = call(s, "io.vfiod.Acquire", params)
         if "error" in reply:
             print(json.dumps(reply), flush=True)
             return 3

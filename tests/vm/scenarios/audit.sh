@@ -11,7 +11,10 @@
 #     as the live audit;
 #   - a truncated snapshot, or one with a file removed, exits 2 with a message;
 #   - the JUnit and SARIF outputs pass the same validation as in the unit
-#     tests (junitparser, jsonschema).
+#     tests (junitparser, jsonschema);
+#   - --probe on the edu 01:00.0 (basic, noiommu, none): the IOMMU's fault in the
+#     kernel log and the device restored, or, without an IOMMU, a critical finding
+#     and nothing sent or bound; a probe it cannot run is refused (exit 2).
 # The lab's own 9p shares (00:10.0 and up) are plumbing, not topology: their
 # findings are left out. Group numbers are read from sysfs ("group-of:ADDR").
 # shellcheck source=tests/vm/lib.sh
@@ -206,6 +209,100 @@ fi
 "$vfioctl" audit --junit >"$tmp/audit.xml" 2>/dev/null || true
 "$vfioctl" audit --sarif >"$tmp/audit.sarif" 2>/dev/null || true
 lab_verdicts "format validation" python3 "$formats" --validate "$tmp/audit.xml" "$tmp/audit.sarif"
+
+# --- The DMA fault probe (--probe) -------------------------------------------------
+# The edu behind its own root port has no driver: the audit binds it for the probe
+# through the journal and restores it. The outcome is read from the kernel: its log
+# must hold the IOMMU's fault for the edu at 0x300000, and the edu must be back as it
+# was. Without an IOMMU nothing is sent and nothing bound: a critical finding.
+export VFIOD_STATE_DIR=/run/vfiod-lab-audit
+EDU=0000:01:00.0
+driver_of() {
+	local l=/sys/bus/pci/devices/$1/driver
+	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
+}
+probe_scenario() {
+	local taint_before dmesg_before probe_edu want_rc fault evidence rc
+	taint_before=$(cat /proc/sys/kernel/tainted)
+	dmesg_before=$(dmesg | wc -l)
+	if [[ $topo == basic ]]; then
+		probe_edu="info dma.fault-probe $EDU"
+	else
+		probe_edu="critical dma.fault-probe $EDU"
+	fi
+	want_rc=0
+	grep -qE '^(medium|high|critical)' <<<"$host_only
+$probe_edu" && want_rc=1
+	audit_case "probe $EDU" "$want_rc" "$host_only
+$probe_edu" --probe --devices "$EDU"
+	check_eq "probe $EDU: the edu is back on no driver" - "$(driver_of $EDU)"
+	check_eq "probe $EDU: its driver_override is back" "(null)" \
+		"$(cat /sys/bus/pci/devices/$EDU/driver_override)"
+	check_eq "probe $EDU: the journal is empty" 0 \
+		"$(find "$VFIOD_STATE_DIR" -name '*.json' 2>/dev/null | wc -l)"
+	fault=$(dmesg | tail -n +"$((dmesg_before + 1))" | grep -F "DMAR" |
+		grep -F "[01:00.0] fault addr 0x300000" | head -n 1 || true)
+	evidence=$(python3 -S -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for f in doc["findings"]:
+    if f["id"] == "dma.fault-probe":
+        print("\n".join(e["path"] + "=" + e["value"] for e in f["evidence"]))
+' "$tmp/probe $EDU.json")
+	if [[ $topo == basic ]]; then
+		if [[ -n $fault ]]; then
+			pass "probe $EDU: the kernel logged the IOMMU fault ($fault)"
+		else
+			fail "probe $EDU: the kernel logged the IOMMU fault" "$(dmesg | tail -n 20)"
+		fi
+		if grep -q "^dev/kmsg=.*fault addr 0x300000" <<<"$evidence"; then
+			pass "probe $EDU: the finding's evidence is the kernel's fault line"
+		else
+			fail "probe $EDU: the finding's evidence is the kernel's fault line" "$evidence"
+		fi
+		if grep -qE "^dev/(iommu|vfio/vfio)=.*: 0 bytes changed" <<<"$evidence"; then
+			pass "probe $EDU: the evidence says no byte changed"
+		else
+			fail "probe $EDU: the evidence says no byte changed" "$evidence"
+		fi
+		# The whole host: the edu behind the switch (grouped with its downstream
+		# port, which vfio accepts) is probed too; the bridged edu shares its group
+		# with the e1000, which the probe does not take from its driver.
+		audit_case "whole host --probe" 1 "${expect[$topo]}
+$probe_edu
+info dma.fault-probe 0000:07:00.0
+medium dma.fault-probe 0000:08:02.0" --probe
+		check_eq "whole host --probe: the switched edu is back on no driver" - "$(driver_of 0000:07:00.0)"
+		check_eq "whole host --probe: the e1000 keeps its driver" e1000 "$(driver_of 0000:08:01.0)"
+		check_eq "whole host --probe: the bridged edu is left alone" - "$(driver_of 0000:08:02.0)"
+		"$vfioctl" audit --junit --probe --devices "$EDU" >"$tmp/probe.xml" 2>/dev/null || true
+		"$vfioctl" audit --sarif --probe --devices "$EDU" >"$tmp/probe.sarif" 2>/dev/null || true
+		lab_verdicts "format validation with --probe" \
+			python3 "$formats" --validate "$tmp/probe.xml" "$tmp/probe.sarif"
+	else
+		if [[ -z $fault ]]; then
+			pass "probe $EDU: no DMA was sent (no fault in the kernel log)"
+		else
+			fail "probe $EDU: no DMA was sent" "$fault"
+		fi
+		check_eq "probe $EDU: the kernel's taint is unchanged" "$taint_before" \
+			"$(cat /proc/sys/kernel/tainted)"
+		if [[ ! -e /sys/bus/pci/devices/$EDU/iommu_group ]]; then
+			pass "probe $EDU: never bound (no no-IOMMU group)"
+		else
+			fail "probe $EDU: never bound (no no-IOMMU group)"
+		fi
+	fi
+}
+case $topo in
+basic | noiommu | none) probe_scenario ;;
+esac
+rc=0
+"$vfioctl" audit --probe 0000:00:1f.2 >/dev/null 2>"$tmp/err" || rc=$?
+check_eq "--probe of a device it cannot drive (the ICH9 SATA): exit status" 2 "$rc"
+rc=0
+"$vfioctl" audit --probe --root "$snap" >/dev/null 2>"$tmp/err" || rc=$?
+check_eq "--probe on a snapshot: exit status" 2 "$rc"
 
 rm -rf "$tmp"
 lab_done

@@ -1,0 +1,428 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vfiod against a fixture tree, on this host (no IOMMU needed).
+
+- A third-party client (Debian's python3-varlink) calls GetInfo, ListDevices and
+  ShowDevice and gets what vfioctl prints for the same tree.
+- The policy: uid 65534 has no rule and is refused list, show, audit, monitor and bind;
+  uid 1000 gets list, audit and monitor, and bind on one device only; refusals change
+  nothing in the tree (driver_override files, driver links).
+- Bad input on raw sockets: truncated, oversized and invalid JSON, fds sent with calls
+  that take none, too many fds, unknown methods and interfaces, 1,000 idle connections
+  and the per-uid connection limit: each gets its varlink error, the daemon keeps
+  serving others, and its open fds are back to where they were.
+- The daemon is alive at the end and exits 0 on SIGTERM.
+
+usage: test-daemon.py VFIOD VFIOCTL MKFIXTURE FIXTURES_DIR
+"""
+
+import array
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+MACHINE = "workstation-rpl-82576-sriov"
+BIND_OK = "0000:06:00.0"  # uid 1000 may bind it (it is in use: the daemon says busy)
+BIND_NO = "0000:05:00.0"  # nobody may bind it
+SHOW = "0000:07:10.0"
+NOBODY, USER = 65534, 1000
+
+failures = 0
+
+
+def check(ok, what, detail=""):
+    global failures
+    if ok:
+        print(f"ok - {what}")
+    else:
+        failures += 1
+        print(f"FAIL - {what}" + (f": {detail}" if detail else ""))
+
+
+# ---- raw varlink over a UNIX socket ------------------------------------------------
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(10)
+    return s
+
+
+def send(s, obj, fds=()):
+    data = json.dumps(obj).encode() + b"\0"
+    if fds:
+        s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        s.sendall(data)
+
+
+def recv(s):
+    """One message, or None when the daemon closed the connection first."""
+    buf = b""
+    while not buf.endswith(b"\0"):
+        d = s.recv(1 << 20)
+        if not d:
+            return None
+        buf += d
+    first, _, rest = buf.partition(b"\0")
+    assert not rest, "more than one message"
+    return json.loads(first)
+
+
+def call(path_or_sock, method, params=None, fds=(), **extra):
+    s = connect(path_or_sock) if isinstance(path_or_sock, str) else path_or_sock
+    msg = {"method": method, "parameters": params or {}}
+    msg.update(extra)
+    send(s, msg, fds)
+    reply = recv(s)
+    if isinstance(path_or_sock, str):
+        s.close()
+    return reply
+
+
+def error_of(reply):
+    return reply.get("error") if reply else "connection closed"
+
+
+def closed(s, timeout=5):
+    """Whether the daemon closes s (end of file) within timeout seconds."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except (TimeoutError, socket.timeout):
+        return False
+    except ConnectionResetError:
+        return True
+
+
+# ---- the daemon --------------------------------------------------------------------
+
+
+class Daemon:
+    def __init__(self, vfiod, root, tmp, *args):
+        self.sock = os.path.join(tmp, "io.vfiod")
+        self.admin = os.path.join(tmp, "io.vfiod.admin")
+        self.log = open(os.path.join(tmp, "vfiod.log"), "w+")
+        self.proc = subprocess.Popen(
+            [vfiod, "--root", root, "--socket", self.sock, "--admin-socket", self.admin,
+             "--runtime-dir", os.path.join(tmp, "run"), "--state-dir", "/var/lib/vfiod",
+             "--policy", os.path.join(tmp, "policy.json"), *args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            if os.path.exists(self.sock) and os.path.exists(self.admin):
+                break
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not os.path.exists(self.sock):
+            raise SystemExit(f"vfiod did not start:\n{self.output()}")
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def settled_fds(self, want, timeout=5):
+        """The daemon's fd count once it stops changing (or reaches want)."""
+        end = time.time() + timeout
+        n = self.fds()
+        while n != want and time.time() < end:
+            time.sleep(0.05)
+            n = self.fds()
+        return n
+
+
+# ---- clients as other uids ----------------------------------------------------------
+
+
+def as_uid(uid, sock, calls):
+    """Runs calls [(method, params, extra)] from a process with uid/gid uid (setpriv);
+    returns the replies."""
+    out = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+         sys.executable, os.path.abspath(__file__), "--client", sock, json.dumps(calls)],
+        capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise SystemExit(f"client as uid {uid} failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def client_main(sock, calls):
+    replies = []
+    for method, params, extra in json.loads(calls):
+        s = connect(sock)
+        msg = {"method": method, "parameters": params}
+        msg.update(extra)
+        send(s, msg)
+        s.settimeout(1.0)
+        try:
+            replies.append(recv(s))
+        except (TimeoutError, socket.timeout):
+            replies.append({"pending": True})  # a Monitor that was not refused
+        s.close()
+    print(json.dumps(replies))
+
+
+# ---- the tree ------------------------------------------------------------------------
+
+
+def tree_state(root):
+    """Every device's driver_override contents and driver link."""
+    base = os.path.join(root, "sys/bus/pci/devices")
+    state = {}
+    for d in sorted(os.listdir(base)):
+        p = os.path.join(base, d)
+        try:
+            with open(os.path.join(p, "driver_override"), "rb") as f:
+                override = f.read()
+        except FileNotFoundError:
+            override = None
+        drv = os.path.join(p, "driver")
+        state[d] = (override, os.readlink(drv) if os.path.islink(drv) else None)
+    return state
+
+
+# ---- the checks ------------------------------------------------------------------------
+
+
+def third_party_client(d, vfioctl, root):
+    import varlink
+
+    with varlink.Client(address=f"unix:{d.sock}") as client:
+        info = client.open("org.varlink.service")
+        got = info.GetInfo()
+        check("io.vfiod" in got["interfaces"], "python3-varlink: GetInfo names io.vfiod", got)
+        vf = client.open("io.vfiod")  # parses the interface description the daemon serves
+        devices = vf.ListDevices()["devices"]
+        want = json.loads(subprocess.run([vfioctl, "--root", root, "--json", "list"],
+                                         capture_output=True, text=True, check=True).stdout)
+        want_addrs = [x["address"] for x in want["devices"]]
+        check([x["address"] for x in devices] == want_addrs,
+              f"python3-varlink: ListDevices returns the {len(want_addrs)} functions vfioctl lists")
+        shown = vf.ShowDevice(SHOW)["device"]
+        want = json.loads(subprocess.run([vfioctl, "--root", root, "--json", "show", SHOW],
+                                         capture_output=True, text=True, check=True).stdout)
+        want.pop("warnings", None)
+        diff = sorted(k for k in set(shown) | set(want) if shown.get(k) != want.get(k))
+        check(not diff, "python3-varlink: ShowDevice equals vfioctl show --json", diff)
+        try:
+            vf.ShowDevice("0000:ee:00.0")
+            check(False, "python3-varlink: ShowDevice of a missing device fails")
+        except varlink.VarlinkError as e:
+            check(e.error() == "io.vfiod.NoSuchDevice",
+                  "python3-varlink: a missing device is io.vfiod.NoSuchDevice", e.error())
+        desc = info.GetInterfaceDescription("io.vfiod")["description"]
+        with open(os.path.join(os.path.dirname(__file__), "../../api/io.vfiod.varlink")) as f:
+            check(desc == f.read(), "the served io.vfiod description is api/io.vfiod.varlink")
+
+
+def policy(d, root):
+    before = tree_state(root)
+    calls = [
+        ["io.vfiod.ListDevices", {}, {}],
+        ["io.vfiod.ListGroups", {}, {}],
+        ["io.vfiod.ShowDevice", {"address": SHOW}, {}],
+        ["io.vfiod.Audit", {"devices": [SHOW]}, {}],
+        ["io.vfiod.Monitor", {}, {"more": True}],
+        ["io.vfiod.Bind", {"devices": [BIND_NO]}, {}],
+        ["io.vfiod.Bind", {"devices": [BIND_OK]}, {}],
+        ["io.vfiod.Unbind", {"devices": [BIND_NO]}, {}],
+        ["io.vfiod.Acquire", {"devices": [SHOW]}, {}],
+        ["io.vfiod.SetNumVFs", {"pf": "0000:07:00.0", "numvfs": 0}, {}],
+    ]
+    names = ["list", "groups", "show", "audit", "monitor", f"bind {BIND_NO}", f"bind {BIND_OK}",
+             "unbind", "acquire", "sriov"]
+    r = as_uid(NOBODY, d.sock, calls)
+    for name, reply in zip(names, r):
+        check(error_of(reply) == "io.vfiod.PermissionDenied",
+              f"uid {NOBODY} (no rule) is refused {name}", reply)
+    r = as_uid(USER, d.sock, calls)
+    got = dict(zip(names, r))
+    check(len(got["list"].get("parameters", {}).get("devices", [])) > 50,
+          f"uid {USER} may list", got["list"])
+    check("groups" in got["groups"].get("parameters", {}), f"uid {USER} may list groups")
+    check(got["show"].get("parameters", {}).get("device", {}).get("address") == SHOW,
+          f"uid {USER} may show", got["show"])
+    check("report" in got["audit"].get("parameters", {}), f"uid {USER} may audit",
+          got["audit"])
+    m = got["monitor"]
+    check(m == {"pending": True} or (m.get("continues") is True and "error" not in m),
+          f"uid {USER} may monitor (the stream stays open)", m)
+    check(error_of(got[f"bind {BIND_NO}"]) == "io.vfiod.PermissionDenied",
+          f"uid {USER} is refused bind on {BIND_NO}, outside its rule", got[f"bind {BIND_NO}"])
+    check(error_of(got["unbind"]) == "io.vfiod.PermissionDenied",
+          f"uid {USER} is refused unbind on {BIND_NO}")
+    check(error_of(got["acquire"]) == "io.vfiod.PermissionDenied",
+          f"uid {USER} is refused acquire (no rule grants it)", got["acquire"])
+    check(error_of(got["sriov"]) == "io.vfiod.PermissionDenied",
+          f"uid {USER} is refused sriov (no rule grants it)")
+    # The grant passes the policy and stops at the next check: the device is in use.
+    check(error_of(got[f"bind {BIND_OK}"]) == "io.vfiod.DeviceBusy",
+          f"uid {USER} passes the policy for bind on {BIND_OK} (then: busy)", got[f"bind {BIND_OK}"])
+    check(tree_state(root) == before, "no driver_override or driver link changed")
+
+
+def bad_input(d, peer_uid_sock):
+    base = d.fds()
+
+    # Truncated: half a call, then the client leaves; or half a call left hanging.
+    s = connect(d.sock)
+    s.sendall(b'{"method":"io.vfiod.ListDev')
+    s.close()
+    hanging = connect(d.sock)
+    hanging.sendall(b'{"method":"io.vfiod.ListDevices","parameters":{')
+    r = as_uid(USER, d.sock, [["io.vfiod.ListGroups", {}, {}]])[0]
+    check("groups" in r.get("parameters", {}), "a half-sent call does not hold up others", r)
+    hanging.close()
+
+    # Invalid JSON, not an object, no method, parameters not an object: an error each,
+    # and the connection still serves the next call.
+    s = connect(d.sock)
+    for raw, err in [(b"{not json", "io.vfiod.ProtocolError"),
+                     (b"[1,2]", "io.vfiod.ProtocolError"),
+                     (b'{"a":1} trailing', "io.vfiod.ProtocolError"),
+                     (b'{"parameters":{}}', "io.vfiod.ProtocolError"),
+                     (b'{"method":"io.vfiod.ListGroups","parameters":[]}',
+                      "org.varlink.service.InvalidParameter"),
+                     (b'{"method":"io.vfiod.ShowDevice","parameters":{"address":7}}',
+                      "org.varlink.service.InvalidParameter"),
+                     (b'{"method":"io.vfiod.ShowDevice","parameters":{"address":"1:2:3"}}',
+                      "io.vfiod.InvalidAddress")]:
+        s.sendall(raw + b"\0")
+        reply = recv(s)
+        check(error_of(reply) == err, f"{raw.decode()!r} is answered {err}", reply)
+    check("groups" in call(s, "io.vfiod.ListGroups").get("parameters", {}),
+          "the connection still serves calls after bad ones")
+    s.close()
+
+    # Unknown methods and interfaces.
+    r = call(d.sock, "io.vfiod.Frobnicate")
+    check(error_of(r) == "org.varlink.service.MethodNotFound"
+          and r["parameters"].get("method") == "io.vfiod.Frobnicate",
+          "an unknown method is org.varlink.service.MethodNotFound", r)
+    r = call(d.sock, "com.example.Thing.Do")
+    check(error_of(r) == "org.varlink.service.InterfaceNotFound",
+          "an unknown interface is org.varlink.service.InterfaceNotFound", r)
+
+    # Oversized: past the limit without a NUL; then a whole one past the limit.
+    s = connect(d.sock)
+    s.sendall(b'{"method":"io.vfiod.ListGroups","parameters":{"x":"' + b"a" * 70000)
+    r = recv(s)
+    check(error_of(r) == "io.vfiod.ProtocolError", "70,000 bytes without an end are refused", r)
+    check(closed(s), "and that connection is closed")
+    s.close()
+    s = connect(d.sock)
+    big = json.dumps({"method": "io.vfiod.ListGroups", "parameters": {"x": "a" * 70000}})
+    try:
+        s.sendall(big.encode() + b"\0")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    r = recv(s)
+    check(error_of(r) == "io.vfiod.ProtocolError", "a whole 70,000-byte call is refused", r)
+    s.close()
+
+    # fds with calls that take none, with Acquire without holder_fd, and too many.
+    devnull = [os.open("/dev/null", os.O_RDONLY) for _ in range(20)]
+    r = call(d.sock, "io.vfiod.ListDevices", fds=devnull[:3])
+    check(error_of(r) == "io.vfiod.UnexpectedFileDescriptors" and r["parameters"]["count"] == 3,
+          "3 fds with ListDevices are refused", r)
+    r = call(d.sock, "io.vfiod.Acquire", {"devices": [SHOW]}, fds=devnull[:2])
+    check(error_of(r) == "io.vfiod.UnexpectedFileDescriptors",
+          "2 fds with Acquire are refused", r)
+    r = call(d.admin, "io.vfiod.Acquire", {"devices": [SHOW], "holder_fd": 0}, fds=devnull[:1])
+    check(error_of(r) == "org.varlink.service.InvalidParameter",
+          "a holder_fd that is no pidfd is refused", r)
+    r = call(d.sock, "io.vfiod.ListGroups", fds=devnull)
+    check(error_of(r) == "io.vfiod.ProtocolError", "20 fds with one call are refused", r)
+    for fd in devnull:
+        os.close(fd)
+
+    # 1,000 idle connections: held, others still served, then the per-uid limit. A
+    # connection costs the daemon its socket and, where the kernel has SO_PEERPIDFD,
+    # the peer's pidfd.
+    one = connect(d.sock)
+    per_conn = d.settled_fds(base + 2) - base
+    one.close()
+    d.settled_fds(base)
+    check(per_conn in (1, 2), "one connection costs the daemon one or two fds", per_conn)
+    idle = [connect(d.sock) for _ in range(1000)]
+    # The daemon accepts them in its own time: wait until it holds them all.
+    n = d.settled_fds(base + 1000 * per_conn, timeout=20)
+    check(n == base + 1000 * per_conn, "the daemon holds 1,000 idle connections",
+          f"{n - base} fds more")
+    r = as_uid(USER, d.sock, [["io.vfiod.ListGroups", {}, {}]])[0]
+    check("groups" in r.get("parameters", {}), "another uid is served meanwhile", r)
+    check("groups" in call(d.admin, "io.vfiod.ListGroups").get("parameters", {}),
+          "the admin socket is served meanwhile")
+    extra = [connect(d.sock) for _ in range(30)]
+    refused = [recv(s) for s in extra[-6:]]
+    check(all(error_of(x) == "io.vfiod.LimitExceeded"
+              and x["parameters"].get("limit") == "connections_per_uid" for x in refused),
+          "connections past the per-uid limit (1,024) are refused with LimitExceeded",
+          refused[:1])
+    for s in idle + extra:
+        s.close()
+    n = d.settled_fds(base, timeout=20)
+    check(n == base, "the daemon's open fds are back to where they were", f"{base} before, {n} after")
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--client":
+        client_main(sys.argv[2], sys.argv[3])
+        return 0
+    if len(sys.argv) != 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    vfiod, vfioctl, mkfixture, fixtures = sys.argv[1:]
+    if os.geteuid() != 0:
+        print("SKIP: needs root (clients run as other uids, the daemon writes the tree)")
+        return 77
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+
+    tmp = tempfile.mkdtemp(prefix="test-daemon-")
+    os.chmod(tmp, 0o755)  # other uids reach the socket
+    try:
+        root = os.path.join(tmp, "root")
+        subprocess.run([mkfixture, os.path.join(fixtures, "machines", MACHINE + ".txt"), root],
+                       check=True)
+        with open(os.path.join(tmp, "policy.json"), "w") as f:
+            json.dump({"rules": [
+                {"users": ["root", USER], "operations": ["list", "audit", "monitor"]},
+                {"users": [USER], "operations": ["bind"], "devices": [BIND_OK]},
+            ]}, f)
+        d = Daemon(vfiod, root, tmp, "--max-connections-per-uid", "1024")
+        try:
+            third_party_client(d, vfioctl, root)
+            policy(d, root)
+            bad_input(d, None)
+            check(d.proc.poll() is None, "the daemon is still running", d.output()[-2000:])
+        finally:
+            if d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = d.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                rc = "hung"
+            check(rc == 0, "the daemon exits 0 on SIGTERM", f"status {rc}\n{d.output()[-2000:]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

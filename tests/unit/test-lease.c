@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Lease records (daemon/lease.c): JSON round trip, refusal of incomplete records, saving
+ * and loading a directory of them, and telling a live holder from a reused pid. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lease.h"
+#include "strv.h"
+
+static struct lease sample(uint64_t id)
+{
+        struct lease l = {
+                .id = id,
+                .uid = 1000,
+                .pid = 4242,
+                .starttime = 123456789,
+                .backend = VFIO_BACKEND_IOMMUFD,
+                .on_release = RELEASE_POOL,
+                .n_devices = 2,
+                .pidfd = -EBADF,
+        };
+        l.devices = calloc(2, sizeof(*l.devices));
+        assert_non_null(l.devices);
+        assert_int_equal(pci_addr_parse("0000:01:00.0", &l.devices[0]), 0);
+        assert_int_equal(pci_addr_parse("0000:02:10.2", &l.devices[1]), 0);
+        return l;
+}
+
+static void assert_same_lease(const struct lease *a, const struct lease *b)
+{
+        assert_int_equal(a->id, b->id);
+        assert_int_equal(a->uid, b->uid);
+        assert_int_equal(a->pid, b->pid);
+        assert_int_equal(a->starttime, b->starttime);
+        assert_int_equal(a->backend, b->backend);
+        assert_int_equal(a->on_release, b->on_release);
+        assert_int_equal(a->n_devices, b->n_devices);
+        for (size_t i = 0; i < a->n_devices; i++)
+                assert_true(pci_addr_equal(&a->devices[i], &b->devices[i]));
+}
+
+static void a_lease_survives_json(void **state)
+{
+        struct lease l = sample(7);
+        l.backend = VFIO_BACKEND_TYPE1;
+        l.on_release = RELEASE_RESTORE;
+        json_object *o = lease_to_json(&l);
+        assert_non_null(o);
+        /* Through text, as it goes to disk. */
+        json_object *back = json_tokener_parse(json_object_to_json_string(o));
+        struct lease m;
+        assert_int_equal(lease_from_json(back, &m), 0);
+        assert_same_lease(&l, &m);
+        assert_int_equal(m.pidfd, -EBADF);
+        assert_false(m.adopted);
+        json_object_put(o);
+        json_object_put(back);
+        lease_done(&l);
+        lease_done(&m);
+}
+
+static void incomplete_or_wrong_records_are_refused(void **state)
+{
+        static const char *const bad[] = {
+                "[]",
+                "{}",
+                /* each of these differs from a good record in one field */
+                "{\"id\":0,\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"]}",
+                "{\"id\":1,\"uid\":-1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"]}",
+                "{\"id\":1,\"uid\":1,\"pid\":0,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"]}",
+                "{\"id\":1,\"uid\":1,\"pid\":2,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"]}",
+                "{\"id\":1,\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"vfio\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"]}",
+                "{\"id\":1,\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"keep\",\"devices\":[\"0000:01:00.0\"]}",
+                "{\"id\":1,\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[]}",
+                "{\"id\":1,\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[\"01:00\"]}",
+                "{\"id\":1,\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[3]}",
+                "{\"id\":\"1\",\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"]}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                json_object *o = json_tokener_parse(bad[i]);
+                assert_non_null(o);
+                struct lease l;
+                if (lease_from_json(o, &l) != -EBADMSG)
+                        fail_msg("accepted: %s", bad[i]);
+                json_object_put(o);
+        }
+        /* The same record with every field right is taken. */
+        json_object *o = json_tokener_parse(
+                "{\"id\":1,\"uid\":1,\"pid\":2,\"starttime\":3,\"backend\":\"iommufd\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"]}");
+        struct lease l;
+        assert_int_equal(lease_from_json(o, &l), 0);
+        lease_done(&l);
+        json_object_put(o);
+}
+
+static int find_lease(const struct lease *list, size_t n, uint64_t id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (list[i].id == id)
+                        return (int)i;
+        return -1;
+}
+
+static void saved_leases_load_back_and_bad_files_are_named(void **state)
+{
+        char dir[] = "/tmp/test-lease-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+
+        struct lease a = sample(3), b = sample(12);
+        b.uid = 0;
+        assert_int_equal(lease_save(dfd, &a), 0);
+        assert_int_equal(lease_save(dfd, &b), 0);
+        /* Saving again replaces the record. */
+        b.pid = 99;
+        assert_int_equal(lease_save(dfd, &b), 0);
+        int fd = openat(dfd, "40.lease", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_int_equal(write(fd, "{\"id\":", 6), 6);
+        close(fd);
+        fd = openat(dfd, "notes.txt", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        close(fd);
+
+        struct lease *list = NULL;
+        size_t n = 0;
+        char **bad = NULL;
+        assert_int_equal(lease_load_all(dfd, &list, &n, &bad), 0);
+        assert_int_equal(n, 2);
+        int i = find_lease(list, n, 3), k = find_lease(list, n, 12);
+        assert_true(i >= 0 && k >= 0);
+        assert_same_lease(&list[i], &a);
+        assert_same_lease(&list[k], &b);
+        assert_non_null(bad);
+        assert_string_equal(bad[0], "40.lease");
+        assert_null(bad[1]);
+        for (size_t j = 0; j < n; j++)
+                lease_done(&list[j]);
+        free(list);
+        strv_free(bad);
+
+        assert_int_equal(lease_remove(dfd, 3), 0);
+        assert_int_equal(lease_remove(dfd, 3), 0); /* gone already: fine */
+        assert_int_equal(faccessat(dfd, "3.lease", F_OK, 0), -1);
+        assert_int_equal(faccessat(dfd, "12.lease", F_OK, 0), 0);
+
+        unlinkat(dfd, "12.lease", 0);
+        unlinkat(dfd, "40.lease", 0);
+        unlinkat(dfd, "notes.txt", 0);
+        close(dfd);
+        assert_int_equal(rmdir(dir), 0);
+        lease_done(&a);
+        lease_done(&b);
+}
+
+static void a_holder_is_known_by_pid_and_start_time(void **state)
+{
+        _cleanup_(root_freep) struct root *root = NULL;
+        assert_int_equal(root_open(NULL, &root), 0);
+        uint64_t start;
+        assert_int_equal(process_starttime(root, getpid(), &start), 0);
+        assert_true(start > 0);
+
+        int pidfd = -1;
+        assert_int_equal(process_pidfd_verified(root, getpid(), start, &pidfd), 0);
+        assert_true(pidfd >= 0);
+        close(pidfd);
+        /* Same pid, another start time: a reused pid, not the holder. */
+        assert_int_equal(process_pidfd_verified(root, getpid(), start + 1, &pidfd), -ESRCH);
+
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0)
+                _exit(0);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        assert_int_equal(process_starttime(root, child, &start), -ESRCH);
+        assert_int_equal(process_pidfd_verified(root, child, start, &pidfd), -ESRCH);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(a_lease_survives_json),
+                cmocka_unit_test(incomplete_or_wrong_records_are_refused),
+                cmocka_unit_test(saved_leases_load_back_and_bad_files_are_named),
+                cmocka_unit_test(a_holder_is_known_by_pid_and_start_time),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
