@@ -1213,6 +1213,47 @@ static int method_list_leases(struct conn *c, json_object *params, int *fds, siz
         return conn_reply(c, p, NULL, 0);
 }
 
+int journal_recover(struct server *s)
+{
+        /* A bind or restore that a crash interrupted (of this daemon or of vfioctl) is
+         * rolled back: the device returns to what the journal says it had. Confirmed
+         * assignments stay. A corrupt entry names its device; vfio_device_restore() then
+         * works the state out from sysfs. */
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        int r = open_journal(s, &j);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot open the journal: %s", strerror(-r));
+                return r;
+        }
+        _cleanup_free_ struct pci_addr *l = NULL;
+        size_t n = 0;
+        r = journal_list(j, &l, &n);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot list the journal: %s", strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                const char *name = pci_addr_format(&l[i], buf);
+                struct journal_entry e = {};
+                r = journal_get(j, &l[i], &e);
+                bool unconfirmed = r == -EBADMSG || (r == 0 && e.state != JOURNAL_ASSIGNED);
+                journal_entry_done(&e);
+                if (!unconfirmed)
+                        continue;
+                _cleanup_free_ char *why = NULL;
+                r = vfio_device_restore(s->root, j, &l[i], &why);
+                if (r < 0)
+                        log_msg(LOG_ERR, "%s: interrupted operation, restore failed: %s", name,
+                                why ? why : strerror(-r));
+                else
+                        log_msg(LOG_NOTICE, "%s: an interrupted bind or restore was rolled back",
+                                name);
+        }
+        server_invalidate(s);
+        return 0;
+}
+
 int leases_recover(struct server *s)
 {
         struct lease *list = NULL;

@@ -707,6 +707,9 @@ int server_start(struct server *s)
                 return r;
         }
 
+        r = journal_recover(s);
+        if (r < 0)
+                return r;
         r = leases_recover(s);
         if (r < 0)
                 return r;

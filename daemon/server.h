@@ -107,6 +107,7 @@ void server_broadcast(struct server *s, const char *kind, const struct pci_addr 
 /* methods.c */
 int methods_dispatch(struct conn *c, const char *method, json_object *params, int *fds,
                      size_t n_fds);
+int journal_recover(struct server *s);
 int leases_recover(struct server *s);
 void lease_free(struct server *s, struct lease *l);
 
