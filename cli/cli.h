@@ -97,6 +97,11 @@ int cli_topology(struct cli *c, struct topology **ret);
 /* The same without the pci.ids name lookup, for verbs that print no names. */
 int cli_topology_unnamed(struct cli *c, struct topology **ret);
 
+/* The same, unnamed and scoped to the devices in want (topology_scan_scoped()): for the
+ * verbs that decide about those devices only. */
+int cli_topology_scoped(struct cli *c, const struct pci_addr *want, size_t n_want,
+                        struct topology **ret);
+
 /* Parses every positional argument as a PCI address; EXIT_USAGE with a message naming
  * the bad one. */
 int cli_parse_addresses(struct cli *c, const char *verb, struct pci_addr **ret, size_t *ret_n);

@@ -120,7 +120,7 @@ int verb_bind(struct cli *c)
         } else if ((r = cli_parse_addresses(c, "bind", &req, &n_req)))
                 return json_object_put(o.results), r;
 
-        r = cli_topology_unnamed(c, &t);
+        r = cli_topology_scoped(c, req, n_req, &t);
         if (r)
                 return json_object_put(o.results), r;
         flags |= cli_has(c, OPT_GROUP) ? BIND_GROUP : 0;
@@ -221,7 +221,7 @@ int verb_unbind(struct cli *c)
         if (!r)
                 r = open_journal(c, &j);
         if (!r && cli_has(c, OPT_RESET))
-                r = cli_topology_unnamed(c, &t);
+                r = cli_topology_scoped(c, req, n_req, &t);
         if (r)
                 return json_object_put(o.results), r;
         for (size_t i = 0; i < n_req; i++) {

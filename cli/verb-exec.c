@@ -293,6 +293,10 @@ int verb_exec(struct cli *c)
         /* Still here: the VMM did not start. The lease would end with this process; end
          * it now, while the daemon can still say so if that fails. */
         unshare_group_fds(l);
-        (void)cli_daemon_release("exec", client, l->id);
+        uint64_t id = l->id;
+        /* Close the handles first: the daemon gives the device back to a driver, which
+         * the kernel holds up while any handle to it is open. */
+        l = vfiod_lease_free(l);
+        (void)cli_daemon_release("exec", client, id);
         return r;
 }

@@ -308,6 +308,16 @@ static int report(struct cli *c, const struct attach *at, const struct vfiod_lea
         return print_json(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
 }
 
+/* Closes this process's handles, then releases the lease: the kernel holds up the
+ * device's return to a driver while any handle to it is open, this process's included. */
+static int release_closed(struct vfiod_client *client, struct vfiod_lease **l)
+{
+        uint64_t lease = (*l)->id;
+
+        *l = vfiod_lease_free(*l);
+        return cli_daemon_release("qemu-attach", client, lease);
+}
+
 static int attach(struct cli *c, struct qmp *q, struct attach *at, pid_t pid, int pidfd)
 {
         _cleanup_(vfiod_client_freep) struct vfiod_client *client = NULL;
@@ -332,7 +342,7 @@ static int attach(struct cli *c, struct qmp *q, struct attach *at, pid_t pid, in
                         "vfioctl: qemu-attach: %s: the daemon's reply lacks the iommufd "
                         "or the device\n",
                         at->address);
-                (void)cli_daemon_release("qemu-attach", client, l->id);
+                (void)release_closed(client, &l);
                 return EXIT_FAILED;
         }
         r = attach_steps(q, at, l);
@@ -347,9 +357,10 @@ static int attach(struct cli *c, struct qmp *q, struct attach *at, pid_t pid, in
                         at->step, strerror(-r));
         if (r != -ECONNRESET && r != -ETIMEDOUT && r != -EPIPE)
                 attach_undo(q, at);
-        r = cli_daemon_release("qemu-attach", client, l->id);
+        uint64_t lease = l->id;
+        r = release_closed(client, &l);
         fprintf(stderr, "vfioctl: qemu-attach: %s: not attached; lease %" PRIu64 " %s\n",
-                at->address, l->id, r == 0 ? "released" : "not released (see above)");
+                at->address, lease, r == 0 ? "released" : "not released (see above)");
         return EXIT_FAILED;
 }
 

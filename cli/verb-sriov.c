@@ -153,6 +153,7 @@ static json_object *vf_config_json(const struct vf_config *v)
 
 static int show(struct cli *c, const struct pci_addr *a)
 {
+        _cleanup_free_ char *token = NULL;
         struct topology *t;
         const struct pci_device *d;
         struct sriov_pf pf;
@@ -172,6 +173,12 @@ static int show(struct cli *c, const struct pci_addr *a)
         if (r)
                 return r;
         d = topology_find_device(t, a);
+        if (d && driver_is_vfio(d->driver)) {
+                /* The VF token vfiod holds for a PF on vfio-pci; only root can read it. */
+                _cleanup_(journal_freep) struct journal *j = NULL;
+                if (journal_open(c->root, c->state_dir, &j) >= 0)
+                        (void)sriov_pf_vf_token(j, a, &token);
+        }
         doc = json_object_new_object();
         vfs = json_object_new_array();
         if (!c->json)
@@ -181,6 +188,8 @@ static int show(struct cli *c, const struct pci_addr *a)
                        pf.stride, pf.autoprobe ? "on" : "off",
                        d && d->n_netdevs ? ", interface " : "",
                        d && d->n_netdevs ? d->netdevs[0].name : "");
+        if (!c->json && token)
+                printf("  VF token %s (set by vfiod on the PF; open a VF with it)\n", token);
         for (int k = 0; k < pf.numvfs; k++) {
                 struct pci_addr vfa;
                 const struct pci_device *vf;
@@ -234,6 +243,8 @@ static int show(struct cli *c, const struct pci_addr *a)
                 json_object_object_add(
                         doc, "interface",
                         d && d->n_netdevs ? json_object_new_string(d->netdevs[0].name) : NULL);
+                json_object_object_add(doc, "vf_token",
+                                       token ? json_object_new_string(token) : NULL);
                 json_object_object_add(doc, "vfs", vfs);
         }
         return print_json(doc, JSON_C_TO_STRING_PRETTY) || puts("") < 0;

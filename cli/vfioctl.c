@@ -330,12 +330,15 @@ int usage_error(const char *fmt, ...)
         return EXIT_USAGE;
 }
 
-static int scan(struct cli *c, unsigned flags, struct topology **ret)
+/* want: a scoped scan (topology_scan_scoped()) of those devices; NULL: the whole host. */
+static int scan(struct cli *c, unsigned flags, const struct pci_addr *want, size_t n_want,
+                struct topology **ret)
 {
         int r;
 
         if (!c->topology) {
-                r = topology_scan(c->root, flags, &c->topology);
+                r = want ? topology_scan_scoped(c->root, flags, want, n_want, &c->topology)
+                         : topology_scan(c->root, flags, &c->topology);
                 if (r < 0) {
                         fprintf(stderr, "vfioctl: cannot scan PCI devices below %s: %s%s\n",
                                 c->root->path, strerror(-r),
@@ -352,12 +355,18 @@ static int scan(struct cli *c, unsigned flags, struct topology **ret)
 
 int cli_topology(struct cli *c, struct topology **ret)
 {
-        return scan(c, 0, ret);
+        return scan(c, 0, NULL, 0, ret);
 }
 
 int cli_topology_unnamed(struct cli *c, struct topology **ret)
 {
-        return scan(c, TOPOLOGY_SCAN_NO_NAMES, ret);
+        return scan(c, TOPOLOGY_SCAN_NO_NAMES, NULL, 0, ret);
+}
+
+int cli_topology_scoped(struct cli *c, const struct pci_addr *want, size_t n_want,
+                        struct topology **ret)
+{
+        return scan(c, TOPOLOGY_SCAN_NO_NAMES, want, n_want, ret);
 }
 
 const char *cli_quote(const char *s, char buf[static 300])

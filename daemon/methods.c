@@ -400,6 +400,11 @@ static int method_unbind(struct conn *c, json_object *params, int *fds, size_t n
                 if (l)
                         return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
                                     l->id);
+                /* The kernel would block the unbind, and the daemon with it, until the
+                 * holder lets go. */
+                int pid;
+                if (vfio_device_open_by(s->root, &req[i], &pid) > 0)
+                        return busy(c, d->name, "open through VFIO in pid %d", pid);
         }
         _cleanup_(journal_freep) struct journal *j = NULL;
         r = open_journal(s, &j);
@@ -735,6 +740,16 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
                         log_msg(LOG_WARNING, "lease %" PRIu64 ": %s is gone", l->id, name);
                         continue;
                 }
+                int holder;
+                if (vfio_device_open_by(s->root, &l->devices[i], &holder) > 0) {
+                        /* Its fds went on to another process: a reset would pull the device
+                         * from under it and an unbind would block until it lets go. */
+                        log_msg(LOG_WARNING,
+                                "lease %" PRIu64
+                                ": %s is still open in pid %d: left on vfio-pci as it is",
+                                l->id, name, holder);
+                        continue;
+                }
                 _cleanup_free_ char *why = NULL;
                 r = vfio_device_reset(s->root, t, d, &why);
                 if (r < 0 && r != -ENOTTY)
@@ -1065,7 +1080,7 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
         size_t n_groups = 0;
         for (size_t i = 0; i < l->n_devices; i++) {
                 const struct pci_device *d = topology_find_device(t, &l->devices[i]);
-                int group = d ? d->iommu_group : -1, idx = -1;
+                int group = d ? d->iommu_group : -1, idx = -1, cdev = -1;
                 for (size_t k = 0; backend == VFIO_BACKEND_TYPE1 && k < n_groups; k++)
                         if (group_ids[k] == group)
                                 idx = group_fd_index[k];
@@ -1083,6 +1098,10 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                                 goto free_lease;
                         idx = (int)n_out;
                         out[n_out++] = kfd;
+                        /* The cdev's N is in the node just opened: no second lookup. */
+                        if (backend == VFIO_BACKEND_IOMMUFD &&
+                            sscanf(node, "dev/vfio/devices/vfio%d", &cdev) != 1)
+                                cdev = -1;
                         if (backend == VFIO_BACKEND_TYPE1 && n_groups < VARLINK_FDS_MAX) {
                                 group_ids[n_groups] = group;
                                 group_fd_index[n_groups++] = idx;
@@ -1094,9 +1113,7 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                         o, "address", json_object_new_string(pci_addr_format(&l->devices[i], buf)));
                 json_object_object_add(o, "fd", json_object_new_int(idx));
                 json_object_object_add(o, "group", json_object_new_int(group));
-                int cdev;
-                if (backend == VFIO_BACKEND_IOMMUFD &&
-                    vfio_device_cdev_index(s->root, &l->devices[i], &cdev) == 0)
+                if (cdev >= 0)
                         json_object_object_add(o, "cdev", json_object_new_int(cdev));
                 json_object_array_add(devs, o);
         }
@@ -1179,6 +1196,15 @@ static int method_release(struct conn *c, json_object *params, int *fds, size_t 
                         continue;
                 if (l->uid != c->cred.uid && !c->admin)
                         break; /* someone else's: as if there were none */
+                for (size_t k = 0; k < l->n_devices; k++) {
+                        int pid;
+                        char buf[PCI_ADDR_STRLEN];
+                        if (vfio_device_open_by(s->root, &l->devices[k], &pid) > 0)
+                                return busy(c, pci_addr_format(&l->devices[k], buf),
+                                            "still open in pid %d: close its file descriptors "
+                                            "before Release",
+                                            pid);
+                }
                 lease_end(s, l, "lease-released");
                 return conn_reply(c, NULL, NULL, 0);
         }

@@ -162,7 +162,7 @@ static int scan_netdevs(struct scan_ctx *c, struct usage_ctx *u)
                 r = path_resolve_link("sys/class/net", target, &path);
                 if (r < 0)
                         break;
-                idx = path_owning_pci_device(t, path);
+                idx = path_owning_pci_device(c, path);
                 if (idx < 0)
                         continue;
                 dev = &t->devices[idx];
@@ -219,7 +219,7 @@ static int scan_blockdevs(struct scan_ctx *c, struct usage_ctx *u)
                 r = path_resolve_link("sys/class/block", target, &path);
                 if (r < 0)
                         break;
-                idx = path_owning_pci_device(t, path);
+                idx = path_owning_pci_device(c, path);
                 if (idx < 0)
                         continue;
                 dev = &t->devices[idx];

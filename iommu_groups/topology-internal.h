@@ -12,6 +12,10 @@ struct scan_ctx {
         unsigned flags;
         char **checked_drivers; /* driver names whose directory was seen to exist */
         size_t n_checked_drivers;
+        /* A scoped scan: every PCI device on the host, sorted, of which the snapshot
+         * holds only a part. NULL for a whole scan. */
+        struct pci_addr *host_devices;
+        size_t n_host_devices;
 };
 
 /* Records "<message>: <strerror(-error)>" as a snapshot warning. Returns 0, or -ENOMEM
@@ -26,6 +30,11 @@ int scan_names(struct scan_ctx *c);
 /* The index of the device with this address, or -1. */
 int topology_index_of(const struct topology *t, const struct pci_addr *a);
 
-/* The deepest path component that is a PCI address, for class links like
- * "../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0". */
-int path_owning_pci_device(const struct topology *t, const char *path);
+/* The index of the device owning a class link like
+ * "../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0": the deepest path component
+ * that is a PCI device of the host. -1 when there is none, or when a scoped scan left
+ * that device out (its interfaces are not an ancestor's). */
+int path_owning_pci_device(const struct scan_ctx *c, const char *path);
+
+/* Whether a is a device of the host, in the snapshot or not. */
+bool scan_host_has_device(const struct scan_ctx *c, const struct pci_addr *a);

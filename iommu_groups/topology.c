@@ -110,29 +110,52 @@ const struct iommu_unit *topology_find_unit(const struct topology *t, const char
         return NULL;
 }
 
-int path_owning_pci_device(const struct topology *t, const char *path)
+static int addr_compare(const void *a, const void *b)
 {
-        int found = -1;
+        return pci_addr_compare(a, b);
+}
 
-        for (const char *c = path; *c;) {
-                size_t n = strcspn(c, "/");
+bool scan_host_has_device(const struct scan_ctx *c, const struct pci_addr *a)
+{
+        if (!c->host_devices)
+                return topology_index_of(c->t, a) >= 0;
+        return bsearch(a, c->host_devices, c->n_host_devices, sizeof(*a), addr_compare);
+}
+
+/* The next component of *p that is a PCI address ("0000:00:02.0"), advancing *p past
+ * it; false at the end of the path. */
+static bool path_next_pci_addr(const char **p, struct pci_addr *ret)
+{
+        while (**p) {
+                size_t n = strcspn(*p, "/");
                 char comp[PCI_ADDR_STRLEN];
-                struct pci_addr a;
+                bool ok = false;
 
                 if (n > 0 && n < sizeof(comp)) {
-                        memcpy(comp, c, n);
+                        memcpy(comp, *p, n);
                         comp[n] = '\0';
-                        if (strchr(comp, ':') && pci_addr_parse(comp, &a) == 0) {
-                                int idx = topology_index_of(t, &a);
-                                if (idx >= 0)
-                                        found = idx;
-                        }
+                        ok = strchr(comp, ':') && pci_addr_parse(comp, ret) == 0;
                 }
-                c += n;
-                if (*c == '/')
-                        c++;
+                *p += n;
+                if (**p == '/')
+                        (*p)++;
+                if (ok)
+                        return true;
         }
-        return found;
+        return false;
+}
+
+int path_owning_pci_device(const struct scan_ctx *c, const char *path)
+{
+        bool found = false;
+        struct pci_addr owner, a;
+
+        for (const char *p = path; path_next_pci_addr(&p, &a);)
+                if (scan_host_has_device(c, &a)) {
+                        owner = a;
+                        found = true;
+                }
+        return found ? topology_index_of(c->t, &owner) : -1;
 }
 
 /* Lists sys/bus/pci/devices: each entry must be a PCI address and a link to the real
@@ -461,14 +484,20 @@ static int link_relations(struct scan_ctx *c)
                                                       .dev = (uint8_t)((rid >> 3) & 0x1f),
                                                       .fn = (uint8_t)(rid & 7)};
                                 idx = rid <= 0xffff ? topology_index_of(t, &a) : -1;
+                                if (idx < 0 && rid <= 0xffff && c->host_devices &&
+                                    scan_host_has_device(c, &a))
+                                        continue; /* on the host, outside the scope */
                         }
                         if (idx < 0) {
                                 snprintf(name, sizeof(name), "virtfn%d", k);
                                 if (fd < 0)
                                         fd = root_openat(c->root, pf->sysfs_path,
                                                          O_PATH | O_DIRECTORY);
-                                if (fd < 0 || dir_readlink_basename(fd, name, &vf) < 0 ||
-                                    pci_addr_parse(vf, &a) < 0 ||
+                                if (fd >= 0 && dir_readlink_basename(fd, name, &vf) >= 0 &&
+                                    pci_addr_parse(vf, &a) >= 0 && c->host_devices &&
+                                    topology_index_of(t, &a) < 0 && scan_host_has_device(c, &a))
+                                        continue;
+                                if (fd < 0 || !vf || pci_addr_parse(vf, &a) < 0 ||
                                     (idx = topology_index_of(t, &a)) < 0) {
                                         if (scan_warn(c, 0, "%s: %s is missing or dangling",
                                                       pf->name, name) < 0)
@@ -572,6 +601,16 @@ static struct iommu_group *group_append(struct topology *t, int id, size_t *cap)
         return &t->groups[t->n_groups++];
 }
 
+/* Whether a scoped snapshot needs group id: one of its devices is in it, or a device's
+ * own link was unreadable, which only a walk over every group settles. */
+static bool scope_has_group(const struct scan_ctx *c, int id)
+{
+        for (size_t i = 0; i < c->t->n_devices; i++)
+                if (c->t->devices[i].iommu_group == id || c->t->devices[i].group_link_bad)
+                        return true;
+        return false;
+}
+
 static int build_groups(struct scan_ctx *c)
 {
         struct topology *t = c->t;
@@ -590,6 +629,8 @@ static int build_groups(struct scan_ctx *c)
                         char path[64];
 
                         if (!str_is_decimal(de->d_name) || strlen(de->d_name) > 9)
+                                continue;
+                        if (c->host_devices && !scope_has_group(c, atoi(de->d_name)))
                                 continue;
                         g = group_append(t, atoi(de->d_name), &cap);
                         if (!g) {
@@ -728,6 +769,139 @@ enum tristate topology_path_isolated(const struct topology *t, const struct pci_
         return v;
 }
 
+/* The directory a device sits in when that is a PCI bridge's ("sys/devices/pci0000:00/
+ * 0000:00:02.0" for 0000:01:00.0), else NULL: a device on a root bus has no bridge whose
+ * secondary bus reset could reach it. */
+static char *bridge_dir_of(const struct pci_device *dev)
+{
+        const char *slash = strrchr(dev->sysfs_path, '/'), *start;
+        struct pci_addr a;
+        char comp[PCI_ADDR_STRLEN];
+
+        if (!slash || slash == dev->sysfs_path)
+                return NULL;
+        start = memrchr(dev->sysfs_path, '/', (size_t)(slash - dev->sysfs_path));
+        start = start ? start + 1 : dev->sysfs_path;
+        if ((size_t)(slash - start) >= sizeof(comp))
+                return NULL;
+        memcpy(comp, start, (size_t)(slash - start));
+        comp[slash - start] = '\0';
+        if (!strchr(comp, ':') || pci_addr_parse(comp, &a) < 0)
+                return NULL;
+        return strndup(dev->sysfs_path, (size_t)(slash - dev->sysfs_path));
+}
+
+/* Marks the members of dev's IOMMU group, as the group's own device list has them.
+ * Returns 1 when the group cannot be read that way: then only a whole scan is exact. */
+static int scope_group_members(struct scan_ctx *c, const struct pci_device *dev, bool *keep)
+{
+        _cleanup_close_ int fd = root_openat(c->root, dev->sysfs_path, O_PATH | O_DIRECTORY);
+        _cleanup_free_ char *group = NULL, *path = NULL;
+        DIR *d;
+        int r;
+
+        if (fd < 0)
+                return 1;
+        r = dir_readlink_basename(fd, "iommu_group", &group);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || !str_is_decimal(group) || strlen(group) > 9)
+                return 1;
+        if (asprintf(&path, "sys/kernel/iommu_groups/%s/devices", group) < 0)
+                return -ENOMEM;
+        safe_close(fd);
+        fd = root_openat(c->root, path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0)
+                return 1;
+        d = fdopendir(fd);
+        if (!d)
+                return -ENOMEM;
+        fd = -EBADF;
+        r = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                struct pci_addr a;
+                int idx;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (pci_addr_parse(de->d_name, &a) < 0 || (idx = topology_index_of(c->t, &a)) < 0) {
+                        r = 1;
+                        break;
+                }
+                keep[idx] = true;
+        }
+        closedir(d);
+        return r < 0 ? r : r == 1;
+}
+
+/* Narrows the device list to what a decision about want needs (see
+ * topology_scan_scoped()); the list of the host's devices stays for attributing
+ * interfaces and disks to the right device. */
+static int scope_devices(struct scan_ctx *c, const struct pci_addr *want, size_t n_want)
+{
+        struct topology *t = c->t;
+        _cleanup_free_ bool *keep = calloc(t->n_devices ? t->n_devices : 1, sizeof(bool));
+        size_t n = 0;
+        int r;
+
+        c->host_devices = calloc(t->n_devices ? t->n_devices : 1, sizeof(struct pci_addr));
+        if (!keep || !c->host_devices)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_devices; i++)
+                c->host_devices[i] = t->devices[i].addr;
+        c->n_host_devices = t->n_devices;
+
+        for (size_t w = 0; w < n_want; w++) {
+                _cleanup_free_ char *bridge = NULL;
+                int idx = topology_index_of(t, &want[w]);
+                size_t len;
+
+                if (idx < 0)
+                        continue;
+                keep[idx] = true;
+                r = scope_group_members(c, &t->devices[idx], keep);
+                if (r != 0)
+                        return r < 0 ? r : 0; /* keep everything */
+                /* Everything a bus reset below the same bridge reaches. */
+                bridge = bridge_dir_of(&t->devices[idx]);
+                if (!bridge)
+                        continue;
+                len = strlen(bridge);
+                for (size_t i = 0; i < t->n_devices; i++)
+                        if (strncmp(t->devices[i].sysfs_path, bridge, len) == 0 &&
+                            t->devices[i].sysfs_path[len] == '/')
+                                keep[i] = true;
+        }
+        /* The other functions of each slot (multi-function detection), then every
+         * bridge above what is kept. */
+        for (size_t i = 0; i < t->n_devices; i++)
+                for (size_t j = 0; keep[i] && j < t->n_devices; j++)
+                        if (t->devices[j].addr.domain == t->devices[i].addr.domain &&
+                            t->devices[j].addr.bus == t->devices[i].addr.bus &&
+                            t->devices[j].addr.dev == t->devices[i].addr.dev)
+                                keep[j] = true;
+        for (size_t i = 0; i < t->n_devices; i++) {
+                struct pci_addr a;
+                int idx;
+
+                if (!keep[i])
+                        continue;
+                for (const char *p = t->devices[i].sysfs_path; path_next_pci_addr(&p, &a);)
+                        if ((idx = topology_index_of(t, &a)) >= 0)
+                                keep[idx] = true;
+        }
+        for (size_t i = 0; i < t->n_devices; i++) {
+                if (keep[i])
+                        t->devices[n++] = t->devices[i];
+                else
+                        free(t->devices[i].sysfs_path);
+        }
+        t->n_devices = n;
+        return 0;
+}
+
 static void pci_device_done(struct pci_device *dev)
 {
         free(dev->sysfs_path);
@@ -780,7 +954,8 @@ struct topology *topology_free(struct topology *t)
         return NULL;
 }
 
-int topology_scan(const struct root *root, unsigned flags, struct topology **ret)
+static int scan(const struct root *root, unsigned flags, bool scoped, const struct pci_addr *want,
+                size_t n_want, struct topology **ret)
 {
         _cleanup_(topology_freep) struct topology *t = calloc(1, sizeof(*t));
         struct scan_ctx c = {.root = root, .flags = flags};
@@ -792,6 +967,11 @@ int topology_scan(const struct root *root, unsigned flags, struct topology **ret
         r = scan_device_list(&c);
         if (r < 0)
                 goto out;
+        if (scoped) {
+                r = scope_devices(&c, want, n_want);
+                if (r < 0)
+                        goto out;
+        }
         for (size_t i = 0; i < t->n_devices; i++) {
                 r = scan_device(&c, &t->devices[i]);
                 if (r < 0)
@@ -827,5 +1007,17 @@ int topology_scan(const struct root *root, unsigned flags, struct topology **ret
         *ret = TAKE_PTR(t);
 out:
         strv_free(c.checked_drivers);
+        free(c.host_devices);
         return r;
+}
+
+int topology_scan(const struct root *root, unsigned flags, struct topology **ret)
+{
+        return scan(root, flags, false, NULL, 0, ret);
+}
+
+int topology_scan_scoped(const struct root *root, unsigned flags, const struct pci_addr *want,
+                         size_t n_want, struct topology **ret)
+{
+        return scan(root, flags, true, want, n_want, ret);
 }

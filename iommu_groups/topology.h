@@ -193,6 +193,16 @@ enum {
  * root has no sys/bus/pci at all (-ENOENT). */
 int topology_scan(const struct root *root, unsigned flags, struct topology **ret);
 
+/* topology_scan() of only what a decision about the devices in want needs: each of
+ * them, the other members of their IOMMU groups, every device below their parent
+ * bridges (what a bus reset reaches), the other functions of each slot, the bridges
+ * above all of these, and the host's use of each. Devices and groups outside that are
+ * absent, so lookups of them return NULL; what is present is exactly as topology_scan()
+ * has it. An address the host does not have is ignored, as a whole scan would not
+ * find it either. */
+int topology_scan_scoped(const struct root *root, unsigned flags, const struct pci_addr *want,
+                         size_t n_want, struct topology **ret);
+
 /* Accepts NULL; returns NULL. */
 struct topology *topology_free(struct topology *t);
 

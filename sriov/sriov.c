@@ -6,15 +6,61 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bind.h"
+#include "device.h"
 #include "macro.h"
 #include "sriov.h"
 #include "sysfs-pci.h"
 
 #define VF_LINK_TIMEOUT_MS 5000
+
+#ifdef VFIOD_TEST_HOOKS
+/* Fault injection for the lab, compiled into test builds only:
+ *   VFIOD_TEST_SRIOV_CRASH_AFTER=N  aborts after the Nth step of a carve (journal entry
+ *                                   written, count set to 0, autoprobe set, count set,
+ *                                   each VF bound), for the crash sweep;
+ *   VFIOD_TEST_SRIOV_SHORT=1        asks the kernel for one VF fewer than wanted, once: what
+ *                                   the kernel does when a PF driver's sriov_configure
+ *                                   enables fewer VFs than were written (a partial enable). */
+static unsigned test_step;
+static bool test_shortened;
+
+static void checkpoint(void)
+{
+        const char *crash = getenv("VFIOD_TEST_SRIOV_CRASH_AFTER");
+
+        test_step++;
+        if (crash && (unsigned)atoi(crash) == test_step) {
+                fprintf(stderr, "vfiod test hook: aborting after carve step %u\n", test_step);
+                abort();
+        }
+}
+
+static int numvfs_to_write(int n)
+{
+        const char *s = getenv("VFIOD_TEST_SRIOV_SHORT");
+
+        if (n < 2 || test_shortened || !s || strcmp(s, "1") != 0)
+                return n;
+        test_shortened = true;
+        fprintf(stderr, "vfiod test hook: writing %d to sriov_numvfs instead of %d\n", n - 1, n);
+        return n - 1;
+}
+#else
+static inline void checkpoint(void)
+{
+}
+
+static inline int numvfs_to_write(int n)
+{
+        return n;
+}
+#endif
 
 static _printf_(2, 3) void detail(char **ret, const char *fmt, ...)
 {
@@ -105,6 +151,8 @@ void sriov_journal_entry_done(struct sriov_journal_entry *e)
         free(e->saved);
         e->saved = NULL;
         e->n_saved = 0;
+        free(e->vf_token);
+        e->vf_token = NULL;
 }
 
 static void entry_name(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN + 16])
@@ -188,6 +236,8 @@ int sriov_journal_put(struct journal *j, const struct sriov_journal_entry *e)
         json_object_object_add(o, "original_autoprobe",
                                json_object_new_boolean(e->original_autoprobe));
         json_object_object_add(o, "saved_vfs", saved);
+        if (e->vf_token)
+                json_object_object_add(o, "vf_token", json_object_new_string(e->vf_token));
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         entry_name(&e->addr, name);
         r = s ? dir_write_atomic(j->dirfd, name, s, strlen(s)) : -ENOMEM;
@@ -220,7 +270,11 @@ int sriov_journal_get(struct journal *j, const struct pci_addr *pf, struct sriov
         e.original_numvfs = json_object_get_int(v);
         e.original_autoprobe = json_object_object_get_ex(o, "original_autoprobe", &v) &&
                                json_object_get_boolean(v);
-        if (json_object_object_get_ex(o, "saved_vfs", &saved) &&
+        if (json_object_object_get_ex(o, "vf_token", &v) &&
+            json_object_is_type(v, json_type_string) &&
+            !(e.vf_token = strdup(json_object_get_string(v))))
+                r = -ENOMEM;
+        if (r >= 0 && json_object_object_get_ex(o, "saved_vfs", &saved) &&
             json_object_is_type(saved, json_type_array)) {
                 size_t n = json_object_array_length(saved);
                 e.saved = calloc(n ? n : 1, sizeof(*e.saved));
@@ -252,6 +306,87 @@ int sriov_journal_remove(struct journal *j, const struct pci_addr *pf)
 int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
 {
         return journal_list_suffix(j, ".sriov.json", ret, ret_n);
+}
+
+int sriov_pf_vf_token(struct journal *j, const struct pci_addr *pf, char **ret)
+{
+        struct sriov_journal_entry e = {0};
+        int r = sriov_journal_get(j, pf, &e);
+
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(e.vf_token);
+        sriov_journal_entry_done(&e);
+        return 0;
+}
+
+/* ---- a PF on vfio-pci: enable_sriov and the VF token ---------------------------------- */
+
+static bool vfio_pci_sriov_allowed(const struct root *root)
+{
+        _cleanup_free_ char *v = NULL;
+
+        return root_read_line(root, "sys/module/vfio_pci/parameters/enable_sriov", &v) >= 0 &&
+               (strcmp(v, "Y") == 0 || strcmp(v, "1") == 0);
+}
+
+static int vf_token_new(char **ret)
+{
+        uint8_t u[16];
+        char *s;
+
+        if (getrandom(u, sizeof(u), 0) != sizeof(u))
+                return -EIO;
+        u[6] = (u[6] & 0x0f) | 0x40; /* version 4: random */
+        u[8] = (u[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+        if (asprintf(&s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                     u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+                     u[12], u[13], u[14], u[15]) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+/* Sets the VF token of a PF bound to vfio-pci: opens the PF through VFIO for the one
+ * VFIO_DEVICE_FEATURE call. The kernel keeps the token while the PF stays bound. */
+static int pf_set_vf_token(const struct root *root, const struct pci_addr *pf, const char *token,
+                           char **ret_detail)
+{
+        _cleanup_(vfio_iommu_freep) struct vfio_iommu *m = NULL;
+        _cleanup_(vfio_device_freep) struct vfio_device *d = NULL;
+        /* struct vfio_device_feature followed by the 16 bytes of the UUID */
+        uint32_t buf[(sizeof(struct vfio_device_feature) + 16) / sizeof(uint32_t)] = {0};
+        struct vfio_device_feature *f = (struct vfio_device_feature *)buf;
+        enum vfio_backend b;
+        int r;
+
+        f->argsz = sizeof(buf);
+        f->flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PCI_VF_TOKEN;
+        for (int i = 0, k = 0; i < 16; i++, k += 2) {
+                unsigned byte;
+                if (token[k] == '-')
+                        k++;
+                if (sscanf(token + k, "%2x", &byte) != 1)
+                        return -EINVAL;
+                f->data[i] = (uint8_t)byte;
+        }
+        r = vfio_backend_detect(root, pf, &b, ret_detail);
+        if (r >= 0)
+                r = vfio_iommu_new(root, b, 0, &m, ret_detail);
+        if (r >= 0)
+                r = vfio_device_open(m, pf, &d, ret_detail);
+        if (r < 0)
+                return r;
+        if (ioctl(vfio_device_fd(d), VFIO_DEVICE_FEATURE, f) < 0) {
+                r = negative_errno();
+                detail(ret_detail, "VFIO_DEVICE_FEATURE PCI_VF_TOKEN: %s", strerror(-r));
+                return r;
+        }
+        return 0;
 }
 
 /* ---- carving -------------------------------------------------------------------------- */
@@ -321,7 +456,7 @@ static int write_numvfs(const struct root *root, const struct pci_addr *pf, int 
 {
         char addr[PCI_ADDR_STRLEN];
         struct sriov_pf now;
-        int r = pf_write(root, pf, "sriov_numvfs", n);
+        int r = pf_write(root, pf, "sriov_numvfs", numvfs_to_write(n));
 
         pci_addr_format(pf, addr);
         if (r < 0) {
@@ -335,8 +470,10 @@ static int write_numvfs(const struct root *root, const struct pci_addr *pf, int 
                 return r;
         }
         if (now.numvfs != n) {
-                detail(ret_detail, "%s: asked for %d VFs, the kernel enabled %d", addr, n,
-                       now.numvfs);
+                detail(ret_detail,
+                       "%s: asked for %d VFs, the kernel enabled %d (a partial enable: the PF "
+                       "driver set up fewer)",
+                       addr, n, now.numvfs);
                 return -EIO;
         }
         return n > 0 ? wait_for_vfs(root, pf, n) : 0;
@@ -392,7 +529,7 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
         struct sriov_journal_entry e = {0};
         struct sriov_pf pf;
         char addr[PCI_ADDR_STRLEN];
-        bool had_entry;
+        bool had_entry, on_vfio;
         int r, k;
 
         pci_addr_format(pfa, addr);
@@ -438,33 +575,72 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
                 sriov_journal_entry_done(&e);
                 return r;
         }
-        if (!had_entry) {
+        on_vfio = pfd && driver_is_vfio(pfd->driver);
+        if (on_vfio && !vfio_pci_sriov_allowed(root)) {
+                sriov_journal_entry_done(&e);
+                detail(ret_detail,
+                       "%s: is bound to vfio-pci, which enables VFs only with its enable_sriov "
+                       "parameter on: echo Y > /sys/module/vfio_pci/parameters/enable_sriov (or "
+                       "boot with vfio_pci.enable_sriov=1)",
+                       addr);
+                return -EPERM;
+        }
+        if (!had_entry)
                 e = (struct sriov_journal_entry){.addr = *pfa,
                                                  .original_numvfs = pf.numvfs,
                                                  .original_autoprobe = pf.autoprobe};
-                r = sriov_journal_put(j, &e);
+        if (!had_entry || (on_vfio && !e.vf_token)) {
+                r = on_vfio && !e.vf_token ? vf_token_new(&e.vf_token) : 0;
+                if (r >= 0)
+                        r = sriov_journal_put(j, &e);
                 if (r < 0) {
                         detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
+                        sriov_journal_entry_done(&e);
                         return r;
+                }
+                checkpoint();
+        }
+        if (on_vfio) {
+                _cleanup_free_ char *why = NULL;
+                r = pf_set_vf_token(root, pfa, e.vf_token, &why);
+                if (r < 0) {
+                        detail(ret_detail, "%s: cannot set the VF token on the PF: %s%s", addr,
+                               why ? why : strerror(-r),
+                               r == -EBUSY ? " (another VFIO user has the PF open and owns its "
+                                             "VF token; carve from there, or close it)"
+                                           : "");
+                        goto undo;
                 }
         }
 
         if (pf.numvfs != n) {
                 if (pf.numvfs != 0) {
+                        /* The VFs go away with their settings: put the originals back now,
+                         * while the PF driver still holds them. */
+                        if (e.n_saved) {
+                                (void)restore_vf_settings(t, pfa, &e);
+                                sriov_journal_entry_done(&e);
+                                (void)sriov_journal_put(j, &e);
+                        }
                         forget_vf_bindings(j, &pf);
                         r = write_numvfs(root, pfa, 0, ret_detail);
                         if (r < 0)
                                 goto undo;
+                        checkpoint();
                 }
+                /* Off before the VFs exist: the kernel then probes no driver for them, and
+                 * only the driver_override set by the bind below lets vfio-pci take each. */
                 r = pf_write(root, pfa, "sriov_drivers_autoprobe", driver == SRIOV_DRIVER_HOST);
                 if (r < 0) {
                         detail(ret_detail, "%s: cannot set sriov_drivers_autoprobe: %s", addr,
                                strerror(-r));
                         goto undo;
                 }
+                checkpoint();
                 r = write_numvfs(root, pfa, n, ret_detail);
                 if (r < 0)
                         goto undo;
+                checkpoint();
                 pf.numvfs = n;
         }
         if (driver == SRIOV_DRIVER_VFIO)
@@ -475,6 +651,7 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
                                 r = vfio_device_bind(root, j, &vf, false, ret_detail);
                         if (r < 0)
                                 goto undo;
+                        checkpoint();
                 }
         sriov_journal_entry_done(&e);
         return 0;
@@ -499,15 +676,38 @@ undo : {
         return r;
 }
 
+/* Copies the fields of src named in `fields` into dst. */
+static void vf_config_merge(struct vf_config *dst, const struct vf_config *src, unsigned fields)
+{
+        if (fields & VF_FIELD_MAC)
+                memcpy(dst->mac, src->mac, sizeof(dst->mac));
+        if (fields & VF_FIELD_VLAN) {
+                dst->vlan = src->vlan;
+                dst->qos = src->qos;
+        }
+        if (fields & VF_FIELD_TRUST)
+                dst->trust = src->trust;
+        if (fields & VF_FIELD_SPOOFCHK)
+                dst->spoofchk = src->spoofchk;
+        if (fields & VF_FIELD_LINK_STATE)
+                dst->link_state = src->link_state;
+        if (fields & VF_FIELD_RATE) {
+                dst->min_rate = src->min_rate;
+                dst->max_rate = src->max_rate;
+        }
+        dst->have |= fields;
+}
+
 int sriov_vf_configure(const struct root *root, struct journal *j, const struct topology *t,
                        const struct pci_addr *pfa, const struct vf_config *want, unsigned fields,
                        char **ret_detail)
 {
         const struct pci_device *pfd = topology_find_device(t, pfa);
         struct sriov_journal_entry e = {0};
-        struct vf_config orig;
+        struct vf_config orig, *slot = NULL;
         char addr[PCI_ADDR_STRLEN];
-        bool saved = false;
+        unsigned added;
+        bool had;
         int r;
 
         pci_addr_format(pfa, addr);
@@ -532,6 +732,7 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
                 return r;
         }
         r = sriov_journal_get(j, pfa, &e);
+        had = r >= 0;
         if (r == -ENOENT) {
                 struct sriov_pf pf;
                 r = sriov_pf_read(root, pfa, &pf);
@@ -543,16 +744,26 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
                 detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-r));
                 return r;
         }
+        /* The journal keeps, per VF, the original value of each field vfiod changed, so
+         * a release writes back exactly those: a field the driver only reports (igb reports a
+         * link state it cannot set) is never written. A field already saved keeps its first
+         * original; the others are taken now, before this change. */
         for (size_t i = 0; i < e.n_saved; i++)
-                saved |= e.saved[i].vf == want->vf;
-        if (!saved) {
-                struct vf_config *ns = realloc(e.saved, (e.n_saved + 1) * sizeof(*ns));
-                if (!ns) {
-                        sriov_journal_entry_done(&e);
-                        return -ENOMEM;
+                if (e.saved[i].vf == want->vf)
+                        slot = &e.saved[i];
+        added = orig.have & fields & ~(slot ? slot->have : 0u);
+        if (added) {
+                if (!slot) {
+                        struct vf_config *ns = realloc(e.saved, (e.n_saved + 1) * sizeof(*ns));
+                        if (!ns) {
+                                sriov_journal_entry_done(&e);
+                                return -ENOMEM;
+                        }
+                        e.saved = ns;
+                        slot = &e.saved[e.n_saved++];
+                        *slot = (struct vf_config){.vf = want->vf};
                 }
-                e.saved = ns;
-                e.saved[e.n_saved++] = orig;
+                vf_config_merge(slot, &orig, added);
                 r = sriov_journal_put(j, &e);
                 if (r < 0) {
                         detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
@@ -560,18 +771,27 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
                         return r;
                 }
         }
-        sriov_journal_entry_done(&e);
 
         r = vf_netlink_set(pfd->netdevs[0].name, want, fields);
         if (r < 0) {
                 detail(ret_detail, "%s: %s refused the VF %d settings: %s%s", addr,
                        pfd->netdevs[0].name, want->vf, strerror(-r),
                        r == -EOPNOTSUPP ? " (the driver does not implement one of them)" : "");
-                /* Put back whatever part was applied before the refusal. */
+                /* Put back whatever part was applied before the refusal; the fields this call
+                 * added to the journal are original again, so they leave it. */
                 (void)vf_netlink_set(pfd->netdevs[0].name, &orig, orig.have & fields);
-                return r;
+                if (added) {
+                        slot->have &= ~added;
+                        if (slot->have == 0)
+                                *slot = e.saved[--e.n_saved];
+                        if (!had && e.n_saved == 0)
+                                (void)sriov_journal_remove(j, pfa);
+                        else
+                                (void)sriov_journal_put(j, &e);
+                }
         }
-        return 0;
+        sriov_journal_entry_done(&e);
+        return r;
 }
 
 int sriov_pf_restore(const struct root *root, struct journal *j, const struct pci_addr *pfa,

@@ -31,6 +31,8 @@ struct sriov_journal_entry {
         bool original_autoprobe;
         struct vf_config *saved; /* original settings of the VFs vfiod configured */
         size_t n_saved;
+        /* A PF on vfio-pci: the VF token vfiod set on it (a UUID string), or NULL. */
+        char *vf_token;
 };
 
 void sriov_journal_entry_done(struct sriov_journal_entry *e);
@@ -45,11 +47,22 @@ enum sriov_driver {
         SRIOV_DRIVER_HOST, /* autoprobe on: the PF's VF driver takes them */
 };
 
+/* The VF token vfiod holds for a PF on vfio-pci (see sriov_pf_set_numvfs), from the
+ * journal: *ret is NULL when there is none. */
+int sriov_pf_vf_token(struct journal *j, const struct pci_addr *pf, char **ret);
+
 /* Sets the PF's VF count to n. A change between two non-zero counts goes through 0;
  * refused while any existing VF is in use by the host or open through VFIO. With
  * SRIOV_DRIVER_VFIO no host driver ever probes a VF. On any failure the PF is put back
  * as it was. n == 0 releases: VF settings restored, VFs removed, autoprobe restored,
- * the journal entry dropped. */
+ * the journal entry dropped.
+ * A PF bound to vfio-pci carves through vfio-pci's own sriov_configure, which the kernel
+ * allows only with vfio-pci's enable_sriov parameter on (refused up front otherwise).
+ * vfio-pci then lets a VF be opened only with the PF's VF token: vfiod makes a random
+ * token, records it in the PF's journal entry, sets it on the PF (VFIO_DEVICE_FEATURE
+ * PCI_VF_TOKEN, through a short open of the PF) before the VFs appear, and drops it with
+ * the entry when the VFs go. -EBUSY when another VFIO user has the PF open: that user
+ * owns the token. */
 int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct topology *t,
                         const struct pci_addr *pf, int n, enum sriov_driver driver,
                         char **ret_detail);

@@ -6,11 +6,15 @@
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "macro.h"
 #include "vf-netlink.h"
+
+#define RTNL_REPLY_TIMEOUT_S 5
 
 static void mnl_socket_closep(struct mnl_socket **s)
 {
@@ -21,10 +25,13 @@ static void mnl_socket_closep(struct mnl_socket **s)
 static int open_rtnl(struct mnl_socket **ret)
 {
         struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+        /* An answer the kernel never sends must end in an error, not a hang. */
+        struct timeval tmo = {.tv_sec = RTNL_REPLY_TIMEOUT_S};
 
         if (!nl)
                 return negative_errno();
-        if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+        if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) < 0 ||
+            mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
                 int r = negative_errno();
                 mnl_socket_close(nl);
                 return r;
@@ -33,7 +40,10 @@ static int open_rtnl(struct mnl_socket **ret)
         return 0;
 }
 
-/* Sends one request and reads until its ACK or reply, feeding replies to cb. */
+/* Sends one request and reads until its ACK, feeding replies to cb. Every request asks
+ * for an ACK: libmnl ends the receive loop only on an ACK, NLMSG_DONE or an error, and
+ * the reply to a plain (non-dump) RTM_GETLINK is a lone RTM_NEWLINK with neither, so
+ * without the ACK the loop would wait for ever on the next recvfrom. */
 static int transact(struct mnl_socket *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
         /* A PF with many VFs answers with a large message; a short buffer truncates it. */
@@ -47,7 +57,7 @@ static int transact(struct mnl_socket *nl, struct nlmsghdr *nlh, mnl_cb_t cb, vo
         do {
                 n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
                 if (n < 0)
-                        return negative_errno();
+                        return errno == EAGAIN ? -ETIMEDOUT : negative_errno();
                 r = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, portid, cb, data);
         } while (r > 0);
         return r < 0 ? negative_errno() : 0;
@@ -164,7 +174,7 @@ int vf_netlink_get(const char *ifname, int vf, struct vf_config *ret)
                 return r;
         nlh = mnl_nlmsg_put_header(buf);
         nlh->nlmsg_type = RTM_GETLINK;
-        nlh->nlmsg_flags = NLM_F_REQUEST;
+        nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
         nlh->nlmsg_seq = (unsigned)time(NULL);
         ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
         ifm->ifi_family = AF_UNSPEC;

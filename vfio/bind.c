@@ -274,10 +274,16 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
          * was interrupted) already holds the true original. */
         k = journal_get(j, a, &e);
         if (k < 0) {
+                /* An override of vfio-pci is vfiod's own, set by the boot-time rule
+                 * (dist/90-vfiod-assign.rules) before this bind: put back, it would keep
+                 * the original driver away from the device for good. */
+                bool keep_override = override && strcmp(override, VFIO_PCI_DRIVER) != 0;
+
                 e = (struct journal_entry){.addr = *a,
                                            .original_driver = driver ? strdup(driver) : NULL,
-                                           .original_override = override ? strdup(override) : NULL};
-                if ((driver && !e.original_driver) || (override && !e.original_override)) {
+                                           .original_override =
+                                                   keep_override ? strdup(override) : NULL};
+                if ((driver && !e.original_driver) || (keep_override && !e.original_override)) {
                         journal_entry_done(&e);
                         return -ENOMEM;
                 }

@@ -289,3 +289,64 @@ bool vfio_iommu_process_accounting(const struct vfio_iommu *m)
 {
         return m->ops->backend != VFIO_BACKEND_IOMMUFD || m->process_accounting;
 }
+
+int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret_pid)
+{
+        char cdev[64] = "", group[64] = "";
+        int n;
+        if (vfio_device_cdev_index(r, a, &n) == 0)
+                snprintf(cdev, sizeof(cdev), "/dev/vfio/devices/vfio%d", n);
+        if (vfio_device_group_id(r, a, &n) == 0) {
+                snprintf(group, sizeof(group), "/dev/vfio/%d", n);
+                /* A no-IOMMU group's node has its own name. */
+                char noiommu[48];
+                snprintf(noiommu, sizeof(noiommu), "dev/vfio/noiommu-%d", n);
+                _cleanup_close_ int fd = root_openat(r, noiommu, O_PATH | O_CLOEXEC);
+                if (fd >= 0)
+                        snprintf(group, sizeof(group), "/%s", noiommu);
+        }
+        if (!cdev[0] && !group[0])
+                return 0;
+
+        _cleanup_close_ int procfd = root_openat(r, "proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (procfd < 0)
+                return procfd;
+        DIR *proc = fdopendir(procfd);
+        if (!proc)
+                return negative_errno();
+        TAKE_FD(procfd);
+        int found = 0;
+        struct dirent *de;
+        while (!found && (de = readdir(proc))) {
+                if (!str_is_decimal(de->d_name))
+                        continue;
+                char path[300];
+                snprintf(path, sizeof(path), "%s/fd", de->d_name);
+                int fdfd = openat(dirfd(proc), path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fdfd < 0)
+                        continue; /* gone, or a kernel thread */
+                DIR *fds = fdopendir(fdfd);
+                if (!fds) {
+                        safe_close(fdfd);
+                        continue;
+                }
+                struct dirent *fe;
+                while ((fe = readdir(fds))) {
+                        char target[300];
+                        ssize_t k = readlinkat(dirfd(fds), fe->d_name, target, sizeof(target) - 1);
+                        if (k <= 0)
+                                continue;
+                        target[k] = 0;
+                        if ((cdev[0] && strcmp(target, cdev) == 0) ||
+                            (group[0] && strcmp(target, group) == 0)) {
+                                found = 1;
+                                if (ret_pid)
+                                        *ret_pid = atoi(de->d_name);
+                                break;
+                        }
+                }
+                closedir(fds);
+        }
+        closedir(proc);
+        return found;
+}

@@ -90,3 +90,10 @@ uint32_t vfio_iommu_ioas(const struct vfio_iommu *m);
 /* Whether pinned pages are charged to the process (iommufd option set, or type1, which
  * always does so) rather than to its user. */
 bool vfio_iommu_process_accounting(const struct vfio_iommu *m);
+
+/* Whether some process holds device a's VFIO node open (its cdev or its group node), by
+ * the fd links under proc/ below the root: 1 and *ret_pid one such process, or 0. The
+ * kernel blocks an unbind of an open vfio-pci device until it is closed, so callers
+ * check this before giving a device back. Processes that vanish while looked at are
+ * skipped. */
+int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret_pid);

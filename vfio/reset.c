@@ -67,10 +67,22 @@ int vfio_reset_check(const struct topology *t, const struct pci_device *d, char 
 int vfio_device_reset(const struct root *root, const struct topology *t, const struct pci_device *d,
                       char **ret_detail)
 {
+        _cleanup_free_ char *driver = NULL;
         int r = vfio_reset_check(t, d, ret_detail);
 
         if (r < 0)
                 return r;
+        /* Read now, not from the snapshot: a host driver would find its device reset
+         * under it. */
+        r = pci_sysfs_get_driver(root, &d->addr, &driver);
+        if (r >= 0 && driver && !driver_is_vfio(driver)) {
+                if (ret_detail && asprintf(ret_detail,
+                                           "%s: not reset: it is bound to %s, not to "
+                                           "vfio-pci",
+                                           d->name, driver) < 0)
+                        *ret_detail = NULL;
+                return -EBUSY;
+        }
         r = pci_sysfs_reset(root, &d->addr);
         if (r < 0 && ret_detail &&
             asprintf(ret_detail, "%s: reset failed: %s", d->name, strerror(-r)) < 0)

@@ -12,6 +12,7 @@
  * offers no reset method at all. */
 int vfio_reset_check(const struct topology *t, const struct pci_device *d, char **ret_detail);
 
-/* vfio_reset_check(), then a reset through the device's sysfs "reset" file. */
+/* vfio_reset_check(), then a reset through the device's sysfs "reset" file; -EBUSY
+ * for a device bound to a driver other than vfio's. */
 int vfio_device_reset(const struct root *root, const struct topology *t, const struct pci_device *d,
                       char **ret_detail);

@@ -241,6 +241,13 @@ static void fds_arrive_with_their_message(void **state)
         close(pipefd[1]);
 }
 
+static void queue_call(struct varlink_stream *s, const char *method, const int *fds, size_t n)
+{
+        json_object *msg = varlink_call_new(method, NULL, false);
+        assert_int_equal(varlink_stream_queue(s, msg, fds, n), 0);
+        json_object_put(msg);
+}
+
 /* Pipelined: a message without fds, then one with an fd, both sent before the peer
  * reads; the kernel may hand both over in one read. The fd must go with the second. */
 static void fds_are_not_given_to_the_message_before_theirs(void **state)
@@ -249,14 +256,9 @@ static void fds_are_not_given_to_the_message_before_theirs(void **state)
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
         int send = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        assert_int_equal(
-                varlink_stream_queue(&p->tx, varlink_call_new("a.First", NULL, false), NULL, 0), 0);
-        json_object *second = varlink_call_new("a.Second", NULL, false);
-        assert_int_equal(varlink_stream_queue(&p->tx, second, &send, 1), 0);
-        json_object_put(second);
-        json_object *third = varlink_call_new("a.Third", NULL, false);
-        assert_int_equal(varlink_stream_queue(&p->tx, third, NULL, 0), 0);
-        json_object_put(third);
+        queue_call(&p->tx, "a.First", NULL, 0);
+        queue_call(&p->tx, "a.Second", &send, 1);
+        queue_call(&p->tx, "a.Third", NULL, 0);
         assert_int_equal(varlink_stream_flush(&p->tx), 1);
 
         json_object *msg = NULL;
@@ -287,28 +289,36 @@ static int count_open_fds(void)
         return n;
 }
 
+/* Sends text (with its NUL) and n fds (closed here) in one sendmsg(), as a peer that does
+ * not use the codec would. */
+static void send_raw_with_fds(int sock, const char *text, int *fds, size_t n)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * (VARLINK_FDS_MAX + 4))];
+        } control = {};
+        assert_true(n <= VARLINK_FDS_MAX + 4);
+        struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text) + 1};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = &control,
+                            .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+        assert_int_equal(sendmsg(sock, &mh, 0), (ssize_t)iov.iov_len);
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+}
+
 static void fds_of_a_bad_message_are_closed(void **state)
 {
         struct pair *p = *state;
         int before = count_open_fds();
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        char text[] = "not json";
-        struct iovec iov = {.iov_base = text, .iov_len = sizeof(text)};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = &control,
-                            .msg_controllen = sizeof(control)};
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-        assert_int_equal(sendmsg(p->fd[0], &mh, 0), (ssize_t)sizeof(text));
-        close(fd);
+        send_raw_with_fds(p->fd[0], "not json", &fd, 1);
 
         json_object *msg = NULL;
         int fds[VARLINK_FDS_MAX];
@@ -321,28 +331,10 @@ static void more_fds_than_the_stream_takes_fail_the_message(void **state)
 {
         struct pair *p = *state;
         int before = count_open_fds();
-        int n = VARLINK_FDS_MAX + 4;
         int sent[VARLINK_FDS_MAX + 4];
-        for (int i = 0; i < n; i++)
+        for (size_t i = 0; i < ELEMENTSOF(sent); i++)
                 sent[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int) * (VARLINK_FDS_MAX + 4))];
-        } control = {};
-        char text[] = "{}";
-        struct iovec iov = {.iov_base = text, .iov_len = sizeof(text)};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = &control,
-                            .msg_controllen = sizeof(control)};
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-        memcpy(CMSG_DATA(c), sent, sizeof(int) * n);
-        assert_int_equal(sendmsg(p->fd[0], &mh, 0), (ssize_t)sizeof(text));
-        for (int i = 0; i < n; i++)
-                close(sent[i]);
+        send_raw_with_fds(p->fd[0], "{}", sent, ELEMENTSOF(sent));
 
         json_object *msg = NULL;
         int fds[VARLINK_FDS_MAX];

@@ -5,6 +5,8 @@
   vfiod_call.py hold SOCKET [--backend B] DEVICE...
                                             Acquire, check the fds, print a
                                             summary, then wait to be killed
+  vfiod_call.py release-open SOCKET DEVICE  Acquire, then call Release while still
+                                            holding the fds; prints that reply
   vfiod_call.py monitor SOCKET              Monitor: print each event as a JSON
                                             line until killed
 Only the standard library: the guest runs the host's python3.
@@ -77,6 +79,19 @@ def main():
         # reader of the summary is not kept waiting.
         os.close(1)
         signal.pause()
+        return 0
+    if len(sys.argv) == 4 and sys.argv[1] == "release-open":
+        s = connect(sys.argv[2])
+        reply, fds = call(s, "io.vfiod.Acquire", {"devices": [sys.argv[3]]})
+        if "error" in reply:
+            print(json.dumps(reply))
+            return 3
+        lease = reply["parameters"]["lease"]
+        refused, _ = call(s, "io.vfiod.Release", {"lease": lease})
+        for fd in fds:
+            os.close(fd)
+        released, _ = call(s, "io.vfiod.Release", {"lease": lease})
+        print(json.dumps({"while_open": refused, "after_close": released}))
         return 0
     if len(sys.argv) == 3 and sys.argv[1] == "monitor":
         s = connect(sys.argv[2])

@@ -114,11 +114,14 @@ check_eq "python3-varlink: ListDevices returns every function the kernel has, Sh
 $client monitor "$sock" >"$tmp/monitor.jsonl" &
 monitor=$!
 check "the monitor is subscribed" wait_until 20 grep -q monitor-started "$tmp/monitor.jsonl"
+# (autoprobe off: the emulated nvme VFs are slow to fail a host-driver probe)
+echo 0 >/sys/bus/pci/devices/$NVME/sriov_drivers_autoprobe
 echo 2 >/sys/bus/pci/devices/$NVME/sriov_numvfs
 vf1=$(basename "$(readlink -f /sys/bus/pci/devices/$NVME/virtfn0)")
 check "a monitor sees device-added for a VF created outside vfiod ($vf1)" \
 	wait_until 10 grep -q "\"device-added\".*\"$vf1\"\|\"$vf1\".*\"device-added\"" "$tmp/monitor.jsonl"
 echo 0 >/sys/bus/pci/devices/$NVME/sriov_numvfs
+echo 1 >/sys/bus/pci/devices/$NVME/sriov_drivers_autoprobe
 check "... and device-removed when it goes" \
 	wait_until 10 grep -q "\"device-removed\".*\"$vf1\"\|\"$vf1\".*\"device-removed\"" "$tmp/monitor.jsonl"
 kill "$monitor"
@@ -195,6 +198,13 @@ ms=$(wait_until 10 bash -c "[[ ! -e $rundir/leases/$t1_lease.lease ]]") &&
 out=$($client call "$admin" io.vfiod.Unbind "{\"devices\": [\"$PB_EDU\", \"$PB_E1000\"]}")
 check_eq "admin socket: Unbind returns the e1000 to its driver" "e1000 -" \
 	"$(driver_of $PB_E1000) $(driver_of $PB_EDU)"
+
+# Release while the fds are still open: refused (the kernel would block the unbind, and
+# the daemon with it); after closing them, accepted.
+out=$("${NOBODY[@]}" $client release-open "$sock" "$EDU2")
+check_eq "Release with the device still open is refused as busy, then accepted once closed" \
+	"io.vfiod.DeviceBusy None" \
+	"$(python3 -S -c 'import json,sys; m=json.loads(sys.argv[1]); print(m["while_open"].get("error"), m["after_close"].get("error"))' "$out")"
 
 # 3. The holder dies: reset, restore, within a second.
 kill -9 "$holder1"

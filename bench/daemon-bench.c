@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Benchmark (run in the lab by bench/lab-daemon.sh): what a VMM waits for when it asks
+ * vfiod for a device. Three measurements in one run, each with CLIENTS threads doing
+ * ROUNDS timed operations, interleaved in blocks so that drift hits all three alike:
+ *
+ *   daemon  Acquire (iommufd) + Release through libvfiod-client on vfiod's socket;
+ *   raw     the same two exchanges with no protocol behind them: a one-threaded epoll
+ *           server on a UNIX stream socket answers a request with two fds (SCM_RIGHTS)
+ *           and a second request with none, with messages of the same sizes;
+ *   kernel  the opens the daemon makes for a lease, done directly (vfio_iommu_open_raw
+ *           and vfio_device_open_raw, then close): the part of "daemon" that is the
+ *           kernel's, not the protocol's;
+ *   reset   the other kernel work of a lease: the reset through the device's sysfs
+ *           "reset" file that the daemon does when the lease ends.
+ *
+ * Client i works on DEVICE[i % N]; clients sharing a device take turns (a lock held
+ * around the timed operation, in every mode alike, so the three see the same
+ * concurrency). Prints one line per mode: mode=... clients=... n=... p50_us=...
+ * p99_us=...
+ *
+ * usage: daemon-bench SOCKET CLIENTS ROUNDS DEVICE... */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "device.h"
+#include "iommu.h"
+#include "macro.h"
+#include "pci-addr.h"
+#include "sysfs-pci.h"
+#include "vfiod-client.h"
+
+#define BLOCKS_MAX  40 /* interleaved blocks per mode, at most */
+#define MAX_DEVICES 16
+#define MAX_CLIENTS 256
+
+enum mode { MODE_DAEMON, MODE_RAW, MODE_KERNEL, MODE_RESET, _MODE_MAX };
+static const char *const mode_names[_MODE_MAX] = {"daemon", "raw", "kernel", "reset"};
+
+struct bench {
+        const char *socket;
+        char raw_socket[108];
+        unsigned clients, rounds;
+        const char *devices[MAX_DEVICES];
+        struct pci_addr addrs[MAX_DEVICES];
+        pthread_mutex_t device_lock[MAX_DEVICES];
+        unsigned n_devices;
+        struct root *root;
+        pthread_barrier_t start, done;
+        enum mode mode; /* of the current block */
+        unsigned blocks, per_block;
+        bool stop;
+};
+
+struct client {
+        struct bench *b;
+        unsigned index;
+        struct vfiod_client *daemon;
+        int raw; /* connected to the raw server */
+        uint64_t *samples[_MODE_MAX];
+        size_t n_samples[_MODE_MAX];
+        int error;
+        char *detail;
+};
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- raw: the transport alone -------------------------------------------------------- */
+
+/* The sizes of the varlink messages of an Acquire+Release of one iommufd device. */
+#define RAW_CALL1  96
+#define RAW_REPLY1 144
+#define RAW_CALL2  56
+#define RAW_REPLY2 18
+
+static int send_msg(int fd, const char *buf, size_t len, const int *fds, size_t n_fds)
+{
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * 2)];
+        } control = {};
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (n_fds > 0) {
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EIO;
+}
+
+/* Reads one NUL-terminated message; the fds that came with it are closed (as a client
+ * closes its lease's fds), their number returned through *ret_n_fds. */
+static int recv_msg(int fd, char *buf, size_t size, size_t *ret_n_fds)
+{
+        size_t got = 0, n_fds = 0;
+        while (got == 0 || buf[got - 1] != 0) {
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int) * 4)];
+                } control = {};
+                struct iovec iov = {.iov_base = buf + got, .iov_len = size - got};
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = &control,
+                                    .msg_controllen = sizeof(control)};
+                if (got == size)
+                        return -EMSGSIZE;
+                ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+                if (n <= 0)
+                        return n == 0 ? -ECONNRESET : negative_errno();
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                                for (size_t i = 0; i < k; i++)
+                                        safe_close(((int *)CMSG_DATA(c))[i]);
+                                n_fds += k;
+                        }
+                got += (size_t)n;
+        }
+        if (ret_n_fds)
+                *ret_n_fds = n_fds;
+        return 0;
+}
+
+/* One thread, one epoll loop, like the daemon: the first message of each pair is
+ * answered with two fds, the second with none. */
+static void *raw_server(void *userdata)
+{
+        int lfd = *(int *)userdata;
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        int fds[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC),
+                      open("/dev/null", O_RDONLY | O_CLOEXEC)};
+        char reply1[RAW_REPLY1], reply2[RAW_REPLY2], buf[4096];
+        memset(reply1, 'r', sizeof(reply1));
+        memset(reply2, 'r', sizeof(reply2));
+        reply1[sizeof(reply1) - 1] = reply2[sizeof(reply2) - 1] = 0;
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
+        if (ep < 0 || fds[0] < 0 || fds[1] < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+                return NULL;
+        bool second[4096] = {};
+        for (;;) {
+                struct epoll_event e[64];
+                int n = epoll_wait(ep, e, 64, -1);
+                for (int i = 0; i < n; i++) {
+                        int fd = e[i].data.fd;
+                        if (fd == lfd) {
+                                int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                                if (c == -1 && errno == EINVAL)
+                                        goto out; /* shut down: the run is over */
+                                struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
+                                if (c >= 0 &&
+                                    (c >= 4096 || epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce) < 0))
+                                        safe_close(c);
+                                continue;
+                        }
+                        if (recv_msg(fd, buf, sizeof(buf), NULL) < 0) {
+                                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                                safe_close(fd);
+                                continue;
+                        }
+                        if (second[fd])
+                                (void)send_msg(fd, reply2, sizeof(reply2), NULL, 0);
+                        else
+                                (void)send_msg(fd, reply1, sizeof(reply1), fds, 2);
+                        second[fd] = !second[fd];
+                }
+        }
+out:
+        safe_close(fds[0]);
+        safe_close(fds[1]);
+        safe_close(ep);
+        return NULL;
+}
+
+static int raw_connect(const char *path)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = negative_errno();
+                safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static int op_raw(struct client *c)
+{
+        char call1[RAW_CALL1], call2[RAW_CALL2], buf[4096];
+        size_t n_fds;
+        memset(call1, 'c', sizeof(call1));
+        memset(call2, 'c', sizeof(call2));
+        call1[sizeof(call1) - 1] = call2[sizeof(call2) - 1] = 0;
+        int r = send_msg(c->raw, call1, sizeof(call1), NULL, 0);
+        if (r >= 0)
+                r = recv_msg(c->raw, buf, sizeof(buf), &n_fds);
+        if (r >= 0 && n_fds != 2)
+                r = -EBADMSG;
+        if (r >= 0)
+                r = send_msg(c->raw, call2, sizeof(call2), NULL, 0);
+        if (r >= 0)
+                r = recv_msg(c->raw, buf, sizeof(buf), &n_fds);
+        return r;
+}
+
+/* ---- daemon and kernel -------------------------------------------------------------- */
+
+static int op_daemon(struct client *c, unsigned dev)
+{
+        const char *device = c->b->devices[dev];
+        struct vfiod_lease *l = NULL;
+        free(c->detail);
+        c->detail = NULL;
+        int r = vfiod_client_acquire(c->daemon, &device, 1, "iommufd", -1, &l, &c->detail);
+        if (r < 0)
+                return r;
+        uint64_t id = l->id;
+        bool fds_ok = l->iommufd >= 0 && l->n_devices == 1 && l->devices[0].fd >= 0;
+        vfiod_lease_free(l);
+        r = vfiod_client_release(c->daemon, id, &c->detail);
+        return r < 0 ? r : fds_ok ? 0 : -EBADMSG;
+}
+
+static int op_kernel(struct client *c, unsigned dev)
+{
+        int iommufd, devfd;
+        bool accounting;
+        free(c->detail);
+        c->detail = NULL;
+        int r = vfio_iommu_open_raw(c->b->root, VFIO_BACKEND_IOMMUFD, VFIO_IOMMU_PROCESS_ACCOUNTING,
+                                    &iommufd, &accounting, &c->detail);
+        if (r < 0)
+                return r;
+        r = vfio_device_open_raw(c->b->root, &c->b->addrs[dev], VFIO_BACKEND_IOMMUFD, &devfd, NULL,
+                                 &c->detail);
+        safe_close(iommufd);
+        if (r < 0)
+                return r;
+        safe_close(devfd);
+        return 0;
+}
+
+static int op_reset(struct client *c, unsigned dev)
+{
+        /* A device the kernel can not reset is not reset by the daemon either. */
+        int r = pci_sysfs_reset(c->b->root, &c->b->addrs[dev]);
+        return r == -ENOTTY ? 0 : r;
+}
+
+static int run_block(struct client *c)
+{
+        struct bench *b = c->b;
+        unsigned dev = c->index % b->n_devices;
+        for (unsigned i = 0; i < b->per_block; i++) {
+                pthread_mutex_lock(&b->device_lock[dev]);
+                uint64_t t0 = now_ns();
+                int r = b->mode == MODE_DAEMON   ? op_daemon(c, dev)
+                        : b->mode == MODE_RAW    ? op_raw(c)
+                        : b->mode == MODE_KERNEL ? op_kernel(c, dev)
+                                                 : op_reset(c, dev);
+                uint64_t t1 = now_ns();
+                pthread_mutex_unlock(&b->device_lock[dev]);
+                if (r < 0)
+                        return r;
+                c->samples[b->mode][c->n_samples[b->mode]++] = t1 - t0;
+        }
+        return 0;
+}
+
+static void *client_thread(void *userdata)
+{
+        struct client *c = userdata;
+        for (;;) {
+                pthread_barrier_wait(&c->b->start);
+                if (c->b->stop)
+                        return NULL;
+                if (c->error == 0) {
+                        int r = run_block(c);
+                        if (r < 0) {
+                                c->error = r;
+                                fprintf(stderr, "daemon-bench: client %u: %s: %s%s%s\n", c->index,
+                                        mode_names[c->b->mode], strerror(-r), c->detail ? ": " : "",
+                                        c->detail ? c->detail : "");
+                        }
+                }
+                pthread_barrier_wait(&c->b->done);
+        }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static double percentile_us(const uint64_t *v, size_t n, unsigned pct)
+{
+        size_t i = (n * pct + 99) / 100;
+        return (double)v[i > 0 ? i - 1 : 0] / 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+        static struct bench b;
+        if (argc < 5) {
+                fprintf(stderr, "usage: daemon-bench SOCKET CLIENTS ROUNDS DEVICE...\n");
+                return 2;
+        }
+        b.socket = argv[1];
+        b.clients = (unsigned)strtoul(argv[2], NULL, 10);
+        b.rounds = (unsigned)strtoul(argv[3], NULL, 10);
+        b.n_devices = (unsigned)(argc - 4);
+        if (b.clients == 0 || b.clients > MAX_CLIENTS || b.rounds == 0 ||
+            b.n_devices > MAX_DEVICES) {
+                fprintf(stderr,
+                        "daemon-bench: 1-%d clients, at least 1 round, at most %d devices\n",
+                        MAX_CLIENTS, MAX_DEVICES);
+                return 2;
+        }
+        for (unsigned i = 0; i < b.n_devices; i++) {
+                b.devices[i] = argv[4 + i];
+                if (pci_addr_parse(b.devices[i], &b.addrs[i]) < 0) {
+                        fprintf(stderr, "daemon-bench: bad address %s\n", b.devices[i]);
+                        return 2;
+                }
+                pthread_mutex_init(&b.device_lock[i], NULL);
+        }
+        int r = root_open(NULL, &b.root);
+        if (r < 0) {
+                fprintf(stderr, "daemon-bench: cannot open /: %s\n", strerror(-r));
+                return 1;
+        }
+        b.blocks = b.rounds < BLOCKS_MAX ? b.rounds : BLOCKS_MAX;
+        b.per_block = b.rounds / b.blocks;
+
+        /* The raw server, on a socket next to the daemon's. */
+        snprintf(b.raw_socket, sizeof(b.raw_socket), "%s.raw-bench", b.socket);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", b.raw_socket);
+        (void)unlink(b.raw_socket);
+        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+            listen(lfd, SOMAXCONN) < 0) {
+                fprintf(stderr, "daemon-bench: %s: %m\n", b.raw_socket);
+                return 1;
+        }
+        pthread_t server;
+        pthread_create(&server, NULL, raw_server, &lfd);
+
+        struct client *clients = calloc(b.clients, sizeof(*clients));
+        pthread_t *threads = calloc(b.clients, sizeof(*threads));
+        if (!clients || !threads)
+                return 1;
+        pthread_barrier_init(&b.start, NULL, b.clients + 1);
+        pthread_barrier_init(&b.done, NULL, b.clients + 1);
+        for (unsigned i = 0; i < b.clients; i++) {
+                struct client *c = &clients[i];
+                c->b = &b;
+                c->index = i;
+                for (int m = 0; m < _MODE_MAX; m++)
+                        c->samples[m] = calloc(b.per_block * b.blocks, sizeof(uint64_t));
+                r = vfiod_client_connect(b.socket, &c->daemon);
+                if (r < 0) {
+                        fprintf(stderr, "daemon-bench: %s: %s\n", b.socket, strerror(-r));
+                        return 1;
+                }
+                c->raw = raw_connect(b.raw_socket);
+                if (c->raw < 0) {
+                        fprintf(stderr, "daemon-bench: %s: %s\n", b.raw_socket, strerror(-c->raw));
+                        return 1;
+                }
+                pthread_create(&threads[i], NULL, client_thread, c);
+        }
+
+        /* A warm-up block of each mode, not counted, then the measured blocks. */
+        for (int block = -1; block < (int)b.blocks; block++)
+                for (int m = 0; m < _MODE_MAX; m++) {
+                        b.mode = m;
+                        pthread_barrier_wait(&b.start);
+                        pthread_barrier_wait(&b.done);
+                        if (block < 0)
+                                for (unsigned i = 0; i < b.clients; i++)
+                                        clients[i].n_samples[m] = 0;
+                }
+        b.stop = true;
+        pthread_barrier_wait(&b.start);
+        for (unsigned i = 0; i < b.clients; i++)
+                pthread_join(threads[i], NULL);
+        shutdown(lfd, SHUT_RDWR);
+        pthread_join(server, NULL);
+
+        int failed = 0;
+        for (unsigned i = 0; i < b.clients; i++)
+                failed |= clients[i].error != 0;
+        for (int m = 0; !failed && m < _MODE_MAX; m++) {
+                size_t n = 0;
+                for (unsigned i = 0; i < b.clients; i++)
+                        n += clients[i].n_samples[m];
+                uint64_t *all = calloc(n ? n : 1, sizeof(*all));
+                if (!all)
+                        return 1;
+                n = 0;
+                for (unsigned i = 0; i < b.clients; i++) {
+                        memcpy(all + n, clients[i].samples[m],
+                               clients[i].n_samples[m] * sizeof(*all));
+                        n += clients[i].n_samples[m];
+                }
+                qsort(all, n, sizeof(*all), cmp_u64);
+                printf("mode=%s clients=%u devices=%u n=%zu p50_us=%.1f p99_us=%.1f\n",
+                       mode_names[m], b.clients, b.n_devices, n, percentile_us(all, n, 50),
+                       percentile_us(all, n, 99));
+                free(all);
+        }
+        for (unsigned i = 0; i < b.clients; i++) {
+                vfiod_client_free(clients[i].daemon);
+                safe_close(clients[i].raw);
+                for (int m = 0; m < _MODE_MAX; m++)
+                        free(clients[i].samples[m]);
+                free(clients[i].detail);
+        }
+        free(clients);
+        free(threads);
+        safe_close(lfd);
+        (void)unlink(b.raw_socket);
+        root_free(b.root);
+        return failed ? 1 : 0;
+}

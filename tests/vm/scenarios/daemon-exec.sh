@@ -1,0 +1,156 @@
+#!/bin/bash
+# topology: basic
+# boot: own
+#
+# Devices leased from the vfiod daemon to a real, unprivileged QEMU (edu at 01:00.0,
+# alone in its group, no host driver):
+#   1. vfioctl exec as uid 65534: the daemon's policy grants 1234:11e8 with memlock
+#      unlimited; QEMU gets -object iommufd / -device vfio-pci with the received fds and
+#      realizes the device ('info pci'); the lease ends when QEMU exits and the device
+#      goes back to no driver. Root, which the policy does not name, is refused.
+#   2. vfioctl qemu-attach as uid 65534 into a running QEMU over QMP: a device_add that
+#      QEMU refuses (no such bus) is undone and its lease released; then the device is
+#      hot-plugged into a free root port, with the lease held by QEMU (whose memlock
+#      limit the daemon raised), and released when QEMU quits.
+# shellcheck source=tests/vm/lib.sh
+source "$VFIOD_LAB_LIB"
+
+vfioctl=$(lab_bin cli/vfioctl)
+vfiod=$(lab_bin daemon/vfiod)
+EDU=0000:01:00.0
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+install -d -o 65534 -g 65534 "$tmp/vm"
+
+cat >"$tmp/policy.json" <<'EOF'
+{"rules": [{"users": ["nobody"], "operations": ["list", "acquire"],
+            "devices": ["1234:11e8"], "memlock": "unlimited"}]}
+EOF
+"$vfiod" --socket "$tmp/io.vfiod" --admin-socket "$tmp/io.vfiod.admin" \
+	--runtime-dir "$tmp/run" --state-dir /run/vfiod-lab-exec --policy "$tmp/policy.json" \
+	-v >"$tmp/vfiod.log" 2>&1 &
+daemon=$!
+for _ in $(seq 100); do
+	[[ -S $tmp/io.vfiod ]] && break
+	sleep 0.1
+done
+export VFIOD_SOCKET=$tmp/io.vfiod
+
+driver() {
+	local d=/sys/bus/pci/devices/$EDU/driver
+	[[ -e $d ]] && basename "$(readlink -f "$d")" || echo none
+}
+
+# wait_driver NAME: the daemon undoes a lease once it sees its holder exit.
+wait_driver() {
+	for _ in $(seq 100); do
+		[[ $(driver) == "$1" ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# qmp SOCKET COMMAND-LINE: one HMP command over QMP; prints its output.
+qmp() {
+	python3 -S - "$@" <<'EOF'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+def call(cmd, args=None):
+    f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}) + "\n")
+    f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if "return" in m or "error" in m:
+            return m
+json.loads(f.readline())
+call("qmp_capabilities")
+if sys.argv[2] == "quit":
+    call("quit")
+else:
+    print(call("human-monitor-command", {"command-line": sys.argv[2]}).get("return", ""))
+EOF
+}
+
+base=$(driver)
+check_eq "edu starts without a driver" none "$base"
+
+# 1. exec
+qemu=(qemu-system-x86_64 -machine q35 -accel tcg -m 64 -S -display none -nodefaults
+	-monitor stdio)
+out=$(printf 'info pci\nquit\n' | timeout 120 "${NOBODY[@]}" "$vfioctl" --json exec \
+	--device 01:00.0 -- "${qemu[@]}" 2>&1) && rc=0 || rc=$?
+line=$(tr -d '\r' <<<"$out" | sed -n '/PCI device 1234:11e8/,/ id "/p' | tr -s ' \n' ' ' || true)
+[[ $rc == 0 && $line == *'id "vfiod-0000-01-00-0"'* ]] &&
+	pass "QEMU as uid 65534 under vfioctl exec realizes the leased edu: 'info pci' shows:$line" ||
+	fail "vfioctl exec of QEMU as uid 65534 (exit $rc)" "$out"
+lab_verdicts "exec's JSON line" python3 -S - "$(head -n1 <<<"$out")" <<'EOF'
+import json, sys
+try:
+    d = json.loads(sys.argv[1])
+except Exception as e:
+    print(f"FAIL exec --json: the first line of output is not JSON ({e}): {sys.argv[1]!r}")
+    sys.exit(0)
+dev = (d.get("devices") or [{}])[0]
+ok = (d.get("backend") == "iommufd" and d.get("memlock") == -1 and dev.get("address") == "0000:01:00.0"
+      and isinstance(dev.get("fd"), int) and isinstance(d.get("iommufd"), int)
+      and dev.get("qemu_id") == "vfiod-0000-01-00-0"
+      and f"vfio-pci,iommufd=vfiod-iommufd0,fd={dev.get('fd')},id=vfiod-0000-01-00-0" in d.get("command", []))
+print(("PASS" if ok else "FAIL") + f" exec --json: first line names lease {d.get('lease')}, iommufd, memlock unlimited, the fds and the QEMU arguments")
+if not ok:
+    print(sys.argv[1])
+EOF
+wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
+	fail "edu is still on $(driver) after QEMU exited" "$(tail -n 20 "$tmp/vfiod.log")"
+
+out=$("$vfioctl" exec --device 01:00.0 -- /bin/true 2>&1) && rc=0 || rc=$?
+[[ $rc == 1 && $out == *"0000:01:00.0: the daemon's policy does not allow uid 0 to acquire it"* ]] &&
+	pass "root, not in the policy, is refused with: $out" ||
+	fail "exec as root (exit $rc)" "$out"
+
+# 2. qemu-attach
+"${NOBODY[@]}" qemu-system-x86_64 -machine q35 -accel tcg -m 64 -S -display none -nodefaults \
+	-device pcie-root-port,id=rp1,chassis=1,slot=1 \
+	-qmp "unix:$tmp/vm/qmp,server=on,wait=off" >"$tmp/qemu.log" 2>&1 &
+qemu_pid=$!
+for _ in $(seq 100); do
+	[[ -S $tmp/vm/qmp ]] && break
+	sleep 0.1
+done
+
+out=$("${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus nosuchbus $EDU 2>&1) &&
+	rc=0 || rc=$?
+[[ $rc == 1 && $out == *"QEMU refused device_add"* && $out == *"released"* ]] &&
+	pass "a device_add QEMU refuses is undone and its lease released: ${out//$'\n'/ | }" ||
+	fail "qemu-attach onto a missing bus (exit $rc)" "$out"
+objs=$(qmp "$tmp/vm/qmp" "info qom-tree" 2>&1 || true)
+[[ $objs != *vfiod-iommufd* ]] && pass "no vfiod iommufd object is left in QEMU" ||
+	fail "an iommufd object survived the undo" "$objs"
+wait_driver "$base" || fail "edu stayed on $(driver) after the undo"
+
+out=$(timeout 120 "${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus rp1 $EDU 2>&1) &&
+	rc=0 || rc=$?
+[[ $rc == 0 && $out == *"attached to QEMU pid $qemu_pid"* ]] &&
+	pass "qemu-attach hot-plugs edu into QEMU pid $qemu_pid: $out" ||
+	fail "qemu-attach into rp1 (exit $rc)" "$out"
+# QEMU never ran the guest's firmware (-S), so no bus number is behind rp1 yet and
+# 'info pci' stops at the port: the device tree shows the realized device.
+tree=$(qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
+line=$(tr -d '\r' <<<"$tree" | grep -A1 'dev: vfio-pci, id "vfiod-0000-01-00-0"' | tr -s ' \n' ' ' || true)
+[[ -n $line && $tree == *'bus: rp1'* ]] && pass "QEMU's device tree holds it below rp1:$line" ||
+	fail "the hot-plugged device is not in QEMU's device tree" "$tree"
+limit=$(prlimit --pid "$qemu_pid" --memlock --output SOFT --noheadings 2>&1 || true)
+check_eq "the daemon raised QEMU's RLIMIT_MEMLOCK (the lease holder's)" unlimited "${limit// /}"
+[[ $(driver) == vfio-pci ]] && pass "the lease outlives vfioctl: edu stays on vfio-pci" ||
+	fail "edu is on $(driver) after vfioctl exited"
+qmp "$tmp/vm/qmp" quit >/dev/null 2>&1 || true
+wait "$qemu_pid" 2>/dev/null || true
+wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
+	fail "edu is still on $(driver) after QEMU quit" "$(tail -n 20 "$tmp/vfiod.log")"
+
+kill "$daemon"
+wait "$daemon" 2>/dev/null || true
+rm -rf "$tmp"
+lab_done
