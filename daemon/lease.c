@@ -18,8 +18,15 @@ void lease_done(struct lease *l)
 {
         free(l->devices);
         l->devices = NULL;
+        free(l->device_release);
+        l->device_release = NULL;
         l->n_devices = 0;
         l->pidfd = safe_close(l->pidfd);
+}
+
+enum release_action lease_device_release(const struct lease *l, size_t i)
+{
+        return l->device_release && i < l->n_devices ? l->device_release[i] : l->on_release;
 }
 
 json_object *lease_to_json(const struct lease *l)
@@ -43,6 +50,17 @@ json_object *lease_to_json(const struct lease *l)
                 char buf[PCI_ADDR_STRLEN];
                 json_object_array_add(devs,
                                       json_object_new_string(pci_addr_format(&l->devices[i], buf)));
+        }
+        if (l->device_release) {
+                json_object *rel = json_object_new_array();
+                if (!rel) {
+                        json_object_put(o);
+                        return NULL;
+                }
+                for (size_t i = 0; i < l->n_devices; i++)
+                        json_object_array_add(rel, json_object_new_string(release_action_to_string(
+                                                           l->device_release[i])));
+                json_object_object_add(o, "device_release", rel);
         }
         json_object_object_add(o, "adopted", json_object_new_boolean(l->adopted));
         return o;
@@ -93,6 +111,27 @@ int lease_from_json(json_object *o, struct lease *ret)
                 }
         }
         l.n_devices = n;
+        json_object *rel;
+        if (json_object_object_get_ex(o, "device_release", &rel)) {
+                if (!json_object_is_type(rel, json_type_array) ||
+                    json_object_array_length(rel) != n) {
+                        free(l.devices);
+                        return -EBADMSG;
+                }
+                l.device_release = calloc(n, sizeof(*l.device_release));
+                if (!l.device_release) {
+                        free(l.devices);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        l.device_release[i] = release_action_from_string(
+                                json_object_get_string(json_object_array_get_idx(rel, i)));
+                        if (l.device_release[i] < 0) {
+                                lease_done(&l);
+                                return -EBADMSG;
+                        }
+                }
+        }
         *ret = l;
         return 0;
 }

@@ -23,9 +23,10 @@ struct lease {
         pid_t pid;
         uint64_t starttime; /* /proc/PID/stat field 22: tells a reused pid apart */
         enum vfio_backend backend;
-        enum release_action on_release;
+        enum release_action on_release; /* for devices without their own below */
         struct pci_addr *devices;
         size_t n_devices;
+        enum release_action *device_release; /* per device, from its policy rule; or NULL */
         bool adopted;
 
         /* Daemon-side, not persisted. */
@@ -35,6 +36,9 @@ struct lease {
 };
 
 void lease_done(struct lease *l);
+
+/* What happens to device i when the lease ends. */
+enum release_action lease_device_release(const struct lease *l, size_t i);
 
 json_object *lease_to_json(const struct lease *l);
 /* -EBADMSG for a document that is not a complete lease. */

@@ -709,18 +709,18 @@ void lease_free(struct server *s, struct lease *l)
         free(l);
 }
 
-/* Returns a lease's devices: reset each, then, when the policy says restore, give back
- * the ones vfiod bound (the journal knows which). The lease record goes last, so a crash
- * in between repeats this at the next start. */
+/* Returns a lease's devices: each goes back to the pool (stays on vfio-pci) or, when its
+ * policy rule says restore, to the driver it had before vfiod bound it (the journal
+ * knows which). The reset is the kernel's: vfio-pci resets a function when its last
+ * VFIO file is closed (vfio_pci_core_disable(), with a bus reset of the device set when
+ * a function-level one is missing) and again when it is next opened, so the daemon only
+ * makes sure nobody holds the device any more: a second reset here would cost up to a
+ * second per device (a bus reset waits that long) and buy nothing. The lease record goes
+ * last, so a crash in between repeats this at the next start. */
 static void lease_end(struct server *s, struct lease *l, const char *kind)
 {
-        log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): %s its %zu device(s)", l->id,
-                (int)l->pid, kind, l->on_release == RELEASE_RESTORE ? "restoring" : "resetting",
-                l->n_devices);
-        /* The cached snapshot will do: a leased device stays on vfio-pci (only this
-         * daemon moves it), so its reset methods and place are as scanned, and the kernel
-         * offers a bus reset only to a device alone on its bus, so no other device's use
-         * of the moment matters. Uevents and the daemon's own changes drop the cache. */
+        log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): returning its %zu device(s)",
+                l->id, (int)l->pid, kind, l->n_devices);
         const struct topology *t = NULL;
         int r = server_topology(s, &t);
         if (r < 0)
@@ -728,9 +728,6 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
                         strerror(-r));
         _cleanup_(journal_freep) struct journal *j = NULL;
         bool restored = false;
-        if (l->on_release == RELEASE_RESTORE && (r = open_journal(s, &j)) < 0)
-                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot open the journal: %s", l->id,
-                        strerror(-r));
 
         for (size_t i = 0; i < l->n_devices; i++) {
                 char buf[PCI_ADDR_STRLEN];
@@ -742,24 +739,21 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
                 }
                 int holder;
                 if (vfio_device_open_by(s->root, &l->devices[i], &holder) > 0) {
-                        /* Its fds went on to another process: a reset would pull the device
-                         * from under it and an unbind would block until it lets go. */
+                        /* Its fds went on to another process: an unbind would block until
+                         * it lets go, and the device is that process's now. */
                         log_msg(LOG_WARNING,
                                 "lease %" PRIu64
                                 ": %s is still open in pid %d: left on vfio-pci as it is",
                                 l->id, name, holder);
                         continue;
                 }
-                _cleanup_free_ char *why = NULL;
-                r = vfio_device_reset(s->root, t, d, &why);
-                if (r < 0 && r != -ENOTTY)
-                        log_msg(LOG_WARNING, "lease %" PRIu64 ": %s: reset failed: %s", l->id, name,
-                                why ? why : strerror(-r));
-                if (j) {
+                if (lease_device_release(l, i) == RELEASE_RESTORE) {
+                        if (!j && (r = open_journal(s, &j)) < 0)
+                                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot open the journal: %s",
+                                        l->id, strerror(-r));
                         struct journal_entry e = {};
-                        if (journal_get(j, &l->devices[i], &e) == 0) {
-                                free(why);
-                                why = NULL;
+                        if (j && journal_get(j, &l->devices[i], &e) == 0) {
+                                _cleanup_free_ char *why = NULL;
                                 r = vfio_device_restore(s->root, j, &l->devices[i], &why);
                                 restored = true;
                                 if (r < 0)
@@ -775,7 +769,6 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
         if (r < 0)
                 log_msg(LOG_ERR, "lease %" PRIu64 ": cannot remove its record: %s", l->id,
                         strerror(-r));
-        /* A reset changes nothing the snapshot holds; a restore moves drivers. */
         if (restored)
                 server_invalidate(s);
         server_broadcast(s, kind, NULL, l->id);
@@ -1020,12 +1013,21 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                 r = -ENOMEM;
                 goto free_lease;
         }
+        l->device_release = calloc(cap ? cap : 1, sizeof(*l->device_release));
+        if (!l->device_release) {
+                r = -ENOMEM;
+                goto free_lease;
+        }
         for (size_t i = 0; i < n_req; i++) {
                 bool dup = false;
                 for (size_t k = 0; k < l->n_devices; k++)
                         dup = dup || pci_addr_equal(&l->devices[k], &req[i]);
-                if (!dup)
-                        l->devices[l->n_devices++] = req[i];
+                if (dup)
+                        continue;
+                const struct policy_rule *ri =
+                        allowed(c, POLICY_OP_ACQUIRE, t, topology_find_device(t, &req[i]));
+                l->device_release[l->n_devices] = ri ? ri->on_release : RELEASE_RESTORE;
+                l->devices[l->n_devices++] = req[i];
         }
 
         if (backend == VFIO_BACKEND_TYPE1) {
@@ -1044,7 +1046,8 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                                         dup = dup || pci_addr_equal(&l->devices[k], &md->addr);
                                 if (dup)
                                         continue;
-                                if (!allowed(c, POLICY_OP_ACQUIRE, t, md)) {
+                                const struct policy_rule *rm = allowed(c, POLICY_OP_ACQUIRE, t, md);
+                                if (!rm) {
                                         json_object_put(p);
                                         p = NULL;
                                         denied(c, POLICY_OP_ACQUIRE, md);
@@ -1060,6 +1063,7 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                                         r = 0;
                                         goto free_lease;
                                 }
+                                l->device_release[l->n_devices] = rm->on_release;
                                 l->devices[l->n_devices++] = md->addr;
                         }
                 }

@@ -3,11 +3,14 @@
 # boot: own
 #
 # Devices leased from the vfiod daemon to a real, unprivileged QEMU (edu at 01:00.0,
-# alone in its group, no host driver):
-#   1. vfioctl exec as uid 65534: the daemon's policy grants 1234:11e8 with memlock
-#      unlimited; QEMU gets -object iommufd / -device vfio-pci with the received fds and
-#      realizes the device ('info pci'); the lease ends when QEMU exits and the device
-#      goes back to no driver. Root, which the policy does not name, is refused.
+# alone in its group, no host driver; and a VF of the igb at 02:00.0, carved onto
+# vfio-pci through the daemon's admin socket):
+#   1. vfioctl exec as uid 65534: the daemon's policy grants 1234:11e8 and the igb's
+#      VFs 0-1, with memlock unlimited; QEMU gets -object iommufd / -device vfio-pci with
+#      the received fds and realizes both devices ('info pci'); the lease ends when QEMU
+#      exits and the edu goes back to no driver. A QEMU killed with SIGKILL has its
+#      devices reset and returned within 1 s. Root, which the policy does not name, is
+#      refused.
 #   2. vfioctl qemu-attach as uid 65534 into a running QEMU over QMP: a device_add that
 #      QEMU refuses (no such bus) is undone and its lease released; then the device is
 #      hot-plugged into a free root port, with the lease held by QEMU (whose memlock
@@ -23,9 +26,12 @@ tmp=$(mktemp -d)
 chmod 755 "$tmp"
 install -d -o 65534 -g 65534 "$tmp/vm"
 
+IGB=0000:02:00.0
 cat >"$tmp/policy.json" <<'EOF'
 {"rules": [{"users": ["nobody"], "operations": ["list", "acquire"],
-            "devices": ["1234:11e8"], "memlock": "unlimited"}]}
+            "devices": ["1234:11e8"], "memlock": "unlimited"},
+           {"users": ["nobody"], "operations": ["acquire"],
+            "devices": ["0000:02:00.0/vf0-1"], "memlock": "unlimited", "on_release": "pool"}]}
 EOF
 "$vfiod" --socket "$tmp/io.vfiod" --admin-socket "$tmp/io.vfiod.admin" \
 	--runtime-dir "$tmp/run" --state-dir /run/vfiod-lab-exec --policy "$tmp/policy.json" \
@@ -77,15 +83,29 @@ EOF
 base=$(driver)
 check_eq "edu starts without a driver" none "$base"
 
+# Carve two igb VFs straight onto vfio-pci through the daemon (admin socket).
+client="/usr/bin/python3 -S $(dirname "$VFIOD_LAB_LIB")/helpers/vfiod_call.py"
+out=$($client call "$tmp/io.vfiod.admin" io.vfiod.SetNumVFs "{\"pf\": \"$IGB\", \"numvfs\": 2}")
+VF=$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"]["vfs"][0])' "$out" 2>/dev/null || true)
+vf_driver=$(basename "$(readlink -f /sys/bus/pci/devices/$VF/driver 2>/dev/null)" 2>/dev/null || true)
+[[ -n $VF && $vf_driver == vfio-pci ]] && pass "SetNumVFs over the admin socket carved $VF onto vfio-pci" ||
+	fail "SetNumVFs over the admin socket" "$out"
+vf_id=$(printf '%s:%s' "$(cut -c3- /sys/bus/pci/devices/$VF/vendor)" "$(cut -c3- /sys/bus/pci/devices/$VF/device)")
+
 # 1. exec
 qemu=(qemu-system-x86_64 -machine q35 -accel tcg -m 64 -S -display none -nodefaults
 	-monitor stdio)
 out=$(printf 'info pci\nquit\n' | timeout 120 "${NOBODY[@]}" "$vfioctl" --json exec \
-	--device 01:00.0 -- "${qemu[@]}" 2>&1) && rc=0 || rc=$?
+	--device 01:00.0 --device "$VF" -- "${qemu[@]}" 2>&1) && rc=0 || rc=$?
 line=$(tr -d '\r' <<<"$out" | sed -n '/PCI device 1234:11e8/,/ id "/p' | tr -s ' \n' ' ' || true)
+vf_qemu_id=vfiod-${VF//[:.]/-}
+vf_line=$(tr -d '\r' <<<"$out" | sed -n "/PCI device $vf_id/,/ id \"/p" | tr -s ' \n' ' ' || true)
 [[ $rc == 0 && $line == *'id "vfiod-0000-01-00-0"'* ]] &&
 	pass "QEMU as uid 65534 under vfioctl exec realizes the leased edu: 'info pci' shows:$line" ||
 	fail "vfioctl exec of QEMU as uid 65534 (exit $rc)" "$out"
+[[ $rc == 0 && $vf_line == *"id \"$vf_qemu_id\""* ]] &&
+	pass "... and the leased igb VF ($vf_id):$vf_line" ||
+	fail "the igb VF $VF is not in QEMU's 'info pci' (exit $rc)" "$out"
 lab_verdicts "exec's JSON line" python3 -S - "$(head -n1 <<<"$out")" <<'EOF'
 import json, sys
 try:
@@ -105,6 +125,32 @@ EOF
 wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
 	fail "edu is still on $(driver) after QEMU exited" "$(tail -n 20 "$tmp/vfiod.log")"
 
+# SIGKILL to the VMM: the daemon sees its holder die through the pidfd.
+"${NOBODY[@]}" "$vfioctl" exec --device 01:00.0 --device "$VF" -- \
+	qemu-system-x86_64 -machine q35 -accel tcg -m 64 -S -display none -nodefaults \
+	-monitor none </dev/null >"$tmp/qemu-kill.log" 2>&1 &
+vmm=$!
+for _ in $(seq 200); do
+	[[ $(ls "$tmp/run/leases" 2>/dev/null | wc -l) == 1 ]] && grep -q "$VF" "$tmp/run/leases/"*.lease 2>/dev/null && break
+	sleep 0.1
+done
+sleep 2 # let QEMU open and realize the devices
+# The clock starts once the VMM is dead: closing its VFIO files makes the kernel reset
+# the devices (vfio-pci does that at close, a bus reset for the edu takes it a second),
+# and that is the kernel's time, spent before the process is gone.
+kill -9 "$vmm"
+wait "$vmm" 2>/dev/null || true
+start=$(date +%s%N)
+while [[ $(driver) != "$base" || -n $(ls "$tmp/run/leases") ]]; do
+	(($(date +%s%N) - start > 3000000000)) && break
+	sleep 0.01
+done
+ms=$((($(date +%s%N) - start) / 1000000))
+((ms <= 1000)) && pass "VMM killed with SIGKILL: edu restored, VF back in the pool, lease gone ${ms} ms after the VMM died" ||
+	fail "VMM killed: devices not returned within 1 s (${ms} ms, edu on $(driver))" "$(tail -n 20 "$tmp/vfiod.log")"
+vf_driver=$(basename "$(readlink -f /sys/bus/pci/devices/$VF/driver 2>/dev/null)" 2>/dev/null || true)
+check_eq "the pooled VF stays on vfio-pci for the next lease" vfio-pci "$vf_driver"
+
 out=$("$vfioctl" exec --device 01:00.0 -- /bin/true 2>&1) && rc=0 || rc=$?
 [[ $rc == 1 && $out == *"0000:01:00.0: the daemon's policy does not allow uid 0 to acquire it"* ]] &&
 	pass "root, not in the policy, is refused with: $out" ||
@@ -113,6 +159,7 @@ out=$("$vfioctl" exec --device 01:00.0 -- /bin/true 2>&1) && rc=0 || rc=$?
 # 2. qemu-attach
 "${NOBODY[@]}" qemu-system-x86_64 -machine q35 -accel tcg -m 64 -S -display none -nodefaults \
 	-device pcie-root-port,id=rp1,chassis=1,slot=1 \
+	-device pcie-root-port,id=rp2,chassis=2,slot=2 \
 	-qmp "unix:$tmp/vm/qmp,server=on,wait=off" >"$tmp/qemu.log" 2>&1 &
 qemu_pid=$!
 for _ in $(seq 100); do
@@ -141,6 +188,12 @@ tree=$(qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
 line=$(tr -d '\r' <<<"$tree" | grep -A1 'dev: vfio-pci, id "vfiod-0000-01-00-0"' | tr -s ' \n' ' ' || true)
 [[ -n $line && $tree == *'bus: rp1'* ]] && pass "QEMU's device tree holds it below rp1:$line" ||
 	fail "the hot-plugged device is not in QEMU's device tree" "$tree"
+out=$(timeout 120 "${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus rp2 "$VF" 2>&1) &&
+	rc=0 || rc=$?
+tree=$(qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
+[[ $rc == 0 && $tree == *"dev: vfio-pci, id \"$vf_qemu_id\""* && $tree == *'bus: rp2'* ]] &&
+	pass "qemu-attach hot-plugs the igb VF $VF into the same QEMU, below rp2" ||
+	fail "qemu-attach of the VF into rp2 (exit $rc)" "$out"$'\n'"$tree"
 limit=$(prlimit --pid "$qemu_pid" --memlock --output SOFT --noheadings 2>&1 || true)
 check_eq "the daemon raised QEMU's RLIMIT_MEMLOCK (the lease holder's)" unlimited "${limit// /}"
 [[ $(driver) == vfio-pci ]] && pass "the lease outlives vfioctl: edu stays on vfio-pci" ||
@@ -149,6 +202,10 @@ qmp "$tmp/vm/qmp" quit >/dev/null 2>&1 || true
 wait "$qemu_pid" 2>/dev/null || true
 wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
 	fail "edu is still on $(driver) after QEMU quit" "$(tail -n 20 "$tmp/vfiod.log")"
+
+out=$($client call "$tmp/io.vfiod.admin" io.vfiod.SetNumVFs "{\"pf\": \"$IGB\", \"numvfs\": 0}")
+[[ ! -e /sys/bus/pci/devices/$VF && $(basename "$(readlink -f /sys/bus/pci/devices/$IGB/driver)") == igb ]] &&
+	pass "SetNumVFs 0 removes the VFs and leaves the PF on igb" || fail "SetNumVFs 0" "$out"
 
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true
