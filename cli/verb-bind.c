@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "cli-route.h"
 #include "cli.h"
 #include "journal.h"
 #include "persist.h"
@@ -119,6 +120,8 @@ int verb_bind(struct cli *c)
                 }
         } else if ((r = cli_parse_addresses(c, "bind", &req, &n_req)))
                 return json_object_put(o.results), r;
+        if (!cli_has(c, OPT_PERSISTED) && (r = cli_route_bind(c, true)) >= 0)
+                return json_object_put(o.results), r;
 
         r = cli_topology_scoped(c, req, n_req, &t);
         if (r)
@@ -218,8 +221,11 @@ int verb_unbind(struct cli *c)
         int r;
 
         r = cli_parse_addresses(c, "unbind", &req, &n_req);
-        if (!r)
-                r = open_journal(c, &j);
+        if (r)
+                return json_object_put(o.results), r;
+        if ((r = cli_route_bind(c, false)) >= 0)
+                return json_object_put(o.results), r;
+        r = open_journal(c, &j);
         if (!r && cli_has(c, OPT_RESET))
                 r = cli_topology_scoped(c, req, n_req, &t);
         if (r)

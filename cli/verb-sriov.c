@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-route.h"
 #include "cli.h"
 #include "journal.h"
 #include "sriov.h"
@@ -291,6 +292,11 @@ int verb_sriov(struct cli *c)
                         drv = SRIOV_DRIVER_HOST;
                 else if (dv && strcmp(dv, "vfio-pci") != 0)
                         return usage_error("sriov: --driver takes vfio-pci or host");
+                r = cli_route_sriov_numvfs(c, c->args[0], n, dv);
+                if (r > 0)
+                        return r;
+                if (r == 0)
+                        return show(c, &a);
                 r = cli_topology_unnamed(c, &t);
                 if (!r)
                         r = journal_open(c->root, c->state_dir, &j) < 0 ? EXIT_FAILED : 0;

@@ -54,10 +54,16 @@ static const struct verb verbs[] = {
          "  --persisted  bind every device recorded with --persist (takes no DEVICE)\n"
          "  --reset      reset each device after binding (refused when only a bus reset is\n"
          "               available and it would hit a device the host is using)\n"
-         "  --state-dir DIR  the journal's directory (default /var/lib/vfiod; $VFIOD_STATE_DIR)\n",
+         "  --state-dir DIR  the journal's directory (default /var/lib/vfiod; $VFIOD_STATE_DIR)\n"
+         "  --no-daemon  work directly even when vfiod runs\n"
+         "\n"
+         "When the vfiod daemon runs, a bind without --dry-run, --persist, --persisted,\n"
+         "--reset or --state-dir is done by the daemon (its admin socket for root, else its\n"
+         "policy decides), so that its view of the devices stays true.\n",
          verb_bind, 0, SIZE_MAX,
          OPT_BIT(OPT_GROUP) | OPT_BIT(OPT_DRY_RUN) | OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_FORCE) |
-                 OPT_BIT(OPT_RESET) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_PERSISTED)},
+                 OPT_BIT(OPT_RESET) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_PERSISTED) |
+                 OPT_BIT(OPT_NO_DAEMON)},
         {"unbind", "unbind DEVICE... [--persist] [--reset]",
          "Return devices to their original drivers",
          "Restores each DEVICE to what the journal recorded before vfiod bound it: clears (or\n"
@@ -67,9 +73,12 @@ static const struct verb verbs[] = {
          "\n"
          "  --persist    also forget the devices' boot-time assignment\n"
          "  --reset      reset each device before giving it back\n"
-         "  --state-dir DIR  the journal's directory\n",
+         "  --state-dir DIR  the journal's directory\n"
+         "  --no-daemon  work directly even when vfiod runs (otherwise, as for bind, the\n"
+         "               daemon does it when it runs)\n",
          verb_unbind, 1, SIZE_MAX,
-         OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_RESET) | OPT_BIT(OPT_STATE_DIR)},
+         OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_RESET) | OPT_BIT(OPT_STATE_DIR) |
+                 OPT_BIT(OPT_NO_DAEMON)},
         {"restore", "restore --all", "Restore every device the journal records",
          "Returns every device in the journal to its original driver: those assigned, and\n"
          "those whose bind or restore was interrupted by a crash. A corrupt or half-written\n"
@@ -103,12 +112,14 @@ static const struct verb verbs[] = {
          "  --link-state auto|enable|disable\n"
          "  --max-rate MBPS, --min-rate MBPS  transmit rate limits (0: none)\n"
          "  --release        put VF I's saved original settings back\n"
-         "  --state-dir DIR  the journal's directory\n",
+         "  --state-dir DIR  the journal's directory\n"
+         "  --no-daemon      work directly even when vfiod runs (otherwise the daemon\n"
+         "                   carves when it runs)\n",
          verb_sriov, 1, 1,
          OPT_BIT(OPT_NUMVFS) | OPT_BIT(OPT_DRIVER) | OPT_BIT(OPT_VF) | OPT_BIT(OPT_MAC) |
                  OPT_BIT(OPT_VLAN) | OPT_BIT(OPT_TRUST) | OPT_BIT(OPT_SPOOFCHK) |
                  OPT_BIT(OPT_LINK_STATE) | OPT_BIT(OPT_MAX_RATE) | OPT_BIT(OPT_MIN_RATE) |
-                 OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR)},
+                 OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_NO_DAEMON)},
         {"persisted", "persisted [DEVICE]", "List boot-time assignments, or test one",
          "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, exits\n"
          "0 if it is recorded and 1 if not (for udev's PROGRAM match).\n",
