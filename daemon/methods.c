@@ -92,6 +92,28 @@ static int param_bool(struct conn *c, json_object *params, const char *key, bool
         return 0;
 }
 
+/* An integer in [min, max]: 0 with *ret set (absent: *ret untouched and, when required,
+ * answered as invalid), or 1 when the call was answered as invalid. */
+static int param_int(struct conn *c, json_object *params, const char *key, int64_t min, int64_t max,
+                     bool required, int64_t *ret)
+{
+        json_object *v = param(params, key);
+        if (!v) {
+                if (required) {
+                        invalid_parameter(c, key);
+                        return 1;
+                }
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < min ||
+            json_object_get_int64(v) > max) {
+                invalid_parameter(c, key);
+                return 1;
+        }
+        *ret = json_object_get_int64(v);
+        return 0;
+}
+
 /* A list of 1..max addresses, duplicates refused. */
 static int parse_address_list(struct conn *c, json_object *params, const char *key, size_t max,
                               struct pci_addr **ret, size_t *ret_n)
@@ -236,7 +258,18 @@ static int method_get_interface_description(struct conn *c, json_object *params,
 
 /* ---- topology ----------------------------------------------------------------------- */
 
-static int method_list_devices(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static json_object *device_item(const struct topology *t, size_t i)
+{
+        return json_device_new(t, &t->devices[i], false);
+}
+
+static json_object *group_item(const struct topology *t, size_t i)
+{
+        return json_group_new(t, &t->groups[i]);
+}
+
+/* Replies {key: [item(t, 0), ..., item(t, n - 1)]} to a caller allowed to list. */
+static int reply_topology_list(struct conn *c, const char *key, bool groups)
 {
         const struct topology *t;
         int r = server_topology(c->server, &t);
@@ -244,17 +277,19 @@ static int method_list_devices(struct conn *c, json_object *params, int *fds, si
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_LIST, t, NULL))
                 return denied(c, POLICY_OP_LIST, NULL);
+        size_t n = groups ? t->n_groups : t->n_devices;
+        json_object *(*item)(const struct topology *, size_t) = groups ? group_item : device_item;
         json_object *p = json_object_new_object(), *list = json_object_new_array();
         if (!p || !list) {
                 json_object_put(p);
                 json_object_put(list);
                 return -ENOMEM;
         }
-        json_object_object_add(p, "devices", list);
-        for (size_t i = 0; i < t->n_devices; i++) {
-                json_object *d = json_device_new(t, &t->devices[i], false);
-                if (!d || json_object_array_add(list, d) < 0) {
-                        json_object_put(d);
+        json_object_object_add(p, key, list);
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = item(t, i);
+                if (!o || json_object_array_add(list, o) < 0) {
+                        json_object_put(o);
                         json_object_put(p);
                         return -ENOMEM;
                 }
@@ -262,30 +297,14 @@ static int method_list_devices(struct conn *c, json_object *params, int *fds, si
         return conn_reply(c, p, NULL, 0);
 }
 
+static int method_list_devices(struct conn *c, json_object *params, int *fds, size_t n_fds)
+{
+        return reply_topology_list(c, "devices", false);
+}
+
 static int method_list_groups(struct conn *c, json_object *params, int *fds, size_t n_fds)
 {
-        const struct topology *t;
-        int r = server_topology(c->server, &t);
-        if (r < 0)
-                return errno_error(c, "scan", NULL, r, NULL);
-        if (!allowed(c, POLICY_OP_LIST, t, NULL))
-                return denied(c, POLICY_OP_LIST, NULL);
-        json_object *p = json_object_new_object(), *list = json_object_new_array();
-        if (!p || !list) {
-                json_object_put(p);
-                json_object_put(list);
-                return -ENOMEM;
-        }
-        json_object_object_add(p, "groups", list);
-        for (size_t i = 0; i < t->n_groups; i++) {
-                json_object *g = json_group_new(t, &t->groups[i]);
-                if (!g || json_object_array_add(list, g) < 0) {
-                        json_object_put(g);
-                        json_object_put(p);
-                        return -ENOMEM;
-                }
-        }
-        return conn_reply(c, p, NULL, 0);
+        return reply_topology_list(c, "groups", true);
 }
 
 static int method_show_device(struct conn *c, json_object *params, int *fds, size_t n_fds)
@@ -433,13 +452,11 @@ static int method_set_numvfs(struct conn *c, json_object *params, int *fds, size
         struct pci_addr pf;
         if (parse_address(c, param(params, "pf"), "pf", &pf))
                 return 0;
-        json_object *v = param(params, "numvfs");
-        if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
-            json_object_get_int64(v) > 65535)
-                return invalid_parameter(c, "numvfs");
-        int n = (int)json_object_get_int64(v);
+        int64_t n;
+        if (param_int(c, params, "numvfs", 0, 65535, true, &n))
+                return 0;
         enum sriov_driver driver = SRIOV_DRIVER_VFIO;
-        v = param(params, "driver");
+        json_object *v = param(params, "driver");
         if (v) {
                 const char *d =
                         json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
@@ -469,7 +486,7 @@ static int method_set_numvfs(struct conn *c, json_object *params, int *fds, size
         _cleanup_free_ char *why = NULL;
         r = open_journal(s, &j);
         if (r >= 0)
-                r = sriov_pf_set_numvfs(s->root, j, t, &pf, n, driver, &why);
+                r = sriov_pf_set_numvfs(s->root, j, t, &pf, (int)n, driver, &why);
         server_invalidate(s);
         if (r < 0)
                 return errno_error(c, "sriov", &pf, r, why);
@@ -500,31 +517,26 @@ static int method_configure_vf(struct conn *c, json_object *params, int *fds, si
         struct pci_addr pf;
         if (parse_address(c, param(params, "pf"), "pf", &pf))
                 return 0;
-        json_object *v = param(params, "vf");
-        if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
-            json_object_get_int64(v) > 65535)
-                return invalid_parameter(c, "vf");
-
-        struct vf_config want = {.vf = (int)json_object_get_int64(v)};
+        int64_t vf, vlan = -1, qos = -1;
+        if (param_int(c, params, "vf", 0, 65535, true, &vf) ||
+            param_int(c, params, "vlan", 0, 4095, false, &vlan) ||
+            param_int(c, params, "qos", 0, 7, false, &qos))
+                return 0;
+        struct vf_config want = {.vf = (int)vf};
         unsigned fields = 0;
+        json_object *v;
         if ((v = param(params, "mac"))) {
                 if (!json_object_is_type(v, json_type_string) ||
                     vf_mac_parse(json_object_get_string(v), want.mac) < 0)
                         return invalid_parameter(c, "mac");
                 fields |= VF_FIELD_MAC;
         }
-        if ((v = param(params, "vlan"))) {
-                if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
-                    json_object_get_int64(v) > 4095)
-                        return invalid_parameter(c, "vlan");
-                want.vlan = (uint16_t)json_object_get_int64(v);
+        if (qos >= 0 && vlan < 0)
+                return invalid_parameter(c, "qos"); /* a priority needs its VLAN */
+        if (vlan >= 0) {
+                want.vlan = (uint16_t)vlan;
+                want.qos = qos >= 0 ? (uint8_t)qos : 0;
                 fields |= VF_FIELD_VLAN;
-        }
-        if ((v = param(params, "qos"))) {
-                if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
-                    json_object_get_int64(v) > 7 || !(fields & VF_FIELD_VLAN))
-                        return invalid_parameter(c, "qos");
-                want.qos = (uint8_t)json_object_get_int64(v);
         }
         bool b;
         json_object *bv;
@@ -549,18 +561,13 @@ static int method_configure_vf(struct conn *c, json_object *params, int *fds, si
                 want.link_state = ls;
                 fields |= VF_FIELD_LINK_STATE;
         }
-        json_object *maxr = param(params, "max_rate"), *minr = param(params, "min_rate");
-        if (maxr || minr) {
-                if ((maxr &&
-                     (!json_object_is_type(maxr, json_type_int) ||
-                      json_object_get_int64(maxr) < 0 || json_object_get_int64(maxr) > UINT32_MAX)))
-                        return invalid_parameter(c, "max_rate");
-                if ((minr &&
-                     (!json_object_is_type(minr, json_type_int) ||
-                      json_object_get_int64(minr) < 0 || json_object_get_int64(minr) > UINT32_MAX)))
-                        return invalid_parameter(c, "min_rate");
-                want.max_rate = maxr ? (uint32_t)json_object_get_int64(maxr) : 0;
-                want.min_rate = minr ? (uint32_t)json_object_get_int64(minr) : 0;
+        int64_t max_rate = -1, min_rate = -1;
+        if (param_int(c, params, "max_rate", 0, UINT32_MAX, false, &max_rate) ||
+            param_int(c, params, "min_rate", 0, UINT32_MAX, false, &min_rate))
+                return 0;
+        if (max_rate >= 0 || min_rate >= 0) {
+                want.max_rate = max_rate >= 0 ? (uint32_t)max_rate : 0;
+                want.min_rate = min_rate >= 0 ? (uint32_t)min_rate : 0;
                 fields |= VF_FIELD_RATE;
         }
         if (fields == 0)
@@ -1190,10 +1197,10 @@ fail:
 static int method_release(struct conn *c, json_object *params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        json_object *v = param(params, "lease");
-        if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0)
-                return invalid_parameter(c, "lease");
-        uint64_t id = (uint64_t)json_object_get_int64(v);
+        int64_t lease;
+        if (param_int(c, params, "lease", 1, INT64_MAX, true, &lease))
+                return 0;
+        uint64_t id = (uint64_t)lease;
         for (size_t i = 0; i < s->n_leases; i++) {
                 struct lease *l = s->leases[i];
                 if (l->id != id)

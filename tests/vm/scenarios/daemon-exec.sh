@@ -92,6 +92,19 @@ vf_driver=$(basename "$(readlink -f /sys/bus/pci/devices/$VF/driver 2>/dev/null)
 [[ -n $VF && $vf_driver == vfio-pci ]] && grep -q "calls io.vfiod.SetNumVFs" "$tmp/vfiod.log" &&
 	pass "vfioctl sriov --numvfs 2 went through vfiod (SetNumVFs) and carved $VF onto vfio-pci" ||
 	fail "vfioctl sriov through the daemon" "$out"$'\n'"$(tail -n 5 "$tmp/vfiod.log")"
+# ConfigureVF over the admin socket, read back by iproute2.
+client="/usr/bin/python3 -S $(dirname "$VFIOD_LAB_LIB")/helpers/vfiod_call.py"
+out=$($client call "$VFIOD_ADMIN_SOCKET" io.vfiod.ConfigureVF \
+	"{\"pf\": \"$IGB\", \"vf\": 0, \"mac\": \"02:11:22:33:44:55\", \"vlan\": 100, \"qos\": 3, \"trust\": true, \"spoof_check\": false}")
+ifname=$(ls /sys/bus/pci/devices/$IGB/net | head -n1)
+vfline=$(ip link show dev "$ifname" | grep -E '^ +vf 0 ' | tr -s ' ' || true)
+[[ $vfline == *"02:11:22:33:44:55"* && $vfline == *"vlan 100, qos 3"* && $vfline == *"spoof checking off"* && $vfline == *"trust on"* ]] &&
+	pass "ConfigureVF set VF 0's MAC, VLAN 100 qos 3, trust on, spoof checking off (ip link:$vfline)" ||
+	fail "ConfigureVF over the admin socket" "$out"$'\n'"$vfline"
+out=$($client call "$VFIOD_ADMIN_SOCKET" io.vfiod.ConfigureVF "{\"pf\": \"$IGB\", \"vf\": 0, \"qos\": 3}")
+check_eq "ConfigureVF: a qos without its vlan is an invalid parameter" \
+	"org.varlink.service.InvalidParameter qos" \
+	"$(python3 -S -c 'import json,sys; m=json.loads(sys.argv[1]); print(m.get("error"), m.get("parameters",{}).get("parameter"))' "$out")"
 vf_id=$(printf '%s:%s' "$(cut -c3- /sys/bus/pci/devices/$VF/vendor)" "$(cut -c3- /sys/bus/pci/devices/$VF/device)")
 
 # 1. exec
