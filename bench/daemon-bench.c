@@ -9,14 +9,13 @@
  *           and a second request with none, with messages of the same sizes;
  *   kernel  the opens the daemon makes for a lease, done directly (vfio_iommu_open_raw
  *           and vfio_device_open_raw, then close): the part of "daemon" that is the
- *           kernel's, not the protocol's;
- *   reset   the other kernel work of a lease: the reset through the device's sysfs
- *           "reset" file that the daemon does when the lease ends.
+ *           kernel's, not the protocol's (the reset of a released device is vfio-pci's,
+ *           at the last close of a device a VMM opened: the bench opens none).
  *
  * Client i works on DEVICE[i % N]; clients sharing a device take turns (a lock held
  * around the timed operation, in every mode alike, so the three see the same
- * concurrency). Prints one line per mode: mode=... clients=... n=... p50_us=...
- * p99_us=...
+ * concurrency). Prints one line per mode, and one for the Acquire part of the daemon
+ * samples (mode=daemon-acquire): mode=... clients=... n=... p50_us=... p99_us=...
  *
  * usage: daemon-bench SOCKET CLIENTS ROUNDS DEVICE... */
 #include <errno.h>
@@ -36,15 +35,16 @@
 #include "iommu.h"
 #include "macro.h"
 #include "pci-addr.h"
-#include "sysfs-pci.h"
 #include "vfiod-client.h"
 
 #define BLOCKS_MAX  40 /* interleaved blocks per mode, at most */
 #define MAX_DEVICES 16
 #define MAX_CLIENTS 256
 
-enum mode { MODE_DAEMON, MODE_RAW, MODE_KERNEL, MODE_RESET, _MODE_MAX };
-static const char *const mode_names[_MODE_MAX] = {"daemon", "raw", "kernel", "reset"};
+enum mode { MODE_DAEMON, MODE_RAW, MODE_KERNEL, _MODE_MAX };
+/* One more series: the Acquire part of each "daemon" sample. */
+#define SERIES_ACQUIRE _MODE_MAX
+static const char *const mode_names[_MODE_MAX + 1] = {"daemon", "raw", "kernel", "daemon-acquire"};
 
 struct bench {
         const char *socket;
@@ -66,8 +66,8 @@ struct client {
         unsigned index;
         struct vfiod_client *daemon;
         int raw; /* connected to the raw server */
-        uint64_t *samples[_MODE_MAX];
-        size_t n_samples[_MODE_MAX];
+        uint64_t *samples[_MODE_MAX + 1];
+        size_t n_samples[_MODE_MAX + 1];
         int error;
         char *detail;
 };
@@ -233,9 +233,11 @@ static int op_daemon(struct client *c, unsigned dev)
         struct vfiod_lease *l = NULL;
         free(c->detail);
         c->detail = NULL;
+        uint64_t t0 = now_ns();
         int r = vfiod_client_acquire(c->daemon, &device, 1, "iommufd", -1, &l, &c->detail);
         if (r < 0)
                 return r;
+        c->samples[SERIES_ACQUIRE][c->n_samples[SERIES_ACQUIRE]++] = now_ns() - t0;
         uint64_t id = l->id;
         bool fds_ok = l->iommufd >= 0 && l->n_devices == 1 && l->devices[0].fd >= 0;
         vfiod_lease_free(l);
@@ -262,13 +264,6 @@ static int op_kernel(struct client *c, unsigned dev)
         return 0;
 }
 
-static int op_reset(struct client *c, unsigned dev)
-{
-        /* A device the kernel can not reset is not reset by the daemon either. */
-        int r = pci_sysfs_reset(c->b->root, &c->b->addrs[dev]);
-        return r == -ENOTTY ? 0 : r;
-}
-
 static int run_block(struct client *c)
 {
         struct bench *b = c->b;
@@ -276,10 +271,9 @@ static int run_block(struct client *c)
         for (unsigned i = 0; i < b->per_block; i++) {
                 pthread_mutex_lock(&b->device_lock[dev]);
                 uint64_t t0 = now_ns();
-                int r = b->mode == MODE_DAEMON   ? op_daemon(c, dev)
-                        : b->mode == MODE_RAW    ? op_raw(c)
-                        : b->mode == MODE_KERNEL ? op_kernel(c, dev)
-                                                 : op_reset(c, dev);
+                int r = b->mode == MODE_DAEMON ? op_daemon(c, dev)
+                        : b->mode == MODE_RAW  ? op_raw(c)
+                                               : op_kernel(c, dev);
                 uint64_t t1 = now_ns();
                 pthread_mutex_unlock(&b->device_lock[dev]);
                 if (r < 0)
@@ -379,7 +373,7 @@ int main(int argc, char **argv)
                 struct client *c = &clients[i];
                 c->b = &b;
                 c->index = i;
-                for (int m = 0; m < _MODE_MAX; m++)
+                for (int m = 0; m <= _MODE_MAX; m++)
                         c->samples[m] = calloc(b.per_block * b.blocks, sizeof(uint64_t));
                 r = vfiod_client_connect(b.socket, &c->daemon);
                 if (r < 0) {
@@ -401,8 +395,10 @@ int main(int argc, char **argv)
                         pthread_barrier_wait(&b.start);
                         pthread_barrier_wait(&b.done);
                         if (block < 0)
-                                for (unsigned i = 0; i < b.clients; i++)
+                                for (unsigned i = 0; i < b.clients; i++) {
                                         clients[i].n_samples[m] = 0;
+                                        clients[i].n_samples[SERIES_ACQUIRE] = 0;
+                                }
                 }
         b.stop = true;
         pthread_barrier_wait(&b.start);
@@ -414,7 +410,7 @@ int main(int argc, char **argv)
         int failed = 0;
         for (unsigned i = 0; i < b.clients; i++)
                 failed |= clients[i].error != 0;
-        for (int m = 0; !failed && m < _MODE_MAX; m++) {
+        for (int m = 0; !failed && m <= _MODE_MAX; m++) {
                 size_t n = 0;
                 for (unsigned i = 0; i < b.clients; i++)
                         n += clients[i].n_samples[m];
@@ -436,7 +432,7 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < b.clients; i++) {
                 vfiod_client_free(clients[i].daemon);
                 safe_close(clients[i].raw);
-                for (int m = 0; m < _MODE_MAX; m++)
+                for (int m = 0; m <= _MODE_MAX; m++)
                         free(clients[i].samples[m]);
                 free(clients[i].detail);
         }
