@@ -390,6 +390,11 @@ int root_mkdir_p(const struct root *r, const char *relpath)
 
 int dir_write_atomic(int dirfd, const char *name, const char *data, size_t len)
 {
+        return dir_write_replace(dirfd, name, data, len, true);
+}
+
+int dir_write_replace(int dirfd, const char *name, const char *data, size_t len, bool durable)
+{
         char tmp[NAME_MAX + 1];
         _cleanup_close_ int fd = -EBADF;
         int r = 0;
@@ -409,7 +414,7 @@ int dir_write_atomic(int dirfd, const char *name, const char *data, size_t len)
                 }
                 off += (size_t)n;
         }
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = negative_errno();
         if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
                 r = negative_errno();
@@ -417,5 +422,5 @@ int dir_write_atomic(int dirfd, const char *name, const char *data, size_t len)
                 (void)unlinkat(dirfd, tmp, 0);
                 return r;
         }
-        return fsync(dirfd) < 0 ? negative_errno() : 0;
+        return durable && fsync(dirfd) < 0 ? negative_errno() : 0;
 }

@@ -81,3 +81,7 @@ int root_mkdir_p(const struct root *r, const char *relpath);
  * renamed over name, and the directory fsynced. After a crash the file holds the old or
  * the new content, never a mix. */
 int dir_write_atomic(int dirfd, const char *name, const char *data, size_t len);
+
+/* The same; without durable, nothing is fsynced: readers never see a mix, but a power
+ * loss may lose the file. For files on tmpfs that only need to outlive a process. */
+int dir_write_replace(int dirfd, const char *name, const char *data, size_t len, bool durable);

@@ -195,10 +195,12 @@ int lease_save(int dirfd, const struct lease *l)
         if (!o)
                 return -ENOMEM;
         size_t len;
-        const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PRETTY, &len);
+        const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
         char name[32];
         lease_file_name(l->id, name);
-        int r = text ? dir_write_atomic(dirfd, name, text, len) : -ENOMEM;
+        /* The runtime directory is tmpfs and a lease only has to outlive the daemon, not
+         * the machine: atomic, but no fsync. */
+        int r = text ? dir_write_replace(dirfd, name, text, len, false) : -ENOMEM;
         json_object_put(o);
         return r;
 }

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <syslog.h>
 #include <time.h>
@@ -716,6 +719,97 @@ void lease_free(struct server *s, struct lease *l)
         free(l);
 }
 
+/* The device's group and cdev, looked up once per topology snapshot (a rebind, which
+ * makes a new cdev, comes with a uevent that drops the snapshot). */
+static const struct vfio_nodes *device_nodes(struct server *s, const struct pci_addr *a)
+{
+        for (size_t i = 0; i < s->n_nodes; i++)
+                if (pci_addr_equal(&s->nodes[i].addr, a))
+                        return &s->nodes[i];
+        struct vfio_nodes *p = reallocarray(s->nodes, s->n_nodes + 1, sizeof(*p));
+        if (!p)
+                return NULL;
+        s->nodes = p;
+        struct vfio_nodes *n = &p[s->n_nodes++];
+        *n = (struct vfio_nodes){.addr = *a, .group = -1, .cdev = -1};
+        if (vfio_device_group_id(s->root, a, &n->group) < 0)
+                n->group = -1;
+        if (vfio_device_cdev_index(s->root, a, &n->cdev) < 0)
+                n->cdev = -1;
+        return n;
+}
+
+/* Opens /dev/vfio/devices/vfioN for a and checks, through the char device's sysfs link,
+ * that it still is a's: a cached N could be stale if a rebind raced its uevent. */
+static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cdev)
+{
+        char path[64], link[PATH_MAX], want[PCI_ADDR_STRLEN + 16], name[PCI_ADDR_STRLEN];
+        snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
+        _cleanup_close_ int fd = root_openat(s->root, path, O_RDWR | O_NOCTTY);
+        if (fd < 0)
+                return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        snprintf(path, sizeof(path), "sys/dev/char/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+        _cleanup_close_ int dir = root_openat(s->root, "sys/dev/char", O_PATH | O_DIRECTORY);
+        if (dir < 0)
+                return dir;
+        ssize_t k = readlinkat(dir, path + strlen("sys/dev/char/"), link, sizeof(link) - 1);
+        if (k < 0)
+                return negative_errno();
+        link[k] = 0;
+        snprintf(want, sizeof(want), "/%s/vfio-dev/", pci_addr_format(a, name));
+        if (!strstr(link, want))
+                return -ESTALE;
+        return TAKE_FD(fd);
+}
+
+/* The backend a device opens through by default: iommufd when the kernel has it and the
+ * device has a cdev, else type1. -EMEDIUMTYPE when it has neither node. */
+static int device_backend(struct server *s, const struct topology *t, const struct pci_addr *a,
+                          enum vfio_backend *ret, char **ret_detail)
+{
+        /* vfio's no-IOMMU mode needs the full look (its nodes have other names). */
+        if (t->host.mode != IOMMU_MODE_TRANSLATED && t->host.mode != IOMMU_MODE_PASSTHROUGH)
+                return vfio_backend_detect(s->root, a, ret, ret_detail);
+        const struct vfio_nodes *n = device_nodes(s, a);
+        if (!n)
+                return -ENOMEM;
+        if (s->have_iommufd < 0) {
+                _cleanup_close_ int fd = root_openat(s->root, "dev/iommu", O_PATH);
+                s->have_iommufd = fd >= 0;
+        }
+        if (s->have_iommufd && n->cdev >= 0)
+                *ret = VFIO_BACKEND_IOMMUFD;
+        else if (n->group >= 0)
+                *ret = VFIO_BACKEND_TYPE1;
+        else
+                return vfio_backend_detect(s->root, a, ret, ret_detail);
+        return 0;
+}
+
+/* Whether a leased device is still held by some process, and by whom (0 if unknown):
+ * a device that goes back to its host driver needs the thorough look, since the kernel
+ * blocks the unbind (and the daemon with it) while any file of it is open; one that
+ * stays in the pool only needs the kernel's own answer for its group. */
+static bool lease_device_held(struct server *s, const struct lease *l, size_t i, int *ret_pid)
+{
+        *ret_pid = 0;
+        if (lease_device_release(l, i) == RELEASE_RESTORE)
+                return vfio_device_open_by(s->root, &l->devices[i], ret_pid) > 0;
+        const struct vfio_nodes *n = device_nodes(s, &l->devices[i]);
+        if (!n || n->group < 0)
+                return vfio_device_group_busy(s->root, &l->devices[i]) > 0;
+        char node[32];
+        snprintf(node, sizeof(node), "dev/vfio/%d", n->group);
+        int fd = root_openat(s->root, node, O_RDWR | O_NOCTTY);
+        if (fd == -EBUSY)
+                return true;
+        safe_close(fd);
+        return false;
+}
+
 /* Returns a lease's devices: each goes back to the pool (stays on vfio-pci) or, when its
  * policy rule says restore, to the driver it had before vfiod bound it (the journal
  * knows which). The reset is the kernel's: vfio-pci resets a function when its last
@@ -745,12 +839,12 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
                         continue;
                 }
                 int holder;
-                if (vfio_device_open_by(s->root, &l->devices[i], &holder) > 0) {
+                if (lease_device_held(s, l, i, &holder)) {
                         /* Its fds went on to another process: an unbind would block until
                          * it lets go, and the device is that process's now. */
                         log_msg(LOG_WARNING,
-                                "lease %" PRIu64
-                                ": %s is still open in pid %d: left on vfio-pci as it is",
+                                "lease %" PRIu64 ": %s is still in use (pid %d, 0: unknown): "
+                                "left on vfio-pci as it is",
                                 l->id, name, holder);
                         continue;
                 }
@@ -984,7 +1078,7 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
         }
 
         if (backend < 0) {
-                r = vfio_backend_detect(s->root, &req[0], &backend, &why);
+                r = device_backend(s, t, &req[0], &backend, &why);
                 if (r < 0)
                         goto fail;
         }
@@ -1103,16 +1197,25 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                         _cleanup_free_ char *node = NULL;
                         free(why);
                         why = NULL;
-                        r = vfio_device_open_raw(s->root, &l->devices[i], backend, &kfd, &node,
-                                                 &why);
-                        if (r < 0)
-                                goto free_lease;
+                        const struct vfio_nodes *nodes = device_nodes(s, &l->devices[i]);
+                        kfd = backend == VFIO_BACKEND_IOMMUFD && nodes && nodes->cdev >= 0
+                                      ? open_cdev_checked(s, &l->devices[i], nodes->cdev)
+                                      : -ENOENT;
+                        if (kfd >= 0)
+                                cdev = nodes->cdev;
+                        else {
+                                /* Not cached, or stale: the full lookup. */
+                                r = vfio_device_open_raw(s->root, &l->devices[i], backend, &kfd,
+                                                         &node, &why);
+                                if (r < 0)
+                                        goto free_lease;
+                                /* The cdev's N is in the node just opened. */
+                                if (backend == VFIO_BACKEND_IOMMUFD &&
+                                    sscanf(node, "dev/vfio/devices/vfio%d", &cdev) != 1)
+                                        cdev = -1;
+                        }
                         idx = (int)n_out;
                         out[n_out++] = kfd;
-                        /* The cdev's N is in the node just opened: no second lookup. */
-                        if (backend == VFIO_BACKEND_IOMMUFD &&
-                            sscanf(node, "dev/vfio/devices/vfio%d", &cdev) != 1)
-                                cdev = -1;
                         if (backend == VFIO_BACKEND_TYPE1 && n_groups < VARLINK_FDS_MAX) {
                                 group_ids[n_groups] = group;
                                 group_fd_index[n_groups++] = idx;
@@ -1144,7 +1247,9 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
         }
         int64_t memlock = POLICY_MEMLOCK_UNSET;
         r = holder_set_memlock(holder_pid, rule ? rule->memlock : POLICY_MEMLOCK_UNSET, &memlock);
-        if (r < 0 || !pidfd_alive(holder)) {
+        /* prlimit() went by pid: make sure it was still the holder's (a lease without a
+         * memlock grant needs no second look; the watch below sees an exit anyway). */
+        if (r < 0 || (memlock != POLICY_MEMLOCK_UNSET && !pidfd_alive(holder))) {
                 (void)lease_remove(s->lease_dirfd, l->id);
                 r = r < 0 ? r : -ESRCH;
                 why = strdup(r == -ESRCH ? "the lease holder has exited"
@@ -1210,11 +1315,14 @@ static int method_release(struct conn *c, json_object *params, int *fds, size_t 
                 for (size_t k = 0; k < l->n_devices; k++) {
                         int pid;
                         char buf[PCI_ADDR_STRLEN];
-                        if (vfio_device_open_by(s->root, &l->devices[k], &pid) > 0)
-                                return busy(c, pci_addr_format(&l->devices[k], buf),
-                                            "still open in pid %d: close its file descriptors "
-                                            "before Release",
-                                            pid);
+                        if (lease_device_held(s, l, k, &pid))
+                                return pid > 0 ? busy(c, pci_addr_format(&l->devices[k], buf),
+                                                      "still open in pid %d: close its file "
+                                                      "descriptors before Release",
+                                                      pid)
+                                               : busy(c, pci_addr_format(&l->devices[k], buf),
+                                                      "still in use through VFIO: close its "
+                                                      "file descriptors before Release");
                 }
                 lease_end(s, l, "lease-released");
                 return conn_reply(c, NULL, NULL, 0);

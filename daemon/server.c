@@ -28,13 +28,20 @@ void log_msg(int level, const char *fmt, ...)
         if (level > log_max_level)
                 return;
         int saved = errno;
+        /* One write() per line: lines from a busy daemon stay whole, and cheap. "<N>" lets
+         * journald keep the priority; harmless on a terminal. */
+        char line[1024];
+        int n = snprintf(line, sizeof(line), "<%d>vfiod: ", level);
         va_list ap;
         va_start(ap, fmt);
-        /* "<N>" lets journald keep the priority; harmless on a terminal. */
-        fprintf(stderr, "<%d>vfiod: ", level);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        errno = saved;
+        int k = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
         va_end(ap);
+        size_t len = (size_t)n + (k < 0 ? 0 : (size_t)k);
+        if (len > sizeof(line) - 2)
+                len = sizeof(line) - 2;
+        line[len++] = '\n';
+        (void)!write(STDERR_FILENO, line, len);
         errno = saved;
 }
 
@@ -186,25 +193,32 @@ static void conn_free(struct conn *c)
 static int on_idle(sd_event_source *src, uint64_t usec, void *userdata)
 {
         struct conn *c = userdata;
-        log_msg(LOG_DEBUG, "closing idle connection of pid %d", (int)c->cred.pid);
-        conn_free(c);
+        uint64_t deadline = c->last_active_usec + c->server->cfg.idle_timeout_usec;
+        if (!c->monitor && now_usec(CLOCK_MONOTONIC) >= deadline) {
+                log_msg(LOG_DEBUG, "closing idle connection of pid %d", (int)c->cred.pid);
+                conn_free(c);
+                return 0;
+        }
+        /* Activity since the timer was set: sleep until the new deadline. The timer is
+         * moved only here, not on every call. */
+        sd_event_source_set_time(src, deadline);
+        sd_event_source_set_enabled(src, c->monitor ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
         return 0;
 }
 
 static void conn_arm_idle(struct conn *c)
 {
         struct server *s = c->server;
+        c->last_active_usec = now_usec(CLOCK_MONOTONIC);
         if (s->cfg.idle_timeout_usec == 0 || c->monitor) {
                 if (c->idle)
                         sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
                 return;
         }
-        uint64_t when = now_usec(CLOCK_MONOTONIC) + s->cfg.idle_timeout_usec;
-        if (c->idle) {
-                sd_event_source_set_time(c->idle, when);
-                sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
-        } else
-                (void)sd_event_add_time(s->event, &c->idle, CLOCK_MONOTONIC, when, 0, on_idle, c);
+        if (!c->idle)
+                (void)sd_event_add_time(s->event, &c->idle, CLOCK_MONOTONIC,
+                                        c->last_active_usec + s->cfg.idle_timeout_usec, 0, on_idle,
+                                        c);
 }
 
 static void conn_update_events(struct conn *c)
@@ -451,6 +465,10 @@ int server_topology(struct server *s, const struct topology **ret)
 void server_invalidate(struct server *s)
 {
         s->topology = topology_free(s->topology);
+        free(s->nodes);
+        s->nodes = NULL;
+        s->n_nodes = 0;
+        s->have_iommufd = -1;
 }
 
 void server_broadcast(struct server *s, const char *kind, const struct pci_addr *addr,
@@ -633,6 +651,7 @@ int server_new(const struct server_config *cfg, struct server **ret)
         s->lease_dirfd = -EBADF;
         s->listen_fd[0] = s->listen_fd[1] = -EBADF;
         s->next_lease_id = 1;
+        s->have_iommufd = -1;
         int r = sd_event_default(&s->event);
         if (r < 0)
                 goto fail;
@@ -667,7 +686,7 @@ struct server *server_free(struct server *s)
                 udev_monitor_unref(s->udev_monitor);
         if (s->udev)
                 udev_unref(s->udev);
-        topology_free(s->topology);
+        server_invalidate(s);
         policy_free(s->policy);
         safe_close(s->lease_dirfd);
         root_free(s->root);

@@ -35,6 +35,12 @@ struct server_config {
 
 struct conn;
 
+struct vfio_nodes {
+        struct pci_addr addr;
+        int group; /* -1: none */
+        int cdev;  /* N of /dev/vfio/devices/vfioN, -1: none */
+};
+
 struct uid_usage {
         uid_t uid;
         unsigned n_conns;
@@ -62,6 +68,10 @@ struct server {
         uint64_t next_lease_id;
 
         struct topology *topology; /* cached; NULL after something changed */
+        /* Each device's VFIO nodes as last looked up, dropped with the topology. */
+        struct vfio_nodes *nodes;
+        size_t n_nodes;
+        int have_iommufd; /* /dev/iommu exists: -1 unknown, 0, 1 */
 
         void *udev, *udev_monitor;
         sd_event_source *udev_source;
@@ -78,9 +88,10 @@ struct conn {
         int pidfd; /* of the peer, taken at accept */
         struct varlink_stream stream;
         sd_event_source *io, *idle;
-        bool monitor; /* a Monitor call is streaming events to it */
-        bool closing; /* send what is queued, then close */
-        bool oneway;  /* the call being served wants no reply */
+        uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call */
+        bool monitor;              /* a Monitor call is streaming events to it */
+        bool closing;              /* send what is queued, then close */
+        bool oneway;               /* the call being served wants no reply */
 };
 
 int server_new(const struct server_config *cfg, struct server **ret);

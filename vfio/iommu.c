@@ -350,3 +350,20 @@ int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret
         closedir(proc);
         return found;
 }
+
+int vfio_device_group_busy(const struct root *r, const struct pci_addr *a)
+{
+        int group;
+        int k = vfio_device_group_id(r, a, &group);
+        if (k < 0)
+                return k;
+        char node[32];
+        snprintf(node, sizeof(node), "dev/vfio/%d", group);
+        int fd = root_openat(r, node, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd == -EBUSY)
+                return 1;
+        if (fd < 0)
+                return fd;
+        safe_close(fd);
+        return 0;
+}

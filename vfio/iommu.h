@@ -97,3 +97,10 @@ bool vfio_iommu_process_accounting(const struct vfio_iommu *m);
  * check this before giving a device back. Processes that vanish while looked at are
  * skipped. */
 int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret_pid);
+
+/* Whether device a's IOMMU group is in use through VFIO right now, asked of the kernel
+ * directly: the group node refuses a second opener (EBUSY) while the group is open or
+ * one of its devices is bound to an iommufd through its cdev. 1 busy, 0 free, or -errno
+ * (-ENOENT: no group node, the device is not on a vfio driver). Cheap, unlike
+ * vfio_device_open_by(), but blind to a cdev that is open and not yet bound. */
+int vfio_device_group_busy(const struct root *r, const struct pci_addr *a);

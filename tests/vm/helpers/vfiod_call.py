@@ -12,10 +12,12 @@
 Only the standard library: the guest runs the host's python3.
 """
 import array
+import fcntl
 import json
 import os
 import signal
 import socket
+import struct
 import sys
 
 
@@ -86,7 +88,13 @@ def main():
         if "error" in reply:
             print(json.dumps(reply))
             return 3
-        lease = reply["parameters"]["lease"]
+        p = reply["parameters"]
+        lease = p["lease"]
+        # Use the device as a VMM would: bind its cdev to the iommufd
+        # (VFIO_DEVICE_BIND_IOMMUFD, _IO(';', 118), struct of argsz, flags,
+        # iommufd, out_devid).
+        fcntl.ioctl(fds[p["devices"][0]["fd"]], 0x3B76,
+                    struct.pack("IIiI", 16, 0, fds[p["iommufd"]], 0))
         refused, _ = call(s, "io.vfiod.Release", {"lease": lease})
         for fd in fds:
             os.close(fd)
