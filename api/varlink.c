@@ -266,64 +266,45 @@ int varlink_stream_flush(struct varlink_stream *s)
         return 1;
 }
 
-json_object *varlink_call_new(const char *method, json_object *parameters, bool more)
+/* {key: value, "parameters": parameters, flag: true}, each part optional but the
+ * parameters; parameters is taken. */
+static json_object *envelope(const char *key, const char *value, json_object *parameters,
+                             const char *flag)
 {
         json_object *o = json_object_new_object();
-        if (!o) {
+        if (!parameters)
+                parameters = json_object_new_object();
+        if (!o || !parameters ||
+            (key && json_object_object_add(o, key, json_object_new_string(value)) < 0)) {
+                json_object_put(o);
                 json_object_put(parameters);
                 return NULL;
         }
-        if (!parameters)
-                parameters = json_object_new_object();
-        if (!parameters ||
-            json_object_object_add(o, "method", json_object_new_string(method)) < 0 ||
-            json_object_object_add(o, "parameters", parameters) < 0) {
+        if (json_object_object_add(o, "parameters", parameters) < 0) {
+                json_object_put(parameters);
                 json_object_put(o);
                 return NULL;
         }
-        if (more && json_object_object_add(o, "more", json_object_new_boolean(true)) < 0) {
+        if (flag && json_object_object_add(o, flag, json_object_new_boolean(true)) < 0) {
                 json_object_put(o);
                 return NULL;
         }
         return o;
+}
+
+json_object *varlink_call_new(const char *method, json_object *parameters, bool more)
+{
+        return envelope("method", method, parameters, more ? "more" : NULL);
 }
 
 json_object *varlink_reply_new(json_object *parameters, bool continues)
 {
-        json_object *o = json_object_new_object();
-        if (!o) {
-                json_object_put(parameters);
-                return NULL;
-        }
-        if (!parameters)
-                parameters = json_object_new_object();
-        if (!parameters || json_object_object_add(o, "parameters", parameters) < 0) {
-                json_object_put(o);
-                return NULL;
-        }
-        if (continues &&
-            json_object_object_add(o, "continues", json_object_new_boolean(true)) < 0) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
+        return envelope(NULL, NULL, parameters, continues ? "continues" : NULL);
 }
 
 json_object *varlink_error_new(const char *error, json_object *parameters)
 {
-        json_object *o = json_object_new_object();
-        if (!o) {
-                json_object_put(parameters);
-                return NULL;
-        }
-        if (!parameters)
-                parameters = json_object_new_object();
-        if (!parameters || json_object_object_add(o, "error", json_object_new_string(error)) < 0 ||
-            json_object_object_add(o, "parameters", parameters) < 0) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
+        return envelope("error", error, parameters, NULL);
 }
 
 const char *json_get_string(json_object *o, const char *key)

@@ -87,7 +87,7 @@ int root_openat(const struct root *r, const char *relpath, int flags)
         return fd < 0 ? negative_errno() : fd;
 }
 
-static int read_fd_all(int fd, size_t max, char **ret, size_t *ret_len)
+int fd_read_all(int fd, size_t max, char **ret, size_t *ret_len)
 {
         size_t len = 0, cap = 4096 < max + 1 ? 4096 : max + 1;
         _cleanup_free_ char *buf = malloc(cap);
@@ -144,7 +144,7 @@ int dir_read_file(int dirfd, const char *name, size_t max, char **ret, size_t *r
         if ((size_t)n >= sizeof(small)) {
                 if (lseek(fd, 0, SEEK_SET) < 0)
                         return negative_errno();
-                return read_fd_all(fd, max, ret, ret_len);
+                return fd_read_all(fd, max, ret, ret_len);
         }
         if ((size_t)n > max)
                 return -EFBIG;
@@ -166,7 +166,7 @@ int root_read_file(const struct root *r, const char *relpath, size_t max, char *
 
         if (fd < 0)
                 return fd;
-        return read_fd_all(fd, max, ret, ret_len);
+        return fd_read_all(fd, max, ret, ret_len);
 }
 
 static int first_line(char *s, char **ret)

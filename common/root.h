@@ -37,6 +37,9 @@ int root_openat(const struct root *r, const char *relpath, int flags);
  * name must be a single component: symlinks are not followed (O_NOFOLLOW). */
 int dir_read_file(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
 
+/* Reads fd to its end (at most max bytes; -EFBIG beyond) into a NUL-terminated buffer. */
+int fd_read_all(int fd, size_t max, char **ret, size_t *ret_len);
+
 /* The file's first line without trailing whitespace; -ENODATA when empty. */
 int dir_read_line(int dirfd, const char *name, char **ret);
 

@@ -402,25 +402,13 @@ int policy_load(const char *path, struct policy **ret, char **ret_detail)
                 return negative_errno();
 
         /* Policies are small: a megabyte is a mistake, not a policy. */
-        const size_t max = 1024 * 1024;
-        _cleanup_free_ char *text = malloc(max + 1);
-        if (!text)
-                return -ENOMEM;
-        size_t len = 0;
-        for (;;) {
-                ssize_t n = read(fd, text + len, max + 1 - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len > max)
-                        return detail_errno(ret_detail, -EFBIG, "%s is larger than 1 MiB", path);
-        }
-        text[len] = 0;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = fd_read_all(fd, 1024 * 1024, &text, &len);
+        if (r == -EFBIG)
+                return detail_errno(ret_detail, r, "%s is larger than 1 MiB", path);
+        if (r < 0)
+                return r;
         if (strlen(text) != len)
                 return detail_errno(ret_detail, -EBADMSG, "%s holds a NUL byte", path);
         return policy_parse(text, ret, ret_detail);
