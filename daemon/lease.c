@@ -140,13 +140,20 @@ int process_starttime(const struct root *root, pid_t pid, uint64_t *ret)
 {
         char path[64];
         snprintf(path, sizeof(path), "proc/%d/stat", (int)pid);
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        int r = root_read_file(root, path, 4096, &text, &len);
-        if (r == -ENOENT)
+        /* One read: the line is far shorter than the buffer (and this runs on every
+         * Acquire). */
+        _cleanup_close_ int fd = root_openat(root, path, O_RDONLY | O_NOCTTY);
+        if (fd == -ENOENT)
                 return -ESRCH;
-        if (r < 0)
-                return r;
+        if (fd < 0)
+                return fd;
+        char text[1024];
+        ssize_t len = read(fd, text, sizeof(text) - 1);
+        if (len < 0)
+                return errno == ESRCH ? -ESRCH : negative_errno();
+        if ((size_t)len >= sizeof(text) - 1)
+                return -EBADMSG;
+        text[len] = 0;
         /* The command name (field 2) may hold spaces and parentheses: count fields from
          * the last ')'. Field 22 is the 20th after it. */
         char *p = strrchr(text, ')');
@@ -191,18 +198,38 @@ static void lease_file_name(uint64_t id, char buf[static 32])
 
 int lease_save(int dirfd, const struct lease *l)
 {
-        json_object *o = lease_to_json(l);
-        if (!o)
-                return -ENOMEM;
-        size_t len;
-        const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+        /* Formatted by hand, not through json-c: this runs on every Acquire, and every
+         * field is a number, an address or a fixed word, so nothing needs escaping. The
+         * result is the document lease_to_json() makes (lease_from_json() reads both). */
+        char text[512 + 48 * 16], buf[PCI_ADDR_STRLEN];
+        size_t cap = sizeof(text), n;
+        if (l->n_devices > 16)
+                return -E2BIG;
+        n = (size_t)snprintf(text, cap,
+                             "{\"id\":%" PRIu64 ",\"uid\":%u,\"pid\":%d,\"starttime\":%" PRIu64
+                             ",\"backend\":\"%s\",\"on_release\":\"%s\",\"devices\":[",
+                             l->id, (unsigned)l->uid, (int)l->pid, l->starttime,
+                             vfio_backend_to_string(l->backend),
+                             release_action_to_string(l->on_release));
+        for (size_t i = 0; i < l->n_devices && n < cap; i++)
+                n += (size_t)snprintf(text + n, cap - n, "%s\"%s\"", i ? "," : "",
+                                      pci_addr_format(&l->devices[i], buf));
+        if (l->device_release && n < cap) {
+                n += (size_t)snprintf(text + n, cap - n, "],\"device_release\":[");
+                for (size_t i = 0; i < l->n_devices && n < cap; i++)
+                        n += (size_t)snprintf(text + n, cap - n, "%s\"%s\"", i ? "," : "",
+                                              release_action_to_string(l->device_release[i]));
+        }
+        if (n < cap)
+                n += (size_t)snprintf(text + n, cap - n, "],\"adopted\":%s}",
+                                      l->adopted ? "true" : "false");
+        if (n >= cap)
+                return -E2BIG;
         char name[32];
         lease_file_name(l->id, name);
         /* The runtime directory is tmpfs and a lease only has to outlive the daemon, not
          * the machine: atomic, but no fsync. */
-        int r = text ? dir_write_replace(dirfd, name, text, len, false) : -ENOMEM;
-        json_object_put(o);
-        return r;
+        return dir_write_replace(dirfd, name, text, n, false);
 }
 
 int lease_remove(int dirfd, uint64_t id)

@@ -752,10 +752,13 @@ static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cde
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         snprintf(path, sizeof(path), "sys/dev/char/%u:%u", major(st.st_rdev), minor(st.st_rdev));
-        _cleanup_close_ int dir = root_openat(s->root, "sys/dev/char", O_PATH | O_DIRECTORY);
-        if (dir < 0)
-                return dir;
-        ssize_t k = readlinkat(dir, path + strlen("sys/dev/char/"), link, sizeof(link) - 1);
+        if (s->dev_char_fd < 0) {
+                s->dev_char_fd = root_openat(s->root, "sys/dev/char", O_PATH | O_DIRECTORY);
+                if (s->dev_char_fd < 0)
+                        return s->dev_char_fd;
+        }
+        ssize_t k =
+                readlinkat(s->dev_char_fd, path + strlen("sys/dev/char/"), link, sizeof(link) - 1);
         if (k < 0)
                 return negative_errno();
         link[k] = 0;
@@ -818,7 +821,7 @@ static bool lease_device_held(struct server *s, const struct lease *l, size_t i,
  * makes sure nobody holds the device any more: a second reset here would cost up to a
  * second per device (a bus reset waits that long) and buy nothing. The lease record goes
  * last, so a crash in between repeats this at the next start. */
-static void lease_end(struct server *s, struct lease *l, const char *kind)
+static void lease_end(struct server *s, struct lease *l, const char *kind, bool checked)
 {
         log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): returning its %zu device(s)",
                 l->id, (int)l->pid, kind, l->n_devices);
@@ -838,8 +841,8 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
                         log_msg(LOG_WARNING, "lease %" PRIu64 ": %s is gone", l->id, name);
                         continue;
                 }
-                int holder;
-                if (lease_device_held(s, l, i, &holder)) {
+                int holder = 0;
+                if (!checked && lease_device_held(s, l, i, &holder)) {
                         /* Its fds went on to another process: an unbind would block until
                          * it lets go, and the device is that process's now. */
                         log_msg(LOG_WARNING,
@@ -879,7 +882,7 @@ static void lease_end(struct server *s, struct lease *l, const char *kind)
 static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
         struct lease *l = userdata;
-        lease_end(l->owner, l, "lease-expired");
+        lease_end(l->owner, l, "lease-expired", false);
         return 0;
 }
 
@@ -1324,7 +1327,7 @@ static int method_release(struct conn *c, json_object *params, int *fds, size_t 
                                                       "still in use through VFIO: close its "
                                                       "file descriptors before Release");
                 }
-                lease_end(s, l, "lease-released");
+                lease_end(s, l, "lease-released", /* checked= */ true);
                 return conn_reply(c, NULL, NULL, 0);
         }
         json_object *p = json_object_new_object();
@@ -1442,7 +1445,7 @@ int leases_recover(struct server *s)
                         }
                 }
                 /* Its holder is gone (or cannot be watched): give the devices back now. */
-                lease_end(s, l, "lease-expired");
+                lease_end(s, l, "lease-expired", false);
         }
         free(list);
         return 0;

@@ -652,6 +652,7 @@ int server_new(const struct server_config *cfg, struct server **ret)
         s->listen_fd[0] = s->listen_fd[1] = -EBADF;
         s->next_lease_id = 1;
         s->have_iommufd = -1;
+        s->dev_char_fd = -EBADF;
         int r = sd_event_default(&s->event);
         if (r < 0)
                 goto fail;
@@ -689,6 +690,7 @@ struct server *server_free(struct server *s)
         server_invalidate(s);
         policy_free(s->policy);
         safe_close(s->lease_dirfd);
+        safe_close(s->dev_char_fd);
         root_free(s->root);
         free(s->uids);
         sd_event_unref(s->event);

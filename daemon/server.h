@@ -72,6 +72,7 @@ struct server {
         struct vfio_nodes *nodes;
         size_t n_nodes;
         int have_iommufd; /* /dev/iommu exists: -1 unknown, 0, 1 */
+        int dev_char_fd;  /* sys/dev/char below the root, opened on first use */
 
         void *udev, *udev_monitor;
         sd_event_source *udev_source;
