@@ -1009,6 +1009,18 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                                     l->id);
                 if (d->is_bridge)
                         return busy(c, d->name, "a bridge is never handed out");
+                /* One IOMMU group is one DMA owner: the kernel would refuse a second
+                 * iommufd (or container) anyway; say why before handing out fds. */
+                const struct iommu_group *g = topology_find_group(t, d->iommu_group);
+                for (size_t m = 0; g && m < g->n_members; m++) {
+                        const struct pci_device *md = topology_device(t, g->members[m]);
+                        struct lease *ml = md != d ? lease_of_device(s, &md->addr) : NULL;
+                        if (ml)
+                                return busy(c, d->name,
+                                            "shares IOMMU group %d with %s, leased to pid %d "
+                                            "(lease %" PRIu64 ")",
+                                            g->id, md->name, (int)ml->pid, ml->id);
+                }
                 if (!driver_is_vfio(d->driver))
                         need_bind = true;
         }

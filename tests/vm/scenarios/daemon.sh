@@ -195,6 +195,18 @@ t1_lease=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["l
 ms=$(wait_until 10 bash -c "[[ ! -e $rundir/leases/$t1_lease.lease ]]") &&
 	pass "type1 lease ends with its holder (${ms} ms)" ||
 	fail "type1 lease did not end within 10 s" "$(tail -n 20 "$tmp/vfiod.log")"
+# The same group through iommufd: another uid asking for the group mate is told why.
+"${NOBODY[@]}" $client hold "$sock" "$PB_EDU" >"$tmp/hold-pb.json" &
+holder_pb=$!
+wait_until 20 test -s "$tmp/hold-pb.json" >/dev/null || true
+out=$("${GROUPED[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$PB_E1000\"]}")
+python3 -S -c 'import json,sys; m=json.loads(sys.argv[1]); sys.exit(0 if m.get("error") == "io.vfiod.DeviceBusy" and "shares IOMMU group" in m["parameters"]["reason"] else 1)' "$out" &&
+	pass "a device whose group mate is leased (iommufd) is DeviceBusy: $(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"]["reason"])' "$out")" ||
+	fail "group mate of a leased device handed out" "$out"
+kill -9 "$holder_pb"
+wait "$holder_pb" 2>/dev/null || true
+pb_lease=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["lease"])' "$tmp/hold-pb.json" 2>/dev/null || echo 0)
+wait_until 10 bash -c "[[ ! -e $rundir/leases/$pb_lease.lease ]]" >/dev/null || true
 out=$($client call "$admin" io.vfiod.Unbind "{\"devices\": [\"$PB_EDU\", \"$PB_E1000\"]}")
 check_eq "admin socket: Unbind returns the e1000 to its driver" "e1000 -" \
 	"$(driver_of $PB_E1000) $(driver_of $PB_EDU)"
