@@ -126,3 +126,5 @@ int verb_snapshot(struct cli *c);
 int verb_probe(struct cli *c);
 int verb_exec(struct cli *c);
 int verb_qemu_attach(struct cli *c);
+int verb_leases(struct cli *c);
+int verb_release(struct cli *c);

@@ -244,6 +244,19 @@ static const struct verb verbs[] = {
          "run as the same user. Exit status: 0 when the device was added, 1 when it was not,\n"
          "2 for bad usage or an unknown device.\n",
          verb_qemu_attach, 1, 1, OPT_BIT(OPT_QMP) | OPT_BIT(OPT_ID) | OPT_BIT(OPT_BUS)},
+        {"leases", "leases", "List the daemon's leases",
+         "Asks the vfiod daemon for its leases: each with its id, the holder's pid and uid, the\n"
+         "backend, what happens to its devices when it ends (pool or restore), whether it was\n"
+         "adopted after a daemon restart, and its devices. Root asks the admin socket and sees\n"
+         "every lease ($VFIOD_ADMIN_SOCKET, else /run/vfiod/io.vfiod.admin); other users see\n"
+         "their own ($VFIOD_SOCKET, else /run/vfiod/io.vfiod).\n",
+         verb_leases, 0, 0, 0},
+        {"release", "release LEASE", "End a lease",
+         "Asks the vfiod daemon to end lease LEASE (a number from vfioctl leases): its devices\n"
+         "return to the pool or to their original drivers, as the policy says. Refused while a\n"
+         "device is still open in some process: close it (quit the VMM) first. A lease also\n"
+         "ends by itself when its holder exits.\n",
+         verb_release, 1, 1, 0},
 };
 
 static const struct {

@@ -213,6 +213,18 @@ limit=$(prlimit --pid "$qemu_pid" --memlock --output SOFT --noheadings 2>&1 || t
 check_eq "the daemon raised QEMU's RLIMIT_MEMLOCK (the lease holder's)" unlimited "${limit// /}"
 [[ $(driver) == vfio-pci ]] && pass "the lease outlives vfioctl: edu stays on vfio-pci" ||
 	fail "edu is on $(driver) after vfioctl exited"
+out=$("$vfioctl" leases 2>&1) || true
+[[ $out == *"pid $qemu_pid  uid 65534"* && $out == *"$EDU"* && $out == *"$VF"* ]] &&
+	pass "vfioctl leases (root, admin socket) lists QEMU's leases: ${out//$'\n'/ | }" ||
+	fail "vfioctl leases" "$out"
+nobody_view=$("${NOBODY[@]}" "$vfioctl" --json leases 2>&1) || true
+n_own=$(python3 -S -c 'import json,sys; print(len(json.loads(sys.argv[1])["leases"]))' "$nobody_view" 2>/dev/null || echo "?")
+check_eq "uid 65534 sees its 2 leases over the public socket" 2 "$n_own"
+lease_id=$(sed -n "s/^lease \([0-9]*\)  pid $qemu_pid .*/\1/p" <<<"$out" | head -n1)
+out=$("$vfioctl" release "$lease_id" 2>&1) && rc=0 || rc=$?
+[[ $rc == 1 && $out == *"still"* ]] &&
+	pass "vfioctl release of a lease whose device QEMU holds open is refused: $out" ||
+	fail "vfioctl release while QEMU holds the device (exit $rc)" "$out"
 qmp "$tmp/vm/qmp" quit >/dev/null 2>&1 || true
 wait "$qemu_pid" 2>/dev/null || true
 wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
