@@ -378,6 +378,52 @@ def bad_input(d, peer_uid_sock):
     check(n == base, "the daemon's open fds are back to where they were", f"{base} before, {n} after")
 
 
+def limits(vfiod, root, tmp):
+    """A second daemon with tight limits: idle connections are closed, and calls past the
+    per-uid rate get LimitExceeded while the daemon keeps serving."""
+    sub = os.path.join(tmp, "limits")
+    os.makedirs(sub)
+    os.chmod(sub, 0o755)
+    shutil.copy(os.path.join(tmp, "policy.json"), os.path.join(sub, "policy.json"))
+    d = Daemon(vfiod, root, sub, "--idle-timeout", "1", "--request-rate", "5")
+    try:
+        # The first timer makes the event loop's timerfd for its clock, once: count
+        # from after one connection has come and gone.
+        warm = connect(d.sock)
+        closed(warm, timeout=5)
+        warm.close()
+        time.sleep(0.3)
+        base = d.fds()
+        s = connect(d.sock)
+        check(closed(s, timeout=5), "an idle connection is closed after --idle-timeout 1")
+        s.close()
+        n = d.settled_fds(base)
+        check(n == base, "... and its fds are gone", f"{base} before, {n} after")
+        s = connect(d.sock)
+        replies = []
+        for _ in range(30):
+            send(s, {"method": "io.vfiod.ListGroups", "parameters": {}})
+            replies.append(recv(s))
+        limited = [r for r in replies if error_of(r) == "io.vfiod.LimitExceeded"]
+        served = [r for r in replies if "groups" in r.get("parameters", {})]
+        check(limited and limited[0]["parameters"].get("limit") == "request_rate" and
+              10 <= len(served) < 30,
+              "30 calls at once against --request-rate 5: the burst (10) is served, the rest "
+              "get LimitExceeded request_rate", f"{len(served)} served, {len(limited)} limited")
+        s.close()
+        time.sleep(1.2)
+        check("groups" in call(d.sock, "io.vfiod.ListGroups").get("parameters", {}),
+              "a second later the uid is served again")
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = d.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            d.proc.kill()
+            rc = "hung"
+        check(rc == 0, "the limits daemon exits 0 on SIGTERM", f"status {rc}")
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--client":
         client_main(sys.argv[2], sys.argv[3])
@@ -418,6 +464,7 @@ def main():
                 d.proc.kill()
                 rc = "hung"
             check(rc == 0, "the daemon exits 0 on SIGTERM", f"status {rc}\n{d.output()[-2000:]}")
+        limits(vfiod, root, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{failures} failure(s)")
