@@ -1063,10 +1063,24 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                                 return negative_errno();
                 }
         }
+        /* The caller's start time is read once per connection (it cannot change while
+         * the pidfd taken at accept is the same process); another holder's every time. */
         uint64_t starttime;
-        r = process_starttime(s->root, holder_pid, &starttime);
-        if (r < 0 || !pidfd_alive(holder))
-                return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
+        bool caller = !param(params, "holder_fd");
+        if (caller && c->peer_starttime) {
+                starttime = c->peer_starttime;
+                /* The connection may outlive its process (a child inherited it). */
+                if (!pidfd_alive(holder))
+                        return errno_error(c, "acquire", NULL, -ESRCH,
+                                           "the lease holder has exited");
+        } else {
+                r = process_starttime(s->root, holder_pid, &starttime);
+                if (r < 0 || !pidfd_alive(holder))
+                        return errno_error(c, "acquire", NULL, -ESRCH,
+                                           "the lease holder has exited");
+                if (caller && c->pidfd >= 0)
+                        c->peer_starttime = starttime;
+        }
 
         /* Bind what is not on vfio-pci yet, remembering what to undo on failure. */
         struct bind_plan plan = {};

@@ -86,7 +86,8 @@ struct conn {
         struct ucred cred;
         gid_t *groups;
         size_t n_groups;
-        int pidfd; /* of the peer, taken at accept */
+        int pidfd;               /* of the peer, taken at accept */
+        uint64_t peer_starttime; /* its start time, once an Acquire read it; 0: not yet */
         struct varlink_stream stream;
         sd_event_source *io, *idle;
         uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call */
