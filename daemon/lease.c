@@ -198,38 +198,18 @@ static void lease_file_name(uint64_t id, char buf[static 32])
 
 int lease_save(int dirfd, const struct lease *l)
 {
-        /* Formatted by hand, not through json-c: this runs on every Acquire, and every
-         * field is a number, an address or a fixed word, so nothing needs escaping. The
-         * result is the document lease_to_json() makes (lease_from_json() reads both). */
-        char text[512 + 48 * 16], buf[PCI_ADDR_STRLEN];
-        size_t cap = sizeof(text), n;
-        if (l->n_devices > 16)
-                return -E2BIG;
-        n = (size_t)snprintf(text, cap,
-                             "{\"id\":%" PRIu64 ",\"uid\":%u,\"pid\":%d,\"starttime\":%" PRIu64
-                             ",\"backend\":\"%s\",\"on_release\":\"%s\",\"devices\":[",
-                             l->id, (unsigned)l->uid, (int)l->pid, l->starttime,
-                             vfio_backend_to_string(l->backend),
-                             release_action_to_string(l->on_release));
-        for (size_t i = 0; i < l->n_devices && n < cap; i++)
-                n += (size_t)snprintf(text + n, cap - n, "%s\"%s\"", i ? "," : "",
-                                      pci_addr_format(&l->devices[i], buf));
-        if (l->device_release && n < cap) {
-                n += (size_t)snprintf(text + n, cap - n, "],\"device_release\":[");
-                for (size_t i = 0; i < l->n_devices && n < cap; i++)
-                        n += (size_t)snprintf(text + n, cap - n, "%s\"%s\"", i ? "," : "",
-                                              release_action_to_string(l->device_release[i]));
-        }
-        if (n < cap)
-                n += (size_t)snprintf(text + n, cap - n, "],\"adopted\":%s}",
-                                      l->adopted ? "true" : "false");
-        if (n >= cap)
-                return -E2BIG;
+        json_object *o = lease_to_json(l);
+        if (!o)
+                return -ENOMEM;
+        size_t len;
+        const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
         char name[32];
         lease_file_name(l->id, name);
         /* The runtime directory is tmpfs and a lease only has to outlive the daemon, not
          * the machine: atomic, but no fsync. */
-        return dir_write_replace(dirfd, name, text, n, false);
+        int r = text ? dir_write_replace(dirfd, name, text, len, false) : -ENOMEM;
+        json_object_put(o);
+        return r;
 }
 
 int lease_remove(int dirfd, uint64_t id)

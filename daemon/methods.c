@@ -339,16 +339,6 @@ static int open_journal(struct server *s, struct journal **ret)
         return journal_open(s->root, s->cfg.state_dir, ret);
 }
 
-static json_object *address_array(const struct pci_addr *l, size_t n)
-{
-        json_object *a = json_object_new_array();
-        for (size_t i = 0; a && i < n; i++) {
-                char buf[PCI_ADDR_STRLEN];
-                json_object_array_add(a, json_object_new_string(pci_addr_format(&l[i], buf)));
-        }
-        return a;
-}
-
 static int method_bind(struct conn *c, json_object *params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
@@ -397,7 +387,8 @@ static int method_bind(struct conn *c, json_object *params, int *fds, size_t n_f
                 server_broadcast(s, "device-changed", &plan.devices[i], 0);
         json_object *p = json_object_new_object();
         if (p)
-                json_object_object_add(p, "bound", address_array(plan.devices, plan.n_devices));
+                json_object_object_add(p, "bound",
+                                       json_address_array_new(plan.devices, plan.n_devices));
         bind_plan_done(&plan);
         return p ? conn_reply(c, p, NULL, 0) : -ENOMEM;
 }
@@ -443,7 +434,7 @@ static int method_unbind(struct conn *c, json_object *params, int *fds, size_t n
         json_object *p = json_object_new_object();
         if (!p)
                 return -ENOMEM;
-        json_object_object_add(p, "restored", address_array(req, n_req));
+        json_object_object_add(p, "restored", json_address_array_new(req, n_req));
         return conn_reply(c, p, NULL, 0);
 }
 
@@ -804,13 +795,7 @@ static bool lease_device_held(struct server *s, const struct lease *l, size_t i,
         const struct vfio_nodes *n = device_nodes(s, &l->devices[i]);
         if (!n || n->group < 0)
                 return vfio_device_group_busy(s->root, &l->devices[i]) > 0;
-        char node[32];
-        snprintf(node, sizeof(node), "dev/vfio/%d", n->group);
-        int fd = root_openat(s->root, node, O_RDWR | O_NOCTTY);
-        if (fd == -EBUSY)
-                return true;
-        safe_close(fd);
-        return false;
+        return vfio_group_busy(s->root, n->group) > 0;
 }
 
 /* Returns a lease's devices: each goes back to the pool (stays on vfio-pci) or, when its
@@ -970,12 +955,15 @@ static void close_all(int *fds, size_t n)
                 fds[i] = safe_close(fds[i]);
 }
 
+/* Devices in one Acquire: each takes an fd of the reply's VARLINK_FDS_MAX. */
+#define ACQUIRE_DEVICES_MAX 8
+
 static int method_acquire(struct conn *c, json_object *params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         _cleanup_free_ struct pci_addr *req = NULL;
         size_t n_req;
-        int r = parse_address_list(c, params, "devices", 8, &req, &n_req);
+        int r = parse_address_list(c, params, "devices", ACQUIRE_DEVICES_MAX, &req, &n_req);
         if (r != 0)
                 return r < 0 ? r : 0;
 
@@ -995,6 +983,7 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         const struct policy_rule *rule = NULL;
+        enum release_action req_release[ACQUIRE_DEVICES_MAX];
         bool need_bind = false;
         for (size_t i = 0; i < n_req; i++) {
                 const struct pci_device *d;
@@ -1003,6 +992,7 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                         return 0;
                 if (!rule)
                         rule = ri;
+                req_release[i] = ri->on_release;
                 struct lease *l = lease_of_device(s, &req[i]);
                 if (l)
                         return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
@@ -1148,15 +1138,9 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                 r = -ENOMEM;
                 goto free_lease;
         }
+        /* parse_address_list() refused duplicates. */
         for (size_t i = 0; i < n_req; i++) {
-                bool dup = false;
-                for (size_t k = 0; k < l->n_devices; k++)
-                        dup = dup || pci_addr_equal(&l->devices[k], &req[i]);
-                if (dup)
-                        continue;
-                const struct policy_rule *ri =
-                        allowed(c, POLICY_OP_ACQUIRE, t, topology_find_device(t, &req[i]));
-                l->device_release[l->n_devices] = ri ? ri->on_release : RELEASE_RESTORE;
+                l->device_release[l->n_devices] = req_release[i];
                 l->devices[l->n_devices++] = req[i];
         }
 

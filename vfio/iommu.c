@@ -351,12 +351,8 @@ int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret
         return found;
 }
 
-int vfio_device_group_busy(const struct root *r, const struct pci_addr *a)
+int vfio_group_busy(const struct root *r, int group)
 {
-        int group;
-        int k = vfio_device_group_id(r, a, &group);
-        if (k < 0)
-                return k;
         char node[32];
         snprintf(node, sizeof(node), "dev/vfio/%d", group);
         int fd = root_openat(r, node, O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -366,4 +362,11 @@ int vfio_device_group_busy(const struct root *r, const struct pci_addr *a)
                 return fd;
         safe_close(fd);
         return 0;
+}
+
+int vfio_device_group_busy(const struct root *r, const struct pci_addr *a)
+{
+        int group;
+        int k = vfio_device_group_id(r, a, &group);
+        return k < 0 ? k : vfio_group_busy(r, group);
 }

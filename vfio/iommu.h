@@ -104,3 +104,6 @@ int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret
  * (-ENOENT: no group node, the device is not on a vfio driver). Cheap, unlike
  * vfio_device_open_by(), but blind to a cdev that is open and not yet bound. */
 int vfio_device_group_busy(const struct root *r, const struct pci_addr *a);
+
+/* The same for a group number already known. */
+int vfio_group_busy(const struct root *r, int group);
