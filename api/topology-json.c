@@ -252,3 +252,13 @@ json_object *json_warnings_new(const struct topology *t)
 {
         return jstrv(t->warnings);
 }
+
+json_object *json_address_array_new(const struct pci_addr *l, size_t n)
+{
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; a && i < n; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                json_object_array_add(a, json_object_new_string(pci_addr_format(&l[i], buf)));
+        }
+        return a;
+}

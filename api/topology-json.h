@@ -16,5 +16,8 @@ json_object *json_device_new(const struct topology *t, const struct pci_device *
 json_object *json_unit_new(const struct iommu_unit *u);
 json_object *json_warnings_new(const struct topology *t);
 
+/* ["dddd:bb:dd.f", ...] of n addresses. */
+json_object *json_address_array_new(const struct pci_addr *l, size_t n);
+
 /* Strings the text output shares with JSON. */
 const char *tristate_to_string(enum tristate v);

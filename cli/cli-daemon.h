@@ -16,6 +16,18 @@ const char *cli_daemon_socket(void);
 /* Connects to cli_daemon_socket(). On failure prints why, naming the socket, and returns
  * EXIT_FAILED. */
 int cli_daemon_connect(const char *verb, struct vfiod_client **ret);
+/* The same for another socket. */
+int cli_daemon_connect_path(const char *verb, const char *path, struct vfiod_client **ret);
+
+/* The socket for calls that act as the user: root's is the admin socket
+ * ($VFIOD_ADMIN_SOCKET, else VFIOD_ADMIN_SOCKET_PATH), everyone else's cli_daemon_socket(). */
+const char *cli_daemon_socket_for_user(void);
+
+/* Calls method with parameters (taken) and no fds; on a varlink error prints it as
+ * cli_daemon_error() does and returns its exit status, else 0 and the reply's
+ * parameters in *ret (the caller puts them). */
+int cli_daemon_call(const char *verb, struct vfiod_client *client, const char *method,
+                    json_object *params, json_object **ret);
 
 /* Prints the daemon's varlink error (name, parameters) as one sentence naming the device
  * and the reason ("vfioctl: VERB: ADDR: the daemon's policy does not allow uid N to

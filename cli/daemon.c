@@ -16,9 +16,41 @@ const char *cli_daemon_socket(void)
         return p && *p ? p : VFIOD_SOCKET_PATH;
 }
 
+const char *cli_daemon_socket_for_user(void)
+{
+        if (geteuid() == 0) {
+                const char *p = getenv("VFIOD_ADMIN_SOCKET");
+                return p && *p ? p : VFIOD_ADMIN_SOCKET_PATH;
+        }
+        return cli_daemon_socket();
+}
+
+int cli_daemon_call(const char *verb, struct vfiod_client *client, const char *method,
+                    json_object *params, json_object **ret)
+{
+        _cleanup_free_ char *error = NULL;
+        json_object *reply = NULL;
+        int r = vfiod_client_call(client, method, params, NULL, 0, &reply, NULL, NULL, &error);
+        if (r == -EREMOTEIO) {
+                r = cli_daemon_error(verb, error, reply);
+                json_object_put(reply);
+                return r;
+        }
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: %s: the daemon did not answer: %s\n", verb, strerror(-r));
+                return EXIT_FAILED;
+        }
+        *ret = reply;
+        return 0;
+}
+
 int cli_daemon_connect(const char *verb, struct vfiod_client **ret)
 {
-        const char *path = cli_daemon_socket();
+        return cli_daemon_connect_path(verb, cli_daemon_socket(), ret);
+}
+
+int cli_daemon_connect_path(const char *verb, const char *path, struct vfiod_client **ret)
+{
         int r = vfiod_client_connect(path, ret);
 
         if (r >= 0)

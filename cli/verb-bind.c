@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "cli-daemon.h"
 #include "cli-route.h"
 #include "cli.h"
 #include "journal.h"
@@ -18,6 +19,7 @@
 struct outcome {
         json_object *results; /* array of per-device results (JSON mode) */
         size_t failed;
+        bool via_daemon; /* vfiod did the work */
 };
 
 static void report(struct cli *c, struct outcome *o, const struct pci_addr *a, const char *action,
@@ -43,8 +45,8 @@ static void report(struct cli *c, struct outcome *o, const struct pci_addr *a, c
         if (error)
                 fprintf(stderr, "vfioctl: %s\n", error);
         else
-                printf("%s: %s (%s -> %s)\n", addr, action, before ? before : "no driver",
-                       after ? after : "no driver");
+                printf("%s: %s%s (%s -> %s)\n", addr, action, o->via_daemon ? " by vfiod" : "",
+                       before ? before : "no driver", after ? after : "no driver");
 }
 
 static int finish(struct cli *c, struct outcome *o, const char *schema, char **notes)
@@ -58,6 +60,8 @@ static int finish(struct cli *c, struct outcome *o, const char *schema, char **n
                 json_object_object_add(doc, "results", o->results);
                 json_object_object_add(doc, "notes", n);
                 json_object_object_add(doc, "failed", json_object_new_int64((int64_t)o->failed));
+                if (o->via_daemon)
+                        json_object_object_add(doc, "via", json_object_new_string("vfiod"));
                 o->results = NULL;
                 if (print_json(doc, JSON_C_TO_STRING_PRETTY) == 0)
                         puts("");
@@ -86,6 +90,42 @@ static char *current_driver(struct cli *c, const struct pci_addr *a)
 {
         char *d = NULL;
         return pci_sysfs_get_driver(c->root, a, &d) < 0 ? NULL : d;
+}
+
+/* bind or unbind through a running vfiod, reported as the direct path reports: -1 when
+ * the daemon is not used, else the exit status. A device the daemon took along (a group
+ * mate) shows its driver before as unknown. */
+static int via_daemon(struct cli *c, struct outcome *o, bool bind, const struct pci_addr *req,
+                      size_t n_req)
+{
+        _cleanup_(vfiod_client_freep) struct vfiod_client *client = NULL;
+        _cleanup_free_ struct pci_addr *moved = NULL;
+        uint64_t direct = OPT_BIT(OPT_DRY_RUN) | OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_PERSISTED) |
+                          OPT_BIT(OPT_RESET);
+        size_t n = 0;
+        int r = cli_route_connect(c, direct, &client);
+        if (r <= 0)
+                return r < 0 ? -r : -1;
+
+        char **before = calloc(n_req, sizeof(char *));
+        if (!before)
+                return EXIT_FAILED;
+        for (size_t i = 0; i < n_req; i++)
+                before[i] = current_driver(c, &req[i]);
+        r = cli_route_bind(c, client, bind, req, n_req, &moved, &n);
+        o->via_daemon = r == 0;
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                _cleanup_free_ char *after = current_driver(c, &moved[i]);
+                const char *was = NULL;
+                for (size_t k = 0; k < n_req; k++)
+                        if (pci_addr_equal(&req[k], &moved[i]))
+                                was = before[k];
+                report(c, o, &moved[i], bind ? "bound" : "restored", was, after, NULL);
+        }
+        for (size_t i = 0; i < n_req; i++)
+                free(before[i]);
+        free(before);
+        return r != 0 ? r : finish(c, o, bind ? "vfiod.bind/1" : "vfiod.unbind/1", NULL);
 }
 
 int verb_bind(struct cli *c)
@@ -120,7 +160,7 @@ int verb_bind(struct cli *c)
                 }
         } else if ((r = cli_parse_addresses(c, "bind", &req, &n_req)))
                 return json_object_put(o.results), r;
-        if (!cli_has(c, OPT_PERSISTED) && (r = cli_route_bind(c, true)) >= 0)
+        if (!cli_has(c, OPT_PERSISTED) && (r = via_daemon(c, &o, true, req, n_req)) >= 0)
                 return json_object_put(o.results), r;
 
         r = cli_topology_scoped(c, req, n_req, &t);
@@ -223,7 +263,7 @@ int verb_unbind(struct cli *c)
         r = cli_parse_addresses(c, "unbind", &req, &n_req);
         if (r)
                 return json_object_put(o.results), r;
-        if ((r = cli_route_bind(c, false)) >= 0)
+        if ((r = via_daemon(c, &o, false, req, n_req)) >= 0)
                 return json_object_put(o.results), r;
         r = open_journal(c, &j);
         if (!r && cli_has(c, OPT_RESET))

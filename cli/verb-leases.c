@@ -10,49 +10,13 @@
 #include "cli-daemon.h"
 #include "cli.h"
 
-/* Root asks the admin socket (every lease), others the public one (their own). */
-static int leases_connect(const char *verb, struct vfiod_client **ret)
-{
-        if (geteuid() != 0)
-                return cli_daemon_connect(verb, ret);
-        const char *p = getenv("VFIOD_ADMIN_SOCKET");
-        if (!p || !*p)
-                p = VFIOD_ADMIN_SOCKET_PATH;
-        int r = vfiod_client_connect(p, ret);
-        if (r < 0) {
-                fprintf(stderr, "vfioctl: %s: cannot reach the vfiod daemon at %s: %s\n", verb, p,
-                        strerror(-r));
-                return EXIT_FAILED;
-        }
-        return 0;
-}
-
-static int call(const char *verb, struct vfiod_client *client, const char *method,
-                json_object *params, json_object **ret)
-{
-        _cleanup_free_ char *error = NULL;
-        json_object *reply = NULL;
-        int r = vfiod_client_call(client, method, params, NULL, 0, &reply, NULL, NULL, &error);
-        if (r == -EREMOTEIO) {
-                r = cli_daemon_error(verb, error, reply);
-                json_object_put(reply);
-                return r;
-        }
-        if (r < 0) {
-                fprintf(stderr, "vfioctl: %s: the daemon did not answer: %s\n", verb, strerror(-r));
-                return EXIT_FAILED;
-        }
-        *ret = reply;
-        return 0;
-}
-
 int verb_leases(struct cli *c)
 {
         _cleanup_(vfiod_client_freep) struct vfiod_client *client = NULL;
         json_object *reply = NULL, *list;
-        int r = leases_connect("leases", &client);
+        int r = cli_daemon_connect_path("leases", cli_daemon_socket_for_user(), &client);
         if (!r)
-                r = call("leases", client, "io.vfiod.ListLeases", NULL, &reply);
+                r = cli_daemon_call("leases", client, "io.vfiod.ListLeases", NULL, &reply);
         if (r)
                 return r;
         if (!json_object_object_get_ex(reply, "leases", &list) ||
@@ -110,14 +74,14 @@ int verb_release(struct cli *c)
                         cli_quote(c->args[0], q));
                 return EXIT_USAGE;
         }
-        int r = leases_connect("release", &client);
+        int r = cli_daemon_connect_path("release", cli_daemon_socket_for_user(), &client);
         if (r)
                 return r;
         json_object *params = json_object_new_object(), *reply = NULL;
         if (!params)
                 return EXIT_FAILED;
         json_object_object_add(params, "lease", json_object_new_int64((int64_t)id));
-        r = call("release", client, "io.vfiod.Release", params, &reply);
+        r = cli_daemon_call("release", client, "io.vfiod.Release", params, &reply);
         json_object_put(reply);
         if (r)
                 return r;
