@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "json-text.h"
 #include "varlink.h"
 #include "vfiod-client.h"
 
@@ -77,31 +78,26 @@ static int wait_fd(int fd, short events)
         }
 }
 
-int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *parameters,
-                      const int *fds, size_t n_fds, json_object **ret_reply, int *ret_fds,
-                      size_t *ret_n_fds, char **ret_error)
+/* Sends one call (text, without its NUL) with copies of fds, and waits for the reply:
+ * its text stays valid until the next exchange on c; the fds that came with it are the
+ * caller's. */
+static int exchange(struct vfiod_client *c, const char *text, size_t len, const int *fds,
+                    size_t n_fds, const char **ret, size_t *ret_len, int *ret_fds,
+                    size_t *ret_n_fds)
 {
-        json_object *call = varlink_call_new(method, parameters, false);
-        if (!call)
-                return -ENOMEM;
-
         /* The stream closes the fds it sends: give it copies. */
-        int dups[VARLINK_FDS_MAX];
-        if (n_fds > VARLINK_FDS_MAX) {
-                json_object_put(call);
+        int dups[VARLINK_FDS_MAX] = {};
+        if (n_fds > VARLINK_FDS_MAX)
                 return -E2BIG;
-        }
         for (size_t i = 0; i < n_fds; i++) {
                 dups[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
                 if (dups[i] < 0) {
                         int r = negative_errno();
                         close_all(dups, i);
-                        json_object_put(call);
                         return r;
                 }
         }
-        int r = varlink_stream_queue(&c->stream, call, dups, n_fds);
-        json_object_put(call);
+        int r = varlink_stream_queue_text(&c->stream, text, len, dups, n_fds);
         if (r < 0) {
                 close_all(dups, n_fds);
                 return r;
@@ -113,14 +109,10 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
         }
         if (r < 0)
                 return r;
-
-        json_object *msg = NULL;
-        int got[VARLINK_FDS_MAX];
-        size_t n_got = 0;
         for (;;) {
-                r = varlink_stream_next(&c->stream, &msg, got, &n_got);
+                r = varlink_stream_next_text(&c->stream, ret, ret_len, ret_fds, ret_n_fds);
                 if (r != 0)
-                        break;
+                        return r < 0 ? r : 0;
                 r = varlink_stream_read(&c->stream);
                 if (r == -EAGAIN || r == -EINTR)
                         continue;
@@ -129,9 +121,32 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
                 if (r == 0 && c->stream.eof)
                         return -ECONNRESET;
         }
+}
+
+int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *parameters,
+                      const int *fds, size_t n_fds, json_object **ret_reply, int *ret_fds,
+                      size_t *ret_n_fds, char **ret_error)
+{
+        json_object *call = varlink_call_new(method, parameters, false);
+        if (!call)
+                return -ENOMEM;
+        size_t len;
+        const char *text = json_object_to_json_string_length(call, JSON_C_TO_STRING_PLAIN, &len);
+        const char *reply;
+        size_t reply_len, n_got = 0;
+        int got[VARLINK_FDS_MAX];
+        int r = text ? exchange(c, text, len, fds, n_fds, &reply, &reply_len, got, &n_got)
+                     : -ENOMEM;
+        json_object_put(call);
         if (r < 0)
                 return r;
 
+        json_object *msg = json_tokener_parse(reply);
+        if (!msg || !json_object_is_type(msg, json_type_object)) {
+                json_object_put(msg);
+                close_all(got, n_got);
+                return -EBADMSG;
+        }
         json_object *params = NULL;
         if (!json_object_object_get_ex(msg, "parameters", &params) ||
             !json_object_is_type(params, json_type_object))
@@ -163,21 +178,38 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
         return 0;
 }
 
-static int error_text(const char *name, json_object *params, char **ret)
+/* The same for a call written as text, with the reply read in place (json-text.h): *ret
+ * is its parameters (an empty object when it has none), valid until the next call on c.
+ * A varlink error is -EREMOTEIO with *ret_error "Name {parameters}". */
+static int call_text(struct vfiod_client *c, const struct jbuf *call, const int *fds, size_t n_fds,
+                     struct jspan *ret, int *ret_fds, size_t *ret_n_fds, char **ret_error)
 {
-        if (!ret)
-                return 0;
-        const char *p =
-                params ? json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN) : "{}";
-        return asprintf(ret, "%s %s", name, p) < 0 ? -ENOMEM : 0;
-}
-
-static int get_int(json_object *o, const char *key, int64_t *ret)
-{
-        json_object *v;
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        if (call->oom)
+                return -ENOMEM;
+        const char *reply;
+        size_t len, n_got = 0;
+        int got[VARLINK_FDS_MAX];
+        int r = exchange(c, call->p, call->len, fds, n_fds, &reply, &len, got, &n_got);
+        if (r < 0)
+                return r;
+        struct jspan msg, v, params = {"{}", 2};
+        char error[256];
+        if (jscan_validate(reply, len, &msg) < 0 || jscan_type(msg) != JTYPE_OBJECT ||
+            (jscan_member(msg, "parameters", &params) && jscan_type(params) != JTYPE_OBJECT)) {
+                close_all(got, n_got);
                 return -EBADMSG;
-        *ret = json_object_get_int64(v);
+        }
+        if (jscan_member(msg, "error", &v)) {
+                close_all(got, n_got);
+                if (jscan_string(v, error, sizeof(error)) < 0)
+                        return -EBADMSG;
+                if (ret_error && asprintf(ret_error, "%s %.*s", error, (int)params.n, params.p) < 0)
+                        return -ENOMEM;
+                return -EREMOTEIO;
+        }
+        memcpy(ret_fds, got, n_got * sizeof(int));
+        *ret_n_fds = n_got;
+        *ret = params;
         return 0;
 }
 
@@ -189,40 +221,42 @@ static int take_fd(int *fds, size_t n, int64_t idx)
         return TAKE_FD(fds[idx]);
 }
 
+static int span_int(struct jspan o, const char *key, int64_t *ret)
+{
+        struct jspan v;
+        return jscan_member(o, key, &v) && jscan_int(v, ret) == 0 ? 0 : -EBADMSG;
+}
+
 int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, size_t n_devices,
                          const char *backend, int holder_pidfd, struct vfiod_lease **ret,
                          char **ret_error)
 {
-        json_object *params = json_object_new_object(), *list = json_object_new_array();
-        if (!params || !list) {
-                json_object_put(params);
-                json_object_put(list);
-                return -ENOMEM;
+        struct jbuf call = {};
+        jbuf_lit(&call, "{\"method\":\"io.vfiod.Acquire\",\"parameters\":{\"devices\":[");
+        for (size_t i = 0; i < n_devices; i++) {
+                if (i > 0)
+                        jbuf_lit(&call, ",");
+                jbuf_str(&call, devices[i]);
         }
-        json_object_object_add(params, "devices", list);
-        for (size_t i = 0; i < n_devices; i++)
-                json_object_array_add(list, json_object_new_string(devices[i]));
-        if (backend)
-                json_object_object_add(params, "backend", json_object_new_string(backend));
+        jbuf_lit(&call, "]");
+        if (backend) {
+                jbuf_lit(&call, ",\"backend\":");
+                jbuf_str(&call, backend);
+        }
         if (holder_pidfd >= 0)
-                json_object_object_add(params, "holder_fd", json_object_new_int(0));
+                jbuf_lit(&call, ",\"holder_fd\":0");
+        jbuf_lit(&call, "}}");
 
-        json_object *reply = NULL;
-        _cleanup_free_ char *error = NULL;
+        struct jspan reply, devs, d, v;
         int fds[VARLINK_FDS_MAX];
         size_t n_fds = 0;
-        int r = vfiod_client_call(c, "io.vfiod.Acquire", params, &holder_pidfd,
-                                  holder_pidfd >= 0 ? 1 : 0, &reply, fds, &n_fds, &error);
-        if (r == -EREMOTEIO) {
-                int k = error_text(error, reply, ret_error);
-                json_object_put(reply);
-                return k < 0 ? k : r;
-        }
+        int r = call_text(c, &call, &holder_pidfd, holder_pidfd >= 0 ? 1 : 0, &reply, fds, &n_fds,
+                          ret_error);
+        jbuf_done(&call);
         if (r < 0)
                 return r;
 
         struct vfiod_lease *l = calloc(1, sizeof(*l));
-        json_object *devs;
         int64_t id, idx;
         if (!l) {
                 r = -ENOMEM;
@@ -230,59 +264,64 @@ int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, siz
         }
         l->iommufd = l->container = -EBADF;
         l->memlock = -2;
-        if (get_int(reply, "lease", &id) < 0 || !json_get_string(reply, "backend") ||
-            !json_object_object_get_ex(reply, "devices", &devs) ||
-            !json_object_is_type(devs, json_type_array)) {
+        if (span_int(reply, "lease", &id) < 0 || !jscan_member(reply, "backend", &v) ||
+            jscan_string(v, l->backend, sizeof(l->backend)) < 0 ||
+            !jscan_member(reply, "devices", &devs) || jscan_type(devs) != JTYPE_ARRAY) {
                 r = -EBADMSG;
                 goto finish;
         }
         l->id = (uint64_t)id;
-        snprintf(l->backend, sizeof(l->backend), "%s", json_get_string(reply, "backend"));
-        if (get_int(reply, "memlock", &idx) == 0)
+        if (span_int(reply, "memlock", &idx) == 0)
                 l->memlock = idx;
-        if (get_int(reply, "iommufd", &idx) == 0) {
+        if (span_int(reply, "iommufd", &idx) == 0) {
                 if ((r = take_fd(fds, n_fds, idx)) < 0)
                         goto finish;
                 l->iommufd = r;
         }
-        if (get_int(reply, "container", &idx) == 0) {
+        if (span_int(reply, "container", &idx) == 0) {
                 if ((r = take_fd(fds, n_fds, idx)) < 0)
                         goto finish;
                 l->container = r;
         }
-        size_t n = json_object_array_length(devs);
+        size_t n = jscan_count(devs), pos = 0;
         l->devices = calloc(n ? n : 1, sizeof(*l->devices));
         if (!l->devices) {
                 r = -ENOMEM;
                 goto finish;
         }
-        for (size_t i = 0; i < n; i++) {
-                json_object *d = json_object_array_get_idx(devs, i);
-                const char *addr = json_get_string(d, "address");
+        for (size_t i = 0; i < n && jscan_next(devs, &pos, &d); i++) {
+                struct vfiod_acquired *a = &l->devices[l->n_devices];
                 int64_t group, cdev = -1;
-                if (!addr || get_int(d, "fd", &idx) < 0 || get_int(d, "group", &group) < 0 ||
-                    idx < 0 || (size_t)idx >= n_fds || fds[idx] < 0) {
+                if (!jscan_member(d, "address", &v) ||
+                    jscan_string(v, a->address, sizeof(a->address)) < 0 ||
+                    span_int(d, "fd", &idx) < 0 || span_int(d, "group", &group) < 0 || idx < 0 ||
+                    (size_t)idx >= n_fds || fds[idx] < 0) {
                         r = -EBADMSG;
                         goto finish;
                 }
-                (void)get_int(d, "cdev", &cdev);
-                struct vfiod_acquired *a = &l->devices[l->n_devices++];
-                snprintf(a->address, sizeof(a->address), "%s", addr);
+                (void)span_int(d, "cdev", &cdev);
                 a->group = (int)group;
                 a->cdev = (int)cdev;
-                /* Devices of one group share the group fd: each gets its own copy. */
-                a->fd = fcntl(fds[idx], F_DUPFD_CLOEXEC, 3);
+                /* Devices of one group share the group fd: each gets its own copy. The
+                 * last device to name an fd takes it, the others get copies. */
+                bool shared = false;
+                size_t later = pos;
+                struct jspan e;
+                int64_t other;
+                while (!shared && jscan_next(devs, &later, &e))
+                        shared = span_int(e, "fd", &other) == 0 && other == idx;
+                a->fd = shared ? fcntl(fds[idx], F_DUPFD_CLOEXEC, 3) : TAKE_FD(fds[idx]);
                 if (a->fd < 0) {
                         r = negative_errno();
                         goto finish;
                 }
+                l->n_devices++;
         }
         *ret = TAKE_PTR(l);
         r = 0;
 finish:
         vfiod_lease_free(l);
         close_all(fds, n_fds);
-        json_object_put(reply);
         return r;
 }
 
@@ -301,19 +340,16 @@ struct vfiod_lease *vfiod_lease_free(struct vfiod_lease *l)
 
 int vfiod_client_release(struct vfiod_client *c, uint64_t lease, char **ret_error)
 {
-        json_object *params = json_object_new_object();
-        if (!params)
-                return -ENOMEM;
-        json_object_object_add(params, "lease", json_object_new_int64((int64_t)lease));
-        json_object *reply = NULL;
-        _cleanup_free_ char *error = NULL;
-        int r = vfiod_client_call(c, "io.vfiod.Release", params, NULL, 0, &reply, NULL, NULL,
-                                  &error);
-        if (r == -EREMOTEIO) {
-                int k = error_text(error, reply, ret_error);
-                if (k < 0)
-                        r = k;
-        }
-        json_object_put(reply);
+        struct jbuf call = {};
+        jbuf_lit(&call, "{\"method\":\"io.vfiod.Release\",\"parameters\":{\"lease\":");
+        jbuf_int(&call, (int64_t)lease);
+        jbuf_lit(&call, "}}");
+        struct jspan reply;
+        int fds[VARLINK_FDS_MAX];
+        size_t n_fds = 0;
+        int r = call_text(c, &call, NULL, 0, &reply, fds, &n_fds, ret_error);
+        jbuf_done(&call);
+        if (r >= 0)
+                close_all(fds, n_fds);
         return r;
 }

@@ -26,6 +26,9 @@ void varlink_stream_done(struct varlink_stream *s)
 {
         close_fds(s->in_fds, s->n_in_fds);
         close_fds(s->out_fds, s->n_out_fds);
+        if (s->tok)
+                json_tokener_free(s->tok);
+        free(s->msg);
         free(s->in);
         free(s->out);
         *s = (struct varlink_stream){.fd = -EBADF};
@@ -117,33 +120,19 @@ int varlink_stream_read(struct varlink_stream *s)
         return (int)n;
 }
 
-int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fds,
-                        size_t *ret_n_fds)
+int varlink_stream_next_text(struct varlink_stream *s, const char **ret, size_t *ret_len,
+                             int *ret_fds, size_t *ret_n_fds)
 {
         char *end = s->in_len ? memchr(s->in, 0, s->in_len) : NULL;
         if (!end)
                 return 0;
 
         size_t len = (size_t)(end - s->in);
-        json_object *o = NULL;
         int r = 0;
         if (len > s->max_message)
                 r = -EMSGSIZE;
-        else {
-                json_tokener *tok = json_tokener_new();
-                if (!tok)
-                        return -ENOMEM;
-                o = json_tokener_parse_ex(tok, s->in, (int)len);
-                /* Trailing bytes after the object, or an incomplete one, are invalid. */
-                if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-                    json_tokener_get_parse_end(tok) != len ||
-                    !json_object_is_type(o, json_type_object)) {
-                        json_object_put(o);
-                        o = NULL;
-                        r = -EBADMSG;
-                }
-                json_tokener_free(tok);
-        }
+        else if ((r = grow(&s->msg, &s->msg_alloc, len + 1)) == 0)
+                memcpy(s->msg, s->in, len + 1);
 
         memmove(s->in, end + 1, s->in_len - len - 1);
         s->in_len -= len + 1;
@@ -154,28 +143,54 @@ int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fd
                 if (r < 0)
                         return r;
                 *ret_n_fds = 0;
-                *ret = o;
+                *ret = s->msg;
+                *ret_len = len;
                 return 1;
         }
         if (r < 0 || s->in_fds_truncated) {
                 close_fds(s->in_fds, s->n_in_fds);
                 s->n_in_fds = 0;
-                if (r == 0 && s->in_fds_truncated) {
-                        json_object_put(o);
-                        s->in_fds_truncated = false;
-                        return -ETOOMANYREFS;
-                }
+                bool truncated = s->in_fds_truncated;
                 s->in_fds_truncated = false;
-                return r;
+                return r < 0 ? r : truncated ? -ETOOMANYREFS : r;
         }
         memcpy(ret_fds, s->in_fds, s->n_in_fds * sizeof(int));
         *ret_n_fds = s->n_in_fds;
         s->n_in_fds = 0;
-        *ret = o;
+        *ret = s->msg;
+        *ret_len = len;
         return 1;
 }
 
-int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *fds, size_t n_fds)
+int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fds,
+                        size_t *ret_n_fds)
+{
+        const char *text;
+        size_t len, n_fds = 0;
+        int r = varlink_stream_next_text(s, &text, &len, ret_fds, &n_fds);
+        if (r <= 0)
+                return r;
+        if (!s->tok && !(s->tok = json_tokener_new())) {
+                close_fds(ret_fds, n_fds);
+                return -ENOMEM;
+        }
+        json_tokener_reset(s->tok);
+        json_object *o = json_tokener_parse_ex(s->tok, text, (int)len);
+        /* Trailing bytes after the object, or an incomplete one, are invalid. */
+        if (!o || json_tokener_get_error(s->tok) != json_tokener_success ||
+            json_tokener_get_parse_end(s->tok) != len ||
+            !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                close_fds(ret_fds, n_fds);
+                return -EBADMSG;
+        }
+        *ret = o;
+        *ret_n_fds = n_fds;
+        return 1;
+}
+
+int varlink_stream_queue_text(struct varlink_stream *s, const char *text, size_t len,
+                              const int *fds, size_t n_fds)
 {
         if (n_fds > VARLINK_FDS_MAX)
                 return -E2BIG;
@@ -188,11 +203,6 @@ int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *
                 if (s->n_out_fds > 0)
                         return -EBUSY;
         }
-
-        size_t len;
-        const char *text = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
-        if (!text)
-                return -ENOMEM;
 
         /* Compact the written prefix away before growing. */
         if (s->out_off > 0) {
@@ -218,6 +228,15 @@ int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *
         s->out[s->out_len + len] = 0;
         s->out_len += len + 1;
         return 0;
+}
+
+int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *fds, size_t n_fds)
+{
+        size_t len;
+        const char *text = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
+        if (!text)
+                return -ENOMEM;
+        return varlink_stream_queue_text(s, text, len, fds, n_fds);
 }
 
 int varlink_stream_flush(struct varlink_stream *s)

@@ -24,6 +24,10 @@ struct varlink_stream {
         int fd;
         size_t max_message; /* a message longer than this is refused (-EMSGSIZE) */
 
+        json_tokener *tok; /* kept from message to message: a new one costs more than a
+                            * small call's parse */
+        char *msg;         /* the message varlink_stream_next_text() returned last */
+        size_t msg_alloc;
         char *in; /* bytes read and not yet consumed */
         size_t in_len, in_alloc;
         int in_fds[VARLINK_FDS_MAX]; /* fds received with bytes still in in[] */
@@ -55,11 +59,18 @@ int varlink_stream_read(struct varlink_stream *s);
  * -EBADMSG for a message that is not a JSON object (it is consumed; its fds closed). */
 int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fds,
                         size_t *ret_n_fds);
+/* The same without parsing: *ret is the message's text (NUL-terminated, len bytes), valid
+ * until the next call. -EMSGSIZE, -ETOOMANYREFS (the kernel dropped fds) as above. */
+int varlink_stream_next_text(struct varlink_stream *s, const char **ret, size_t *ret_len,
+                             int *ret_fds, size_t *ret_n_fds);
 
 /* Queues msg (serialized, NUL-terminated) and, with its first byte, fds (taken: they are
  * closed once sent, or by varlink_stream_done()). -E2BIG for more than VARLINK_FDS_MAX
  * fds, -EBUSY while another message's fds cannot be sent yet. */
 int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *fds, size_t n_fds);
+/* The same for a message already serialized: text[0..len), without the NUL. */
+int varlink_stream_queue_text(struct varlink_stream *s, const char *text, size_t len,
+                              const int *fds, size_t n_fds);
 
 /* Writes queued bytes: 1 when everything is written, 0 when the socket would block with
  * bytes left (-EAGAIN is not an error here), or -errno (-EPIPE when the peer left). */

@@ -5,8 +5,10 @@
  *
  *   daemon  Acquire (iommufd) + Release through libvfiod-client on vfiod's socket;
  *   raw     the same two exchanges with no protocol behind them: a one-threaded epoll
- *           server on a UNIX stream socket answers a request with two fds (SCM_RIGHTS)
- *           and a second request with none, with messages of the same sizes;
+ *           server in a process of its own (as vfiod is: a switch between processes
+ *           costs more than one between threads, under TCG a whole TLB flush) on a UNIX
+ *           stream socket answers a request with two fds (SCM_RIGHTS) and a second
+ *           request with none, with messages of the same sizes;
  *   kernel  the opens the daemon makes for a lease, done directly (vfio_iommu_open_raw
  *           and vfio_device_open_raw, then close): the part of "daemon" that is the
  *           kernel's, not the protocol's (the reset of a released device is vfio-pci's,
@@ -28,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,11 +144,10 @@ static int recv_msg(int fd, char *buf, size_t size, size_t *ret_n_fds)
         return 0;
 }
 
-/* One thread, one epoll loop, like the daemon: the first message of each pair is
- * answered with two fds, the second with none. */
-static void *raw_server(void *userdata)
+/* One process, one thread, one epoll loop, like the daemon: the first message of each
+ * pair is answered with two fds, the second with none. Returns when lfd is shut down. */
+static void raw_server(int lfd)
 {
-        int lfd = *(int *)userdata;
         int ep = epoll_create1(EPOLL_CLOEXEC);
         int fds[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC),
                       open("/dev/null", O_RDONLY | O_CLOEXEC)};
@@ -155,7 +157,7 @@ static void *raw_server(void *userdata)
         reply1[sizeof(reply1) - 1] = reply2[sizeof(reply2) - 1] = 0;
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
         if (ep < 0 || fds[0] < 0 || fds[1] < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
-                return NULL;
+                return;
         bool second[4096] = {};
         for (;;) {
                 struct epoll_event e[64];
@@ -188,7 +190,6 @@ out:
         safe_close(fds[0]);
         safe_close(fds[1]);
         safe_close(ep);
-        return NULL;
 }
 
 static int raw_connect(const char *path)
@@ -360,8 +361,16 @@ int main(int argc, char **argv)
                 fprintf(stderr, "daemon-bench: %s: %m\n", b.raw_socket);
                 return 1;
         }
-        pthread_t server;
-        pthread_create(&server, NULL, raw_server, &lfd);
+        /* Forked before any thread exists; it serves until the socket is shut down. */
+        pid_t server = fork();
+        if (server < 0) {
+                fprintf(stderr, "daemon-bench: fork: %m\n");
+                return 1;
+        }
+        if (server == 0) {
+                raw_server(lfd);
+                _exit(0);
+        }
 
         struct client *clients = calloc(b.clients, sizeof(*clients));
         pthread_t *threads = calloc(b.clients, sizeof(*threads));
@@ -404,8 +413,14 @@ int main(int argc, char **argv)
         pthread_barrier_wait(&b.start);
         for (unsigned i = 0; i < b.clients; i++)
                 pthread_join(threads[i], NULL);
+        /* The clients' raw connections go first: the server sees them end, then its
+         * listening socket is shut down (the socket is shared with the child). */
+        for (unsigned i = 0; i < b.clients; i++)
+                clients[i].raw = safe_close(clients[i].raw);
         shutdown(lfd, SHUT_RDWR);
-        pthread_join(server, NULL);
+        int status;
+        if (waitpid(server, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fprintf(stderr, "daemon-bench: the raw server did not end cleanly\n");
 
         int failed = 0;
         for (unsigned i = 0; i < b.clients; i++)

@@ -84,7 +84,7 @@ done
 kill -TERM "$daemon"
 wait "$daemon" && rc=0 || rc=$?
 check_eq "vfiod exits 0 on SIGTERM" 0 "$rc"
-left=$(find "$run/rt/leases" -name '*.lease' | wc -l)
+left=$(lab_leases_recorded "$run/rt/leases" | wc -l)
 check_eq "no lease left recorded" 0 "$left"
 check "unbind the bench devices (and the e1000 bound with its group)" "$vfioctl" unbind "${devices[@]}" 0000:08:01.0
 lab_done

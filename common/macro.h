@@ -64,3 +64,12 @@ static inline int negative_errno(void)
         /* For libc calls documented to set errno; never returns 0 even if errno was left 0. */
         return errno > 0 ? -errno : -EIO;
 }
+
+/* The value of a hexadecimal digit, or -1. */
+static inline int unhexchar(char c)
+{
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+}

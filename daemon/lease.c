@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "root.h"
 #include "strv.h"
 
 void lease_done(struct lease *l)
@@ -21,7 +22,6 @@ void lease_done(struct lease *l)
         free(l->device_release);
         l->device_release = NULL;
         l->n_devices = 0;
-        l->pidfd = safe_close(l->pidfd);
 }
 
 enum release_action lease_device_release(const struct lease *l, size_t i)
@@ -29,41 +29,43 @@ enum release_action lease_device_release(const struct lease *l, size_t i)
         return l->device_release && i < l->n_devices ? l->device_release[i] : l->on_release;
 }
 
-json_object *lease_to_json(const struct lease *l)
+void lease_write_json(const struct lease *l, bool with_starttime, struct jbuf *b)
 {
-        json_object *o = json_object_new_object(), *devs = json_object_new_array();
-        if (!o || !devs) {
-                json_object_put(o);
-                json_object_put(devs);
-                return NULL;
+        char buf[PCI_ADDR_STRLEN];
+        jbuf_lit(b, "{\"id\":");
+        jbuf_int(b, (int64_t)l->id);
+        jbuf_lit(b, ",\"uid\":");
+        jbuf_int(b, l->uid);
+        jbuf_lit(b, ",\"pid\":");
+        jbuf_int(b, l->pid);
+        if (with_starttime) {
+                jbuf_lit(b, ",\"starttime\":");
+                jbuf_int(b, (int64_t)l->starttime);
         }
-        json_object_object_add(o, "id", json_object_new_int64((int64_t)l->id));
-        json_object_object_add(o, "uid", json_object_new_int64(l->uid));
-        json_object_object_add(o, "pid", json_object_new_int64(l->pid));
-        json_object_object_add(o, "starttime", json_object_new_int64((int64_t)l->starttime));
-        json_object_object_add(o, "backend",
-                               json_object_new_string(vfio_backend_to_string(l->backend)));
-        json_object_object_add(o, "on_release",
-                               json_object_new_string(release_action_to_string(l->on_release)));
-        json_object_object_add(o, "devices", devs);
+        jbuf_lit(b, ",\"backend\":");
+        jbuf_str(b, vfio_backend_to_string(l->backend));
+        jbuf_lit(b, ",\"on_release\":");
+        jbuf_str(b, release_action_to_string(l->on_release));
+        jbuf_lit(b, ",\"devices\":[");
         for (size_t i = 0; i < l->n_devices; i++) {
-                char buf[PCI_ADDR_STRLEN];
-                json_object_array_add(devs,
-                                      json_object_new_string(pci_addr_format(&l->devices[i], buf)));
+                if (i > 0)
+                        jbuf_lit(b, ",");
+                jbuf_str(b, pci_addr_format(&l->devices[i], buf));
         }
+        jbuf_lit(b, "]");
         if (l->device_release) {
-                json_object *rel = json_object_new_array();
-                if (!rel) {
-                        json_object_put(o);
-                        return NULL;
+                jbuf_lit(b, ",\"device_release\":[");
+                for (size_t i = 0; i < l->n_devices; i++) {
+                        if (i > 0)
+                                jbuf_lit(b, ",");
+                        jbuf_str(b, release_action_to_string(l->device_release[i]));
                 }
-                for (size_t i = 0; i < l->n_devices; i++)
-                        json_object_array_add(rel, json_object_new_string(release_action_to_string(
-                                                           l->device_release[i])));
-                json_object_object_add(o, "device_release", rel);
+                jbuf_lit(b, "]");
         }
-        json_object_object_add(o, "adopted", json_object_new_boolean(l->adopted));
-        return o;
+        if (l->adopted)
+                jbuf_lit(b, ",\"adopted\":true}");
+        else
+                jbuf_lit(b, ",\"adopted\":false}");
 }
 
 static int get_int(json_object *o, const char *key, int64_t min, int64_t *ret)
@@ -80,7 +82,7 @@ static int get_int(json_object *o, const char *key, int64_t min, int64_t *ret)
 
 int lease_from_json(json_object *o, struct lease *ret)
 {
-        struct lease l = {.pidfd = -EBADF};
+        struct lease l = {};
         int64_t id, uid, pid, start;
         json_object *devs, *v;
         if (!json_object_is_type(o, json_type_object) || get_int(o, "id", 1, &id) < 0 ||
@@ -191,78 +193,170 @@ int process_pidfd_verified(const struct root *root, pid_t pid, uint64_t starttim
         return 0;
 }
 
-static void lease_file_name(uint64_t id, char buf[static 32])
+/* The log: "+" and a lease's JSON on a line when it is granted, "-" and its id when it
+ * ends. One append per event, on a file kept open: a lease costs the daemon one write()
+ * at each end, not a file's create, write, rename and unlink. A line is written by one
+ * write() to tmpfs, so a daemon killed at any point leaves whole lines, and at most an
+ * unfinished last one (a lease whose fds never left: ignored). */
+#define LEASE_LOG      "log"
+#define LEASE_LOG_TMP  ".log.tmp"
+#define LEASE_LINE_MAX 65536
+/* Rewritten with only the live leases once it holds this many lines more than they. */
+#define LEASE_LOG_SLACK 256
+
+int lease_log_open(int dirfd, struct lease_log *ret)
 {
-        snprintf(buf, 32, "%" PRIu64 ".lease", id);
+        int fd = openat(dirfd, LEASE_LOG, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                        0600);
+        if (fd < 0)
+                return negative_errno();
+        *ret = (struct lease_log){.dirfd = dirfd, .fd = fd};
+        return 0;
 }
 
-int lease_save(int dirfd, const struct lease *l)
+void lease_log_close(struct lease_log *log)
 {
-        json_object *o = lease_to_json(l);
-        if (!o)
-                return -ENOMEM;
-        size_t len;
-        const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-        char name[32];
-        lease_file_name(l->id, name);
-        /* The runtime directory is tmpfs and a lease only has to outlive the daemon, not
-         * the machine: atomic, but no fsync. */
-        int r = text ? dir_write_replace(dirfd, name, text, len, false) : -ENOMEM;
-        json_object_put(o);
+        log->fd = safe_close(log->fd);
+}
+
+static int log_append(struct lease_log *log, const char *line, size_t len)
+{
+        ssize_t n = write(log->fd, line, len);
+        if (n < 0)
+                return negative_errno();
+        if ((size_t)n != len) {
+                /* Out of space in the middle of a line: cut it off, so the next line
+                 * starts on its own (the reader drops the piece with the bad line). */
+                (void)!write(log->fd, "\n", 1);
+                return -ENOSPC;
+        }
+        log->n_lines++;
+        return 0;
+}
+
+int lease_log_add(struct lease_log *log, const struct lease *l)
+{
+        struct jbuf b = {};
+        jbuf_lit(&b, "+");
+        lease_write_json(l, true, &b);
+        jbuf_lit(&b, "\n");
+        int r = b.oom ? -ENOMEM : log_append(log, b.p, b.len);
+        jbuf_done(&b);
         return r;
 }
 
-int lease_remove(int dirfd, uint64_t id)
+int lease_log_rewrite(struct lease_log *log, struct lease *const *live, size_t n)
 {
-        char name[32];
-        lease_file_name(id, name);
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        struct jbuf b = {};
+        for (size_t i = 0; i < n; i++) {
+                jbuf_lit(&b, "+");
+                lease_write_json(live[i], true, &b);
+                jbuf_lit(&b, "\n");
+        }
+        if (b.oom) {
+                jbuf_done(&b);
+                return -ENOMEM;
+        }
+        /* A new file under the name, then appends go to it. */
+        int r = dir_write_replace(log->dirfd, LEASE_LOG, b.p ? b.p : "", b.len, false);
+        jbuf_done(&b);
+        if (r < 0)
+                return r;
+        int fd = openat(log->dirfd, LEASE_LOG, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
                 return negative_errno();
+        safe_close(log->fd);
+        log->fd = fd;
+        log->n_lines = n;
         return 0;
+}
+
+int lease_log_end(struct lease_log *log, uint64_t id, struct lease *const *live, size_t n_live)
+{
+        /* None left: an empty log says so in one call, and appends go on from 0. */
+        if (n_live == 0) {
+                if (ftruncate(log->fd, 0) < 0)
+                        return negative_errno();
+                log->n_lines = 0;
+                return 0;
+        }
+        if (log->n_lines >= n_live + LEASE_LOG_SLACK)
+                return lease_log_rewrite(log, live, n_live);
+        char line[32];
+        int k = snprintf(line, sizeof(line), "-%" PRIu64 "\n", id);
+        return log_append(log, line, (size_t)k);
+}
+
+static int lease_list_find(const struct lease *list, size_t n, uint64_t id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (list[i].id == id)
+                        return (int)i;
+        return -1;
 }
 
 int lease_load_all(int dirfd, struct lease **ret, size_t *ret_n, char ***ret_bad)
 {
-        _cleanup_close_ int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        DIR *d = fdopendir(fd);
-        if (!d)
-                return negative_errno();
-        TAKE_FD(fd);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = dir_read_file(dirfd, LEASE_LOG, SIZE_MAX / 2, &text, &len);
+        if (r == -ENOENT)
+                r = 0;
+        if (r < 0)
+                return r;
 
         struct lease *list = NULL;
-        size_t n = 0;
+        size_t n = 0, n_bad = 0, lineno = 0;
         char **bad = NULL;
-        size_t n_bad = 0;
-        int r = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                size_t len = strlen(de->d_name);
-                if (len <= 6 || strcmp(de->d_name + len - 6, ".lease") != 0)
-                        continue;
-                _cleanup_free_ char *text = NULL;
-                size_t tlen;
-                struct lease l;
-                json_object *o = NULL;
-                if (dir_read_file(dirfd, de->d_name, 65536, &text, &tlen) < 0 ||
-                    !(o = json_tokener_parse(text)) || lease_from_json(o, &l) < 0) {
+        for (size_t at = 0; r >= 0 && text && at < len;) {
+                char *nl = memchr(text + at, '\n', len - at);
+                if (!nl)
+                        break; /* unfinished: the daemon died writing it, its fds never left */
+                *nl = 0;
+                char *line = text + at;
+                at = (size_t)(nl - text) + 1;
+                lineno++;
+                if (line[0] == '-') {
+                        char *end;
+                        errno = 0;
+                        unsigned long long id = strtoull(line + 1, &end, 10);
+                        int i = errno == 0 && end != line + 1 && !*end
+                                        ? lease_list_find(list, n, id)
+                                        : -2;
+                        if (i >= 0) {
+                                lease_done(&list[i]);
+                                list[i] = list[--n];
+                                continue;
+                        }
+                        if (i == -1)
+                                continue; /* ended twice: harmless */
+                } else if (line[0] == '+' && nl - line - 1 <= LEASE_LINE_MAX) {
+                        struct lease l;
+                        json_object *o = json_tokener_parse(line + 1);
+                        int k = o ? lease_from_json(o, &l) : -EBADMSG;
                         json_object_put(o);
-                        if ((r = strv_push(&bad, &n_bad, de->d_name)) < 0)
-                                break;
-                        continue;
+                        if (k == 0) {
+                                int i = lease_list_find(list, n, l.id);
+                                if (i >= 0) { /* granted again under the same id: the newer */
+                                        lease_done(&list[i]);
+                                        list[i] = l;
+                                        continue;
+                                }
+                                struct lease *p = reallocarray(list, n + 1, sizeof(*list));
+                                if (!p) {
+                                        lease_done(&l);
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                list = p;
+                                list[n++] = l;
+                                continue;
+                        }
                 }
-                json_object_put(o);
-                struct lease *p = reallocarray(list, n + 1, sizeof(*list));
-                if (!p) {
-                        lease_done(&l);
-                        r = -ENOMEM;
-                        break;
-                }
-                list = p;
-                list[n++] = l;
+                char what[48];
+                snprintf(what, sizeof(what), LEASE_LOG ":%zu", lineno);
+                r = strv_push(&bad, &n_bad, what);
         }
-        closedir(d);
         if (r < 0) {
                 for (size_t i = 0; i < n; i++)
                         lease_done(&list[i]);

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "iommu.h"
+#include "json-text.h"
 #include "pci-addr.h"
 #include "policy.h"
 #include "root.h"
@@ -30,9 +31,8 @@ struct lease {
         bool adopted;
 
         /* Daemon-side, not persisted. */
-        int pidfd;
-        void *watch; /* the event source watching pidfd */
-        void *owner; /* the server */
+        void *holder; /* the holder's pidfd and its watch, shared by its leases */
+        void *owner;  /* the server */
 };
 
 void lease_done(struct lease *l);
@@ -40,7 +40,9 @@ void lease_done(struct lease *l);
 /* What happens to device i when the lease ends. */
 enum release_action lease_device_release(const struct lease *l, size_t i);
 
-json_object *lease_to_json(const struct lease *l);
+/* The lease as a JSON object (the start time only where asked: a record needs it, a
+ * client has no use for it). */
+void lease_write_json(const struct lease *l, bool with_starttime, struct jbuf *b);
 /* -EBADMSG for a document that is not a complete lease. */
 int lease_from_json(json_object *o, struct lease *ret);
 
@@ -51,9 +53,19 @@ int process_starttime(const struct root *root, pid_t pid, uint64_t *ret);
  * -ESRCH when that process is gone (its pid may have been reused). */
 int process_pidfd_verified(const struct root *root, pid_t pid, uint64_t starttime, int *ret);
 
-/* Persisting: "<id>.lease" files in dirfd, written atomically. */
-int lease_save(int dirfd, const struct lease *l);
-int lease_remove(int dirfd, uint64_t id);
-/* Every lease file; one that cannot be parsed is reported through *ret_bad (its name,
- * NULL-terminated list) and left in place. */
+/* Persisting: an append-only log in the runtime directory (see lease.c). */
+struct lease_log {
+        int dirfd, fd;
+        size_t n_lines; /* in the file, live or ended */
+};
+int lease_log_open(int dirfd, struct lease_log *ret);
+void lease_log_close(struct lease_log *log);
+/* Records a lease before its fds leave the daemon. */
+int lease_log_add(struct lease_log *log, const struct lease *l);
+/* Records the end of lease id; live: the leases still held, after it. */
+int lease_log_end(struct lease_log *log, uint64_t id, struct lease *const *live, size_t n_live);
+/* Replaces the log with one that holds only these leases. */
+int lease_log_rewrite(struct lease_log *log, struct lease *const *live, size_t n);
+/* The leases the log holds; a line that cannot be read is reported through *ret_bad
+ * ("log:LINE", NULL-terminated list) and skipped. */
 int lease_load_all(int dirfd, struct lease **ret, size_t *ret_n, char ***ret_bad);

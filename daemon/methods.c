@@ -60,79 +60,96 @@ static int errno_error(struct conn *c, const char *operation, const struct pci_a
         return conn_error(c, "io.vfiod.OperationFailed", p);
 }
 
-/* Parses an address string; answers the call and returns 1 when it is bad. */
-static int parse_address(struct conn *c, json_object *v, const char *param, struct pci_addr *ret)
+/* A parameter: false when absent or null (as varlink reads a null optional). */
+static bool param(struct jspan params, const char *key, struct jspan *ret)
 {
-        if (!v || !json_object_is_type(v, json_type_string)) {
+        return jscan_member(params, key, ret) && jscan_type(*ret) != JTYPE_NULL;
+}
+
+/* A string parameter's value (up to size - 1 bytes): 1 when there, 0 when absent, -EINVAL
+ * when of another type, too long or holding a NUL. */
+static int param_string(struct jspan params, const char *key, char *buf, size_t size)
+{
+        struct jspan v;
+        if (!param(params, key, &v))
+                return 0;
+        return jscan_string(v, buf, size) == 0 ? 1 : -EINVAL;
+}
+
+/* Parses an address string; answers the call and returns 1 when it is bad. */
+static int parse_address(struct conn *c, const struct jspan *v, const char *param,
+                         struct pci_addr *ret)
+{
+        char buf[128];
+        if (!v || jscan_string(*v, buf, sizeof(buf)) < 0) {
                 invalid_parameter(c, param);
                 return 1;
         }
-        if (pci_addr_parse(json_object_get_string(v), ret) < 0) {
-                conn_errorf(c, "io.vfiod.InvalidAddress", "address", json_object_get_string(v),
-                            NULL);
+        if (pci_addr_parse(buf, ret) < 0) {
+                conn_errorf(c, "io.vfiod.InvalidAddress", "address", buf, NULL);
                 return 1;
         }
         return 0;
 }
 
-static json_object *param(json_object *params, const char *key)
+static int param_address(struct conn *c, struct jspan params, const char *key, struct pci_addr *ret)
 {
-        json_object *v;
-        return params && json_object_object_get_ex(params, key, &v) ? v : NULL;
+        struct jspan v;
+        return parse_address(c, param(params, key, &v) ? &v : NULL, key, ret);
 }
 
 /* An optional boolean: answers and returns 1 when present with another type. */
-static int param_bool(struct conn *c, json_object *params, const char *key, bool *ret)
+static int param_bool(struct conn *c, struct jspan params, const char *key, bool *ret)
 {
-        json_object *v = param(params, key);
-        if (!v)
+        struct jspan v;
+        if (!param(params, key, &v))
                 return 0;
-        if (!json_object_is_type(v, json_type_boolean)) {
+        if (jscan_bool(v, ret) < 0) {
                 invalid_parameter(c, key);
                 return 1;
         }
-        *ret = json_object_get_boolean(v);
         return 0;
 }
 
 /* An integer in [min, max]: 0 with *ret set (absent: *ret untouched and, when required,
  * answered as invalid), or 1 when the call was answered as invalid. */
-static int param_int(struct conn *c, json_object *params, const char *key, int64_t min, int64_t max,
+static int param_int(struct conn *c, struct jspan params, const char *key, int64_t min, int64_t max,
                      bool required, int64_t *ret)
 {
-        json_object *v = param(params, key);
-        if (!v) {
+        struct jspan v;
+        int64_t x;
+        if (!param(params, key, &v)) {
                 if (required) {
                         invalid_parameter(c, key);
                         return 1;
                 }
                 return 0;
         }
-        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < min ||
-            json_object_get_int64(v) > max) {
+        if (jscan_int(v, &x) < 0 || x < min || x > max) {
                 invalid_parameter(c, key);
                 return 1;
         }
-        *ret = json_object_get_int64(v);
+        *ret = x;
         return 0;
 }
 
 /* A list of 1..max addresses, duplicates refused. */
-static int parse_address_list(struct conn *c, json_object *params, const char *key, size_t max,
+static int parse_address_list(struct conn *c, struct jspan params, const char *key, size_t max,
                               struct pci_addr **ret, size_t *ret_n)
 {
-        json_object *v = param(params, key);
-        if (!v || !json_object_is_type(v, json_type_array) || json_object_array_length(v) == 0 ||
-            json_object_array_length(v) > max) {
+        struct jspan v, e;
+        size_t n = 0;
+        if (!param(params, key, &v) || jscan_type(v) != JTYPE_ARRAY || (n = jscan_count(v)) == 0 ||
+            n > max) {
                 invalid_parameter(c, key);
                 return 1;
         }
-        size_t n = json_object_array_length(v);
         _cleanup_free_ struct pci_addr *l = calloc(n, sizeof(*l));
         if (!l)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                if (parse_address(c, json_object_array_get_idx(v, i), key, &l[i]))
+        size_t pos = 0;
+        for (size_t i = 0; i < n && jscan_next(v, &pos, &e); i++) {
+                if (parse_address(c, &e, key, &l[i]))
                         return 1;
                 for (size_t k = 0; k < i; k++)
                         if (pci_addr_equal(&l[k], &l[i])) {
@@ -220,7 +237,7 @@ static int busy(struct conn *c, const char *address, const char *fmt, ...)
 
 /* ---- org.varlink.service ------------------------------------------------------------ */
 
-static int method_get_info(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_get_info(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         json_object *p = json_object_new_object(), *ifaces = json_object_new_array();
         if (!p || !ifaces) {
@@ -238,13 +255,12 @@ static int method_get_info(struct conn *c, json_object *params, int *fds, size_t
         return conn_reply(c, p, NULL, 0);
 }
 
-static int method_get_interface_description(struct conn *c, json_object *params, int *fds,
+static int method_get_interface_description(struct conn *c, struct jspan params, int *fds,
                                             size_t n_fds)
 {
-        json_object *v = param(params, "interface");
-        if (!v || !json_object_is_type(v, json_type_string))
+        char name[256];
+        if (param_string(params, "interface", name, sizeof(name)) <= 0)
                 return invalid_parameter(c, "interface");
-        const char *name = json_object_get_string(v);
         const char *text = strcmp(name, "io.vfiod") == 0 ? vfiod_interface_io_vfiod
                            : strcmp(name, "org.varlink.service") == 0
                                    ? vfiod_interface_org_varlink_service
@@ -300,20 +316,20 @@ static int reply_topology_list(struct conn *c, const char *key, bool groups)
         return conn_reply(c, p, NULL, 0);
 }
 
-static int method_list_devices(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_list_devices(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         return reply_topology_list(c, "devices", false);
 }
 
-static int method_list_groups(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_list_groups(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         return reply_topology_list(c, "groups", true);
 }
 
-static int method_show_device(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct pci_addr a;
-        if (parse_address(c, param(params, "address"), "address", &a))
+        if (param_address(c, params, "address", &a))
                 return 0;
         const struct topology *t;
         int r = server_topology(c->server, &t);
@@ -339,7 +355,7 @@ static int open_journal(struct server *s, struct journal **ret)
         return journal_open(s->root, s->cfg.state_dir, ret);
 }
 
-static int method_bind(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         _cleanup_free_ struct pci_addr *req = NULL;
@@ -393,7 +409,7 @@ static int method_bind(struct conn *c, json_object *params, int *fds, size_t n_f
         return p ? conn_reply(c, p, NULL, 0) : -ENOMEM;
 }
 
-static int method_unbind(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_unbind(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         _cleanup_free_ struct pci_addr *req = NULL;
@@ -440,20 +456,20 @@ static int method_unbind(struct conn *c, json_object *params, int *fds, size_t n
 
 /* ---- SR-IOV ------------------------------------------------------------------------- */
 
-static int method_set_numvfs(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_set_numvfs(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         struct pci_addr pf;
-        if (parse_address(c, param(params, "pf"), "pf", &pf))
+        if (param_address(c, params, "pf", &pf))
                 return 0;
         int64_t n;
         if (param_int(c, params, "numvfs", 0, 65535, true, &n))
                 return 0;
         enum sriov_driver driver = SRIOV_DRIVER_VFIO;
-        json_object *v = param(params, "driver");
-        if (v) {
-                const char *d =
-                        json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+        char dn[32];
+        int k = param_string(params, "driver", dn, sizeof(dn));
+        if (k != 0) {
+                const char *d = k > 0 ? dn : "";
                 if (strcmp(d, "vfio-pci") == 0)
                         driver = SRIOV_DRIVER_VFIO;
                 else if (strcmp(d, "host") == 0)
@@ -505,11 +521,11 @@ static int method_set_numvfs(struct conn *c, json_object *params, int *fds, size
         return conn_reply(c, p, NULL, 0);
 }
 
-static int method_configure_vf(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_configure_vf(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         struct pci_addr pf;
-        if (parse_address(c, param(params, "pf"), "pf", &pf))
+        if (param_address(c, params, "pf", &pf))
                 return 0;
         int64_t vf, vlan = -1, qos = -1;
         if (param_int(c, params, "vf", 0, 65535, true, &vf) ||
@@ -518,10 +534,11 @@ static int method_configure_vf(struct conn *c, json_object *params, int *fds, si
                 return 0;
         struct vf_config want = {.vf = (int)vf};
         unsigned fields = 0;
-        json_object *v;
-        if ((v = param(params, "mac"))) {
-                if (!json_object_is_type(v, json_type_string) ||
-                    vf_mac_parse(json_object_get_string(v), want.mac) < 0)
+        struct jspan v;
+        char text[64];
+        int k;
+        if ((k = param_string(params, "mac", text, sizeof(text))) != 0) {
+                if (k < 0 || vf_mac_parse(text, want.mac) < 0)
                         return invalid_parameter(c, "mac");
                 fields |= VF_FIELD_MAC;
         }
@@ -533,23 +550,20 @@ static int method_configure_vf(struct conn *c, json_object *params, int *fds, si
                 fields |= VF_FIELD_VLAN;
         }
         bool b;
-        json_object *bv;
-        if ((bv = param(params, "trust"))) {
+        if (param(params, "trust", &v)) {
                 if (param_bool(c, params, "trust", &b))
                         return 0;
                 want.trust = b;
                 fields |= VF_FIELD_TRUST;
         }
-        if ((bv = param(params, "spoof_check"))) {
+        if (param(params, "spoof_check", &v)) {
                 if (param_bool(c, params, "spoof_check", &b))
                         return 0;
                 want.spoofchk = b;
                 fields |= VF_FIELD_SPOOFCHK;
         }
-        if ((v = param(params, "link_state"))) {
-                int ls = json_object_is_type(v, json_type_string)
-                                 ? vf_link_state_from_string(json_object_get_string(v))
-                                 : -EINVAL;
+        if ((k = param_string(params, "link_state", text, sizeof(text))) != 0) {
+                int ls = k > 0 ? vf_link_state_from_string(text) : -EINVAL;
                 if (ls < 0)
                         return invalid_parameter(c, "link_state");
                 want.link_state = ls;
@@ -585,22 +599,22 @@ static int method_configure_vf(struct conn *c, json_object *params, int *fds, si
 
 /* ---- audit -------------------------------------------------------------------------- */
 
-static int method_audit(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_audit(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         _cleanup_free_ struct pci_addr *devs = NULL;
         size_t n_devs = 0;
-        if (param(params, "devices")) {
+        struct jspan v;
+        if (param(params, "devices", &v)) {
                 int r = parse_address_list(c, params, "devices", 4096, &devs, &n_devs);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
         enum audit_severity fail_on = AUDIT_SEVERITY_MEDIUM;
-        json_object *v = param(params, "fail_on");
-        if (v) {
-                fail_on = json_object_is_type(v, json_type_string)
-                                  ? audit_severity_from_string(json_object_get_string(v))
-                                  : _AUDIT_SEVERITY_INVALID;
+        char text[32];
+        int k = param_string(params, "fail_on", text, sizeof(text));
+        if (k != 0) {
+                fail_on = k > 0 ? audit_severity_from_string(text) : _AUDIT_SEVERITY_INVALID;
                 if (fail_on < 0)
                         return invalid_parameter(c, "fail_on");
         }
@@ -635,7 +649,7 @@ static int method_audit(struct conn *c, json_object *params, int *fds, size_t n_
 
 /* ---- monitor ------------------------------------------------------------------------ */
 
-static int method_monitor(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_monitor(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         if (!c->monitor)
                 return conn_errorf(c, "org.varlink.service.ExpectedMore", NULL);
@@ -672,15 +686,78 @@ static int method_monitor(struct conn *c, json_object *params, int *fds, size_t 
 
 /* ---- leases ------------------------------------------------------------------------- */
 
+/* A process that holds leases: one pidfd and one watch serve all its leases, and stay
+ * while a lease or a connection of that process refers to them, so that a VMM that
+ * acquires and releases devices over one connection sets up its watch once. */
+struct holder {
+        struct server *server;
+        pid_t pid;
+        uint64_t starttime; /* /proc/PID/stat field 22 */
+        int pidfd;
+        sd_event_source *watch;
+        unsigned n_refs;
+        bool exited; /* the watch fired: it holds nothing any more */
+};
+
 static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 
-static int lease_watch(struct server *s, struct lease *l)
+static struct holder *holder_ref(struct holder *h);
+void holder_unref(struct holder *h);
+static inline void holder_unrefp(struct holder **h)
 {
-        sd_event_source *src = NULL;
-        int r = sd_event_add_io(s->event, &src, l->pidfd, EPOLLIN, on_holder_exit, l);
-        if (r < 0)
+        holder_unref(*h);
+}
+
+static struct holder *holder_ref(struct holder *h)
+{
+        h->n_refs++;
+        return h;
+}
+
+void holder_unref(struct holder *h)
+{
+        if (!h || --h->n_refs > 0)
+                return;
+        struct server *s = h->server;
+        for (size_t i = 0; i < s->n_holders; i++)
+                if (s->holders[i] == h) {
+                        s->holders[i] = s->holders[--s->n_holders];
+                        break;
+                }
+        sd_event_source_disable_unref(h->watch);
+        safe_close(h->pidfd);
+        free(h);
+}
+
+/* The holder for the process of *pidfd (taken: closed when a holder exists already),
+ * which started at starttime, with a reference for the caller. */
+static int holder_get(struct server *s, pid_t pid, uint64_t starttime, int *pidfd,
+                      struct holder **ret)
+{
+        for (size_t i = 0; i < s->n_holders; i++) {
+                struct holder *h = s->holders[i];
+                if (!h->exited && h->pid == pid && h->starttime == starttime) {
+                        *pidfd = safe_close(*pidfd);
+                        *ret = holder_ref(h);
+                        return 0;
+                }
+        }
+        struct holder **p = reallocarray(s->holders, s->n_holders + 1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        s->holders = p;
+        struct holder *h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        *h = (struct holder){.server = s, .pid = pid, .starttime = starttime, .pidfd = -EBADF};
+        int r = sd_event_add_io(s->event, &h->watch, *pidfd, EPOLLIN, on_holder_exit, h);
+        if (r < 0) {
+                free(h);
                 return r;
-        l->watch = src;
+        }
+        h->pidfd = TAKE_FD(*pidfd);
+        s->holders[s->n_holders++] = h;
+        *ret = holder_ref(h);
         return 0;
 }
 
@@ -696,7 +773,7 @@ static int lease_add(struct server *s, struct lease *l)
         return 0;
 }
 
-void lease_free(struct server *s, struct lease *l)
+static void lease_unlink(struct server *s, struct lease *l)
 {
         for (size_t i = 0; i < s->n_leases; i++)
                 if (s->leases[i] == l) {
@@ -705,9 +782,19 @@ void lease_free(struct server *s, struct lease *l)
                         s->n_leases--;
                         break;
                 }
-        sd_event_source_disable_unref(l->watch);
+}
+
+static void lease_destroy(struct lease *l)
+{
+        holder_unref(l->holder);
         lease_done(l);
         free(l);
+}
+
+void lease_free(struct server *s, struct lease *l)
+{
+        lease_unlink(s, l);
+        lease_destroy(l);
 }
 
 /* The device's group and cdev, looked up once per topology snapshot (a rebind, which
@@ -854,20 +941,29 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
                 }
                 server_broadcast(s, "device-changed", &l->devices[i], 0);
         }
-        r = lease_remove(s->lease_dirfd, l->id);
+        lease_unlink(s, l);
+        r = lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
         if (r < 0)
                 log_msg(LOG_ERR, "lease %" PRIu64 ": cannot remove its record: %s", l->id,
                         strerror(-r));
         if (restored)
                 server_invalidate(s);
         server_broadcast(s, kind, NULL, l->id);
-        lease_free(s, l);
+        lease_destroy(l);
 }
 
 static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
-        struct lease *l = userdata;
-        lease_end(l->owner, l, "lease-expired", false);
+        struct holder *h = holder_ref(userdata);
+        struct server *s = h->server;
+        h->exited = true;
+        sd_event_source_set_enabled(h->watch, SD_EVENT_OFF);
+        for (size_t i = 0; i < s->n_leases;)
+                if (s->leases[i]->holder == h)
+                        lease_end(s, s->leases[i], "lease-expired", false); /* drops it */
+                else
+                        i++;
+        holder_unref(h);
         return 0;
 }
 
@@ -958,7 +1054,7 @@ static void close_all(int *fds, size_t n)
 /* Devices in one Acquire: each takes an fd of the reply's VARLINK_FDS_MAX. */
 #define ACQUIRE_DEVICES_MAX 8
 
-static int method_acquire(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         _cleanup_free_ struct pci_addr *req = NULL;
@@ -968,11 +1064,11 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                 return r < 0 ? r : 0;
 
         enum vfio_backend backend = _VFIO_BACKEND_INVALID;
-        json_object *v = param(params, "backend");
-        if (v) {
-                backend = json_object_is_type(v, json_type_string)
-                                  ? vfio_backend_from_string(json_object_get_string(v))
-                                  : _VFIO_BACKEND_INVALID;
+        struct jspan v;
+        char text[32];
+        int found = param_string(params, "backend", text, sizeof(text));
+        if (found != 0) {
+                backend = found > 0 ? vfio_backend_from_string(text) : _VFIO_BACKEND_INVALID;
                 if (backend != VFIO_BACKEND_IOMMUFD && backend != VFIO_BACKEND_TYPE1)
                         return invalid_parameter(c, "backend");
         }
@@ -1015,62 +1111,59 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                         need_bind = true;
         }
 
-        /* The holder: the caller, or the process of the pidfd it sent. */
-        _cleanup_close_ int holder = -EBADF;
-        pid_t holder_pid = c->cred.pid;
-        v = param(params, "holder_fd");
-        if (!v && n_fds > 0) {
+        /* The holder: the caller, or the process of the pidfd it sent. The caller's
+         * holder is looked up once per connection and kept with it: its pidfd was taken
+         * at accept, so it cannot be another process by now; its watch tells when it is
+         * gone (a connection can outlive its process, inherited by a child). */
+        _cleanup_(holder_unrefp) struct holder *h = NULL;
+        bool has_holder = param(params, "holder_fd", &v);
+        int64_t holder_index;
+        if (!has_holder && n_fds > 0) {
                 json_object *p = json_object_new_object();
                 if (!p)
                         return -ENOMEM;
                 json_object_object_add(p, "count", json_object_new_int((int)n_fds));
                 return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
         }
-        if (v) {
-                if (!json_object_is_type(v, json_type_int) || json_object_get_int(v) != 0 ||
-                    n_fds != 1)
+        if (has_holder) {
+                if (jscan_int(v, &holder_index) < 0 || holder_index != 0 || n_fds != 1)
                         return invalid_parameter(c, "holder_fd");
-                holder = TAKE_FD(fds[0]);
-                r = pidfd_get_pid(holder, &holder_pid);
-                if (r < 0)
-                        return invalid_parameter(c, "holder_fd");
+                _cleanup_close_ int pidfd = TAKE_FD(fds[0]);
+                pid_t pid;
                 uid_t uid;
-                r = process_uid(s->root, holder_pid, &uid);
-                if (r < 0 || !pidfd_alive(holder))
+                uint64_t starttime;
+                if (pidfd_get_pid(pidfd, &pid) < 0 || process_uid(s->root, pid, &uid) < 0 ||
+                    !pidfd_alive(pidfd))
                         return invalid_parameter(c, "holder_fd");
                 if (uid != c->cred.uid && !c->admin)
                         return conn_errorf(c, "io.vfiod.PermissionDenied", "operation", "acquire",
                                            "address", NULL, NULL);
+                r = process_starttime(s->root, pid, &starttime);
+                if (r < 0 || !pidfd_alive(pidfd))
+                        return errno_error(c, "acquire", NULL, -ESRCH,
+                                           "the lease holder has exited");
+                r = holder_get(s, pid, starttime, &pidfd, &h);
+                if (r < 0)
+                        return r;
         } else {
-                if (c->pidfd < 0) {
-                        holder = (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
-                        if (holder < 0)
-                                return errno_error(c, "acquire", NULL, negative_errno(),
+                if (!c->holder) {
+                        _cleanup_close_ int pidfd =
+                                c->pidfd >= 0 ? fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3)
+                                              : (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
+                        uint64_t starttime;
+                        if (pidfd < 0 || process_starttime(s->root, c->cred.pid, &starttime) < 0 ||
+                            !pidfd_alive(pidfd))
+                                return errno_error(c, "acquire", NULL, -ESRCH,
                                                    "the caller has exited");
-                } else {
-                        holder = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
-                        if (holder < 0)
-                                return negative_errno();
+                        r = holder_get(s, c->cred.pid, starttime, &pidfd, &c->holder);
+                        if (r < 0)
+                                return r;
                 }
+                h = holder_ref(c->holder);
         }
-        /* The caller's start time is read once per connection (it cannot change while
-         * the pidfd taken at accept is the same process); another holder's every time. */
-        uint64_t starttime;
-        bool caller = !param(params, "holder_fd");
-        if (caller && c->peer_starttime) {
-                starttime = c->peer_starttime;
-                /* The connection may outlive its process (a child inherited it). */
-                if (!pidfd_alive(holder))
-                        return errno_error(c, "acquire", NULL, -ESRCH,
-                                           "the lease holder has exited");
-        } else {
-                r = process_starttime(s->root, holder_pid, &starttime);
-                if (r < 0 || !pidfd_alive(holder))
-                        return errno_error(c, "acquire", NULL, -ESRCH,
-                                           "the lease holder has exited");
-                if (caller && c->pidfd >= 0)
-                        c->peer_starttime = starttime;
-        }
+        if (h->exited)
+                return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
+        pid_t holder_pid = h->pid;
 
         /* Bind what is not on vfio-pci yet, remembering what to undo on failure. */
         struct bind_plan plan = {};
@@ -1115,17 +1208,12 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                 r = -ENOMEM;
                 goto fail;
         }
-        l->pidfd = -EBADF;
         l->owner = s;
         int out[VARLINK_FDS_MAX];
         size_t n_out = 0;
-        json_object *p = json_object_new_object(), *devs = json_object_new_array();
-        if (!p || !devs) {
-                json_object_put(devs);
-                r = -ENOMEM;
-                goto free_lease;
-        }
-        json_object_object_add(p, "devices", devs);
+        /* The reply, written as it is made: {"devices": [...], then the rest. */
+        struct jbuf p = {};
+        jbuf_lit(&p, "{\"devices\":[");
 
         size_t cap = backend == VFIO_BACKEND_TYPE1 ? t->n_devices : n_req;
         l->devices = calloc(cap ? cap : 1, sizeof(*l->devices));
@@ -1162,15 +1250,11 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                                         continue;
                                 const struct policy_rule *rm = allowed(c, POLICY_OP_ACQUIRE, t, md);
                                 if (!rm) {
-                                        json_object_put(p);
-                                        p = NULL;
                                         denied(c, POLICY_OP_ACQUIRE, md);
                                         r = 0;
                                         goto free_lease;
                                 }
                                 if (lease_of_device(s, &md->addr)) {
-                                        json_object_put(p);
-                                        p = NULL;
                                         busy(c, md->name,
                                              "shares IOMMU group %d with %s and is leased", g->id,
                                              d->name);
@@ -1191,8 +1275,7 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
         if (r < 0)
                 goto free_lease;
         out[n_out] = kfd;
-        json_object_object_add(p, backend == VFIO_BACKEND_IOMMUFD ? "iommufd" : "container",
-                               json_object_new_int((int)n_out));
+        int handle_index = (int)n_out;
         n_out++;
         int group_fd_index[VARLINK_FDS_MAX], group_ids[VARLINK_FDS_MAX];
         size_t n_groups = 0;
@@ -1234,26 +1317,31 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
                                 group_fd_index[n_groups++] = idx;
                         }
                 }
-                json_object *o = json_object_new_object();
                 char buf[PCI_ADDR_STRLEN];
-                json_object_object_add(
-                        o, "address", json_object_new_string(pci_addr_format(&l->devices[i], buf)));
-                json_object_object_add(o, "fd", json_object_new_int(idx));
-                json_object_object_add(o, "group", json_object_new_int(group));
-                if (cdev >= 0)
-                        json_object_object_add(o, "cdev", json_object_new_int(cdev));
-                json_object_array_add(devs, o);
+                if (i > 0)
+                        jbuf_lit(&p, ",");
+                jbuf_lit(&p, "{\"address\":");
+                jbuf_str(&p, pci_addr_format(&l->devices[i], buf));
+                jbuf_lit(&p, ",\"fd\":");
+                jbuf_int(&p, idx);
+                jbuf_lit(&p, ",\"group\":");
+                jbuf_int(&p, group);
+                if (cdev >= 0) {
+                        jbuf_lit(&p, ",\"cdev\":");
+                        jbuf_int(&p, cdev);
+                }
+                jbuf_lit(&p, "}");
         }
 
         l->id = s->next_lease_id;
         l->uid = c->cred.uid;
         l->pid = holder_pid;
-        l->starttime = starttime;
+        l->starttime = h->starttime;
         l->backend = backend;
         l->on_release = rule ? rule->on_release : RELEASE_RESTORE;
 
         /* Recorded before any fd leaves: a crash from here on finds the lease. */
-        r = lease_save(s->lease_dirfd, l);
+        r = lease_log_add(&s->lease_log, l);
         if (r < 0) {
                 why = strdup("cannot record the lease");
                 goto free_lease;
@@ -1262,37 +1350,44 @@ static int method_acquire(struct conn *c, json_object *params, int *fds, size_t 
         r = holder_set_memlock(holder_pid, rule ? rule->memlock : POLICY_MEMLOCK_UNSET, &memlock);
         /* prlimit() went by pid: make sure it was still the holder's (a lease without a
          * memlock grant needs no second look; the watch below sees an exit anyway). */
-        if (r < 0 || (memlock != POLICY_MEMLOCK_UNSET && !pidfd_alive(holder))) {
-                (void)lease_remove(s->lease_dirfd, l->id);
+        if (r < 0 || (memlock != POLICY_MEMLOCK_UNSET && !pidfd_alive(h->pidfd))) {
+                (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
                 r = r < 0 ? r : -ESRCH;
                 why = strdup(r == -ESRCH ? "the lease holder has exited"
                                          : "cannot raise the holder's RLIMIT_MEMLOCK");
                 goto free_lease;
         }
-        l->pidfd = TAKE_FD(holder);
-        r = lease_watch(s, l);
-        if (r >= 0)
-                r = lease_add(s, l);
+        r = lease_add(s, l);
         if (r < 0) {
-                (void)lease_remove(s->lease_dirfd, l->id);
+                (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
                 goto free_lease;
         }
-        if (memlock != POLICY_MEMLOCK_UNSET)
-                json_object_object_add(p, "memlock", json_object_new_int64(memlock));
-        json_object_object_add(p, "lease", json_object_new_int64((int64_t)l->id));
-        json_object_object_add(p, "backend",
-                               json_object_new_string(vfio_backend_to_string(backend)));
+        l->holder = TAKE_PTR(h);
+        const char *handle =
+                backend == VFIO_BACKEND_IOMMUFD ? "],\"iommufd\":" : "],\"container\":";
+        jbuf_raw(&p, handle, strlen(handle));
+        jbuf_int(&p, handle_index);
+        if (memlock != POLICY_MEMLOCK_UNSET) {
+                jbuf_lit(&p, ",\"memlock\":");
+                jbuf_int(&p, memlock);
+        }
+        jbuf_lit(&p, ",\"lease\":");
+        jbuf_int(&p, (int64_t)l->id);
+        jbuf_lit(&p, ",\"backend\":");
+        jbuf_str(&p, vfio_backend_to_string(backend));
+        jbuf_lit(&p, "}");
         bind_plan_done(&plan);
         log_msg(LOG_INFO, "lease %" PRIu64 ": %zu device(s) to pid %d uid %u (%s)", l->id,
                 l->n_devices, (int)l->pid, l->uid, vfio_backend_to_string(backend));
         for (size_t i = 0; i < l->n_devices; i++)
                 server_broadcast(s, "lease-acquired", &l->devices[i], l->id);
-        return conn_reply(c, p, out, n_out);
+        r = conn_reply_text(c, &p, out, n_out);
+        jbuf_done(&p);
+        return r;
 
 free_lease:
         close_all(out, n_out);
-        json_object_put(p);
-        sd_event_source_disable_unref(l->watch);
+        jbuf_done(&p);
         lease_done(l);
         free(l);
 fail:
@@ -1312,7 +1407,7 @@ fail:
         return 0;
 }
 
-static int method_release(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_release(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
         int64_t lease;
@@ -1347,28 +1442,24 @@ static int method_release(struct conn *c, json_object *params, int *fds, size_t 
         return conn_error(c, "io.vfiod.NoSuchLease", p);
 }
 
-static int method_list_leases(struct conn *c, json_object *params, int *fds, size_t n_fds)
+static int method_list_leases(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        json_object *p = json_object_new_object(), *list = json_object_new_array();
-        if (!p || !list) {
-                json_object_put(p);
-                json_object_put(list);
-                return -ENOMEM;
-        }
-        json_object_object_add(p, "leases", list);
+        struct jbuf p = {};
+        jbuf_lit(&p, "{\"leases\":[");
+        bool first = true;
         for (size_t i = 0; i < s->n_leases; i++) {
                 if (s->leases[i]->uid != c->cred.uid && !c->admin)
                         continue;
-                json_object *o = lease_to_json(s->leases[i]);
-                if (!o) {
-                        json_object_put(p);
-                        return -ENOMEM;
-                }
-                json_object_object_del(o, "starttime");
-                json_object_array_add(list, o);
+                if (!first)
+                        jbuf_lit(&p, ",");
+                first = false;
+                lease_write_json(s->leases[i], false, &p);
         }
-        return conn_reply(c, p, NULL, 0);
+        jbuf_lit(&p, "]}");
+        int r = p.oom ? -ENOMEM : conn_reply_text(c, &p, NULL, 0);
+        jbuf_done(&p);
+        return r;
 }
 
 int journal_recover(struct server *s)
@@ -1417,7 +1508,7 @@ int leases_recover(struct server *s)
         struct lease *list = NULL;
         size_t n = 0;
         char **bad = NULL;
-        int r = lease_load_all(s->lease_dirfd, &list, &n, &bad);
+        int r = lease_load_all(s->lease_log.dirfd, &list, &n, &bad);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot read the lease records: %s", strerror(-r));
                 return r;
@@ -1446,9 +1537,11 @@ int leases_recover(struct server *s)
                 int pidfd;
                 r = process_pidfd_verified(s->root, l->pid, l->starttime, &pidfd);
                 if (r == 0) {
-                        l->pidfd = pidfd;
-                        r = lease_watch(s, l);
+                        struct holder *h;
+                        r = holder_get(s, l->pid, l->starttime, &pidfd, &h);
+                        safe_close(pidfd);
                         if (r >= 0) {
+                                l->holder = h;
                                 log_msg(LOG_INFO, "lease %" PRIu64 ": adopted, held by pid %d",
                                         l->id, (int)l->pid);
                                 continue;
@@ -1458,12 +1551,16 @@ int leases_recover(struct server *s)
                 lease_end(s, l, "lease-expired", false);
         }
         free(list);
-        return 0;
+        /* The log starts again with only what is live. */
+        r = lease_log_rewrite(&s->lease_log, s->leases, s->n_leases);
+        if (r < 0)
+                log_msg(LOG_ERR, "cannot rewrite the lease log: %s", strerror(-r));
+        return r;
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
 
-typedef int (*method_fn)(struct conn *c, json_object *params, int *fds, size_t n_fds);
+typedef int (*method_fn)(struct conn *c, struct jspan params, int *fds, size_t n_fds);
 
 static const struct method {
         const char *name;
@@ -1486,7 +1583,7 @@ static const struct method {
         {"io.vfiod.Monitor", method_monitor},
 };
 
-int methods_dispatch(struct conn *c, const char *method, json_object *params, int *fds,
+int methods_dispatch(struct conn *c, const char *method, struct jspan params, int *fds,
                      size_t n_fds)
 {
         const struct method *m = NULL;

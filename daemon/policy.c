@@ -89,11 +89,7 @@ static int parse_hex(const char *s, size_t digits, uint32_t *ret)
                 return -EINVAL;
         uint32_t v = 0;
         for (size_t i = 0; i < digits; i++) {
-                char c = s[i];
-                int d = c >= '0' && c <= '9'   ? c - '0'
-                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                               : -1;
+                int d = unhexchar(s[i]);
                 if (d < 0)
                         return -EINVAL;
                 v = v << 4 | (uint32_t)d;

@@ -96,12 +96,16 @@ static bool uid_take_token(struct server *s, uid_t uid)
 
 static void conn_update_events(struct conn *c);
 
-static int conn_queue(struct conn *c, json_object *msg, const int *fds, size_t n_fds)
+static void close_fds(const int *fds, size_t n)
 {
-        if (!msg)
-                return -ENOMEM;
-        int r = varlink_stream_queue(&c->stream, msg, fds, n_fds);
-        json_object_put(msg);
+        for (size_t i = 0; i < n; i++)
+                safe_close(fds[i]);
+}
+
+/* After a message was queued (r: how that went), with the fds it took: sends what it
+ * can now. */
+static int conn_queued(struct conn *c, int r)
+{
         if (r < 0)
                 return r;
         r = varlink_stream_flush(&c->stream);
@@ -113,28 +117,47 @@ static int conn_queue(struct conn *c, json_object *msg, const int *fds, size_t n
         return 0;
 }
 
-static void close_fds(const int *fds, size_t n)
+/* Queues msg (taken) with fds (taken in every case: the stream closes them once sent). */
+static int conn_queue(struct conn *c, json_object *msg, const int *fds, size_t n_fds)
 {
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
+        int r = msg ? varlink_stream_queue(&c->stream, msg, fds, n_fds) : -ENOMEM;
+        json_object_put(msg);
+        if (r < 0)
+                close_fds(fds, n_fds);
+        return conn_queued(c, r);
+}
+
+int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fds, size_t n_fds)
+{
+        static const char empty[] = "{\"parameters\":{}}";
+        if (c->oneway) {
+                close_fds(fds, n_fds);
+                return 0;
+        }
+        struct jbuf msg = {};
+        int r;
+        if (parameters) {
+                jbuf_lit(&msg, "{\"parameters\":");
+                jbuf_raw(&msg, parameters->p, parameters->len);
+                jbuf_lit(&msg, "}");
+                r = parameters->oom || msg.oom
+                            ? -ENOMEM
+                            : varlink_stream_queue_text(&c->stream, msg.p, msg.len, fds, n_fds);
+        } else
+                r = varlink_stream_queue_text(&c->stream, empty, sizeof(empty) - 1, fds, n_fds);
+        jbuf_done(&msg);
+        if (r < 0)
+                close_fds(fds, n_fds);
+        return conn_queued(c, r);
 }
 
 int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds)
 {
-        if (c->oneway) {
+        if (!parameters || c->oneway) {
                 json_object_put(parameters);
-                close_fds(fds, n_fds);
-                return 0;
+                return conn_reply_text(c, NULL, fds, n_fds);
         }
-        json_object *msg = varlink_reply_new(parameters, false);
-        if (!msg) {
-                close_fds(fds, n_fds);
-                return -ENOMEM;
-        }
-        int r = conn_queue(c, msg, fds, n_fds);
-        if (r < 0)
-                close_fds(fds, n_fds);
-        return r;
+        return conn_queue(c, varlink_reply_new(parameters, false), fds, n_fds);
 }
 
 int conn_error(struct conn *c, const char *error, json_object *parameters)
@@ -186,6 +209,7 @@ static void conn_free(struct conn *c)
         varlink_stream_done(&c->stream);
         safe_close(c->fd);
         safe_close(c->pidfd);
+        holder_unref(c->holder);
         free(c->groups);
         free(c);
 }
@@ -229,13 +253,26 @@ static void conn_update_events(struct conn *c)
         sd_event_source_set_io_events(c->io, ev);
 }
 
-static void conn_serve_one(struct conn *c, json_object *msg, int *fds, size_t n_fds)
+/* A call's envelope is read from its text (json-text.h): the methods read their
+ * parameters the same way, and no call builds a json-c tree. */
+static bool envelope_flag(struct jspan msg, const char *key)
+{
+        struct jspan v;
+        bool b = false;
+        return jscan_member(msg, key, &v) && jscan_bool(v, &b) == 0 && b;
+}
+
+static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        json_object *v, *params = NULL;
-        const char *method = json_get_string(msg, "method");
-        c->oneway = json_object_object_get_ex(msg, "oneway", &v) && json_object_get_boolean(v);
-        bool more = json_object_object_get_ex(msg, "more", &v) && json_object_get_boolean(v);
+        struct jspan v, params = {"{}", 2};
+        char method_buf[256];
+        const char *method = jscan_member(msg, "method", &v) &&
+                                             jscan_string(v, method_buf, sizeof(method_buf)) == 0
+                                     ? method_buf
+                                     : NULL;
+        c->oneway = envelope_flag(msg, "oneway");
+        bool more = envelope_flag(msg, "more");
 
         if (!method) {
                 close_fds(fds, n_fds);
@@ -244,8 +281,7 @@ static void conn_serve_one(struct conn *c, json_object *msg, int *fds, size_t n_
                             "a call needs a \"method\" string", NULL);
                 return;
         }
-        if (json_object_object_get_ex(msg, "parameters", &params) &&
-            !json_object_is_type(params, json_type_object)) {
+        if (jscan_member(msg, "parameters", &params) && jscan_type(params) != JTYPE_OBJECT) {
                 close_fds(fds, n_fds);
                 conn_errorf(c, "org.varlink.service.InvalidParameter", "parameter", "parameters",
                             NULL);
@@ -321,22 +357,26 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
         }
 
         for (;;) {
-                json_object *msg = NULL;
+                const char *text;
+                size_t len, n_fds = 0;
                 int fds[VARLINK_FDS_MAX];
-                size_t n_fds = 0;
-                r = varlink_stream_next(&c->stream, &msg, fds, &n_fds);
+                struct jspan msg;
+                r = varlink_stream_next_text(&c->stream, &text, &len, fds, &n_fds);
                 if (r == 0)
                         break;
+                if (r > 0 &&
+                    (jscan_validate(text, len, &msg) < 0 || jscan_type(msg) != JTYPE_OBJECT)) {
+                        close_fds(fds, n_fds);
+                        r = -EBADMSG;
+                }
                 if (r < 0) {
                         c->oneway = false;
                         conn_errorf(c, "io.vfiod.ProtocolError", "reason",
                                     r == -ETOOMANYREFS ? "too many file descriptors"
                                                        : "not a JSON object",
                                     NULL);
-                } else {
+                } else
                         conn_serve_one(c, msg, fds, n_fds);
-                        json_object_put(msg);
-                }
                 if (c->closing)
                         break;
                 if (varlink_stream_has_output(&c->stream))
@@ -649,6 +689,7 @@ int server_new(const struct server_config *cfg, struct server **ret)
                 return -ENOMEM;
         s->cfg = *cfg;
         s->lease_dirfd = -EBADF;
+        s->lease_log.fd = -EBADF;
         s->listen_fd[0] = s->listen_fd[1] = -EBADF;
         s->next_lease_id = 1;
         s->have_iommufd = -1;
@@ -673,11 +714,12 @@ struct server *server_free(struct server *s)
         while (s->conns)
                 conn_free(s->conns);
         for (size_t i = 0; i < s->n_leases; i++) {
-                sd_event_source_disable_unref(s->leases[i]->watch);
+                holder_unref(s->leases[i]->holder);
                 lease_done(s->leases[i]);
                 free(s->leases[i]);
         }
         free(s->leases);
+        free(s->holders);
         for (int i = 0; i < 2; i++) {
                 sd_event_source_disable_unref(s->listen[i]);
                 safe_close(s->listen_fd[i]);
@@ -689,6 +731,7 @@ struct server *server_free(struct server *s)
                 udev_unref(s->udev);
         server_invalidate(s);
         policy_free(s->policy);
+        lease_log_close(&s->lease_log);
         safe_close(s->lease_dirfd);
         safe_close(s->dev_char_fd);
         root_free(s->root);
@@ -722,8 +765,9 @@ int server_start(struct server *s)
         }
         _cleanup_close_ int rt = open(s->cfg.runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (rt < 0 || ((mkdirat(rt, "leases", 0700) < 0 && errno != EEXIST)) ||
-            (s->lease_dirfd = openat(rt, "leases", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-                r = negative_errno();
+            (s->lease_dirfd = openat(rt, "leases", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+            (r = lease_log_open(s->lease_dirfd, &s->lease_log)) < 0) {
+                r = r < 0 ? r : negative_errno();
                 log_msg(LOG_ERR, "%s/leases: %s", s->cfg.runtime_dir, strerror(-r));
                 return r;
         }

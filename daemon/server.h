@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
+#include "json-text.h"
 #include "lease.h"
 #include "macro.h"
 #include "policy.h"
@@ -54,6 +55,7 @@ struct server {
         struct root *root;
         struct policy *policy;
         int lease_dirfd;
+        struct lease_log lease_log;
 
         sd_event_source *listen[2]; /* public, admin */
         int listen_fd[2];
@@ -65,6 +67,8 @@ struct server {
 
         struct lease **leases;
         size_t n_leases;
+        struct holder **holders; /* processes holding leases, or connected and watched */
+        size_t n_holders;
         uint64_t next_lease_id;
 
         struct topology *topology; /* cached; NULL after something changed */
@@ -78,6 +82,8 @@ struct server {
         sd_event_source *udev_source;
 };
 
+struct holder;
+
 struct conn {
         struct server *server;
         struct conn *prev, *next;
@@ -86,8 +92,8 @@ struct conn {
         struct ucred cred;
         gid_t *groups;
         size_t n_groups;
-        int pidfd;               /* of the peer, taken at accept */
-        uint64_t peer_starttime; /* its start time, once an Acquire read it; 0: not yet */
+        int pidfd;             /* of the peer, taken at accept */
+        struct holder *holder; /* the peer as a lease holder, from its first Acquire on */
         struct varlink_stream stream;
         sd_event_source *io, *idle;
         uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call */
@@ -105,6 +111,8 @@ int server_start(struct server *s);
 
 /* Replies to the call being served: parameters taken. */
 int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds);
+/* The same with the parameters as JSON text (NULL: none). */
+int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fds, size_t n_fds);
 int conn_error(struct conn *c, const char *error, json_object *parameters);
 /* An error with one string parameter (and more pairs: key, value, ..., NULL). */
 int conn_errorf(struct conn *c, const char *error, ...);
@@ -118,11 +126,13 @@ void server_broadcast(struct server *s, const char *kind, const struct pci_addr 
                       uint64_t lease);
 
 /* methods.c */
-int methods_dispatch(struct conn *c, const char *method, json_object *params, int *fds,
+int methods_dispatch(struct conn *c, const char *method, struct jspan params, int *fds,
                      size_t n_fds);
 int journal_recover(struct server *s);
 int leases_recover(struct server *s);
 void lease_free(struct server *s, struct lease *l);
+/* Drops a reference to a lease holder (NULL: nothing). */
+void holder_unref(struct holder *h);
 
 void log_msg(int level, const char *fmt, ...) _printf_(2, 3);
 extern int log_max_level;

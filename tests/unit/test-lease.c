@@ -27,7 +27,6 @@ static struct lease sample(uint64_t id)
                 .backend = VFIO_BACKEND_IOMMUFD,
                 .on_release = RELEASE_POOL,
                 .n_devices = 2,
-                .pidfd = -EBADF,
         };
         l.devices = calloc(2, sizeof(*l.devices));
         assert_non_null(l.devices);
@@ -54,17 +53,26 @@ static void a_lease_survives_json(void **state)
         struct lease l = sample(7);
         l.backend = VFIO_BACKEND_TYPE1;
         l.on_release = RELEASE_RESTORE;
-        json_object *o = lease_to_json(&l);
-        assert_non_null(o);
-        /* Through text, as it goes to disk. */
-        json_object *back = json_tokener_parse(json_object_to_json_string(o));
+        struct jbuf text = {};
+        lease_write_json(&l, true, &text);
+        assert_false(text.oom);
+        /* Through text, as it goes to disk; a reader other than the writer. */
+        json_object *back = json_tokener_parse(text.p);
+        assert_non_null(back);
         struct lease m;
         assert_int_equal(lease_from_json(back, &m), 0);
         assert_same_lease(&l, &m);
-        assert_int_equal(m.pidfd, -EBADF);
+        assert_null(m.holder);
         assert_false(m.adopted);
-        json_object_put(o);
         json_object_put(back);
+        jbuf_done(&text);
+        /* Without the start time, for clients: the record needs it, so it is refused. */
+        lease_write_json(&l, false, &text);
+        back = json_tokener_parse(text.p);
+        assert_non_null(back);
+        assert_int_equal(lease_from_json(back, &m), -EBADMSG);
+        json_object_put(back);
+        jbuf_done(&text);
         lease_done(&l);
         lease_done(&m);
 }
@@ -122,24 +130,41 @@ static int find_lease(const struct lease *list, size_t n, uint64_t id)
         return -1;
 }
 
-static void saved_leases_load_back_and_bad_files_are_named(void **state)
+static void read_log(int dfd, char *buf, size_t size)
+{
+        int fd = openat(dfd, "log", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        ssize_t n = read(fd, buf, size - 1);
+        assert_true(n >= 0);
+        buf[n] = 0;
+        close(fd);
+}
+
+static void logged_leases_load_back_and_bad_lines_are_named(void **state)
 {
         char dir[] = "/tmp/test-lease-XXXXXX";
         assert_non_null(mkdtemp(dir));
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_true(dfd >= 0);
 
-        struct lease a = sample(3), b = sample(12);
+        struct lease_log log;
+        assert_int_equal(lease_log_open(dfd, &log), 0);
+        struct lease a = sample(3), b = sample(12), c = sample(7);
         b.uid = 0;
-        assert_int_equal(lease_save(dfd, &a), 0);
-        assert_int_equal(lease_save(dfd, &b), 0);
-        /* Saving again replaces the record. */
+        assert_int_equal(lease_log_add(&log, &a), 0);
+        assert_int_equal(lease_log_add(&log, &b), 0);
+        /* Logged again under its id: the newer record counts. */
         b.pid = 99;
-        assert_int_equal(lease_save(dfd, &b), 0);
-        int fd = openat(dfd, "40.lease", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        assert_int_equal(write(fd, "{\"id\":", 6), 6);
-        close(fd);
-        fd = openat(dfd, "notes.txt", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_int_equal(lease_log_add(&log, &b), 0);
+        assert_int_equal(lease_log_add(&log, &c), 0);
+        struct lease *live_ab[] = {&a, &b};
+        assert_int_equal(lease_log_end(&log, 7, live_ab, 2), 0);
+        /* A line that is not a lease, one that ends an unknown lease, and an unfinished
+         * last line (a daemon killed while writing it). */
+        int fd = openat(dfd, "log", O_WRONLY | O_APPEND | O_CLOEXEC);
+        assert_true(fd >= 0);
+        const char *junk = "+{\"id\":40}\n-55\n+{\"id\":";
+        assert_int_equal(write(fd, junk, strlen(junk)), (ssize_t)strlen(junk));
         close(fd);
 
         struct lease *list = NULL;
@@ -152,25 +177,43 @@ static void saved_leases_load_back_and_bad_files_are_named(void **state)
         assert_same_lease(&list[i], &a);
         assert_same_lease(&list[k], &b);
         assert_non_null(bad);
-        assert_string_equal(bad[0], "40.lease");
+        assert_string_equal(bad[0], "log:6");
         assert_null(bad[1]);
         for (size_t j = 0; j < n; j++)
                 lease_done(&list[j]);
         free(list);
         strv_free(bad);
 
-        assert_int_equal(lease_remove(dfd, 3), 0);
-        assert_int_equal(lease_remove(dfd, 3), 0); /* gone already: fine */
-        assert_int_equal(faccessat(dfd, "3.lease", F_OK, 0), -1);
-        assert_int_equal(faccessat(dfd, "12.lease", F_OK, 0), 0);
+        /* Rewritten with the live ones only; then the last end empties it. */
+        assert_int_equal(lease_log_rewrite(&log, live_ab, 2), 0);
+        char text[8192];
+        read_log(dfd, text, sizeof(text));
+        assert_int_equal(text[0], '+');
+        assert_null(strstr(text, "-7"));
+        assert_null(strstr(text, "\"id\":7,"));
+        struct lease *live_b[] = {&b};
+        assert_int_equal(lease_log_end(&log, 3, live_b, 1), 0);
+        read_log(dfd, text, sizeof(text));
+        assert_non_null(strstr(text, "\n-3\n"));
+        assert_int_equal(lease_log_end(&log, 12, NULL, 0), 0);
+        read_log(dfd, text, sizeof(text));
+        assert_string_equal(text, "");
+        assert_int_equal(lease_load_all(dfd, &list, &n, &bad), 0);
+        assert_int_equal(n, 0);
+        assert_null(bad);
+        free(list);
+        /* Appends go on from the start of the emptied file. */
+        assert_int_equal(lease_log_add(&log, &c), 0);
+        read_log(dfd, text, sizeof(text));
+        assert_int_equal(text[0], '+');
 
-        unlinkat(dfd, "12.lease", 0);
-        unlinkat(dfd, "40.lease", 0);
-        unlinkat(dfd, "notes.txt", 0);
+        lease_log_close(&log);
+        unlinkat(dfd, "log", 0);
         close(dfd);
         assert_int_equal(rmdir(dir), 0);
         lease_done(&a);
         lease_done(&b);
+        lease_done(&c);
 }
 
 static void a_holder_is_known_by_pid_and_start_time(void **state)
@@ -202,7 +245,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(a_lease_survives_json),
                 cmocka_unit_test(incomplete_or_wrong_records_are_refused),
-                cmocka_unit_test(saved_leases_load_back_and_bad_files_are_named),
+                cmocka_unit_test(logged_leases_load_back_and_bad_lines_are_named),
                 cmocka_unit_test(a_holder_is_known_by_pid_and_start_time),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,6 +111,16 @@ lab_bin() {
 	printf '%s\n' "$path"
 }
 
+# lab_leases_recorded DIR: the leases vfiod's log in DIR (the runtime directory's
+# leases/) still holds, one record a line: the "+" lines whose id no "-" line ended.
+lab_leases_recorded() {
+	[[ -f $1/log ]] || return 0
+	awk '/^\+/ { if (match($0, /"id":[0-9]+/)) live[substr($0, RSTART + 5, RLENGTH - 5)] = substr($0, 2) }
+		/^-[0-9]+$/ { delete live[substr($0, 2)] }
+		END { for (id in live) print live[id] }' "$1/log"
+}
+export -f lab_leases_recorded # for polls in a child bash -c
+
 # lab_bind ADDRESS DRIVER: bind a PCI device to DRIVER with plain sysfs writes
 # (driver_override, unbind from the current driver, drivers_probe).
 lab_bind() {

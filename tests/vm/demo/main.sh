@@ -64,7 +64,7 @@ tr -d '\r' <<<"$out" | grep -v '^(qemu)\|QEMU [0-9].* monitor' | sed 's/^/  /'
 	fail "QEMU did not realize both devices"
 
 say "QEMU has exited: vfiod ended the lease"
-for _ in $(seq 50); do [[ -z $(ls "$tmp/run/leases") ]] && break; sleep 0.1; done
+for _ in $(seq 50); do [[ -z $(lab_leases_recorded "$tmp/run/leases") ]] && break; sleep 0.1; done
 grep -E "lease [0-9]+" "$tmp/vfiod.log" | sed 's/^<[0-9]>/  /'
 printf '  %s: %s, %s: %s\n' "$EDU" "$(driver_of $EDU)" "$VF" "$(driver_of "$VF")"
 check_eq "the edu went back to no driver, the VF stayed in the pool" "no driver vfio-pci" \

@@ -146,7 +146,7 @@ wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver
 	-monitor none </dev/null >"$tmp/qemu-kill.log" 2>&1 &
 vmm=$!
 for _ in $(seq 200); do
-	[[ $(ls "$tmp/run/leases" 2>/dev/null | wc -l) == 1 ]] && grep -q "$VF" "$tmp/run/leases/"*.lease 2>/dev/null && break
+	[[ $(lab_leases_recorded "$tmp/run/leases" | wc -l) == 1 ]] && lab_leases_recorded "$tmp/run/leases" | grep -q "$VF" && break
 	sleep 0.1
 done
 sleep 2 # let QEMU open and realize the devices
@@ -156,7 +156,7 @@ sleep 2 # let QEMU open and realize the devices
 kill -9 "$vmm"
 wait "$vmm" 2>/dev/null || true
 start=$(date +%s%N)
-while [[ $(driver) != "$base" || -n $(ls "$tmp/run/leases") ]]; do
+while [[ $(driver) != "$base" || -n $(lab_leases_recorded "$tmp/run/leases") ]]; do
 	(($(date +%s%N) - start > 3000000000)) && break
 	sleep 0.01
 done

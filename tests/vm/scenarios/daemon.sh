@@ -158,7 +158,7 @@ check_eq "uid 65534 receives /dev/iommu and the edu's vfio cdev, memlock unlimit
 check_eq "the daemon bound the edu to vfio-pci for the lease" vfio-pci "$(driver_of $EDU)"
 limit=$(awk '/Max locked memory/ {print $4}' "/proc/$holder1/limits")
 check_eq "the holder's RLIMIT_MEMLOCK was raised by the daemon" unlimited "$limit"
-check_eq "the lease is recorded in the runtime directory" 1 "$(find $rundir/leases -name '*.lease' | wc -l)"
+check_eq "the lease is recorded in the runtime directory" 1 "$(lab_leases_recorded $rundir/leases | wc -l)"
 out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU\"]}")
 check_eq "a leased device is not handed out twice" "io.vfiod.DeviceBusy" \
 	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
@@ -192,7 +192,7 @@ kill -9 "$holder_t1"
 # Conventional devices sharing a bus behind a PCIe-to-PCI bridge may have no reset
 # the kernel can do alone (a bus reset would hit both): the lease still ends.
 t1_lease=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["lease"])' "$tmp/hold-t1.json")
-ms=$(wait_until 10 bash -c "[[ ! -e $rundir/leases/$t1_lease.lease ]]") &&
+ms=$(wait_until 10 bash -c "! grep -q '\"id\":$t1_lease,' <<<\"\$(lab_leases_recorded $rundir/leases)\"") &&
 	pass "type1 lease ends with its holder (${ms} ms)" ||
 	fail "type1 lease did not end within 10 s" "$(tail -n 20 "$tmp/vfiod.log")"
 # The same group through iommufd: another uid asking for the group mate is told why.
@@ -206,7 +206,7 @@ python3 -S -c 'import json,sys; m=json.loads(sys.argv[1]); sys.exit(0 if m.get("
 kill -9 "$holder_pb"
 wait "$holder_pb" 2>/dev/null || true
 pb_lease=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["lease"])' "$tmp/hold-pb.json" 2>/dev/null || echo 0)
-wait_until 10 bash -c "[[ ! -e $rundir/leases/$pb_lease.lease ]]" >/dev/null || true
+wait_until 10 bash -c "! grep -q '\"id\":$pb_lease,' <<<\"\$(lab_leases_recorded $rundir/leases)\"" >/dev/null || true
 out=$($client call "$admin" io.vfiod.Unbind "{\"devices\": [\"$PB_EDU\", \"$PB_E1000\"]}")
 check_eq "admin socket: Unbind returns the e1000 to its driver" "e1000 -" \
 	"$(driver_of $PB_E1000) $(driver_of $PB_EDU)"
@@ -220,7 +220,7 @@ check_eq "Release with the device still open is refused as busy, then accepted o
 
 # 3. The holder dies: reset, restore, within a second.
 kill -9 "$holder1"
-ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && ! compgen -G '$rundir/leases/*.lease' >/dev/null") &&
+ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && [[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
 	pass "holder killed: edu restored (unbound again) and the lease gone in ${ms} ms" ||
 	fail "holder killed: edu not restored within 1 s (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
 grep -q "lease 1 of pid $holder1 ends (lease-expired)" "$tmp/vfiod.log" &&
@@ -232,7 +232,7 @@ grep -q "lease 1 of pid $holder1 ends (lease-expired)" "$tmp/vfiod.log" &&
 holder2=$!
 check "a second lease (pool device) is handed out" wait_until 20 test -s "$tmp/hold2.json"
 kill -9 "$holder2"
-ms=$(wait_until 1 bash -c "! compgen -G '$rundir/leases/*.lease' >/dev/null") &&
+ms=$(wait_until 1 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
 	pass "pool device: lease ended in ${ms} ms" || fail "pool device: lease not ended within 1 s"
 check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(driver_of $EDU2)"
 
@@ -249,7 +249,7 @@ adopted=$($client call "$admin" io.vfiod.ListLeases | python3 -S -c \
 check_eq "ListLeases says adopted, held by the same pid" "True $holder3" "$adopted"
 check_eq "the device stayed with the live holder (still vfio-pci)" vfio-pci "$(driver_of $EDU)"
 kill -9 "$holder3"
-ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && ! compgen -G '$rundir/leases/*.lease' >/dev/null") &&
+ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && [[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
 	pass "adopted lease: holder exit restored the edu in ${ms} ms" ||
 	fail "adopted lease: edu not restored within 1 s" "$(tail -n 20 "$tmp/vfiod.log")"
 
