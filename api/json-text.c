@@ -176,6 +176,34 @@ enum jtype jscan_type(struct jspan v)
         }
 }
 
+/* Past the value at p in text known to be valid: the readers walk with this, cheaper than
+ * validating again (strings are skipped to their closing quote, containers by depth). */
+static const char *skip_value(const char *p, const char *end)
+{
+        unsigned depth = 0;
+        do {
+                if (*p == '"') {
+                        for (p++; *p != '"'; p++)
+                                if (*p == '\\')
+                                        p++;
+                        p++;
+                } else if (*p == '{' || *p == '[') {
+                        depth++;
+                        p++;
+                } else if (*p == '}' || *p == ']') {
+                        depth--;
+                        p++;
+                } else if (depth == 0) {
+                        /* A scalar at the top: up to what ends it. */
+                        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
+                               *p != '\t' && *p != '\n' && *p != '\r')
+                                p++;
+                } else
+                        p++;
+        } while (depth > 0 && p < end);
+        return p;
+}
+
 /* Whether the string token s (quotes included) says key. */
 static bool key_equal(struct jspan s, const char *key)
 {
@@ -194,14 +222,10 @@ bool jscan_member(struct jspan obj, const char *key, struct jspan *ret)
         bool found = false;
         while (p < end && *p == '"') {
                 const char *k = p;
-                p = scan_string(p, end);
-                if (!p)
-                        return false;
+                p = skip_value(p, end);
                 struct jspan ks = {k, (size_t)(p - k)};
                 p = skip_ws(skip_ws(p, end) + 1, end); /* past the colon */
-                const char *v = scan_value(p, end, 0);
-                if (!v)
-                        return false;
+                const char *v = skip_value(p, end);
                 if (key_equal(ks, key)) {
                         *ret = (struct jspan){p, (size_t)(v - p)};
                         found = true;
@@ -223,9 +247,7 @@ bool jscan_next(struct jspan array, size_t *pos, struct jspan *ret)
                 p = skip_ws(p + 1, end);
         if (p >= end || *p == ']')
                 return false;
-        const char *v = scan_value(p, end, 0);
-        if (!v)
-                return false;
+        const char *v = skip_value(p, end);
         *ret = (struct jspan){p, (size_t)(v - p)};
         *pos = (size_t)(v - array.p);
         return true;
