@@ -5,7 +5,7 @@
 # Benchmark (run in the lab: tests/vm/run bench/lab-daemon.sh): Acquire+Release round
 # trips through vfiod (iommufd backend, one device per lease) with 1 and 32 concurrent
 # clients, against a raw SCM_RIGHTS ping-pong of the same two exchanges over the same
-# kind of socket, and against the kernel's work for a lease measured directly: opening
+# kind of socket (its server a process of its own, as vfiod is), and against the kernel's work for a lease measured directly: opening
 # /dev/iommu and the device cdev, and closing them. All in one bench/daemon-bench run per
 # client count.
 #

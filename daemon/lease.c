@@ -273,15 +273,18 @@ int lease_log_rewrite(struct lease_log *log, struct lease *const *live, size_t n
 
 int lease_log_end(struct lease_log *log, uint64_t id, struct lease *const *live, size_t n_live)
 {
-        /* None left: an empty log says so in one call, and appends go on from 0. */
-        if (n_live == 0) {
-                if (ftruncate(log->fd, 0) < 0)
-                        return negative_errno();
-                log->n_lines = 0;
-                return 0;
-        }
-        if (log->n_lines >= n_live + LEASE_LOG_SLACK)
+        if (log->n_lines >= n_live + LEASE_LOG_SLACK) {
+                /* None left: an empty log says so in one call, and appends go on from 0.
+                 * (Not at every last end: tmpfs frees the page, and the next grant pays
+                 * for a new one.) */
+                if (n_live == 0) {
+                        if (ftruncate(log->fd, 0) < 0)
+                                return negative_errno();
+                        log->n_lines = 0;
+                        return 0;
+                }
                 return lease_log_rewrite(log, live, n_live);
+        }
         char line[32];
         int k = snprintf(line, sizeof(line), "-%" PRIu64 "\n", id);
         return log_append(log, line, (size_t)k);

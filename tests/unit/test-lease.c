@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -196,6 +197,26 @@ static void logged_leases_load_back_and_bad_lines_are_named(void **state)
         read_log(dfd, text, sizeof(text));
         assert_non_null(strstr(text, "\n-3\n"));
         assert_int_equal(lease_log_end(&log, 12, NULL, 0), 0);
+        read_log(dfd, text, sizeof(text));
+        assert_non_null(strstr(text, "\n-12\n"));
+        /* Grants and ends pile up until the log is rewritten: emptied once none is live. */
+        struct stat st;
+        off_t one = 0;
+        for (int round = 0; round < 300; round++) {
+                assert_int_equal(lease_log_add(&log, &c), 0);
+                assert_int_equal(lease_log_end(&log, 7, NULL, 0), 0);
+                if (round == 0) {
+                        assert_int_equal(fstat(log.fd, &st), 0);
+                        one = st.st_size; /* the lines before, and one grant and end */
+                }
+        }
+        assert_int_equal(fstat(log.fd, &st), 0);
+        assert_true(st.st_size > 0 && st.st_size < 200 * one / 2); /* emptied on the way */
+        assert_int_equal(lease_load_all(dfd, &list, &n, &bad), 0);
+        assert_int_equal(n, 0);
+        assert_null(bad);
+        free(list);
+        assert_int_equal(ftruncate(log.fd, 0), 0);
         read_log(dfd, text, sizeof(text));
         assert_string_equal(text, "");
         assert_int_equal(lease_load_all(dfd, &list, &n, &bad), 0);
