@@ -701,13 +701,6 @@ struct holder {
 
 static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 
-static struct holder *holder_ref(struct holder *h);
-void holder_unref(struct holder *h);
-static inline void holder_unrefp(struct holder **h)
-{
-        holder_unref(*h);
-}
-
 static struct holder *holder_ref(struct holder *h)
 {
         h->n_refs++;
@@ -727,6 +720,11 @@ void holder_unref(struct holder *h)
         sd_event_source_disable_unref(h->watch);
         safe_close(h->pidfd);
         free(h);
+}
+
+static inline void holder_unrefp(struct holder **h)
+{
+        holder_unref(*h);
 }
 
 /* The holder for the process of *pidfd (taken: closed when a holder exists already),
