@@ -165,9 +165,12 @@ int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n
 
 int conn_error(struct conn *c, const char *error, json_object *parameters)
 {
-        log_msg(LOG_DEBUG, "pid %d uid %u: %s %s", (int)c->cred.pid, c->cred.uid, error,
-                parameters ? json_object_to_json_string_ext(parameters, JSON_C_TO_STRING_PLAIN)
-                           : "{}");
+        /* The parameters are written out only when the line will be. */
+        if (log_max_level >= LOG_DEBUG)
+                log_msg(LOG_DEBUG, "pid %d uid %u: %s %s", (int)c->cred.pid, c->cred.uid, error,
+                        parameters
+                                ? json_object_to_json_string_ext(parameters, JSON_C_TO_STRING_PLAIN)
+                                : "{}");
         if (c->oneway) {
                 json_object_put(parameters);
                 return 0;
