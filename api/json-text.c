@@ -181,17 +181,21 @@ enum jtype jscan_type(struct jspan v)
 static const char *skip_value(const char *p, const char *end)
 {
         unsigned depth = 0;
+        /* Bounded by end all the same: a span that was not validated must not make a
+         * reader run off the text. */
+        if (p >= end)
+                return end;
         do {
                 if (*p == '"') {
-                        for (p++; *p != '"'; p++)
+                        for (p++; p < end && *p != '"'; p++)
                                 if (*p == '\\')
                                         p++;
-                        p++;
+                        p = p < end ? p + 1 : end;
                 } else if (*p == '{' || *p == '[') {
                         depth++;
                         p++;
                 } else if (*p == '}' || *p == ']') {
-                        depth--;
+                        depth -= depth > 0;
                         p++;
                 } else if (depth == 0) {
                         /* A scalar at the top: up to what ends it. */
@@ -224,7 +228,8 @@ bool jscan_member(struct jspan obj, const char *key, struct jspan *ret)
                 const char *k = p;
                 p = skip_value(p, end);
                 struct jspan ks = {k, (size_t)(p - k)};
-                p = skip_ws(skip_ws(p, end) + 1, end); /* past the colon */
+                p = skip_ws(p, end);
+                p = skip_ws(p < end ? p + 1 : end, end); /* past the colon */
                 const char *v = skip_value(p, end);
                 if (key_equal(ks, key)) {
                         *ret = (struct jspan){p, (size_t)(v - p)};

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -103,6 +104,22 @@ static void members_are_found_the_last_one_wins_and_nulls_are_there(void **state
         assert_int_equal(jscan_int(valid("\"1\""), &x), -EINVAL);
         assert_int_equal(jscan_bool(valid("1"), &b), -EINVAL);
         assert_false(jscan_member(valid("[1]"), "a", &v));
+
+        /* Spans that were never validated stay inside their bytes (ASan watches: each is
+         * copied to a buffer of exactly its size). */
+        const char *cut[] = {"{\"a\":\"open", "{\"a\":[1,{\"b\":", "{\"a\\", "[\"x", "{"};
+        for (size_t i = 0; i < sizeof(cut) / sizeof(*cut); i++) {
+                size_t len = strlen(cut[i]);
+                char *copy = malloc(len);
+                assert_non_null(copy);
+                memcpy(copy, cut[i], len);
+                struct jspan bad = {copy, len};
+                (void)jscan_member(bad, "a", &v);
+                pos = 0;
+                while (jscan_next(bad, &pos, &e) && pos <= len)
+                        ;
+                free(copy);
+        }
 }
 
 static void strings_unescape_like_json_c(void **state)
