@@ -131,6 +131,17 @@ class Daemon:
         self.log.seek(0)
         return self.log.read()
 
+    def stop(self):
+        """SIGTERM (unless it has exited already), then its exit status, or "hung"
+        when it is still there 10 s later (it is killed then)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return "hung"
+
     def fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
@@ -415,12 +426,7 @@ def limits(vfiod, root, tmp):
         check("groups" in call(d.sock, "io.vfiod.ListGroups").get("parameters", {}),
               "a second later the uid is served again")
     finally:
-        d.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = d.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            d.proc.kill()
-            rc = "hung"
+        rc = d.stop()
         check(rc == 0, "the limits daemon exits 0 on SIGTERM", f"status {rc}")
 
 
@@ -456,13 +462,7 @@ def main():
             bad_input(d, None)
             check(d.proc.poll() is None, "the daemon is still running", d.output()[-2000:])
         finally:
-            if d.proc.poll() is None:
-                d.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = d.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                d.proc.kill()
-                rc = "hung"
+            rc = d.stop()
             check(rc == 0, "the daemon exits 0 on SIGTERM", f"status {rc}\n{d.output()[-2000:]}")
         limits(vfiod, root, tmp)
     finally:
