@@ -141,11 +141,11 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
         if (r < 0)
                 return r;
 
-        json_object *msg = json_tokener_parse(reply);
-        if (!msg || !json_object_is_type(msg, json_type_object)) {
-                json_object_put(msg);
+        json_object *msg;
+        r = varlink_parse(&c->stream, reply, reply_len, &msg);
+        if (r < 0) {
                 close_all(got, n_got);
-                return -EBADMSG;
+                return r;
         }
         json_object *params = NULL;
         if (!json_object_object_get_ex(msg, "parameters", &params) ||

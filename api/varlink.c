@@ -162,6 +162,23 @@ int varlink_stream_next_text(struct varlink_stream *s, const char **ret, size_t 
         return 1;
 }
 
+int varlink_parse(struct varlink_stream *s, const char *text, size_t len, json_object **ret)
+{
+        if (!s->tok && !(s->tok = json_tokener_new()))
+                return -ENOMEM;
+        json_tokener_reset(s->tok);
+        json_object *o = json_tokener_parse_ex(s->tok, text, (int)len);
+        /* Trailing bytes after the object, or an incomplete one, are invalid. */
+        if (!o || json_tokener_get_error(s->tok) != json_tokener_success ||
+            json_tokener_get_parse_end(s->tok) != len ||
+            !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        *ret = o;
+        return 0;
+}
+
 int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fds,
                         size_t *ret_n_fds)
 {
@@ -170,21 +187,11 @@ int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fd
         int r = varlink_stream_next_text(s, &text, &len, ret_fds, &n_fds);
         if (r <= 0)
                 return r;
-        if (!s->tok && !(s->tok = json_tokener_new())) {
+        r = varlink_parse(s, text, len, ret);
+        if (r < 0) {
                 close_fds(ret_fds, n_fds);
-                return -ENOMEM;
+                return r;
         }
-        json_tokener_reset(s->tok);
-        json_object *o = json_tokener_parse_ex(s->tok, text, (int)len);
-        /* Trailing bytes after the object, or an incomplete one, are invalid. */
-        if (!o || json_tokener_get_error(s->tok) != json_tokener_success ||
-            json_tokener_get_parse_end(s->tok) != len ||
-            !json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                close_fds(ret_fds, n_fds);
-                return -EBADMSG;
-        }
-        *ret = o;
         *ret_n_fds = n_fds;
         return 1;
 }

@@ -59,8 +59,11 @@ int varlink_stream_read(struct varlink_stream *s);
  * -EBADMSG for a message that is not a JSON object (it is consumed; its fds closed). */
 int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fds,
                         size_t *ret_n_fds);
-/* The same without parsing: *ret is the message's text (NUL-terminated, len bytes), valid
- * until the next call. -EMSGSIZE, -ETOOMANYREFS (the kernel dropped fds) as above. */
+/* Parses one message's text (len bytes) as a JSON object, with the stream's tokener:
+ * -EBADMSG for anything else, trailing bytes included. */
+int varlink_parse(struct varlink_stream *s, const char *text, size_t len, json_object **ret);
+/* varlink_stream_next() without the parsing: *ret is the message's text (NUL-terminated, len
+ * bytes), valid until the next call. -EMSGSIZE, -ETOOMANYREFS (the kernel dropped fds) as above. */
 int varlink_stream_next_text(struct varlink_stream *s, const char **ret, size_t *ret_len,
                              int *ret_fds, size_t *ret_n_fds);
 
