@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "lease.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -199,7 +198,6 @@ int process_pidfd_verified(const struct root *root, pid_t pid, uint64_t starttim
  * write() to tmpfs, so a daemon killed at any point leaves whole lines, and at most an
  * unfinished last one (a lease whose fds never left: ignored). */
 #define LEASE_LOG      "log"
-#define LEASE_LOG_TMP  ".log.tmp"
 #define LEASE_LINE_MAX 65536
 /* Rewritten with only the live leases once it holds this many lines more than they. */
 #define LEASE_LOG_SLACK 256
