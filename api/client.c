@@ -113,6 +113,15 @@ static int exchange(struct vfiod_client *c, const char *text, size_t len, const 
                 r = varlink_stream_next_text(&c->stream, ret, ret_len, ret_fds, ret_n_fds);
                 if (r != 0)
                         return r < 0 ? r : 0;
+                /* Wait in poll(), not in a blocking recvmsg(): a reader blocked in
+                 * recvmsg() sleeps on the socket's wait queue, which the kernel also
+                 * wakes when the daemon's read frees the call just sent (its write
+                 * space). Woken for nothing, the client would preempt the daemon in the
+                 * middle of its work and sleep again: two context switches per call. A
+                 * poll() for POLLIN is woken by the reply only. */
+                r = wait_fd(c->fd, POLLIN);
+                if (r < 0)
+                        return r;
                 r = varlink_stream_read(&c->stream);
                 if (r == -EAGAIN || r == -EINTR)
                         continue;

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,8 +112,11 @@ static int send_msg(int fd, const char *buf, size_t len, const int *fds, size_t 
 }
 
 /* Reads one NUL-terminated message; the fds that came with it are closed (as a client
- * closes its lease's fds), their number returned through *ret_n_fds. */
-static int recv_msg(int fd, char *buf, size_t size, size_t *ret_n_fds)
+ * closes its lease's fds), their number returned through *ret_n_fds. A client waits for
+ * the reply in poll() first, as libvfiod-client does (a reader blocked in recvmsg() is
+ * also woken when the peer's read frees what it sent); the server reads what epoll
+ * found. */
+static int recv_msg(int fd, char *buf, size_t size, bool wait, size_t *ret_n_fds)
 {
         size_t got = 0, n_fds = 0;
         while (got == 0 || buf[got - 1] != 0) {
@@ -127,6 +131,9 @@ static int recv_msg(int fd, char *buf, size_t size, size_t *ret_n_fds)
                                     .msg_controllen = sizeof(control)};
                 if (got == size)
                         return -EMSGSIZE;
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                if (wait && poll(&p, 1, -1) < 0 && errno != EINTR)
+                        return negative_errno();
                 ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
                 if (n <= 0)
                         return n == 0 ? -ECONNRESET : negative_errno();
@@ -174,7 +181,7 @@ static void raw_server(int lfd)
                                         safe_close(c);
                                 continue;
                         }
-                        if (recv_msg(fd, buf, sizeof(buf), NULL) < 0) {
+                        if (recv_msg(fd, buf, sizeof(buf), false, NULL) < 0) {
                                 epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
                                 safe_close(fd);
                                 continue;
@@ -216,13 +223,13 @@ static int op_raw(struct client *c)
         call1[sizeof(call1) - 1] = call2[sizeof(call2) - 1] = 0;
         int r = send_msg(c->raw, call1, sizeof(call1), NULL, 0);
         if (r >= 0)
-                r = recv_msg(c->raw, buf, sizeof(buf), &n_fds);
+                r = recv_msg(c->raw, buf, sizeof(buf), true, &n_fds);
         if (r >= 0 && n_fds != 2)
                 r = -EBADMSG;
         if (r >= 0)
                 r = send_msg(c->raw, call2, sizeof(call2), NULL, 0);
         if (r >= 0)
-                r = recv_msg(c->raw, buf, sizeof(buf), &n_fds);
+                r = recv_msg(c->raw, buf, sizeof(buf), true, &n_fds);
         return r;
 }
 
