@@ -816,10 +816,17 @@ static const struct vfio_nodes *device_nodes(struct server *s, const struct pci_
 }
 
 /* Opens /dev/vfio/devices/vfioN for a and checks, through the char device's sysfs link,
- * that it still is a's: a cached N could be stale if a rebind raced its uevent. */
+ * that it still is a's: a cached N could be stale if a rebind raced its uevent. The
+ * node's open files are counted from before this open on (cdev-watch.h), starting from
+ * zero when a look through /proc finds none open (the first time, or after the count
+ * was lost). */
 static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cdev)
 {
         char path[64], link[PATH_MAX], want[PCI_ADDR_STRLEN + 16], name[PCI_ADDR_STRLEN];
+        bool uncounted;
+        if (cdev_watch_add(&s->cdev_watches, s->root, cdev, &uncounted) == 0 && uncounted &&
+            vfio_device_open_by(s->root, a, NULL) == 0)
+                cdev_watch_counted(&s->cdev_watches, cdev);
         snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
         _cleanup_close_ int fd = root_openat(s->root, path, O_RDWR | O_NOCTTY);
         if (fd < 0)
@@ -841,6 +848,7 @@ static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cde
         snprintf(want, sizeof(want), "/%s/vfio-dev/", pci_addr_format(a, name));
         if (!strstr(link, want))
                 return -ESTALE;
+        cdev_watch_check_inode(&s->cdev_watches, cdev, st.st_ino);
         return TAKE_FD(fd);
 }
 
@@ -870,14 +878,22 @@ static int device_backend(struct server *s, const struct topology *t, const stru
 
 /* Whether a leased device is still held by some process, and by whom (0 if unknown):
  * a device that goes back to its host driver needs the thorough look, since the kernel
- * blocks the unbind (and the daemon with it) while any file of it is open; one that
- * stays in the pool only needs the kernel's own answer for its group. */
+ * blocks the unbind (and the daemon with it) while any file of it is open. One that
+ * stays in the pool must have no open file left that could bind it again: the count of
+ * its cdev's open files says so when the daemon kept one (cdev-watch.h); else the
+ * kernel's answer for its group (busy while a device of it is bound, blind to a cdev
+ * that is open and not bound). */
 static bool lease_device_held(struct server *s, const struct lease *l, size_t i, int *ret_pid)
 {
         *ret_pid = 0;
         if (lease_device_release(l, i) == RELEASE_RESTORE)
                 return vfio_device_open_by(s->root, &l->devices[i], ret_pid) > 0;
         const struct vfio_nodes *n = device_nodes(s, &l->devices[i]);
+        if (l->backend == VFIO_BACKEND_IOMMUFD && n && n->cdev >= 0) {
+                int k = cdev_watch_open_files(&s->cdev_watches, n->cdev);
+                if (k >= 0)
+                        return k > 0;
+        }
         if (!n || n->group < 0)
                 return vfio_device_group_busy(s->root, &l->devices[i]) > 0;
         return vfio_group_busy(s->root, n->group) > 0;

@@ -700,6 +700,7 @@ int server_new(const struct server_config *cfg, struct server **ret)
         s->next_lease_id = 1;
         s->have_iommufd = -1;
         s->dev_char_fd = -EBADF;
+        cdev_watches_init(&s->cdev_watches);
         int r = sd_event_default(&s->event);
         if (r < 0)
                 goto fail;
@@ -740,6 +741,7 @@ struct server *server_free(struct server *s)
         lease_log_close(&s->lease_log);
         safe_close(s->lease_dirfd);
         safe_close(s->dev_char_fd);
+        cdev_watches_done(&s->cdev_watches);
         root_free(s->root);
         free(s->uids);
         sd_event_unref(s->event);

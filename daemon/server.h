@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
+#include "cdev-watch.h"
 #include "json-text.h"
 #include "lease.h"
 #include "macro.h"
@@ -77,6 +78,8 @@ struct server {
         size_t n_nodes;
         int have_iommufd; /* /dev/iommu exists: -1 unknown, 0, 1 */
         int dev_char_fd;  /* sys/dev/char below the root, opened on first use */
+        /* Open files of the cdev nodes handed out (kept through a topology rescan). */
+        struct cdev_watches cdev_watches;
 
         void *udev, *udev_monitor;
         sd_event_source *udev_source;

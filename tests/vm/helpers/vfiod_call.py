@@ -5,8 +5,11 @@
   vfiod_call.py hold SOCKET [--backend B] DEVICE...
                                             Acquire, check the fds, print a
                                             summary, then wait to be killed
-  vfiod_call.py release-open SOCKET DEVICE  Acquire, then call Release while still
-                                            holding the fds; prints that reply
+  vfiod_call.py release-open SOCKET DEVICE [--unbound]
+                                            Acquire, bind the device to its iommufd
+                                            (not with --unbound), call Release while
+                                            still holding the fds, close them, call
+                                            Release again; prints both replies
   vfiod_call.py monitor SOCKET              Monitor: print each event as a JSON
                                             line until killed
 Only the standard library: the guest runs the host's python3.
@@ -82,7 +85,11 @@ def main():
         os.close(1)
         signal.pause()
         return 0
-    if len(sys.argv) == 4 and sys.argv[1] == "release-open":
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "release-open":
+        unbound = sys.argv[4:] == ["--unbound"]
+        if len(sys.argv) == 5 and not unbound:
+            print(__doc__, file=sys.stderr)
+            return 2
         s = connect(sys.argv[2])
         reply, fds = call(s, "io.vfiod.Acquire", {"devices": [sys.argv[3]]})
         if "error" in reply:
@@ -93,8 +100,10 @@ def main():
         # Use the device as a VMM would: bind its cdev to the iommufd
         # (VFIO_DEVICE_BIND_IOMMUFD, _IO(';', 118), struct of argsz, flags,
         # iommufd, out_devid).
-        fcntl.ioctl(fds[p["devices"][0]["fd"]], 0x3B76,
-                    struct.pack("IIiI", 16, 0, fds[p["iommufd"]], 0))
+        # With --unbound the fd is only kept: it could still be bound later.
+        if not unbound:
+            fcntl.ioctl(fds[p["devices"][0]["fd"]], 0x3B76,
+                        struct.pack("IIiI", 16, 0, fds[p["iommufd"]], 0))
         refused, _ = call(s, "io.vfiod.Release", {"lease": lease})
         for fd in fds:
             os.close(fd)

@@ -217,6 +217,12 @@ out=$("${NOBODY[@]}" $client release-open "$sock" "$EDU2")
 check_eq "Release with the device still open is refused as busy, then accepted once closed" \
 	"io.vfiod.DeviceBusy None" \
 	"$(python3 -S -c 'import json,sys; m=json.loads(sys.argv[1]); print(m["while_open"].get("error"), m["after_close"].get("error"))' "$out")"
+# The same with the cdev fd kept but never bound: the kernel's group check cannot see it
+# (nothing is bound), the daemon's count of the node's open files does.
+out=$("${NOBODY[@]}" $client release-open "$sock" "$EDU2" --unbound)
+check_eq "Release with the device's cdev open but not bound is refused as busy, then accepted once closed" \
+	"io.vfiod.DeviceBusy None" \
+	"$(python3 -S -c 'import json,sys; m=json.loads(sys.argv[1]); print(m["while_open"].get("error"), m["after_close"].get("error"))' "$out")"
 
 # 3. The holder dies: reset, restore, within a second.
 kill -9 "$holder1"

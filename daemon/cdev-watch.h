@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Who still has a VFIO device cdev open.
+ *
+ * The kernel answers whether a device is bound through VFIO (its group node refuses a
+ * second opener then), not whether a file of its cdev is merely open. A client that
+ * kept the cdev fd of a lease without binding it would pass that check at Release, and
+ * could bind the fd later, once the device is back in the pool and nobody else has it.
+ *
+ * inotify sees every file of a node: each open() of /dev/vfio/devices/vfioN is one
+ * IN_OPEN, and the last close of each open file (wherever dup(), fork() or SCM_RIGHTS
+ * took it) one IN_CLOSE_WRITE or IN_CLOSE_NOWRITE; O_PATH opens give neither. So the
+ * daemon watches each cdev node before it first opens it and keeps a count of its open
+ * files. The count is exact only if nothing was open when the watch began: the caller
+ * checks that another way (a look through /proc) and says so with cdev_watch_counted().
+ * It stops being exact, and the callers fall back to the kernel's own answer, when the
+ * event queue overflows, when the count would go below zero (a file opened before the
+ * watch was closed), or when the node goes away. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "root.h"
+
+struct cdev_watch {
+        int cdev;      /* N of /dev/vfio/devices/vfioN */
+        int wd;        /* its inotify watch */
+        ino_t ino;     /* the node's inode when the watch began */
+        int64_t opens; /* open files, from the events read so far */
+        bool counted;  /* opens is exact */
+};
+
+struct cdev_watches {
+        int fd; /* inotify; -EBADF until the first watch */
+        struct cdev_watch *v;
+        size_t n;
+};
+
+void cdev_watches_init(struct cdev_watches *w);
+void cdev_watches_done(struct cdev_watches *w);
+
+/* Starts watching dev/vfio/devices/vfioN below r, unless it is watched already. With
+ * *ret_uncounted true (a new watch, or one whose count was lost and starts again at
+ * zero), the count is not trusted until cdev_watch_counted(): the caller first makes
+ * sure no file of the node is open. Returns 0 or -errno. */
+int cdev_watch_add(struct cdev_watches *w, const struct root *r, int cdev, bool *ret_uncounted);
+
+/* The caller found no open file of vfioN after cdev_watch_add() said it was uncounted:
+ * from now on the count is exact (unless an event read later shows otherwise). */
+void cdev_watch_counted(struct cdev_watches *w, int cdev);
+
+/* vfioN was opened and found to be inode ino: a watch on another inode (the node was
+ * removed and made again) is dropped, and the device's leases fall back. */
+void cdev_watch_check_inode(struct cdev_watches *w, int cdev, ino_t ino);
+
+/* Reads the events queued so far, then tells whether vfioN has open files: 1 yes, 0 no,
+ * -1 not known (no exact count: ask the kernel another way). */
+int cdev_watch_open_files(struct cdev_watches *w, int cdev);
