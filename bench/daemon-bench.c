@@ -19,7 +19,8 @@
  * concurrency). Prints one line per mode, and one for the Acquire part of the daemon
  * samples (mode=daemon-acquire): mode=... clients=... n=... p50_us=... p99_us=...
  *
- * usage: daemon-bench SOCKET CLIENTS ROUNDS DEVICE... */
+ * usage: daemon-bench [--root DIR] SOCKET CLIENTS ROUNDS DEVICE...
+ * (--root: the device nodes below DIR, as vfiod --root reads them; bench/host-daemon.sh) */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -326,8 +327,15 @@ static double percentile_us(const uint64_t *v, size_t n, unsigned pct)
 int main(int argc, char **argv)
 {
         static struct bench b;
+        const char *root = NULL;
+        if (argc > 2 && strcmp(argv[1], "--root") == 0) {
+                root = argv[2];
+                argc -= 2;
+                argv += 2;
+        }
         if (argc < 5) {
-                fprintf(stderr, "usage: daemon-bench SOCKET CLIENTS ROUNDS DEVICE...\n");
+                fprintf(stderr,
+                        "usage: daemon-bench [--root DIR] SOCKET CLIENTS ROUNDS DEVICE...\n");
                 return 2;
         }
         b.socket = argv[1];
@@ -349,9 +357,10 @@ int main(int argc, char **argv)
                 }
                 pthread_mutex_init(&b.device_lock[i], NULL);
         }
-        int r = root_open(NULL, &b.root);
+        int r = root_open(root, &b.root);
         if (r < 0) {
-                fprintf(stderr, "daemon-bench: cannot open /: %s\n", strerror(-r));
+                fprintf(stderr, "daemon-bench: cannot open %s: %s\n", root ? root : "/",
+                        strerror(-r));
                 return 1;
         }
         b.blocks = b.rounds < BLOCKS_MAX ? b.rounds : BLOCKS_MAX;
