@@ -701,7 +701,9 @@ int server_new(const struct server_config *cfg, struct server **ret)
         s->have_iommufd = -1;
         s->dev_char_fd = -EBADF;
         cdev_watches_init(&s->cdev_watches);
-        int r = sd_event_default(&s->event);
+        /* A loop of its own, not the thread's default one: sd-event checks the thread of a
+         * default loop with a gettid() call at every iteration. */
+        int r = sd_event_new(&s->event);
         if (r < 0)
                 goto fail;
         r = root_open(cfg->root, &s->root);
