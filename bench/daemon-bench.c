@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Benchmark (run in the lab by bench/lab-daemon.sh): what a VMM waits for when it asks
- * vfiod for a device. Three measurements in one run, each with CLIENTS threads doing
- * ROUNDS timed operations, interleaved in blocks so that drift hits all three alike:
+ * vfiod for a device. Four measurements in one run, each with CLIENTS threads doing
+ * ROUNDS timed operations, interleaved in blocks so that drift hits all alike:
  *
  *   daemon  Acquire (iommufd) + Release through libvfiod-client on vfiod's socket;
  *   raw     the same two exchanges with no protocol behind them: a one-threaded epoll
@@ -9,8 +9,13 @@
  *           costs more than one between threads, under TCG a whole TLB flush) on a UNIX
  *           stream socket answers a request with two fds (SCM_RIGHTS) and a second
  *           request with none, with messages of the same sizes;
+ *   raw-kernel  the same, the raw server making the daemon's kernel calls for the
+ *           device named in the request before it answers (/dev/iommu and the cdev
+ *           node, as "kernel" opens them; the fds sent, its copies closed; the client closes
+ *           them): minus "raw", the kernel's part of "daemon" as the daemon pays it, in
+ *           a server process, after a switch, queued behind the other clients' work;
  *   kernel  the opens the daemon makes for a lease, done directly (vfio_iommu_open_raw
- *           and vfio_device_open_raw, then close): the part of "daemon" that is the
+ *           and the cdev by its node, then close): the part of "daemon" that is the
  *           kernel's, not the protocol's (the reset of a released device is vfio-pci's,
  *           at the last close of a device a VMM opened: the bench opens none).
  *
@@ -46,10 +51,11 @@
 #define MAX_DEVICES 16
 #define MAX_CLIENTS 256
 
-enum mode { MODE_DAEMON, MODE_RAW, MODE_KERNEL, _MODE_MAX };
+enum mode { MODE_DAEMON, MODE_RAW, MODE_RAW_KERNEL, MODE_KERNEL, _MODE_MAX };
 /* One more series: the Acquire part of each "daemon" sample. */
 #define SERIES_ACQUIRE _MODE_MAX
-static const char *const mode_names[_MODE_MAX + 1] = {"daemon", "raw", "kernel", "daemon-acquire"};
+static const char *const mode_names[_MODE_MAX + 1] = {"daemon", "raw", "raw-kernel", "kernel",
+                                                      "daemon-acquire"};
 
 struct bench {
         const char *socket;
@@ -57,6 +63,7 @@ struct bench {
         unsigned clients, rounds;
         const char *devices[MAX_DEVICES];
         struct pci_addr addrs[MAX_DEVICES];
+        char cdev_node[MAX_DEVICES][40]; /* dev/vfio/devices/vfioN */
         pthread_mutex_t device_lock[MAX_DEVICES];
         unsigned n_devices;
         struct root *root;
@@ -152,9 +159,31 @@ static int recv_msg(int fd, char *buf, size_t size, bool wait, size_t *ret_n_fds
         return 0;
 }
 
+/* The kernel's part of a lease of device dev: /dev/iommu (with the daemon's accounting
+ * request) and the device's cdev, opened by the node the bench found at start, as the
+ * daemon opens it by the number it keeps. */
+static int kernel_open(const struct bench *b, unsigned dev, int fds[2])
+{
+        bool accounting;
+        if (dev >= b->n_devices)
+                return -EINVAL;
+        int r = vfio_iommu_open_raw(b->root, VFIO_BACKEND_IOMMUFD, VFIO_IOMMU_PROCESS_ACCOUNTING,
+                                    &fds[0], &accounting, NULL);
+        if (r < 0)
+                return r;
+        fds[1] = root_openat(b->root, b->cdev_node[dev], O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fds[1] < 0) {
+                r = fds[1];
+                fds[0] = safe_close(fds[0]);
+        }
+        return r;
+}
+
 /* One process, one thread, one epoll loop, like the daemon: the first message of each
- * pair is answered with two fds, the second with none. Returns when lfd is shut down. */
-static void raw_server(int lfd)
+ * pair is answered with two fds, the second with none. A first message that starts with
+ * 'k' and a device index ('a' + index) is answered with that device's kernel handles,
+ * opened for it. Returns when lfd is shut down. */
+static void raw_server(const struct bench *b, int lfd)
 {
         int ep = epoll_create1(EPOLL_CLOEXEC);
         int fds[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC),
@@ -187,10 +216,18 @@ static void raw_server(int lfd)
                                 safe_close(fd);
                                 continue;
                         }
+                        int kfds[2];
                         if (second[fd])
                                 (void)send_msg(fd, reply2, sizeof(reply2), NULL, 0);
-                        else
+                        else if (buf[0] != 'k')
                                 (void)send_msg(fd, reply1, sizeof(reply1), fds, 2);
+                        else if (kernel_open(b, (unsigned)(buf[1] - 'a'), kfds) < 0)
+                                (void)send_msg(fd, reply1, sizeof(reply1), NULL, 0);
+                        else {
+                                (void)send_msg(fd, reply1, sizeof(reply1), kfds, 2);
+                                safe_close(kfds[0]);
+                                safe_close(kfds[1]);
+                        }
                         second[fd] = !second[fd];
                 }
         }
@@ -215,13 +252,17 @@ static int raw_connect(const char *path)
         return fd;
 }
 
-static int op_raw(struct client *c)
+static int op_raw(struct client *c, unsigned dev, bool kernel)
 {
         char call1[RAW_CALL1], call2[RAW_CALL2], buf[4096];
         size_t n_fds;
         memset(call1, 'c', sizeof(call1));
         memset(call2, 'c', sizeof(call2));
         call1[sizeof(call1) - 1] = call2[sizeof(call2) - 1] = 0;
+        if (kernel) {
+                call1[0] = 'k';
+                call1[1] = (char)('a' + dev);
+        }
         int r = send_msg(c->raw, call1, sizeof(call1), NULL, 0);
         if (r >= 0)
                 r = recv_msg(c->raw, buf, sizeof(buf), true, &n_fds);
@@ -256,20 +297,12 @@ static int op_daemon(struct client *c, unsigned dev)
 
 static int op_kernel(struct client *c, unsigned dev)
 {
-        int iommufd, devfd;
-        bool accounting;
-        free(c->detail);
-        c->detail = NULL;
-        int r = vfio_iommu_open_raw(c->b->root, VFIO_BACKEND_IOMMUFD, VFIO_IOMMU_PROCESS_ACCOUNTING,
-                                    &iommufd, &accounting, &c->detail);
+        int fds[2];
+        int r = kernel_open(c->b, dev, fds);
         if (r < 0)
                 return r;
-        r = vfio_device_open_raw(c->b->root, &c->b->addrs[dev], VFIO_BACKEND_IOMMUFD, &devfd, NULL,
-                                 &c->detail);
-        safe_close(iommufd);
-        if (r < 0)
-                return r;
-        safe_close(devfd);
+        safe_close(fds[0]);
+        safe_close(fds[1]);
         return 0;
 }
 
@@ -280,9 +313,10 @@ static int run_block(struct client *c)
         for (unsigned i = 0; i < b->per_block; i++) {
                 pthread_mutex_lock(&b->device_lock[dev]);
                 uint64_t t0 = now_ns();
-                int r = b->mode == MODE_DAEMON ? op_daemon(c, dev)
-                        : b->mode == MODE_RAW  ? op_raw(c)
-                                               : op_kernel(c, dev);
+                int r = b->mode == MODE_DAEMON       ? op_daemon(c, dev)
+                        : b->mode == MODE_RAW        ? op_raw(c, dev, false)
+                        : b->mode == MODE_RAW_KERNEL ? op_raw(c, dev, true)
+                                                     : op_kernel(c, dev);
                 uint64_t t1 = now_ns();
                 pthread_mutex_unlock(&b->device_lock[dev]);
                 if (r < 0)
@@ -363,6 +397,16 @@ int main(int argc, char **argv)
                         strerror(-r));
                 return 1;
         }
+        for (unsigned i = 0; i < b.n_devices; i++) {
+                int n;
+                r = vfio_device_cdev_index(b.root, &b.addrs[i], &n);
+                if (r < 0) {
+                        fprintf(stderr, "daemon-bench: %s has no VFIO cdev: %s\n", b.devices[i],
+                                strerror(-r));
+                        return 1;
+                }
+                snprintf(b.cdev_node[i], sizeof(b.cdev_node[i]), "dev/vfio/devices/vfio%d", n);
+        }
         b.blocks = b.rounds < BLOCKS_MAX ? b.rounds : BLOCKS_MAX;
         b.per_block = b.rounds / b.blocks;
 
@@ -384,7 +428,7 @@ int main(int argc, char **argv)
                 return 1;
         }
         if (server == 0) {
-                raw_server(lfd);
+                raw_server(&b, lfd);
                 _exit(0);
         }
 

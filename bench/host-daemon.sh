@@ -2,7 +2,10 @@
 # Benchmark: the daemon's Acquire+Release against the raw SCM_RIGHTS ping-pong, on this
 # machine's own CPU (no emulator), with the same bench/daemon-bench and the same target
 # as bench/lab-daemon.sh: the protocol's share (Acquire+Release p50 minus the kernel's
-# p50) at most twice the raw p50, with 1 and with 32 clients.
+# part) at most twice the raw p50, with 1 and with 32 clients. The kernel's part is what
+# the raw server's round trip gains when it makes the daemon's opens itself (mode
+# raw-kernel of daemon-bench), so that it is paid where the daemon pays it: in a server
+# process, and queued behind the other clients' work.
 #
 # No IOMMU is needed: vfiod and the bench run with --root on a tree made by
 # tests/fixtures/mkfixture from bench/host-daemon.txt (five functions on vfio-pci), to
@@ -86,10 +89,13 @@ for clients in 1 32; do
 	out=$(taskset -c 0 "$build/bench/daemon-bench" --root "$root" "$tmp/io.vfiod" "$clients" \
 		"$n" "${devices[@]}")
 	d=$(grep '^mode=daemon ' <<<"$out") r=$(grep '^mode=raw ' <<<"$out")
-	k=$(grep '^mode=kernel ' <<<"$out")
-	read -r share ratio < <(awk -v d="$(field "$d" p50_us)" -v k="$(field "$k" p50_us)" \
-		-v r="$(field "$r" p50_us)" 'BEGIN { printf "%.1f %.2f\n", d - k, (d - k) / r }')
-	text="$clients client(s): Acquire+Release p50 $(field "$d" p50_us) us p99 $(field "$d" p99_us) us; raw ping-pong p50 $(field "$r" p50_us) us; kernel (stand-in nodes) p50 $(field "$k" p50_us) us; protocol share $share us = ${ratio}x raw"
+	rk=$(grep '^mode=raw-kernel ' <<<"$out") k=$(grep '^mode=kernel ' <<<"$out")
+	# The kernel's part, as the daemon pays it: the raw server with the same opens,
+	# minus the raw server without.
+	read -r kernel share ratio < <(awk -v d="$(field "$d" p50_us)" -v r="$(field "$r" p50_us)" \
+		-v rk="$(field "$rk" p50_us)" \
+		'BEGIN { k = rk - r; printf "%.1f %.1f %.2f\n", k, d - k, (d - k) / r }')
+	text="$clients client(s): Acquire+Release p50 $(field "$d" p50_us) us p99 $(field "$d" p99_us) us; raw ping-pong p50 $(field "$r" p50_us) us, with the kernel's opens $(field "$rk" p50_us) us: kernel ${kernel} us (stand-in nodes; opened directly $(field "$k" p50_us) us); protocol share $share us = ${ratio}x raw"
 	if awk -v x="$ratio" -v l="$limit" 'BEGIN { exit !(x <= l) }'; then
 		echo "PASS $text"
 	else

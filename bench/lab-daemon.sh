@@ -5,12 +5,16 @@
 # Benchmark (run in the lab: tests/vm/run bench/lab-daemon.sh): Acquire+Release round
 # trips through vfiod (iommufd backend, one device per lease) with 1 and 32 concurrent
 # clients, against a raw SCM_RIGHTS ping-pong of the same two exchanges over the same
-# kind of socket (its server a process of its own, as vfiod is), and against the kernel's work for a lease measured directly: opening
-# /dev/iommu and the device cdev, and closing them. All in one bench/daemon-bench run per
+# kind of socket (its server a process of its own, as vfiod is), and against the kernel's
+# work for a lease (opening /dev/iommu and the device cdev, and closing them), made by
+# that raw server and, for comparison, directly. All in one bench/daemon-bench run per
 # client count.
 #
-# Target: the protocol's share, Acquire+Release p50 minus the kernel's p50, at most
-# twice the raw p50. Client i uses device i mod 6: with 32 clients up to 6 leases are in
+# Target: the protocol's share, Acquire+Release p50 minus the kernel's part, at most
+# twice the raw p50. The kernel's part is what the raw server's round trip gains when it
+# makes the daemon's opens itself (daemon-bench's raw-kernel mode): paid where the daemon
+# pays it, in a server process after a switch and, with 32 clients, queued behind the
+# other clients' work, which an open timed on its own (printed too) is not. Client i uses device i mod 6: with 32 clients up to 6 leases are in
 # flight at once. One device per IOMMU group: the bridge group's e1000 (08:01.0) is
 # bound with its group mate but not leased, since a group has one DMA owner and the
 # daemon refuses a device whose group mate is leased. The daemon runs with --request-rate 0 (the per-uid limit of 1,000
@@ -69,11 +73,14 @@ $(tail -n 20 "$run/vfiod.log")"
 	fi
 	printf 'vfiod-bench: %s\n' "$out"
 	d=$(grep '^mode=daemon ' <<<"$out") r=$(grep '^mode=raw ' <<<"$out")
-	k=$(grep '^mode=kernel ' <<<"$out") a=$(grep '^mode=daemon-acquire ' <<<"$out")
-	# (No process substitution: the guest has no /dev/fd.)
-	read -r share ratio <<<"$(awk -v d="$(field "$d" p50_us)" -v k="$(field "$k" p50_us)" \
-		-v r="$(field "$r" p50_us)" 'BEGIN { printf "%.1f %.2f\n", d - k, (d - k) / r }')"
-	text="$clients client(s): Acquire+Release p50 $(field "$d" p50_us) us p99 $(field "$d" p99_us) us (Acquire p50 $(field "$a" p50_us) us); raw ping-pong p50 $(field "$r" p50_us) us p99 $(field "$r" p99_us) us; kernel opens p50 $(field "$k" p50_us) us; protocol share $share us = ${ratio}x raw"
+	rk=$(grep '^mode=raw-kernel ' <<<"$out") k=$(grep '^mode=kernel ' <<<"$out")
+	a=$(grep '^mode=daemon-acquire ' <<<"$out")
+	# The kernel's part, as the daemon pays it: the raw server with the same opens,
+	# minus the raw server without. (No process substitution: the guest has no /dev/fd.)
+	read -r kernel share ratio <<<"$(awk -v d="$(field "$d" p50_us)" -v r="$(field "$r" p50_us)" \
+		-v rk="$(field "$rk" p50_us)" \
+		'BEGIN { k = rk - r; printf "%.1f %.1f %.2f\n", k, d - k, (d - k) / r }')"
+	text="$clients client(s): Acquire+Release p50 $(field "$d" p50_us) us p99 $(field "$d" p99_us) us (Acquire p50 $(field "$a" p50_us) us); raw ping-pong p50 $(field "$r" p50_us) us p99 $(field "$r" p99_us) us, with the kernel's opens $(field "$rk" p50_us) us: kernel ${kernel} us (opened directly $(field "$k" p50_us) us); protocol share $share us = ${ratio}x raw"
 	if [[ $ratio =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v x="$ratio" -v l="$limit" 'BEGIN { exit !(x <= l) }'; then
 		pass "$text"
 	else
