@@ -201,16 +201,23 @@ static int call_text(struct vfiod_client *c, const struct jbuf *call, const int 
         int r = exchange(c, call->p, call->len, fds, n_fds, &reply, &len, got, &n_got);
         if (r < 0)
                 return r;
-        struct jspan msg, v, params = {"{}", 2};
+        static const char *const keys[] = {"parameters", "error"};
+        struct jspan msg, v[2], params = {"{}", 2};
         char error[256];
-        if (jscan_validate(reply, len, &msg) < 0 || jscan_type(msg) != JTYPE_OBJECT ||
-            (jscan_member(msg, "parameters", &params) && jscan_type(params) != JTYPE_OBJECT)) {
+        if (jscan_validate(reply, len, &msg) < 0 || jscan_type(msg) != JTYPE_OBJECT) {
                 close_all(got, n_got);
                 return -EBADMSG;
         }
-        if (jscan_member(msg, "error", &v)) {
+        uint32_t found = jscan_members(msg, keys, 2, v);
+        if (found & 1)
+                params = v[0];
+        if (jscan_type(params) != JTYPE_OBJECT) {
                 close_all(got, n_got);
-                if (jscan_string(v, error, sizeof(error)) < 0)
+                return -EBADMSG;
+        }
+        if (found & 2) {
+                close_all(got, n_got);
+                if (jscan_string(v[1], error, sizeof(error)) < 0)
                         return -EBADMSG;
                 if (ret_error && asprintf(ret_error, "%s %.*s", error, (int)params.n, params.p) < 0)
                         return -ENOMEM;
@@ -256,7 +263,13 @@ int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, siz
                 jbuf_lit(&call, ",\"holder_fd\":0");
         jbuf_lit(&call, "}}");
 
-        struct jspan reply, devs, d, v;
+        /* The reply is read in one pass over its members, and one over each device's. */
+        enum { LEASE, BACKEND, DEVICES, MEMLOCK, IOMMUFD, CONTAINER };
+        static const char *const keys[] = {"lease",   "backend", "devices",
+                                           "memlock", "iommufd", "container"};
+        enum { ADDRESS, FD, GROUP, CDEV };
+        static const char *const device_keys[] = {"address", "fd", "group", "cdev"};
+        struct jspan reply, d, v[6];
         int fds[VARLINK_FDS_MAX];
         size_t n_fds = 0;
         int r = call_text(c, &call, &holder_pidfd, holder_pidfd >= 0 ? 1 : 0, &reply, fds, &n_fds,
@@ -273,21 +286,24 @@ int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, siz
         }
         l->iommufd = l->container = -EBADF;
         l->memlock = -2;
-        if (span_int(reply, "lease", &id) < 0 || !jscan_member(reply, "backend", &v) ||
-            jscan_string(v, l->backend, sizeof(l->backend)) < 0 ||
-            !jscan_member(reply, "devices", &devs) || jscan_type(devs) != JTYPE_ARRAY) {
+        uint32_t found = jscan_members(reply, keys, 6, v);
+        struct jspan devs = v[DEVICES];
+        if (!(found & (1u << LEASE)) || jscan_int(v[LEASE], &id) < 0 ||
+            !(found & (1u << BACKEND)) ||
+            jscan_string(v[BACKEND], l->backend, sizeof(l->backend)) < 0 ||
+            !(found & (1u << DEVICES)) || jscan_type(devs) != JTYPE_ARRAY) {
                 r = -EBADMSG;
                 goto finish;
         }
         l->id = (uint64_t)id;
-        if (span_int(reply, "memlock", &idx) == 0)
+        if ((found & (1u << MEMLOCK)) && jscan_int(v[MEMLOCK], &idx) == 0)
                 l->memlock = idx;
-        if (span_int(reply, "iommufd", &idx) == 0) {
+        if ((found & (1u << IOMMUFD)) && jscan_int(v[IOMMUFD], &idx) == 0) {
                 if ((r = take_fd(fds, n_fds, idx)) < 0)
                         goto finish;
                 l->iommufd = r;
         }
-        if (span_int(reply, "container", &idx) == 0) {
+        if ((found & (1u << CONTAINER)) && jscan_int(v[CONTAINER], &idx) == 0) {
                 if ((r = take_fd(fds, n_fds, idx)) < 0)
                         goto finish;
                 l->container = r;
@@ -301,14 +317,17 @@ int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, siz
         for (size_t i = 0; i < n && jscan_next(devs, &pos, &d); i++) {
                 struct vfiod_acquired *a = &l->devices[l->n_devices];
                 int64_t group, cdev = -1;
-                if (!jscan_member(d, "address", &v) ||
-                    jscan_string(v, a->address, sizeof(a->address)) < 0 ||
-                    span_int(d, "fd", &idx) < 0 || span_int(d, "group", &group) < 0 || idx < 0 ||
-                    (size_t)idx >= n_fds || fds[idx] < 0) {
+                uint32_t has = jscan_members(d, device_keys, 4, v);
+                if (!(has & (1u << ADDRESS)) ||
+                    jscan_string(v[ADDRESS], a->address, sizeof(a->address)) < 0 ||
+                    !(has & (1u << FD)) || jscan_int(v[FD], &idx) < 0 || !(has & (1u << GROUP)) ||
+                    jscan_int(v[GROUP], &group) < 0 || idx < 0 || (size_t)idx >= n_fds ||
+                    fds[idx] < 0) {
                         r = -EBADMSG;
                         goto finish;
                 }
-                (void)span_int(d, "cdev", &cdev);
+                if ((has & (1u << CDEV)) && jscan_int(v[CDEV], &cdev) < 0)
+                        cdev = -1;
                 a->group = (int)group;
                 a->cdev = (int)cdev;
                 /* Devices of one group share the group fd: each gets its own copy. The

@@ -218,12 +218,12 @@ static bool key_equal(struct jspan s, const char *key)
         return n < sizeof(buf) && jscan_string(s, buf, sizeof(buf)) == 0 && strcmp(buf, key) == 0;
 }
 
-bool jscan_member(struct jspan obj, const char *key, struct jspan *ret)
+uint32_t jscan_members(struct jspan obj, const char *const *keys, size_t n_keys, struct jspan *ret)
 {
-        if (jscan_type(obj) != JTYPE_OBJECT)
-                return false;
+        if (jscan_type(obj) != JTYPE_OBJECT || n_keys > 32)
+                return 0;
         const char *end = obj.p + obj.n, *p = skip_ws(obj.p + 1, end);
-        bool found = false;
+        uint32_t found = 0;
         while (p < end && *p == '"') {
                 const char *k = p;
                 p = skip_value(p, end);
@@ -231,15 +231,21 @@ bool jscan_member(struct jspan obj, const char *key, struct jspan *ret)
                 p = skip_ws(p, end);
                 p = skip_ws(p < end ? p + 1 : end, end); /* past the colon */
                 const char *v = skip_value(p, end);
-                if (key_equal(ks, key)) {
-                        *ret = (struct jspan){p, (size_t)(v - p)};
-                        found = true;
-                }
+                for (size_t i = 0; i < n_keys; i++)
+                        if (key_equal(ks, keys[i])) {
+                                ret[i] = (struct jspan){p, (size_t)(v - p)};
+                                found |= UINT32_C(1) << i;
+                        }
                 p = skip_ws(v, end);
                 if (p < end && *p == ',')
                         p = skip_ws(p + 1, end);
         }
         return found;
+}
+
+bool jscan_member(struct jspan obj, const char *key, struct jspan *ret)
+{
+        return jscan_members(obj, &key, 1, ret) != 0;
 }
 
 bool jscan_next(struct jspan array, size_t *pos, struct jspan *ret)

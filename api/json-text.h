@@ -41,6 +41,10 @@ enum jtype jscan_type(struct jspan v);
 /* The value of key in object obj; like json-c, the last one when a key repeats. */
 bool jscan_member(struct jspan obj, const char *key, struct jspan *ret);
 
+/* The values of several keys in one pass over obj: ret[i] for keys[i] (at most 32 keys);
+ * returns the mask of the keys found, bit i for keys[i]. */
+uint32_t jscan_members(struct jspan obj, const char *const *keys, size_t n_keys, struct jspan *ret);
+
 /* The elements of an array, one per call: *pos starts at 0; false after the last. */
 bool jscan_next(struct jspan array, size_t *pos, struct jspan *ret);
 size_t jscan_count(struct jspan array);

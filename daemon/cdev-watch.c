@@ -94,8 +94,7 @@ int cdev_watch_add(struct cdev_watches *w, const struct root *r, int cdev, bool 
 {
         *ret_uncounted = false;
         /* No read of the queue for a counted watch: the caller opens the node next, and a
-         * watch left on a node that was since made again shows in
-         * cdev_watch_check_inode(). */
+         * watch left on a node that was since made again shows in cdev_watch_owner(). */
         struct cdev_watch *e = find_cdev(w, cdev);
         if (e && e->counted)
                 return 0;
@@ -141,7 +140,8 @@ int cdev_watch_add(struct cdev_watches *w, const struct root *r, int cdev, bool 
                         drop(w, &w->v[i], false);
                         break;
                 }
-        w->v[w->n++] = (struct cdev_watch){.cdev = cdev, .wd = wd, .ino = st.st_ino};
+        w->v[w->n++] =
+                (struct cdev_watch){.cdev = cdev, .wd = wd, .fs = st.st_dev, .ino = st.st_ino};
         *ret_uncounted = true;
         return 0;
 }
@@ -153,11 +153,33 @@ void cdev_watch_counted(struct cdev_watches *w, int cdev)
                 e->counted = true;
 }
 
-void cdev_watch_check_inode(struct cdev_watches *w, int cdev, ino_t ino)
+static bool same_node(const struct cdev_watch *e, const struct stat *st)
+{
+        return e->fs == st->st_dev && e->ino == st->st_ino;
+}
+
+bool cdev_watch_is(const struct cdev_watches *w, int cdev, const struct stat *st,
+                   const struct pci_addr *a)
+{
+        for (size_t i = 0; i < w->n; i++)
+                if (w->v[i].cdev == cdev)
+                        return w->v[i].owned && same_node(&w->v[i], st) &&
+                               pci_addr_equal(&w->v[i].owner, a);
+        return false;
+}
+
+void cdev_watch_owner(struct cdev_watches *w, int cdev, const struct stat *st,
+                      const struct pci_addr *a)
 {
         struct cdev_watch *e = find_cdev(w, cdev);
-        if (e && e->ino != ino)
+        if (!e)
+                return;
+        if (!same_node(e, st)) {
                 drop(w, e, true);
+                return;
+        }
+        e->owned = true;
+        e->owner = *a;
 }
 
 int cdev_watch_open_files(struct cdev_watches *w, int cdev)

@@ -20,16 +20,21 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include "pci-addr.h"
 #include "root.h"
 
 struct cdev_watch {
         int cdev;      /* N of /dev/vfio/devices/vfioN */
         int wd;        /* its inotify watch */
-        ino_t ino;     /* the node's inode when the watch began */
+        dev_t fs;      /* the node's file system and inode when the watch began */
+        ino_t ino;     /* (the watch keeps that inode: its number is not reused) */
         int64_t opens; /* open files, from the events read so far */
         bool counted;  /* opens is exact */
+        bool owned;    /* owner is known: the node was checked to be its cdev */
+        struct pci_addr owner;
 };
 
 struct cdev_watches {
@@ -51,9 +56,17 @@ int cdev_watch_add(struct cdev_watches *w, const struct root *r, int cdev, bool 
  * from now on the count is exact (unless an event read later shows otherwise). */
 void cdev_watch_counted(struct cdev_watches *w, int cdev);
 
-/* vfioN was opened and found to be inode ino: a watch on another inode (the node was
- * removed and made again) is dropped, and the device's leases fall back. */
-void cdev_watch_check_inode(struct cdev_watches *w, int cdev, ino_t ino);
+/* Whether the file st (just opened as vfioN) is the watched node, already checked to be
+ * a's cdev: then it still is, since a node goes with its device and a new one is a new
+ * inode. */
+bool cdev_watch_is(const struct cdev_watches *w, int cdev, const struct stat *st,
+                   const struct pci_addr *a);
+
+/* vfioN was opened as st and checked to be a's cdev: the watch remembers it, or, if it
+ * is on another inode (the node was removed and made again), is dropped, and the
+ * device's leases fall back. */
+void cdev_watch_owner(struct cdev_watches *w, int cdev, const struct stat *st,
+                      const struct pci_addr *a);
 
 /* Reads the events queued so far, then tells whether vfioN has open files: 1 yes, 0 no,
  * -1 not known (no exact count: ask the kernel another way). */

@@ -658,7 +658,7 @@ static int method_monitor(struct conn *c, struct jspan params, int *fds, size_t 
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_MONITOR, t, NULL)) {
-                c->monitor = false;
+                conn_set_monitor(c, false);
                 return denied(c, POLICY_OP_MONITOR, NULL);
         }
         /* A first event tells the client it is subscribed: nothing after it is missed.
@@ -817,9 +817,10 @@ static const struct vfio_nodes *device_nodes(struct server *s, const struct pci_
 
 /* Opens /dev/vfio/devices/vfioN for a and checks, through the char device's sysfs link,
  * that it still is a's: a cached N could be stale if a rebind raced its uevent. The
- * node's open files are counted from before this open on (cdev-watch.h), starting from
- * zero when a look through /proc finds none open (the first time, or after the count
- * was lost). */
+ * check is made once per node: the watched node (the same inode) stays a's for as long
+ * as it exists. The node's open files are counted from before this open on
+ * (cdev-watch.h), starting from zero when a look through /proc finds none open (the
+ * first time, or after the count was lost). */
 static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cdev)
 {
         char path[64], link[PATH_MAX], want[PCI_ADDR_STRLEN + 16], name[PCI_ADDR_STRLEN];
@@ -834,6 +835,9 @@ static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cde
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return negative_errno();
+        /* The watched node, checked before: no need to ask sysfs again. */
+        if (cdev_watch_is(&s->cdev_watches, cdev, &st, a))
+                return TAKE_FD(fd);
         snprintf(path, sizeof(path), "sys/dev/char/%u:%u", major(st.st_rdev), minor(st.st_rdev));
         if (s->dev_char_fd < 0) {
                 s->dev_char_fd = root_openat(s->root, "sys/dev/char", O_PATH | O_DIRECTORY);
@@ -848,7 +852,7 @@ static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cde
         snprintf(want, sizeof(want), "/%s/vfio-dev/", pci_addr_format(a, name));
         if (!strstr(link, want))
                 return -ESTALE;
-        cdev_watch_check_inode(&s->cdev_watches, cdev, st.st_ino);
+        cdev_watch_owner(&s->cdev_watches, cdev, &st, a);
         return TAKE_FD(fd);
 }
 

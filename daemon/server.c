@@ -206,6 +206,7 @@ static void conn_free(struct conn *c)
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
+        conn_set_monitor(c, false);
         struct uid_usage *u = uid_usage_get(s, c->cred.uid, false);
         if (u && u->n_conns > 0)
                 u->n_conns--;
@@ -259,26 +260,28 @@ static void conn_update_events(struct conn *c)
         sd_event_source_set_io_events(c->io, ev);
 }
 
-/* A call's envelope is read from its text (json-text.h): the methods read their
- * parameters the same way, and no call builds a json-c tree. */
-static bool envelope_flag(struct jspan msg, const char *key)
+static bool span_true(struct jspan v)
 {
-        struct jspan v;
         bool b = false;
-        return jscan_member(msg, key, &v) && jscan_bool(v, &b) == 0 && b;
+        return jscan_bool(v, &b) == 0 && b;
 }
 
+/* A call's envelope is read from its text (json-text.h), in one pass: the methods read
+ * their parameters the same way, and no call builds a json-c tree. */
 static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_fds)
 {
+        enum { METHOD, PARAMETERS, ONEWAY, MORE };
+        static const char *const keys[] = {"method", "parameters", "oneway", "more"};
         struct server *s = c->server;
-        struct jspan v, params = {"{}", 2};
+        struct jspan v[4], params = {"{}", 2};
         char method_buf[256];
-        const char *method = jscan_member(msg, "method", &v) &&
-                                             jscan_string(v, method_buf, sizeof(method_buf)) == 0
+        uint32_t found = jscan_members(msg, keys, 4, v);
+        const char *method = (found & (1u << METHOD)) && jscan_string(v[METHOD], method_buf,
+                                                                      sizeof(method_buf)) == 0
                                      ? method_buf
                                      : NULL;
-        c->oneway = envelope_flag(msg, "oneway");
-        bool more = envelope_flag(msg, "more");
+        c->oneway = (found & (1u << ONEWAY)) && span_true(v[ONEWAY]);
+        bool more = (found & (1u << MORE)) && span_true(v[MORE]);
 
         if (!method) {
                 close_fds(fds, n_fds);
@@ -287,7 +290,9 @@ static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_
                             "a call needs a \"method\" string", NULL);
                 return;
         }
-        if (jscan_member(msg, "parameters", &params) && jscan_type(params) != JTYPE_OBJECT) {
+        if (found & (1u << PARAMETERS))
+                params = v[PARAMETERS];
+        if (jscan_type(params) != JTYPE_OBJECT) {
                 close_fds(fds, n_fds);
                 conn_errorf(c, "org.varlink.service.InvalidParameter", "parameter", "parameters",
                             NULL);
@@ -303,7 +308,8 @@ static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_
         }
         if (more && strcmp(method, "io.vfiod.Monitor") != 0)
                 more = false; /* only Monitor streams; others answer once */
-        c->monitor = c->monitor || (more && strcmp(method, "io.vfiod.Monitor") == 0);
+        if (more && strcmp(method, "io.vfiod.Monitor") == 0)
+                conn_set_monitor(c, true);
 
         log_msg(LOG_DEBUG, "pid %d uid %u calls %s", (int)c->cred.pid, c->cred.uid, method);
         int r = methods_dispatch(c, method, params, fds, n_fds);
@@ -517,9 +523,22 @@ void server_invalidate(struct server *s)
         s->have_iommufd = -1;
 }
 
+void conn_set_monitor(struct conn *c, bool on)
+{
+        if (c->monitor == on)
+                return;
+        c->monitor = on;
+        if (on)
+                c->server->n_monitors++;
+        else
+                c->server->n_monitors--;
+}
+
 void server_broadcast(struct server *s, const char *kind, const struct pci_addr *addr,
                       uint64_t lease)
 {
+        if (s->n_monitors == 0)
+                return; /* nobody to tell: no walk through every connection */
         for (struct conn *c = s->conns; c; c = c->next) {
                 if (!c->monitor || c->closing)
                         continue;

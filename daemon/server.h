@@ -63,6 +63,7 @@ struct server {
 
         struct conn *conns;
         unsigned n_conns;
+        unsigned n_monitors; /* connections subscribed to events */
         struct uid_usage *uids;
         size_t n_uids;
 
@@ -123,6 +124,10 @@ int conn_errorf(struct conn *c, const char *error, ...);
 /* The topology snapshot, scanned on first use after server_invalidate(). */
 int server_topology(struct server *s, const struct topology **ret);
 void server_invalidate(struct server *s);
+
+/* Subscribes c to events, or not (counted, so that an event with no subscriber costs
+ * nothing). */
+void conn_set_monitor(struct conn *c, bool on);
 
 /* Sends an event to every monitor. */
 void server_broadcast(struct server *s, const char *kind, const struct pci_addr *addr,

@@ -181,11 +181,28 @@ static void test_unknown(void **state)
         close(fd);
         assert_int_equal(open_files(f), 0);
 
-        /* A node made again: the old watch goes, a new one starts. */
-        cdev_watch_check_inode(&f->w, 0, (ino_t)-1);
+        /* The owner: known once checked, for that inode only. */
+        struct pci_addr a, b;
+        assert_int_equal(pci_addr_parse("0000:01:00.0", &a), 0);
+        assert_int_equal(pci_addr_parse("0000:02:00.0", &b), 0);
+        struct stat st, other;
+        assert_int_equal(stat(f->node, &st), 0);
+        other = st;
+        other.st_ino++;
+        assert_false(cdev_watch_is(&f->w, 0, &st, &a));
+        cdev_watch_owner(&f->w, 0, &st, &a);
+        assert_true(cdev_watch_is(&f->w, 0, &st, &a));
+        assert_false(cdev_watch_is(&f->w, 0, &st, &b));
+        assert_false(cdev_watch_is(&f->w, 0, &other, &a));
+        assert_false(cdev_watch_is(&f->w, 1, &st, &a));
+
+        /* A node made again (another inode): the old watch goes, a new one starts. */
+        cdev_watch_owner(&f->w, 0, &other, &a);
         assert_int_equal(open_files(f), -1);
+        assert_false(cdev_watch_is(&f->w, 0, &st, &a));
         watch(f);
         assert_int_equal(open_files(f), 0);
+        assert_false(cdev_watch_is(&f->w, 0, &st, &a)); /* not checked yet */
 
         /* The node removed: its watch ends. */
         assert_int_equal(unlink(f->node), 0);

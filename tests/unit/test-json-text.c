@@ -99,6 +99,20 @@ static void members_are_found_the_last_one_wins_and_nulls_are_there(void **state
         assert_string_equal(buf, "b");
         assert_false(jscan_next(v, &pos, &e));
         assert_int_equal(jscan_count(valid("[]")), 0);
+
+        /* Several keys in one pass: the same answers, and a mask of what was there. */
+        static const char *const keys[] = {"more", "absent", "method", "key", "parameters"};
+        struct jspan vs[5];
+        assert_int_equal(jscan_members(o, keys, 5, vs), 1u << 0 | 1u << 2 | 1u << 3 | 1u << 4);
+        assert_int_equal(jscan_bool(vs[0], &b), 0);
+        assert_false(b); /* the last "more" */
+        assert_int_equal(jscan_string(vs[2], buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "x");
+        assert_int_equal(jscan_int(vs[3], &x), 0);
+        assert_int_equal(x, 7);
+        assert_int_equal(vs[4].n, p.n);
+        assert_int_equal(jscan_members(valid("[1]"), keys, 5, vs), 0); /* not an object */
+        assert_int_equal(jscan_members(valid("{}"), keys, 5, vs), 0);
         /* Readers refuse the wrong type. */
         assert_int_equal(jscan_string(p, buf, sizeof(buf)), -EINVAL);
         assert_int_equal(jscan_int(valid("\"1\""), &x), -EINVAL);
