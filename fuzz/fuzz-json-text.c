@@ -27,16 +27,23 @@ static void walk(struct jspan v, unsigned depth)
                 }
                 assert(n == jscan_count(v));
                 break;
-        case JTYPE_OBJECT:
-                /* Keys the daemon asks for, and one that is never there. */
-                for (const char *const *k =
-                             (const char *const[]){"method", "parameters", "a", "", "\xff", NULL};
-                     *k; k++)
-                        if (jscan_member(v, *k, &e)) {
-                                assert(e.p > v.p && e.p + e.n < v.p + v.n);
-                                walk(e, depth + 1);
-                        }
+        case JTYPE_OBJECT: {
+                /* Keys the daemon asks for, and one that is never there; asked one at a
+                 * time and all at once, with the same answers. */
+                static const char *const keys[] = {"method", "parameters", "a", "", "\xff"};
+                struct jspan all[5];
+                uint32_t found = jscan_members(v, keys, 5, all);
+                for (size_t i = 0; i < 5; i++) {
+                        bool one = jscan_member(v, keys[i], &e);
+                        assert(one == !!(found & (1u << i)));
+                        if (!one)
+                                continue;
+                        assert(e.p == all[i].p && e.n == all[i].n);
+                        assert(e.p > v.p && e.p + e.n < v.p + v.n);
+                        walk(e, depth + 1);
+                }
                 break;
+        }
         case JTYPE_STRING:
                 if (jscan_string(v, buf, sizeof(buf)) == 0) {
                         struct jbuf w = {};
