@@ -41,6 +41,12 @@ static void drop(struct cdev_watches *w, struct cdev_watch *e, bool remove_watch
         *e = w->v[--w->n];
 }
 
+static void uncount_all(struct cdev_watches *w)
+{
+        for (size_t i = 0; i < w->n; i++)
+                w->v[i].counted = false;
+}
+
 static void read_events(struct cdev_watches *w)
 {
         if (w->fd < 0)
@@ -54,6 +60,8 @@ static void read_events(struct cdev_watches *w)
                 ssize_t k = read(w->fd, u.buf, sizeof(u.buf));
                 if (k < 0 && errno == EINTR)
                         continue;
+                if (k < 0 && errno != EAGAIN)
+                        uncount_all(w); /* events that cannot be read are lost too */
                 if (k <= 0)
                         return; /* EAGAIN: nothing (more) queued */
                 for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= k;) {
@@ -62,8 +70,7 @@ static void read_events(struct cdev_watches *w)
                         off += (ssize_t)(sizeof(e) + e.len);
                         if (e.mask & IN_Q_OVERFLOW) {
                                 /* Events were lost: no count can be trusted any more. */
-                                for (size_t i = 0; i < w->n; i++)
-                                        w->v[i].counted = false;
+                                uncount_all(w);
                                 continue;
                         }
                         struct cdev_watch *x = NULL;
