@@ -82,24 +82,17 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.1
 done
 
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
+# shellcheck source=bench/daemon-figures.sh
+source "$here/daemon-figures.sh"
 status=0
 for clients in 1 32; do
 	n=$(((rounds + clients - 1) / clients))
 	out=$(taskset -c 0 "$build/bench/daemon-bench" --root "$root" "$tmp/io.vfiod" "$clients" \
 		"$n" "${devices[@]}")
-	d=$(grep '^mode=daemon ' <<<"$out") r=$(grep '^mode=raw ' <<<"$out")
-	rk=$(grep '^mode=raw-kernel ' <<<"$out") k=$(grep '^mode=kernel ' <<<"$out")
-	# The kernel's part, as the daemon pays it: the raw server with the same opens,
-	# minus the raw server without.
-	read -r kernel share ratio < <(awk -v d="$(field "$d" p50_us)" -v r="$(field "$r" p50_us)" \
-		-v rk="$(field "$rk" p50_us)" \
-		'BEGIN { k = rk - r; printf "%.1f %.1f %.2f\n", k, d - k, (d - k) / r }')
-	text="$clients client(s): Acquire+Release p50 $(field "$d" p50_us) us p99 $(field "$d" p99_us) us; raw ping-pong p50 $(field "$r" p50_us) us, with the kernel's opens $(field "$rk" p50_us) us: kernel ${kernel} us (stand-in nodes; opened directly $(field "$k" p50_us) us); protocol share $share us = ${ratio}x raw"
-	if awk -v x="$ratio" -v l="$limit" 'BEGIN { exit !(x <= l) }'; then
-		echo "PASS $text"
+	if daemon_bench_figures "$out" "$clients" "$limit" "stand-in nodes"; then
+		echo "PASS $figures_text"
 	else
-		echo "FAIL $text, over the ${limit}x target"
+		echo "FAIL $figures_text, over the ${limit}x target"
 		status=1
 	fi
 done

@@ -60,8 +60,8 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.1
 done
 
-# field LINE KEY: the value of KEY=VALUE in one line of daemon-bench's output.
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
+# shellcheck source=bench/daemon-figures.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemon-figures.sh"
 for clients in 1 32; do
 	n=$(((rounds + clients - 1) / clients))
 	((n >= 8)) || n=8
@@ -72,19 +72,10 @@ $(tail -n 20 "$run/vfiod.log")"
 		continue
 	fi
 	printf 'vfiod-bench: %s\n' "$out"
-	d=$(grep '^mode=daemon ' <<<"$out") r=$(grep '^mode=raw ' <<<"$out")
-	rk=$(grep '^mode=raw-kernel ' <<<"$out") k=$(grep '^mode=kernel ' <<<"$out")
-	a=$(grep '^mode=daemon-acquire ' <<<"$out")
-	# The kernel's part, as the daemon pays it: the raw server with the same opens,
-	# minus the raw server without. (No process substitution: the guest has no /dev/fd.)
-	read -r kernel share ratio <<<"$(awk -v d="$(field "$d" p50_us)" -v r="$(field "$r" p50_us)" \
-		-v rk="$(field "$rk" p50_us)" \
-		'BEGIN { k = rk - r; printf "%.1f %.1f %.2f\n", k, d - k, (d - k) / r }')"
-	text="$clients client(s): Acquire+Release p50 $(field "$d" p50_us) us p99 $(field "$d" p99_us) us (Acquire p50 $(field "$a" p50_us) us); raw ping-pong p50 $(field "$r" p50_us) us p99 $(field "$r" p99_us) us, with the kernel's opens $(field "$rk" p50_us) us: kernel ${kernel} us (opened directly $(field "$k" p50_us) us); protocol share $share us = ${ratio}x raw"
-	if [[ $ratio =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v x="$ratio" -v l="$limit" 'BEGIN { exit !(x <= l) }'; then
-		pass "$text"
+	if daemon_bench_figures "$out" "$clients" "$limit" ""; then
+		pass "$figures_text"
 	else
-		fail "$text, over the ${limit}x target"
+		fail "$figures_text, over the ${limit}x target"
 	fi
 done
 
