@@ -162,13 +162,13 @@ static int recv_msg(int fd, char *buf, size_t size, bool wait, size_t *ret_n_fds
 /* The kernel's part of a lease of device dev: /dev/iommu (with the daemon's accounting
  * request) and the device's cdev, opened by the node the bench found at start, as the
  * daemon opens it by the number it keeps. */
-static int kernel_open(const struct bench *b, unsigned dev, int fds[2])
+static int kernel_open(const struct bench *b, unsigned dev, int fds[2], char **ret_detail)
 {
         bool accounting;
         if (dev >= b->n_devices)
                 return -EINVAL;
         int r = vfio_iommu_open_raw(b->root, VFIO_BACKEND_IOMMUFD, VFIO_IOMMU_PROCESS_ACCOUNTING,
-                                    &fds[0], &accounting, NULL);
+                                    &fds[0], &accounting, ret_detail);
         if (r < 0)
                 return r;
         fds[1] = root_openat(b->root, b->cdev_node[dev], O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -221,7 +221,7 @@ static void raw_server(const struct bench *b, int lfd)
                                 (void)send_msg(fd, reply2, sizeof(reply2), NULL, 0);
                         else if (buf[0] != 'k')
                                 (void)send_msg(fd, reply1, sizeof(reply1), fds, 2);
-                        else if (kernel_open(b, (unsigned)(buf[1] - 'a'), kfds) < 0)
+                        else if (kernel_open(b, (unsigned)(buf[1] - 'a'), kfds, NULL) < 0)
                                 (void)send_msg(fd, reply1, sizeof(reply1), NULL, 0);
                         else {
                                 (void)send_msg(fd, reply1, sizeof(reply1), kfds, 2);
@@ -298,7 +298,9 @@ static int op_daemon(struct client *c, unsigned dev)
 static int op_kernel(struct client *c, unsigned dev)
 {
         int fds[2];
-        int r = kernel_open(c->b, dev, fds);
+        free(c->detail);
+        c->detail = NULL;
+        int r = kernel_open(c->b, dev, fds, &c->detail);
         if (r < 0)
                 return r;
         safe_close(fds[0]);
