@@ -306,8 +306,7 @@ static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_
                 conn_error(c, "io.vfiod.LimitExceeded", p);
                 return;
         }
-        if (more && strcmp(method, "io.vfiod.Monitor") != 0)
-                more = false; /* only Monitor streams; others answer once */
+        /* Only Monitor streams; others answer once. */
         if (more && strcmp(method, "io.vfiod.Monitor") == 0)
                 conn_set_monitor(c, true);
 
