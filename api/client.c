@@ -201,6 +201,7 @@ static int call_text(struct vfiod_client *c, const struct jbuf *call, const int 
         int r = exchange(c, call->p, call->len, fds, n_fds, &reply, &len, got, &n_got);
         if (r < 0)
                 return r;
+        enum { PARAMETERS, ERROR };
         static const char *const keys[] = {"parameters", "error"};
         struct jspan msg, v[2], params = {"{}", 2};
         char error[256];
@@ -209,15 +210,15 @@ static int call_text(struct vfiod_client *c, const struct jbuf *call, const int 
                 return -EBADMSG;
         }
         uint32_t found = jscan_members(msg, keys, 2, v);
-        if (found & 1)
-                params = v[0];
+        if (found & (1u << PARAMETERS))
+                params = v[PARAMETERS];
         if (jscan_type(params) != JTYPE_OBJECT) {
                 close_all(got, n_got);
                 return -EBADMSG;
         }
-        if (found & 2) {
+        if (found & (1u << ERROR)) {
                 close_all(got, n_got);
-                if (jscan_string(v[1], error, sizeof(error)) < 0)
+                if (jscan_string(v[ERROR], error, sizeof(error)) < 0)
                         return -EBADMSG;
                 if (ret_error && asprintf(ret_error, "%s %.*s", error, (int)params.n, params.p) < 0)
                         return -ENOMEM;
