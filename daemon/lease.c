@@ -202,14 +202,23 @@ int process_pidfd_verified(const struct root *root, pid_t pid, uint64_t starttim
 /* Rewritten with only the live leases once it holds this many lines more than they. */
 #define LEASE_LOG_SLACK 256
 
+/* (Re)opens the file under the log's name for appends. On failure the log has no fd:
+ * an append to a file that is no longer the log would be lost, and one that fails keeps
+ * a lease from being granted. */
+static int log_reopen(struct lease_log *log)
+{
+        int fd = openat(log->dirfd, LEASE_LOG,
+                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int r = fd < 0 ? negative_errno() : 0;
+        safe_close(log->fd);
+        log->fd = fd < 0 ? -EBADF : fd;
+        return r;
+}
+
 int lease_log_open(int dirfd, struct lease_log *ret)
 {
-        int fd = openat(dirfd, LEASE_LOG, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-                        0600);
-        if (fd < 0)
-                return negative_errno();
-        *ret = (struct lease_log){.dirfd = dirfd, .fd = fd};
-        return 0;
+        *ret = (struct lease_log){.dirfd = dirfd, .fd = -EBADF};
+        return log_reopen(ret);
 }
 
 void lease_log_close(struct lease_log *log)
@@ -219,6 +228,9 @@ void lease_log_close(struct lease_log *log)
 
 static int log_append(struct lease_log *log, const char *line, size_t len)
 {
+        int r = log->fd < 0 ? log_reopen(log) : 0; /* after a failed reopen */
+        if (r < 0)
+                return r;
         ssize_t n = write(log->fd, line, len);
         if (n < 0)
                 return negative_errno();
@@ -260,13 +272,10 @@ int lease_log_rewrite(struct lease_log *log, struct lease *const *live, size_t n
         jbuf_done(&b);
         if (r < 0)
                 return r;
-        int fd = openat(log->dirfd, LEASE_LOG, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        safe_close(log->fd);
-        log->fd = fd;
+        /* The old fd is the replaced file's: it goes even if the new one cannot be
+         * opened. */
         log->n_lines = n;
-        return 0;
+        return log_reopen(log);
 }
 
 int lease_log_end(struct lease_log *log, uint64_t id, struct lease *const *live, size_t n_live)
