@@ -884,9 +884,11 @@ static int device_backend(struct server *s, const struct topology *t, const stru
  * a device that goes back to its host driver needs the thorough look, since the kernel
  * blocks the unbind (and the daemon with it) while any file of it is open. One that
  * stays in the pool must have no open file left that could bind it again: the count of
- * its cdev's open files says so when the daemon kept one (cdev-watch.h); else the
- * kernel's answer for its group (busy while a device of it is bound, blind to a cdev
- * that is open and not bound). */
+ * its cdev's open files says so when the daemon keeps one (cdev-watch.h). Without a
+ * count (a lease adopted at start, whose files were opened before the watch; a count
+ * lost), the thorough look, which sees a cdev that is open and not bound, with the
+ * node watched first so that the count can start from there when it finds none open.
+ * Last, the kernel's answer for the group (busy while a device of it is bound). */
 static bool lease_device_held(struct server *s, const struct lease *l, size_t i, int *ret_pid)
 {
         *ret_pid = 0;
@@ -897,6 +899,14 @@ static bool lease_device_held(struct server *s, const struct lease *l, size_t i,
                 int k = cdev_watch_open_files(&s->cdev_watches, n->cdev);
                 if (k >= 0)
                         return k > 0;
+                bool uncounted = false;
+                bool watched = cdev_watch_add(&s->cdev_watches, s->root, n->cdev, &uncounted) == 0;
+                k = vfio_device_open_by(s->root, &l->devices[i], ret_pid);
+                if (k > 0)
+                        return true;
+                if (k == 0 && watched && uncounted)
+                        cdev_watch_counted(&s->cdev_watches, n->cdev);
+                /* (k < 0: /proc could not be read; the group's answer is all there is.) */
         }
         if (!n || n->group < 0)
                 return vfio_device_group_busy(s->root, &l->devices[i]) > 0;

@@ -5,11 +5,15 @@
   vfiod_call.py hold SOCKET [--backend B] DEVICE...
                                             Acquire, check the fds, print a
                                             summary, then wait to be killed
-  vfiod_call.py release-open SOCKET DEVICE [--unbound]
+  vfiod_call.py release-open SOCKET DEVICE [--unbound] [--wait]
                                             Acquire, bind the device to its iommufd
                                             (not with --unbound), call Release while
                                             still holding the fds, close them, call
-                                            Release again; prints both replies
+                                            Release again; prints both replies. With
+                                            --wait: prints {"lease": N} first, then
+                                            waits for SIGUSR1 and makes the two
+                                            Release calls on a new connection (the
+                                            daemon may have restarted in between)
   vfiod_call.py monitor SOCKET              Monitor: print each event as a JSON
                                             line until killed
 Only the standard library: the guest runs the host's python3.
@@ -85,11 +89,16 @@ def main():
         os.close(1)
         signal.pause()
         return 0
-    if len(sys.argv) in (4, 5) and sys.argv[1] == "release-open":
-        unbound = sys.argv[4:] == ["--unbound"]
-        if len(sys.argv) == 5 and not unbound:
-            print(__doc__, file=sys.stderr)
-            return 2
+    if len(sys.argv) >= 4 and sys.argv[1] == "release-open":
+        opts, unbound, wait = sys.argv[4:], False, False
+        while opts:
+            if opts[0] == "--unbound":
+                unbound, opts = True, opts[1:]
+            elif opts[0] == "--wait":
+                wait, opts = True, opts[1:]
+            else:
+                print(__doc__, file=sys.stderr)
+                return 2
         s = connect(sys.argv[2])
         reply, fds = call(s, "io.vfiod.Acquire", {"devices": [sys.argv[3]]})
         if "error" in reply:
@@ -104,6 +113,13 @@ def main():
         if not unbound:
             fcntl.ioctl(fds[p["devices"][0]["fd"]], 0x3B76,
                         struct.pack("IIiI", 16, 0, fds[p["iommufd"]], 0))
+        if wait:
+            # Blocked before the line goes out: a signal sent on reading it waits.
+            signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+            print(json.dumps({"lease": lease}), flush=True)
+            signal.sigwait([signal.SIGUSR1])
+            s.close()
+            s = connect(sys.argv[2])
         refused, _ = call(s, "io.vfiod.Release", {"lease": lease})
         for fd in fds:
             os.close(fd)

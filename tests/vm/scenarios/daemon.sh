@@ -259,6 +259,23 @@ ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && [[ -z 
 	pass "adopted lease: holder exit restored the edu in ${ms} ms" ||
 	fail "adopted lease: edu not restored within 1 s" "$(tail -n 20 "$tmp/vfiod.log")"
 
+# An adopted lease of a pool device whose cdev fd is kept but never bound: the restarted
+# daemon has no count of the node's open files from before its start, and the kernel's
+# group check cannot see an unbound file; Release must still be refused while it is open.
+"${NOBODY[@]}" $client release-open "$sock" "$EDU2" --unbound --wait >"$tmp/open5.json" &
+opener5=$!
+check "a pool lease with its cdev kept open, not bound" wait_until 20 test -s "$tmp/open5.json"
+kill -9 "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+start_daemon_checked "vfiod restarts under the unbound file"
+check_eq "the restarted vfiod adopted it" 1 "$(lease_count)"
+kill -USR1 "$opener5"
+timeout 30 tail --pid="$opener5" -f /dev/null || kill -9 "$opener5"
+check_eq "adopted lease: Release with the cdev open but not bound is refused as busy, then accepted once closed" \
+	"io.vfiod.DeviceBusy None" \
+	"$(tail -n 1 "$tmp/open5.json" | python3 -S -c 'import json,sys; m=json.load(sys.stdin); print(m["while_open"].get("error"), m["after_close"].get("error"))')"
+check_eq "... and the device is back in the pool (vfio-pci)" vfio-pci "$(driver_of $EDU2)"
+
 # A holder that exits while vfiod is down: cleaned up at the next start.
 "${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold4.json" &
 holder4=$!
