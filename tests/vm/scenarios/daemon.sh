@@ -95,6 +95,15 @@ start_daemon_checked() {
 	fi
 }
 
+# crash_restart_daemon MSG: kill -9 the daemon, start it again (a check named MSG) and
+# check that it adopted the one live lease.
+crash_restart_daemon() {
+	kill -9 "$daemon_pid"
+	wait "$daemon_pid" 2>/dev/null || true
+	start_daemon_checked "$1"
+	check_eq "the restarted vfiod adopted the live lease" 1 "$(lease_count)"
+}
+
 start_daemon_checked "vfiod starts and binds both sockets"
 
 # 1. A third-party client: Debian's python3-varlink.
@@ -246,10 +255,7 @@ check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(drive
 "${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold3.json" &
 holder3=$!
 check "a lease before the daemon crash" wait_until 20 test -s "$tmp/hold3.json"
-kill -9 "$daemon_pid"
-wait "$daemon_pid" 2>/dev/null || true
-start_daemon_checked "vfiod restarts"
-check_eq "the restarted vfiod adopted the live lease" 1 "$(lease_count)"
+crash_restart_daemon "vfiod restarts"
 adopted=$($client call "$admin" io.vfiod.ListLeases | python3 -S -c \
 	'import json,sys; l=json.load(sys.stdin)["parameters"]["leases"]; print(l[0]["adopted"], l[0]["pid"])')
 check_eq "ListLeases says adopted, held by the same pid" "True $holder3" "$adopted"
@@ -265,10 +271,7 @@ ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && [[ -z 
 "${NOBODY[@]}" $client release-open "$sock" "$EDU2" --unbound --wait >"$tmp/open5.json" &
 opener5=$!
 check "a pool lease with its cdev kept open, not bound" wait_until 20 test -s "$tmp/open5.json"
-kill -9 "$daemon_pid"
-wait "$daemon_pid" 2>/dev/null || true
-start_daemon_checked "vfiod restarts under the unbound file"
-check_eq "the restarted vfiod adopted it" 1 "$(lease_count)"
+crash_restart_daemon "vfiod restarts under the unbound file"
 kill -USR1 "$opener5"
 timeout 30 tail --pid="$opener5" -f /dev/null || kill -9 "$opener5"
 check_eq "adopted lease: Release with the cdev open but not bound is refused as busy, then accepted once closed" \
