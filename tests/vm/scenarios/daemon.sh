@@ -251,6 +251,38 @@ ms=$(wait_until 1 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
 	pass "pool device: lease ended in ${ms} ms" || fail "pool device: lease not ended within 1 s"
 check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(driver_of $EDU2)"
 
+# A leased device that is hot-removed: the kernel holds the removal until the holder lets
+# go, the lease ends with the holder, the device goes and the daemon keeps serving. A
+# rescan brings it back as a new device with a new cdev node: Acquire binds it to
+# vfio-pci again and hands out that node, not the one the daemon knew before.
+"${NOBODY[@]}" $client hold "$sock" "$EDU2" >"$tmp/hold6.json" &
+holder6=$!
+check "a pool lease before the device is removed" wait_until 20 test -s "$tmp/hold6.json"
+old_node=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["devices"][sys.argv[2]])' "$tmp/hold6.json" "$EDU2")
+(echo 1 >"/sys/bus/pci/devices/$EDU2/remove") &
+remover=$!
+sleep 1
+check "the removal waits while the holder has the device open" test -e "/sys/bus/pci/devices/$EDU2/vendor"
+kill -9 "$holder6"
+check "the removal completes once the holder is gone" timeout 20 tail --pid="$remover" -f /dev/null
+check "... and the device is gone" bash -c "[[ ! -e /sys/bus/pci/devices/$EDU2 ]]"
+ms=$(wait_until 5 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
+	pass "the removed device's lease ended (${ms} ms)" ||
+	fail "the removed device's lease is still recorded" "$(tail -n 20 "$tmp/vfiod.log")"
+check_eq "vfiod still serves after the removal (no lease listed)" 0 "$(lease_count)"
+echo 1 >/sys/bus/pci/rescan
+check "a rescan brings the device back" wait_until 20 test -e "/sys/bus/pci/devices/$EDU2/vendor"
+"${NOBODY[@]}" $client hold "$sock" "$EDU2" >"$tmp/hold7.json" &
+holder7=$!
+check "the device that came back is handed out again" wait_until 20 test -s "$tmp/hold7.json"
+new_node=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1])).get("devices", {}).get(sys.argv[2]))' "$tmp/hold7.json" "$EDU2")
+sys_node=$(find "/sys/bus/pci/devices/$EDU2/vfio-dev" -mindepth 1 -maxdepth 1 -name 'vfio*' -printf '/dev/vfio/devices/%f\n' 2>/dev/null)
+check_eq "... on vfio-pci, through the cdev node the kernel gave it (was $old_node)" \
+	"vfio-pci $sys_node" "$(driver_of $EDU2) $new_node"
+kill -9 "$holder7"
+ms=$(wait_until 1 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
+	pass "its lease ended in ${ms} ms" || fail "its lease did not end within 1 s"
+
 # 4. kill -9 vfiod with a live lease, restart: adopted, not restored under the VMM.
 "${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold3.json" &
 holder3=$!
