@@ -332,7 +332,7 @@ static int method_show_device(struct conn *c, struct jspan params, int *fds, siz
         if (param_address(c, params, "address", &a))
                 return 0;
         const struct topology *t;
-        int r = server_topology(c->server, &t);
+        int r = server_topology_for(c->server, &a, 1, &t);
         if (r < 0)
                 return errno_error(c, "scan", &a, r, NULL);
         const struct pci_device *d;
@@ -368,7 +368,7 @@ static int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_f
                 return 0;
 
         const struct topology *t;
-        r = server_topology(s, &t);
+        r = server_topology_for(s, req, n_req, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         for (size_t i = 0; i < n_req; i++)
@@ -418,7 +418,7 @@ static int method_unbind(struct conn *c, struct jspan params, int *fds, size_t n
         if (r != 0)
                 return r < 0 ? r : 0;
         const struct topology *t;
-        r = server_topology(s, &t);
+        r = server_topology_for(s, req, n_req, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         for (size_t i = 0; i < n_req; i++) {
@@ -479,7 +479,7 @@ static int method_set_numvfs(struct conn *c, struct jspan params, int *fds, size
         }
 
         const struct topology *t;
-        int r = server_topology(s, &t);
+        int r = server_topology_for(s, &pf, 1, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         const struct pci_device *d;
@@ -582,7 +582,7 @@ static int method_configure_vf(struct conn *c, struct jspan params, int *fds, si
                 return invalid_parameter(c, "mac");
 
         const struct topology *t;
-        int r = server_topology(s, &t);
+        int r = server_topology_for(s, &pf, 1, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (device_allowed(c, POLICY_OP_SRIOV, t, &pf, NULL, NULL))
@@ -619,7 +619,7 @@ static int method_audit(struct conn *c, struct jspan params, int *fds, size_t n_
                         return invalid_parameter(c, "fail_on");
         }
         const struct topology *t;
-        int r = server_topology(s, &t);
+        int r = server_topology_for(s, devs, n_devs, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_AUDIT, t, NULL))
@@ -1103,7 +1103,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
 
         /* The policy first: a refused client learns nothing about holders. */
         const struct topology *t;
-        r = server_topology(s, &t);
+        r = server_topology_for(s, req, n_req, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         const struct policy_rule *rule = NULL;

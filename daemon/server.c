@@ -513,6 +513,28 @@ int server_topology(struct server *s, const struct topology **ret)
         return 0;
 }
 
+int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
+                        const struct topology **ret)
+{
+        int r = server_topology(s, ret);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (topology_find_device(*ret, &a[i]))
+                        continue;
+                char path[64], name[PCI_ADDR_STRLEN];
+                snprintf(path, sizeof(path), "sys/bus/pci/devices/%s",
+                         pci_addr_format(&a[i], name));
+                _cleanup_close_ int fd = root_openat(s->root, path, O_PATH | O_DIRECTORY);
+                if (fd < 0)
+                        continue; /* not there: the caller says so */
+                log_msg(LOG_DEBUG, "%s appeared since the last scan: scanning again", name);
+                server_invalidate(s);
+                return server_topology(s, ret);
+        }
+        return 0;
+}
+
 void server_invalidate(struct server *s)
 {
         s->topology = topology_free(s->topology);

@@ -123,6 +123,13 @@ int conn_errorf(struct conn *c, const char *error, ...);
 
 /* The topology snapshot, scanned on first use after server_invalidate(). */
 int server_topology(struct server *s, const struct topology **ret);
+/* The same for a call that names the devices a[0..n): when one of them is missing from
+ * the cached scan but its directory exists in sysfs, it was added since the scan (its
+ * uevent not read yet, or not even sent: a client that saw the device appear must not
+ * be told it does not exist), and the scan is made again, once. An address that names
+ * nothing costs one lookup, not a scan. */
+int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
+                        const struct topology **ret);
 void server_invalidate(struct server *s);
 
 /* Subscribes c to events, or not (counted, so that an event with no subscriber costs

@@ -12,6 +12,8 @@
   and the per-uid connection limit: each gets its varlink error, the daemon keeps
   serving others, and its open fds are back to where they were.
 - The daemon is alive at the end and exits 0 on SIGTERM.
+- A device that appears after the daemon's scan, with no uevent to say so (none come
+  below --root): a call that names it finds it.
 
 usage: test-daemon.py VFIOD VFIOCTL MKFIXTURE FIXTURES_DIR
 """
@@ -389,6 +391,40 @@ def bad_input(d, peer_uid_sock):
     check(n == base, "the daemon's open fds are back to where they were", f"{base} before, {n} after")
 
 
+APPEARS = "0000:00:16.0"
+
+
+def appeared(vfiod, root, tmp):
+    """A device missing at the daemon's scan (its sysfs entry moved away) and put back
+    while it runs, with no uevent: ShowDevice names it and gets it, where the cached scan
+    alone would answer NoSuchDevice; a device that is not there is still NoSuchDevice."""
+    sub = os.path.join(tmp, "appeared")
+    os.makedirs(sub)
+    os.chmod(sub, 0o755)
+    shutil.copy(os.path.join(tmp, "policy.json"), os.path.join(sub, "policy.json"))
+    entry = os.path.join(root, "sys/bus/pci/devices", APPEARS)
+    away = os.path.join(sub, "entry")
+    os.rename(entry, away)
+    d = Daemon(vfiod, root, sub)
+    try:
+        listed = [x["address"] for x in call(d.sock, "io.vfiod.ListDevices")["parameters"]["devices"]]
+        check(listed and APPEARS not in listed, "a device missing from sysfs is not listed",
+              listed)
+        check(error_of(call(d.sock, "io.vfiod.ShowDevice", {"address": APPEARS})) ==
+              "io.vfiod.NoSuchDevice", "... and ShowDevice of it is NoSuchDevice")
+        os.rename(away, entry)
+        got = call(d.sock, "io.vfiod.ShowDevice", {"address": APPEARS})
+        check(got.get("parameters", {}).get("device", {}).get("address") == APPEARS,
+              "once it is in sysfs, ShowDevice finds it without a uevent", got)
+        check(error_of(call(d.sock, "io.vfiod.ShowDevice", {"address": "0000:7f:1f.7"})) ==
+              "io.vfiod.NoSuchDevice", "an address that is nowhere is still NoSuchDevice")
+    finally:
+        if os.path.lexists(away):
+            os.rename(away, entry)
+        rc = d.stop()
+        check(rc == 0, "that daemon exits 0 on SIGTERM", f"status {rc}")
+
+
 def limits(vfiod, root, tmp):
     """A second daemon with tight limits: idle connections are closed, and calls past the
     per-uid rate get LimitExceeded while the daemon keeps serving."""
@@ -465,6 +501,7 @@ def main():
             rc = d.stop()
             check(rc == 0, "the daemon exits 0 on SIGTERM", f"status {rc}\n{d.output()[-2000:]}")
         limits(vfiod, root, tmp)
+        appeared(vfiod, root, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{failures} failure(s)")
