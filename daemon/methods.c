@@ -880,22 +880,30 @@ static int device_backend(struct server *s, const struct topology *t, const stru
         return 0;
 }
 
-/* Whether a leased device is still held by some process, and by whom (0 if unknown):
- * a device that goes back to its host driver needs the thorough look, since the kernel
- * blocks the unbind (and the daemon with it) while any file of it is open. One that
- * stays in the pool must have no open file left that could bind it again: the count of
+/* Whether a leased device is still held by some process, and by whom (0 if unknown).
+ * One that goes back to its host driver must have no file open at all, since the
+ * kernel blocks the unbind (and the daemon with it) until the last one closes; one that
+ * stays in the pool must have no open file left that could bind it again. The count of
  * its cdev's open files says so when the daemon keeps one (cdev-watch.h). Without a
  * count (a lease adopted at start, whose files were opened before the watch; a count
- * lost), the thorough look, which sees a cdev that is open and not bound, with the
- * node watched first so that the count can start from there when it finds none open.
- * Last, the kernel's answer for the group (busy while a device of it is bound). */
+ * lost), the thorough look through /proc, which sees a cdev that is open and not bound,
+ * with the node watched first so that the count can start from there when it finds
+ * none open. Last, for a pooled device, the kernel's answer for the group (its node
+ * takes one opener at a time). */
 static bool lease_device_held(struct server *s, const struct lease *l, size_t i, int *ret_pid)
 {
         *ret_pid = 0;
-        if (lease_device_release(l, i) == RELEASE_RESTORE)
-                return vfio_device_open_by(s->root, &l->devices[i], ret_pid) > 0;
         const struct vfio_nodes *n = device_nodes(s, &l->devices[i]);
-        if (l->backend == VFIO_BACKEND_IOMMUFD && n && n->cdev >= 0) {
+        bool counted = l->backend == VFIO_BACKEND_IOMMUFD && n && n->cdev >= 0;
+        if (lease_device_release(l, i) == RELEASE_RESTORE) {
+                /* An iommufd lease handed out the cdev, the only node its holder can open
+                 * (the group node is root's): an exact count of its files is the whole
+                 * answer, and spares the search (only made to name who holds it). */
+                if (counted && cdev_watch_open_files(&s->cdev_watches, n->cdev) == 0)
+                        return false;
+                return vfio_device_open_by(s->root, &l->devices[i], ret_pid) > 0;
+        }
+        if (counted) {
                 int k = cdev_watch_open_files(&s->cdev_watches, n->cdev);
                 if (k >= 0)
                         return k > 0;
@@ -925,19 +933,20 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
 {
         log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): returning its %zu device(s)",
                 l->id, (int)l->pid, kind, l->n_devices);
-        const struct topology *t = NULL;
-        int r = server_topology(s, &t);
-        if (r < 0)
-                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot scan the topology: %s", l->id,
-                        strerror(-r));
         _cleanup_(journal_freep) struct journal *j = NULL;
         bool restored = false;
+        int r;
 
         for (size_t i = 0; i < l->n_devices; i++) {
-                char buf[PCI_ADDR_STRLEN];
+                char buf[PCI_ADDR_STRLEN], path[64];
                 const char *name = pci_addr_format(&l->devices[i], buf);
-                const struct pci_device *d = t ? topology_find_device(t, &l->devices[i]) : NULL;
-                if (!d) {
+                /* Whether it is still there, from sysfs: not a scan of the whole bus,
+                 * which uevents of the VMM's run have likely made stale, and which takes
+                 * long enough to matter on a big host (the devices are due back within a
+                 * second of the holder's exit). */
+                snprintf(path, sizeof(path), "sys/bus/pci/devices/%s", name);
+                _cleanup_close_ int present = root_openat(s->root, path, O_PATH | O_DIRECTORY);
+                if (present < 0) {
                         log_msg(LOG_WARNING, "lease %" PRIu64 ": %s is gone", l->id, name);
                         continue;
                 }
