@@ -896,10 +896,11 @@ static bool lease_device_held(struct server *s, const struct lease *l, size_t i,
         const struct vfio_nodes *n = device_nodes(s, &l->devices[i]);
         bool counted = l->backend == VFIO_BACKEND_IOMMUFD && n && n->cdev >= 0;
         if (lease_device_release(l, i) == RELEASE_RESTORE) {
-                /* An iommufd lease handed out the cdev, the only node its holder can open
-                 * (the group node is root's): an exact count of its files is the whole
-                 * answer, and spares the search (only made to name who holds it). */
-                if (counted && cdev_watch_open_files(&s->cdev_watches, n->cdev) == 0)
+                /* An iommufd lease handed out the cdev: an exact count of its files, and
+                 * the group node (root's) free, are the whole answer, and spare the
+                 * search (then only made to name who holds it). */
+                if (counted && cdev_watch_open_files(&s->cdev_watches, n->cdev) == 0 &&
+                    (n->group < 0 || vfio_group_busy(s->root, n->group) == 0))
                         return false;
                 return vfio_device_open_by(s->root, &l->devices[i], ret_pid) > 0;
         }
