@@ -189,11 +189,16 @@ void cdev_watch_owner(struct cdev_watches *w, int cdev, const struct stat *st,
         e->owner = *a;
 }
 
+int cdev_watch_open_files_read(const struct cdev_watches *w, int cdev)
+{
+        for (size_t i = 0; i < w->n; i++)
+                if (w->v[i].cdev == cdev)
+                        return w->v[i].counted ? w->v[i].opens > 0 : -1;
+        return -1;
+}
+
 int cdev_watch_open_files(struct cdev_watches *w, int cdev)
 {
         read_events(w);
-        const struct cdev_watch *e = find_cdev(w, cdev);
-        if (!e || !e->counted)
-                return -1;
-        return e->opens > 0;
+        return cdev_watch_open_files_read(w, cdev);
 }

@@ -1096,6 +1096,36 @@ static void close_all(int *fds, size_t n)
 /* Devices in one Acquire: each takes an fd of the reply's VARLINK_FDS_MAX. */
 #define ACQUIRE_DEVICES_MAX 8
 
+/* Whether a device about to be handed out has a file of its cdev open somewhere: one
+ * that a dead holder passed on before its lease ended, or one opened before the daemon
+ * knew the node. Such a file could bind the device under the next VMM. 1 (with the
+ * process in *ret_pid when a search finds it, else 0) or 0. No system call when the
+ * count of the node's files is known and zero; else the queued events are read, or,
+ * without a count, /proc is searched (and the count begins when none is found). A
+ * device without a cdev is left to the kernel: its group node takes one opener. */
+static int device_open_elsewhere(struct server *s, const struct pci_addr *a, int *ret_pid)
+{
+        *ret_pid = 0;
+        const struct vfio_nodes *n = device_nodes(s, a);
+        if (!n || n->cdev < 0)
+                return 0;
+        int k = cdev_watch_open_files_read(&s->cdev_watches, n->cdev);
+        if (k == 0)
+                return 0;
+        if (k > 0) {
+                if (cdev_watch_open_files(&s->cdev_watches, n->cdev) == 0)
+                        return 0;
+                (void)vfio_device_open_by(s->root, a, ret_pid); /* only to name it */
+                return 1;
+        }
+        bool uncounted = false;
+        bool watched = cdev_watch_add(&s->cdev_watches, s->root, n->cdev, &uncounted) == 0;
+        k = vfio_device_open_by(s->root, a, ret_pid);
+        if (k == 0 && watched && uncounted)
+                cdev_watch_counted(&s->cdev_watches, n->cdev);
+        return k > 0;
+}
+
 static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
@@ -1137,6 +1167,15 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                                     l->id);
                 if (d->is_bridge)
                         return busy(c, d->name, "a bridge is never handed out");
+                int opener;
+                if (device_open_elsewhere(s, &req[i], &opener) > 0)
+                        return opener > 0 ? busy(c, d->name,
+                                                 "still open in pid %d: not handed out until "
+                                                 "that file is closed",
+                                                 opener)
+                                          : busy(c, d->name,
+                                                 "still open in another process: not handed "
+                                                 "out until that file is closed");
                 /* One IOMMU group is one DMA owner: the kernel would refuse a second
                  * iommufd (or container) anyway; say why before handing out fds. */
                 const struct iommu_group *g = topology_find_group(t, d->iommu_group);

@@ -155,6 +155,24 @@ static void test_follows_files(void **state)
         assert_int_equal(open_files(f), 0);
 }
 
+/* The count as last read moves only when the events are read. */
+static void test_read_so_far(void **state)
+{
+        struct fixture *f = need_node(state);
+        assert_int_equal(cdev_watch_open_files_read(&f->w, 0), -1); /* not watched */
+        watch(f);
+        assert_int_equal(cdev_watch_open_files_read(&f->w, 0), 0);
+        int fd = open(f->node, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(cdev_watch_open_files_read(&f->w, 0), 0); /* its open still queued */
+        assert_int_equal(open_files(f), 1);
+        assert_int_equal(cdev_watch_open_files_read(&f->w, 0), 1);
+        close(fd);
+        assert_int_equal(cdev_watch_open_files_read(&f->w, 0), 1); /* its close still queued */
+        assert_int_equal(open_files(f), 0);
+        assert_int_equal(cdev_watch_open_files_read(&f->w, 0), 0);
+}
+
 static void test_unknown(void **state)
 {
         struct fixture *f = need_node(state);
@@ -215,6 +233,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_follows_files, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_read_so_far, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

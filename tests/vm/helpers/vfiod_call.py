@@ -2,9 +2,12 @@
 """A minimal io.vfiod client that can receive file descriptors, for the lab.
 
   vfiod_call.py call SOCKET METHOD [JSON]   one call; prints the reply message
-  vfiod_call.py hold SOCKET [--backend B] DEVICE...
+  vfiod_call.py hold SOCKET [--backend B] [--fork] DEVICE...
                                             Acquire, check the fds, print a
-                                            summary, then wait to be killed
+                                            summary, then wait to be killed;
+                                            with --fork a child keeps the fds
+                                            too (its pid in the summary) and
+                                            outlives a killed parent
   vfiod_call.py release-open SOCKET DEVICE [--unbound] [--wait]
                                             Acquire, bind the device to its iommufd
                                             (not with --unbound), call Release while
@@ -64,9 +67,11 @@ def main():
         return 0
     if len(sys.argv) >= 4 and sys.argv[1] == "hold":
         s = connect(sys.argv[2])
-        args, params = sys.argv[3:], {}
+        args, params, fork = sys.argv[3:], {}, False
         if args[:1] == ["--backend"]:
             params["backend"], args = args[1], args[2:]
+        if args[:1] == ["--fork"]:
+            fork, args = True, args[1:]
         params["devices"] = args
         reply, fds = call(s, "io.vfiod.Acquire", params)
         if "error" in reply:
@@ -83,6 +88,13 @@ def main():
             "devices": {d["address"]: fd_target(fds[d["fd"]]) for d in p["devices"]},
             "pid": os.getpid(),
         }
+        if fork:
+            child = os.fork()
+            if child == 0:
+                os.close(1)
+                signal.pause()
+                os._exit(0)
+            summary["child"] = child
         print(json.dumps(summary), flush=True)
         # Hold the fds (and so the devices) until killed; close stdout so a
         # reader of the summary is not kept waiting.

@@ -251,6 +251,26 @@ ms=$(wait_until 1 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
 	pass "pool device: lease ended in ${ms} ms" || fail "pool device: lease not ended within 1 s"
 check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(driver_of $EDU2)"
 
+# A holder that hands its fds to a child and dies: the lease ends, but the device is
+# still open in the child, so it is not handed out again until the child lets go (one
+# file of it could bind it under the next VMM).
+"${NOBODY[@]}" $client hold "$sock" --fork "$EDU2" >"$tmp/hold8.json" &
+holder8=$!
+check "a pool lease whose holder hands its fds to a child" wait_until 20 test -s "$tmp/hold8.json"
+child8=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["child"])' "$tmp/hold8.json")
+kill -9 "$holder8"
+check "the lease ends with its holder" wait_until 5 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]"
+out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU2\"]}")
+check_eq "Acquire of the device while the dead holder's child has it open is DeviceBusy" \
+	"io.vfiod.DeviceBusy" "$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
+kill -9 "$child8"
+acquired() {
+	"${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$1\"]}" | grep -q '"lease"'
+}
+wait_until 5 acquired "$EDU2" >/dev/null &&
+	pass "... and handed out again once the child is gone" ||
+	fail "the device was not handed out after the child exited" "$(tail -n 20 "$tmp/vfiod.log")"
+
 # A leased device that is hot-removed: the kernel holds the removal until the holder lets
 # go, the lease ends with the holder, the device goes and the daemon keeps serving. A
 # rescan brings it back as a new device with a new cdev node: Acquire binds it to
