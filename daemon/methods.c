@@ -815,19 +815,30 @@ static const struct vfio_nodes *device_nodes(struct server *s, const struct pci_
         return n;
 }
 
+/* No count of the files of vfioN (a's cdev): the node is watched first, then every
+ * process's open files are searched (which sees a cdev that is open and not bound), and
+ * the count begins when none is found. Returns the search's answer: 1 open (by the
+ * process in *ret_pid), 0 not, or -errno. */
+static int search_and_count(struct server *s, int cdev, const struct pci_addr *a, int *ret_pid)
+{
+        bool uncounted = false;
+        bool watched = cdev_watch_add(&s->cdev_watches, s->root, cdev, &uncounted) == 0;
+        int k = vfio_device_open_by(s->root, a, ret_pid);
+        if (k == 0 && watched && uncounted)
+                cdev_watch_counted(&s->cdev_watches, cdev);
+        return k;
+}
+
 /* Opens /dev/vfio/devices/vfioN for a and checks, through the char device's sysfs link,
  * that it still is a's: a cached N could be stale if a rebind raced its uevent. The
  * check is made once per node: the watched node (the same inode) stays a's for as long
- * as it exists. The node's open files are counted from before this open on
- * (cdev-watch.h), starting from zero when a look through /proc finds none open (the
- * first time, or after the count was lost). */
+ * as it exists. The node is watched before this open, so that its open is counted
+ * (cdev-watch.h; the count itself was begun by device_open_elsewhere()). */
 static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cdev)
 {
         char path[64], link[PATH_MAX], want[PCI_ADDR_STRLEN + 16], name[PCI_ADDR_STRLEN];
         bool uncounted;
-        if (cdev_watch_add(&s->cdev_watches, s->root, cdev, &uncounted) == 0 && uncounted &&
-            vfio_device_open_by(s->root, a, NULL) == 0)
-                cdev_watch_counted(&s->cdev_watches, cdev);
+        (void)cdev_watch_add(&s->cdev_watches, s->root, cdev, &uncounted);
         snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
         _cleanup_close_ int fd = root_openat(s->root, path, O_RDWR | O_NOCTTY);
         if (fd < 0)
@@ -908,14 +919,9 @@ static bool lease_device_held(struct server *s, const struct lease *l, size_t i,
                 int k = cdev_watch_open_files(&s->cdev_watches, n->cdev);
                 if (k >= 0)
                         return k > 0;
-                bool uncounted = false;
-                bool watched = cdev_watch_add(&s->cdev_watches, s->root, n->cdev, &uncounted) == 0;
-                k = vfio_device_open_by(s->root, &l->devices[i], ret_pid);
-                if (k > 0)
+                if (search_and_count(s, n->cdev, &l->devices[i], ret_pid) > 0)
                         return true;
-                if (k == 0 && watched && uncounted)
-                        cdev_watch_counted(&s->cdev_watches, n->cdev);
-                /* (k < 0: /proc could not be read; the group's answer is all there is.) */
+                /* (Not found, or /proc could not be read: the group node answers too.) */
         }
         if (!n || n->group < 0)
                 return vfio_device_group_busy(s->root, &l->devices[i]) > 0;
@@ -1118,12 +1124,7 @@ static int device_open_elsewhere(struct server *s, const struct pci_addr *a, int
                 (void)vfio_device_open_by(s->root, a, ret_pid); /* only to name it */
                 return 1;
         }
-        bool uncounted = false;
-        bool watched = cdev_watch_add(&s->cdev_watches, s->root, n->cdev, &uncounted) == 0;
-        k = vfio_device_open_by(s->root, a, ret_pid);
-        if (k == 0 && watched && uncounted)
-                cdev_watch_counted(&s->cdev_watches, n->cdev);
-        return k > 0;
+        return search_and_count(s, n->cdev, a, ret_pid) > 0;
 }
 
 static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds)
