@@ -197,6 +197,11 @@ int cdev_watch_open_files_read(const struct cdev_watches *w, int cdev)
         return -1;
 }
 
+void cdev_watches_read(struct cdev_watches *w)
+{
+        read_events(w);
+}
+
 int cdev_watch_open_files(struct cdev_watches *w, int cdev)
 {
         read_events(w);

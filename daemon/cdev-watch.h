@@ -68,6 +68,8 @@ bool cdev_watch_is(const struct cdev_watches *w, int cdev, const struct stat *st
 void cdev_watch_owner(struct cdev_watches *w, int cdev, const struct stat *st,
                       const struct pci_addr *a);
 
+/* Reads the events queued so far (the fd polls readable while some are). */
+void cdev_watches_read(struct cdev_watches *w);
 /* Reads the events queued so far, then tells whether vfioN has open files: 1 yes, 0 no,
  * -1 not known (no exact count: ask the kernel another way). */
 int cdev_watch_open_files(struct cdev_watches *w, int cdev);

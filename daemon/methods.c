@@ -928,6 +928,110 @@ static bool lease_device_held(struct server *s, const struct lease *l, size_t i,
         return vfio_group_busy(s->root, n->group) > 0;
 }
 
+/* ---- devices to restore that a dead holder's files still held --------------------- */
+
+/* Gives a back to the driver the journal recorded for it, with *j (opened here on first
+ * use, kept by the caller: one lock for several devices). Returns whether the journal
+ * had it. */
+static bool restore_device(struct server *s, struct journal **j, const struct pci_addr *a,
+                           const char *what)
+{
+        char buf[PCI_ADDR_STRLEN];
+        const char *name = pci_addr_format(a, buf);
+        int r;
+        if (!*j && (r = open_journal(s, j)) < 0) {
+                log_msg(LOG_ERR, "%s: %s: cannot open the journal: %s", what, name, strerror(-r));
+                return false;
+        }
+        struct journal_entry e = {};
+        bool found = journal_get(*j, a, &e) == 0;
+        if (found) {
+                _cleanup_free_ char *why = NULL;
+                r = vfio_device_restore(s->root, *j, a, &why);
+                if (r < 0)
+                        log_msg(LOG_ERR, "%s: %s: restore failed: %s", what, name,
+                                why ? why : strerror(-r));
+        }
+        journal_entry_done(&e);
+        return found;
+}
+
+static void orphan_drop(struct server *s, size_t i)
+{
+        s->orphans[i] = s->orphans[--s->n_orphans];
+        if (s->n_orphans == 0)
+                (void)sd_event_source_set_enabled(s->orphan_source, SD_EVENT_OFF);
+}
+
+/* The node's events came: each orphan whose last file is closed (and whose group node is
+ * free) is restored. */
+static int on_orphan_events(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct server *s = userdata;
+        cdev_watches_read(&s->cdev_watches);
+        for (size_t i = 0; i < s->n_orphans;) {
+                struct pci_addr a = s->orphans[i];
+                char buf[PCI_ADDR_STRLEN];
+                const char *name = pci_addr_format(&a, buf);
+                const struct vfio_nodes *n = device_nodes(s, &a);
+                if (!n || n->cdev < 0) {
+                        log_msg(LOG_WARNING, "%s: gone, or off vfio-pci: not restored", name);
+                        orphan_drop(s, i);
+                        continue;
+                }
+                int pid = 0, k = cdev_watch_open_files_read(&s->cdev_watches, n->cdev);
+                if (k < 0)
+                        k = search_and_count(s, n->cdev, &a, &pid);
+                if (k != 0 || (n->group >= 0 && vfio_group_busy(s->root, n->group) > 0)) {
+                        i++; /* still open (or not known): an unbind would block */
+                        continue;
+                }
+                log_msg(LOG_INFO, "%s: its last file is closed: restoring it", name);
+                orphan_drop(s, i);
+                _cleanup_(journal_freep) struct journal *j = NULL;
+                (void)restore_device(s, &j, &a, "left open by an ended lease");
+                server_invalidate(s);
+                server_broadcast(s, "device-changed", &a, 0);
+        }
+        return 0;
+}
+
+/* Follows a until its last file closes, then restores it. */
+static void orphan_add(struct server *s, const struct pci_addr *a)
+{
+        for (size_t i = 0; i < s->n_orphans; i++)
+                if (pci_addr_equal(&s->orphans[i], a))
+                        return;
+        const struct vfio_nodes *n = device_nodes(s, a);
+        bool uncounted;
+        if (n && n->cdev >= 0) /* an adopted lease's node may not be watched yet */
+                (void)cdev_watch_add(&s->cdev_watches, s->root, n->cdev, &uncounted);
+        struct pci_addr *v = reallocarray(s->orphans, s->n_orphans + 1, sizeof(*v));
+        if (!v || s->cdev_watches.fd < 0 ||
+            (!s->orphan_source && sd_event_add_io(s->event, &s->orphan_source, s->cdev_watches.fd,
+                                                  EPOLLIN, on_orphan_events, s) < 0)) {
+                char buf[PCI_ADDR_STRLEN];
+                if (v)
+                        s->orphans = v;
+                log_msg(LOG_ERR, "%s: cannot follow its files: it stays on vfio-pci",
+                        pci_addr_format(a, buf));
+                return;
+        }
+        s->orphans = v;
+        v[s->n_orphans++] = *a;
+        (void)sd_event_source_set_enabled(s->orphan_source, SD_EVENT_ON);
+}
+
+/* a is leased again: its new lease decides what becomes of it. */
+static void orphan_forget(struct server *s, const struct pci_addr *a)
+{
+        for (size_t i = 0; i < s->n_orphans; i++)
+                if (pci_addr_equal(&s->orphans[i], a)) {
+                        orphan_drop(s, i);
+                        return;
+                }
+}
+
 /* Returns a lease's devices: each goes back to the pool (stays on vfio-pci) or, when its
  * policy rule says restore, to the driver it had before vfiod bound it (the journal
  * knows which). The reset is the kernel's: vfio-pci resets a function when its last
@@ -964,29 +1068,24 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
                 int holder = 0;
                 if (!checked && lease_device_held(s, l, i, &holder)) {
                         /* Its fds went on to another process: an unbind would block until
-                         * it lets go, and the device is that process's now. */
+                         * it lets go. It stays on vfio-pci, not handed out while open
+                         * (device_open_elsewhere()), and one to restore is restored
+                         * when the last file closes. */
+                        bool later = lease_device_release(l, i) == RELEASE_RESTORE;
                         log_msg(LOG_WARNING,
                                 "lease %" PRIu64 ": %s is still in use (pid %d, 0: unknown): "
-                                "left on vfio-pci as it is",
-                                l->id, name, holder);
+                                "left on vfio-pci%s",
+                                l->id, name, holder,
+                                later ? " until that process closes it, then restored" : "");
+                        if (later)
+                                orphan_add(s, &l->devices[i]);
                         continue;
                 }
-                if (lease_device_release(l, i) == RELEASE_RESTORE) {
-                        if (!j && (r = open_journal(s, &j)) < 0)
-                                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot open the journal: %s",
-                                        l->id, strerror(-r));
-                        struct journal_entry e = {};
-                        if (j && journal_get(j, &l->devices[i], &e) == 0) {
-                                _cleanup_free_ char *why = NULL;
-                                r = vfio_device_restore(s->root, j, &l->devices[i], &why);
-                                restored = true;
-                                if (r < 0)
-                                        log_msg(LOG_ERR,
-                                                "lease %" PRIu64 ": %s: restore failed: %s", l->id,
-                                                name, why ? why : strerror(-r));
-                        }
-                        journal_entry_done(&e);
-                }
+                char what[32];
+                snprintf(what, sizeof(what), "lease %" PRIu64, l->id);
+                if (lease_device_release(l, i) == RELEASE_RESTORE &&
+                    restore_device(s, &j, &l->devices[i], what))
+                        restored = true;
                 server_broadcast(s, "device-changed", &l->devices[i], 0);
         }
         lease_unlink(s, l);
@@ -1444,6 +1543,8 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
                 goto free_lease;
         }
+        for (size_t i = 0; s->n_orphans > 0 && i < l->n_devices; i++)
+                orphan_forget(s, &l->devices[i]);
         l->holder = TAKE_PTR(h);
         const char *handle =
                 backend == VFIO_BACKEND_IOMMUFD ? "],\"iommufd\":" : "],\"container\":";

@@ -783,6 +783,8 @@ struct server *server_free(struct server *s)
         lease_log_close(&s->lease_log);
         safe_close(s->lease_dirfd);
         safe_close(s->dev_char_fd);
+        sd_event_source_disable_unref(s->orphan_source);
+        free(s->orphans);
         cdev_watches_done(&s->cdev_watches);
         root_free(s->root);
         free(s->uids);

@@ -81,6 +81,11 @@ struct server {
         int dev_char_fd;  /* sys/dev/char below the root, opened on first use */
         /* Open files of the cdev nodes handed out (kept through a topology rescan). */
         struct cdev_watches cdev_watches;
+        /* Devices to restore that a dead holder's files still held when its lease ended:
+         * restored when the last closes (the node's events followed meanwhile). */
+        struct pci_addr *orphans;
+        size_t n_orphans;
+        sd_event_source *orphan_source;
 
         void *udev, *udev_monitor;
         sd_event_source *udev_source;

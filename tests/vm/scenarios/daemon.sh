@@ -271,6 +271,20 @@ wait_until 5 acquired "$EDU2" >/dev/null &&
 	pass "... and handed out again once the child is gone" ||
 	fail "the device was not handed out after the child exited" "$(tail -n 20 "$tmp/vfiod.log")"
 
+# The same with a device to restore: it stays on vfio-pci while the child has it open
+# (an unbind would block), and goes back to its driver (none) once the child is gone.
+"${NOBODY[@]}" $client hold "$sock" --fork "$EDU" >"$tmp/hold9.json" &
+holder9=$!
+check "an edu lease whose holder hands its fds to a child" wait_until 20 test -s "$tmp/hold9.json"
+child9=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["child"])' "$tmp/hold9.json")
+kill -9 "$holder9"
+check "its lease ends with its holder" wait_until 5 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]"
+check_eq "the edu stays on vfio-pci while the child has it open" vfio-pci "$(driver_of $EDU)"
+kill -9 "$child9"
+ms=$(wait_until 2 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
+	pass "... and is restored (no driver) ${ms} ms after the child's exit" ||
+	fail "the edu was not restored after the child exited (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+
 # A leased device that is hot-removed: the kernel holds the removal until the holder lets
 # go, the lease ends with the holder, the device goes and the daemon keeps serving. A
 # rescan brings it back as a new device with a new cdev node: Acquire binds it to
