@@ -254,16 +254,21 @@ check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(drive
 # A holder that hands its fds to a child and dies: the lease ends, but the device is
 # still open in the child, so it is not handed out again until the child lets go (one
 # file of it could bind it under the next VMM).
-"${NOBODY[@]}" $client hold "$sock" --fork "$EDU2" >"$tmp/hold8.json" &
-holder8=$!
-check "a pool lease whose holder hands its fds to a child" wait_until 20 test -s "$tmp/hold8.json"
-child8=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["child"])' "$tmp/hold8.json")
-kill -9 "$holder8"
-check "the lease ends with its holder" wait_until 5 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]"
+# orphan_lease DEVICE WHAT: a lease of DEVICE whose holder forks a child that keeps its
+# fds, then the holder killed and its lease ended; sets child to the child's pid.
+orphan_lease() {
+	"${NOBODY[@]}" $client hold "$sock" --fork "$1" >"$tmp/hold-fork.json" &
+	local holder=$!
+	check "$2 whose holder hands its fds to a child" wait_until 20 test -s "$tmp/hold-fork.json"
+	child=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["child"])' "$tmp/hold-fork.json")
+	kill -9 "$holder"
+	check "... its lease ends with the holder" wait_until 5 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]"
+}
+orphan_lease "$EDU2" "a pool lease"
 out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU2\"]}")
 check_eq "Acquire of the device while the dead holder's child has it open is DeviceBusy" \
 	"io.vfiod.DeviceBusy" "$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
-kill -9 "$child8"
+kill -9 "$child"
 acquired() {
 	"${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$1\"]}" | grep -q '"lease"'
 }
@@ -273,14 +278,9 @@ wait_until 5 acquired "$EDU2" >/dev/null &&
 
 # The same with a device to restore: it stays on vfio-pci while the child has it open
 # (an unbind would block), and goes back to its driver (none) once the child is gone.
-"${NOBODY[@]}" $client hold "$sock" --fork "$EDU" >"$tmp/hold9.json" &
-holder9=$!
-check "an edu lease whose holder hands its fds to a child" wait_until 20 test -s "$tmp/hold9.json"
-child9=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["child"])' "$tmp/hold9.json")
-kill -9 "$holder9"
-check "its lease ends with its holder" wait_until 5 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]"
+orphan_lease "$EDU" "an edu lease"
 check_eq "the edu stays on vfio-pci while the child has it open" vfio-pci "$(driver_of $EDU)"
-kill -9 "$child9"
+kill -9 "$child"
 ms=$(wait_until 2 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
 	pass "... and is restored (no driver) ${ms} ms after the child's exit" ||
 	fail "the edu was not restored after the child exited (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
