@@ -1049,19 +1049,14 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
         int r;
 
         for (size_t i = 0; i < l->n_devices; i++) {
-                char buf[PCI_ADDR_STRLEN], path[64];
+                char buf[PCI_ADDR_STRLEN];
                 const char *name = pci_addr_format(&l->devices[i], buf);
                 /* Whether it is still there: the cached scan knows, else sysfs does (not
                  * a new scan of the whole bus, which uevents of the VMM's run have likely
                  * made necessary, and which takes long enough to matter on a big host:
                  * the devices are due back within a second of the holder's exit). */
-                bool present = s->topology && topology_find_device(s->topology, &l->devices[i]);
-                if (!s->topology) {
-                        snprintf(path, sizeof(path), "sys/bus/pci/devices/%s", name);
-                        _cleanup_close_ int fd = root_openat(s->root, path, O_PATH | O_DIRECTORY);
-                        present = fd >= 0;
-                }
-                if (!present) {
+                if (s->topology ? !topology_find_device(s->topology, &l->devices[i])
+                                : !server_device_in_sysfs(s, &l->devices[i])) {
                         log_msg(LOG_WARNING, "lease %" PRIu64 ": %s is gone", l->id, name);
                         continue;
                 }

@@ -135,6 +135,8 @@ int server_topology(struct server *s, const struct topology **ret);
  * nothing costs one lookup, not a scan. */
 int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
                         const struct topology **ret);
+/* Whether sysfs has a (one lookup, no scan). */
+bool server_device_in_sysfs(struct server *s, const struct pci_addr *a);
 void server_invalidate(struct server *s);
 
 /* Subscribes c to events, or not (counted, so that an event with no subscriber costs
