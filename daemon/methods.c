@@ -30,6 +30,7 @@
 #include "server.h"
 #include "sriov.h"
 #include "strv.h"
+#include "sysfs-pci.h"
 #include "topology-json.h"
 #include "vfiod-interface.h"
 
@@ -901,20 +902,29 @@ static int device_backend(struct server *s, const struct topology *t, const stru
  * with the node watched first so that the count can start from there when it finds
  * none open. Last, for a pooled device, the kernel's answer for the group (its node
  * takes one opener at a time). */
+/* Whether a device to give back to its host driver still has a file open (an unbind
+ * would block until it closes), by whom in *ret_pid (0 if unknown). For a device an
+ * iommufd lease handed out, whose cdev is the only node its holder can open (the group
+ * node is root's), an exact count of the cdev's files and the group node free are the
+ * whole answer, and spare the search (then only made to name who holds it). */
+static bool restore_blocked(struct server *s, const struct pci_addr *a, bool iommufd, int *ret_pid)
+{
+        *ret_pid = 0;
+        const struct vfio_nodes *n = device_nodes(s, a);
+        if (iommufd && n && n->cdev >= 0 && cdev_watch_open_files(&s->cdev_watches, n->cdev) == 0 &&
+            (n->group < 0 || vfio_group_busy(s->root, n->group) == 0))
+                return false;
+        return vfio_device_open_by(s->root, a, ret_pid) > 0;
+}
+
 static bool lease_device_held(struct server *s, const struct lease *l, size_t i, int *ret_pid)
 {
         *ret_pid = 0;
+        if (lease_device_release(l, i) == RELEASE_RESTORE)
+                return restore_blocked(s, &l->devices[i], l->backend == VFIO_BACKEND_IOMMUFD,
+                                       ret_pid);
         const struct vfio_nodes *n = device_nodes(s, &l->devices[i]);
         bool counted = l->backend == VFIO_BACKEND_IOMMUFD && n && n->cdev >= 0;
-        if (lease_device_release(l, i) == RELEASE_RESTORE) {
-                /* An iommufd lease handed out the cdev: an exact count of its files, and
-                 * the group node (root's) free, are the whole answer, and spare the
-                 * search (then only made to name who holds it). */
-                if (counted && cdev_watch_open_files(&s->cdev_watches, n->cdev) == 0 &&
-                    (n->group < 0 || vfio_group_busy(s->root, n->group) == 0))
-                        return false;
-                return vfio_device_open_by(s->root, &l->devices[i], ret_pid) > 0;
-        }
         if (counted) {
                 int k = cdev_watch_open_files(&s->cdev_watches, n->cdev);
                 if (k >= 0)
@@ -979,11 +989,9 @@ static int on_orphan_events(sd_event_source *src, int fd, uint32_t revents, void
                         orphan_drop(s, i);
                         continue;
                 }
-                int pid = 0, k = cdev_watch_open_files_read(&s->cdev_watches, n->cdev);
-                if (k < 0)
-                        k = search_and_count(s, n->cdev, &a, &pid);
-                if (k != 0 || (n->group >= 0 && vfio_group_busy(s->root, n->group) > 0)) {
-                        i++; /* still open (or not known): an unbind would block */
+                int pid;
+                if (restore_blocked(s, &a, true, &pid)) {
+                        i++; /* still open: an unbind would block */
                         continue;
                 }
                 log_msg(LOG_INFO, "%s: its last file is closed: restoring it", name);
@@ -1056,7 +1064,7 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
                  * made necessary, and which takes long enough to matter on a big host:
                  * the devices are due back within a second of the holder's exit). */
                 if (s->topology ? !topology_find_device(s->topology, &l->devices[i])
-                                : !server_device_in_sysfs(s, &l->devices[i])) {
+                                : pci_sysfs_device_exists(s->root, &l->devices[i]) < 0) {
                         log_msg(LOG_WARNING, "lease %" PRIu64 ": %s is gone", l->id, name);
                         continue;
                 }
@@ -1065,8 +1073,11 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
                         /* Its fds went on to another process: an unbind would block until
                          * it lets go. It stays on vfio-pci, not handed out while open
                          * (device_open_elsewhere()), and one to restore is restored
-                         * when the last file closes. */
-                        bool later = lease_device_release(l, i) == RELEASE_RESTORE;
+                         * when the last file closes: followed through the events of its
+                         * cdev node, which an iommufd lease's files are (a type1 lease's
+                         * group and device files make none: such a device stays). */
+                        bool later = lease_device_release(l, i) == RELEASE_RESTORE &&
+                                     l->backend == VFIO_BACKEND_IOMMUFD;
                         log_msg(LOG_WARNING,
                                 "lease %" PRIu64 ": %s is still in use (pid %d, 0: unknown): "
                                 "left on vfio-pci%s",

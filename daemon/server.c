@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "sysfs-pci.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -520,7 +521,8 @@ int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                if (topology_find_device(*ret, &a[i]) || !server_device_in_sysfs(s, &a[i]))
+                if (topology_find_device(*ret, &a[i]) ||
+                    pci_sysfs_device_exists(s->root, &a[i]) < 0)
                         continue; /* known, or not there: the caller says so */
                 char name[PCI_ADDR_STRLEN];
                 log_msg(LOG_DEBUG, "%s appeared since the last scan: scanning again",
@@ -529,14 +531,6 @@ int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
                 return server_topology(s, ret);
         }
         return 0;
-}
-
-bool server_device_in_sysfs(struct server *s, const struct pci_addr *a)
-{
-        char path[64], name[PCI_ADDR_STRLEN];
-        snprintf(path, sizeof(path), "sys/bus/pci/devices/%s", pci_addr_format(a, name));
-        _cleanup_close_ int fd = root_openat(s->root, path, O_PATH | O_DIRECTORY);
-        return fd >= 0;
 }
 
 void server_invalidate(struct server *s)

@@ -81,8 +81,8 @@ struct server {
         int dev_char_fd;  /* sys/dev/char below the root, opened on first use */
         /* Open files of the cdev nodes handed out (kept through a topology rescan). */
         struct cdev_watches cdev_watches;
-        /* Devices to restore that a dead holder's files still held when its lease ended:
-         * restored when the last closes (the node's events followed meanwhile). */
+        /* Devices to restore that a dead iommufd holder's files still held when its
+         * lease ended: restored when the last closes (the cdev's events followed). */
         struct pci_addr *orphans;
         size_t n_orphans;
         sd_event_source *orphan_source;
@@ -135,8 +135,6 @@ int server_topology(struct server *s, const struct topology **ret);
  * nothing costs one lookup, not a scan. */
 int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
                         const struct topology **ret);
-/* Whether sysfs has a (one lookup, no scan). */
-bool server_device_in_sysfs(struct server *s, const struct pci_addr *a);
 void server_invalidate(struct server *s);
 
 /* Subscribes c to events, or not (counted, so that an event with no subscriber costs
