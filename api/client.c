@@ -248,6 +248,16 @@ int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, siz
                          const char *backend, int holder_pidfd, struct vfiod_lease **ret,
                          char **ret_error)
 {
+        return vfiod_client_acquire_flags(c, devices, n_devices, backend, holder_pidfd, 0, ret,
+                                          ret_error);
+}
+
+int vfiod_client_acquire_flags(struct vfiod_client *c, const char *const *devices, size_t n_devices,
+                               const char *backend, int holder_pidfd, unsigned flags,
+                               struct vfiod_lease **ret, char **ret_error)
+{
+        if (flags & ~(unsigned)VFIOD_ACQUIRE_NO_GROUP_FDS)
+                return -EINVAL;
         struct jbuf call = {};
         jbuf_lit(&call, "{\"method\":\"io.vfiod.Acquire\",\"parameters\":{\"devices\":[");
         for (size_t i = 0; i < n_devices; i++) {
@@ -262,6 +272,8 @@ int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, siz
         }
         if (holder_pidfd >= 0)
                 jbuf_lit(&call, ",\"holder_fd\":0");
+        if (flags & VFIOD_ACQUIRE_NO_GROUP_FDS)
+                jbuf_lit(&call, ",\"group_fds\":false");
         jbuf_lit(&call, "}}");
 
         /* The reply is read in one pass over its members, and one over each device's. */
@@ -319,17 +331,27 @@ int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, siz
                 struct vfiod_acquired *a = &l->devices[l->n_devices];
                 int64_t group, cdev = -1;
                 uint32_t has = jscan_members(d, device_keys, 4, v);
+                /* A lease without handles (type1, group nodes opened to the holder) has
+                 * no fd per device; any other has one. */
+                bool handles = l->iommufd >= 0 || l->container >= 0;
                 if (!(has & (1u << ADDRESS)) ||
                     jscan_string(v[ADDRESS], a->address, sizeof(a->address)) < 0 ||
-                    !(has & (1u << FD)) || jscan_int(v[FD], &idx) < 0 || !(has & (1u << GROUP)) ||
-                    jscan_int(v[GROUP], &group) < 0 || idx < 0 || (size_t)idx >= n_fds ||
-                    fds[idx] < 0) {
+                    !(has & (1u << GROUP)) || jscan_int(v[GROUP], &group) < 0 ||
+                    !!(has & (1u << FD)) != handles ||
+                    (handles && (jscan_int(v[FD], &idx) < 0 || idx < 0 || (size_t)idx >= n_fds ||
+                                 fds[idx] < 0))) {
                         r = -EBADMSG;
                         goto finish;
                 }
+                a->group = (int)group;
+                if (!handles) {
+                        a->fd = -EBADF;
+                        a->cdev = -1;
+                        l->n_devices++;
+                        continue;
+                }
                 if ((has & (1u << CDEV)) && jscan_int(v[CDEV], &cdev) < 0)
                         cdev = -1;
-                a->group = (int)group;
                 a->cdev = (int)cdev;
                 /* Devices of one group share the group fd: each gets its own copy. The
                  * last device to name an fd takes it, the others get copies. */

@@ -37,16 +37,16 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
 
 struct vfiod_acquired {
         char address[16]; /* DDDD:BB:DD.F */
-        int fd;           /* the vfio cdev (iommufd) or the group node (type1) */
-        int group;        /* IOMMU group */
-        int cdev;         /* N of /dev/vfio/devices/vfioN, -1 with type1 */
+        int fd;    /* the vfio cdev (iommufd) or the group node (type1); -1 without handles */
+        int group; /* IOMMU group */
+        int cdev;  /* N of /dev/vfio/devices/vfioN, -1 with type1 */
 };
 
 struct vfiod_lease {
         uint64_t id;
         char backend[16]; /* "iommufd" or "type1" */
         int iommufd;      /* -1 with type1 */
-        int container;    /* -1 with iommufd */
+        int container;    /* -1 with iommufd, and without handles */
         struct vfiod_acquired *devices;
         size_t n_devices;
         int64_t memlock; /* RLIMIT_MEMLOCK the daemon gave the holder; -1 unlimited, -2 not set */
@@ -59,6 +59,16 @@ struct vfiod_lease {
 int vfiod_client_acquire(struct vfiod_client *c, const char *const *devices, size_t n_devices,
                          const char *backend, int holder_pidfd, struct vfiod_lease **ret,
                          char **ret_error);
+
+/* With type1: hand out no handles (no container, no group fds). The daemon opens each
+ * leased group node, /dev/vfio/N, to the holder's uid instead, for a VMM that opens the
+ * nodes itself (QEMU's -device vfio-pci,host=). No effect on an iommufd lease. */
+#define VFIOD_ACQUIRE_NO_GROUP_FDS (1u << 0)
+
+/* vfiod_client_acquire() with VFIOD_ACQUIRE_* flags (-EINVAL for unknown ones). */
+int vfiod_client_acquire_flags(struct vfiod_client *c, const char *const *devices, size_t n_devices,
+                               const char *backend, int holder_pidfd, unsigned flags,
+                               struct vfiod_lease **ret, char **ret_error);
 
 /* Closes the lease's fds and frees it (the lease itself lives on until released or its
  * holder exits). Accepts NULL; returns NULL. */

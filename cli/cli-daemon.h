@@ -38,9 +38,13 @@ int cli_daemon_error(const char *verb, const char *name, json_object *params);
 /* vfiod_client_acquire() and vfiod_client_release() that print what went wrong; 0 or the
  * exit status. */
 int cli_daemon_acquire(const char *verb, struct vfiod_client *client, char *const *devices,
-                       size_t n_devices, const char *backend, int holder_pidfd,
+                       size_t n_devices, const char *backend, int holder_pidfd, unsigned flags,
                        struct vfiod_lease **ret);
 int cli_daemon_release(const char *verb, struct vfiod_client *client, uint64_t lease);
+
+/* Why a lease has the backend it has, as far as this host tells: the user's --backend,
+ * or what the kernel offers (iommufd needs /dev/iommu and vfio device cdevs). */
+const char *cli_backend_reason(const struct cli *c, const char *backend, bool forced);
 
 /* A lease's RLIMIT_MEMLOCK in words: "unlimited", "8G", "left as it was". */
 const char *cli_memlock_text(int64_t memlock, char buf[static 32]);

@@ -2,6 +2,7 @@
 /* vfioctl and the vfiod daemon: connecting, acquiring, and turning the daemon's varlink
  * errors into sentences that say what was refused and why. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli-daemon.h"
+#include "root.h"
 
 const char *cli_daemon_socket(void)
 {
@@ -207,12 +209,12 @@ static int call_failed(const char *verb, const char *what, int r, const char *er
 }
 
 int cli_daemon_acquire(const char *verb, struct vfiod_client *client, char *const *devices,
-                       size_t n_devices, const char *backend, int holder_pidfd,
+                       size_t n_devices, const char *backend, int holder_pidfd, unsigned flags,
                        struct vfiod_lease **ret)
 {
         _cleanup_free_ char *error = NULL;
-        int r = vfiod_client_acquire(client, (const char *const *)devices, n_devices, backend,
-                                     holder_pidfd, ret, &error);
+        int r = vfiod_client_acquire_flags(client, (const char *const *)devices, n_devices, backend,
+                                           holder_pidfd, flags, ret, &error);
 
         return r < 0 ? call_failed(verb, "acquire", r, error) : 0;
 }
@@ -223,6 +225,23 @@ int cli_daemon_release(const char *verb, struct vfiod_client *client, uint64_t l
         int r = vfiod_client_release(client, lease, &error);
 
         return r < 0 ? call_failed(verb, "release", r, error) : 0;
+}
+
+static bool root_has(const struct cli *c, const char *path)
+{
+        _cleanup_close_ int fd = c->root ? root_openat(c->root, path, O_PATH) : -EBADF;
+        return fd >= 0;
+}
+
+const char *cli_backend_reason(const struct cli *c, const char *backend, bool forced)
+{
+        if (forced)
+                return "chosen with --backend";
+        if (strcmp(backend, "iommufd") == 0)
+                return "this kernel has iommufd (/dev/iommu) and vfio device cdevs";
+        if (!root_has(c, "dev/iommu"))
+                return "this kernel has no iommufd (no /dev/iommu): the legacy type1 container";
+        return "this kernel's vfio gives the device no cdev: the legacy type1 container";
 }
 
 const char *cli_memlock_text(int64_t memlock, char buf[static 32])

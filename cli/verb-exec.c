@@ -95,9 +95,25 @@ static int keep_open_across_exec(int fd)
         return 0;
 }
 
+static bool lease_has_handles(const struct vfiod_lease *l)
+{
+        return l->iommufd >= 0 || l->container >= 0;
+}
+
+static bool requested(char **devices, const char *address)
+{
+        STRV_FOREACH (d, devices)
+                if (strcmp(*d, address) == 0)
+                        return true;
+        return false;
+}
+
 /* The VMM's command line: its own arguments, then for QEMU the iommufd object and one
- * vfio-pci device per handle. Also sets the VFIOD_* variables every VMM can read. */
-static int exec_command(struct cli *c, const struct vfiod_lease *l, bool qemu, char ***ret)
+ * vfio-pci device per handle, or with type1 one vfio-pci device per requested device,
+ * which QEMU opens by its group node (granted to this uid for the lease). Also sets the
+ * VFIOD_* variables every VMM can read. */
+static int exec_command(struct cli *c, const struct vfiod_lease *l, char **want, bool qemu,
+                        char ***ret)
 {
         _cleanup_(strv_freep) char **argv = NULL;
         _cleanup_(strv_freep) char **pairs = NULL;
@@ -108,18 +124,28 @@ static int exec_command(struct cli *c, const struct vfiod_lease *l, bool qemu, c
         for (size_t i = 0; i < c->n_args; i++)
                 if (strv_push(&argv, &n, c->args[i]) < 0)
                         return -ENOMEM;
-        if (qemu && strv_push(&argv, &n, "-object") < 0)
-                return -ENOMEM;
-        if (qemu && strv_pushf(&argv, &n, "iommufd,id=%s,fd=%d", QEMU_IOMMUFD_ID, l->iommufd) < 0)
+        bool handles = lease_has_handles(l);
+        if (qemu && handles &&
+            (strv_push(&argv, &n, "-object") < 0 ||
+             strv_pushf(&argv, &n, "iommufd,id=%s,fd=%d", QEMU_IOMMUFD_ID, l->iommufd) < 0))
                 return -ENOMEM;
         for (size_t i = 0; i < l->n_devices; i++) {
-                cli_qemu_id(l->devices[i].address, id);
-                if (qemu && (strv_push(&argv, &n, "-device") < 0 ||
-                             strv_pushf(&argv, &n, "vfio-pci,iommufd=%s,fd=%d,id=%s",
-                                        QEMU_IOMMUFD_ID, l->devices[i].fd, id) < 0))
+                const struct vfiod_acquired *d = &l->devices[i];
+                cli_qemu_id(d->address, id);
+                if (qemu && handles &&
+                    (strv_push(&argv, &n, "-device") < 0 ||
+                     strv_pushf(&argv, &n, "vfio-pci,iommufd=%s,fd=%d,id=%s", QEMU_IOMMUFD_ID,
+                                d->fd, id) < 0))
                         return -ENOMEM;
-                if (strv_pushf(&pairs, &n_pairs, "%s=%d", l->devices[i].address, l->devices[i].fd) <
-                    0)
+                /* A group's other members come with a type1 lease; QEMU gets what was
+                 * asked for. */
+                if (qemu && !handles && requested(want, d->address) &&
+                    (strv_push(&argv, &n, "-device") < 0 ||
+                     strv_pushf(&argv, &n, "vfio-pci,host=%s,id=%s", d->address, id) < 0))
+                        return -ENOMEM;
+                if ((handles ? strv_pushf(&pairs, &n_pairs, "%s=%d", d->address, d->fd)
+                             : strv_pushf(&pairs, &n_pairs, "%s=/dev/vfio/%d", d->address,
+                                          d->group)) < 0)
                         return -ENOMEM;
                 len += strlen(pairs[i]) + 1;
         }
@@ -139,13 +165,13 @@ static int exec_command(struct cli *c, const struct vfiod_lease *l, bool qemu, c
         unsetenv("VFIOD_IOMMUFD");
         unsetenv("VFIOD_CONTAINER");
         snprintf(num, sizeof(num), "%d", l->iommufd >= 0 ? l->iommufd : l->container);
-        if (setenv(l->iommufd >= 0 ? "VFIOD_IOMMUFD" : "VFIOD_CONTAINER", num, 1) < 0)
+        if (handles && setenv(l->iommufd >= 0 ? "VFIOD_IOMMUFD" : "VFIOD_CONTAINER", num, 1) < 0)
                 return negative_errno();
         *ret = TAKE_PTR(argv);
         return 0;
 }
 
-static int report_json(const struct vfiod_lease *l, char **argv, bool qemu)
+static int report_json(const struct vfiod_lease *l, char **argv, bool qemu, const char *reason)
 {
         json_object *o = cli_lease_json(l), *cmd = json_object_new_array();
         json_object *devs;
@@ -160,9 +186,12 @@ static int report_json(const struct vfiod_lease *l, char **argv, bool qemu)
                                l->iommufd >= 0 ? json_object_new_int(l->iommufd) : NULL);
         json_object_object_add(o, "container",
                                l->container >= 0 ? json_object_new_int(l->container) : NULL);
+        json_object_object_add(o, "backend_reason", json_object_new_string(reason));
         for (size_t i = 0; i < l->n_devices; i++) {
                 json_object *d = json_object_array_get_idx(devs, i);
-                json_object_object_add(d, "fd", json_object_new_int(l->devices[i].fd));
+                json_object_object_add(d, "fd",
+                                       l->devices[i].fd >= 0 ? json_object_new_int(l->devices[i].fd)
+                                                             : NULL);
                 cli_qemu_id(l->devices[i].address, id);
                 json_object_object_add(d, "qemu_id", qemu ? json_object_new_string(id) : NULL);
         }
@@ -175,17 +204,26 @@ static int report_json(const struct vfiod_lease *l, char **argv, bool qemu)
         return 0;
 }
 
-static void report_text(const struct vfiod_lease *l, char **argv, size_t n_own, bool qemu)
+static void report_text(const struct vfiod_lease *l, char **argv, size_t n_own, bool qemu,
+                        const char *reason)
 {
         char m[32];
 
-        fprintf(stderr, "vfioctl: exec: lease %" PRIu64 " (%s, RLIMIT_MEMLOCK %s): %s fd %d", l->id,
-                l->backend, cli_memlock_text(l->memlock, m),
-                l->iommufd >= 0 ? "iommufd" : "container",
-                l->iommufd >= 0 ? l->iommufd : l->container);
+        fprintf(stderr, "vfioctl: exec: backend %s: %s\n", l->backend, reason);
+        fprintf(stderr, "vfioctl: exec: lease %" PRIu64 " (%s, RLIMIT_MEMLOCK %s)", l->id,
+                l->backend, cli_memlock_text(l->memlock, m));
+        if (lease_has_handles(l))
+                fprintf(stderr, ": %s fd %d", l->iommufd >= 0 ? "iommufd" : "container",
+                        l->iommufd >= 0 ? l->iommufd : l->container);
+        else
+                fputs(": no handles, the group nodes are open to this uid", stderr);
         for (size_t i = 0; i < l->n_devices; i++) {
-                fprintf(stderr, ", %s fd %d (group %d", l->devices[i].address, l->devices[i].fd,
-                        l->devices[i].group);
+                if (l->devices[i].fd >= 0)
+                        fprintf(stderr, ", %s fd %d (group %d", l->devices[i].address,
+                                l->devices[i].fd, l->devices[i].group);
+                else
+                        fprintf(stderr, ", %s (/dev/vfio/%d", l->devices[i].address,
+                                l->devices[i].group);
                 if (l->devices[i].cdev >= 0)
                         fprintf(stderr, ", /dev/vfio/devices/vfio%d", l->devices[i].cdev);
                 fputc(')', stderr);
@@ -199,15 +237,14 @@ static void report_text(const struct vfiod_lease *l, char **argv, size_t n_own, 
         fputc('\n', stderr);
 }
 
-/* iommufd charges what a VMM maps for DMA to RLIMIT_MEMLOCK; a policy that does not
+/* Both backends charge what a VMM maps for DMA to RLIMIT_MEMLOCK; a policy that does not
  * raise it leaves a limit that a VMM's guest RAM usually exceeds. */
 static void memlock_note(const struct vfiod_lease *l, const char *vmm)
 {
         struct rlimit rl;
         char m[32];
 
-        if (l->memlock != -2 || strcmp(l->backend, "iommufd") != 0 ||
-            getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        if (l->memlock != -2 || getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
                 return;
         fprintf(stderr,
                 "vfioctl: exec: note: the daemon's policy leaves RLIMIT_MEMLOCK at %s: the "
@@ -218,7 +255,8 @@ static void memlock_note(const struct vfiod_lease *l, const char *vmm)
 
 /* Makes the lease's handles survive execve() and executes the VMM; returns (an exit
  * status) only on failure. */
-static int exec_lease(struct cli *c, struct vfiod_lease *l, bool qemu)
+static int exec_lease(struct cli *c, struct vfiod_lease *l, char **want, bool qemu,
+                      const char *reason)
 {
         _cleanup_(strv_freep) char **argv = NULL;
         char q[300];
@@ -234,11 +272,11 @@ static int exec_lease(struct cli *c, struct vfiod_lease *l, bool qemu)
                         cli_quote(c->args[0], q), strerror(-r));
                 return EXIT_FAILED;
         }
-        r = exec_command(c, l, qemu, &argv);
+        r = exec_command(c, l, want, qemu, &argv);
         if (r >= 0 && c->json)
-                r = report_json(l, argv, qemu);
+                r = report_json(l, argv, qemu, reason);
         else if (r >= 0)
-                report_text(l, argv, c->n_args, qemu);
+                report_text(l, argv, c->n_args, qemu, reason);
         if (r < 0) {
                 fprintf(stderr, "vfioctl: exec: %s\n", strerror(-r));
                 return EXIT_FAILED;
@@ -275,21 +313,19 @@ int verb_exec(struct cli *c)
         if (backend && strcmp(backend, "iommufd") != 0 && strcmp(backend, "type1") != 0)
                 return usage_error("exec: --backend takes iommufd or type1, not '%s'",
                                    cli_quote(backend, q));
-        if (qemu && backend && strcmp(backend, "type1") == 0)
-                return usage_error("exec: QEMU takes handed-over VFIO handles only with the "
-                                   "iommufd backend; drop --backend type1");
-        if (qemu && !backend)
-                backend = "iommufd";
 
         r = cli_daemon_connect("exec", &client);
         if (r != 0)
                 return r;
-        r = cli_daemon_acquire("exec", client, devices, n_devices, backend, -EBADF, &l);
+        /* QEMU takes handed-over handles only with iommufd; with type1 it opens the group
+         * nodes itself, which the lease opens to this uid. */
+        r = cli_daemon_acquire("exec", client, devices, n_devices, backend, -EBADF,
+                               qemu ? VFIOD_ACQUIRE_NO_GROUP_FDS : 0, &l);
         if (r != 0)
                 return r;
 
         share_group_fds(l);
-        r = exec_lease(c, l, qemu);
+        r = exec_lease(c, l, devices, qemu, cli_backend_reason(c, l->backend, backend != NULL));
         /* Still here: the VMM did not start. The lease would end with this process; end
          * it now, while the daemon can still say so if that fails. */
         unshare_group_fds(l);

@@ -220,10 +220,29 @@ struct attach {
         const char *step;
 };
 
+/* A type1 lease: QEMU opens the group node itself (host=), open to its uid for the lease. */
+static int attach_host(struct qmp *q, struct attach *at)
+{
+        json_object *a = json_object_new_object();
+
+        if (!a)
+                return -ENOMEM;
+        at->step = "device_add";
+        json_object_object_add(a, "driver", json_object_new_string("vfio-pci"));
+        json_object_object_add(a, "host", json_object_new_string(at->address));
+        json_object_object_add(a, "id", json_object_new_string(at->device_id));
+        if (at->bus)
+                json_object_object_add(a, "bus", json_object_new_string(at->bus));
+        return qmp_execute(q, "device_add", a, -EBADF, &at->error);
+}
+
 static int attach_steps(struct qmp *q, struct attach *at, const struct vfiod_lease *l)
 {
         json_object *a;
         int r;
+
+        if (l->iommufd < 0)
+                return attach_host(q, at);
 
         at->step = "getfd (the iommufd)";
         r = qmp_getfd(q, at->iommufd_name, l->iommufd, &at->error);
@@ -288,15 +307,21 @@ static int peer_pidfd(int fd, pid_t *ret_pid)
         return pidfd;
 }
 
-static int report(struct cli *c, const struct attach *at, const struct vfiod_lease *l, pid_t pid)
+static int report(struct cli *c, const struct attach *at, const struct vfiod_lease *l, pid_t pid,
+                  const char *reason)
 {
+        bool iommufd = l->iommufd >= 0;
         char m[32];
 
         if (!c->json) {
-                printf("%s: attached to QEMU pid %d as device %s (lease %" PRIu64
-                       ", iommufd object %s, RLIMIT_MEMLOCK %s)\n",
-                       at->address, (int)pid, at->device_id, l->id, at->iommufd_name,
-                       cli_memlock_text(l->memlock, m));
+                printf("%s: attached to QEMU pid %d as device %s (lease %" PRIu64 ", ", at->address,
+                       (int)pid, at->device_id, l->id);
+                if (iommufd)
+                        printf("iommufd object %s", at->iommufd_name);
+                else
+                        printf("type1, /dev/vfio/%d open to QEMU's uid", l->devices[0].group);
+                printf(", RLIMIT_MEMLOCK %s)\nbackend %s: %s\n", cli_memlock_text(l->memlock, m),
+                       l->backend, reason);
                 return 0;
         }
         json_object *o = cli_lease_json(l);
@@ -304,7 +329,9 @@ static int report(struct cli *c, const struct attach *at, const struct vfiod_lea
                 return print_json(NULL, 0);
         json_object_object_add(o, "pid", json_object_new_int((int)pid));
         json_object_object_add(o, "qemu_id", json_object_new_string(at->device_id));
-        json_object_object_add(o, "iommufd_object", json_object_new_string(at->iommufd_name));
+        json_object_object_add(o, "iommufd_object",
+                               iommufd ? json_object_new_string(at->iommufd_name) : NULL);
+        json_object_object_add(o, "backend_reason", json_object_new_string(reason));
         return print_json(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
 }
 
@@ -329,15 +356,22 @@ static int attach(struct cli *c, struct qmp *q, struct attach *at, pid_t pid, in
         r = cli_daemon_connect("qemu-attach", &client);
         if (r != 0)
                 return r;
-        r = cli_daemon_acquire("qemu-attach", client, devices, 1, "iommufd", pidfd, &l);
+        /* QEMU takes handed-over handles only with iommufd; with type1 it opens the group
+         * node itself, which the lease opens to QEMU's uid. */
+        const char *backend = c->values[OPT_BACKEND];
+        r = cli_daemon_acquire("qemu-attach", client, devices, 1, backend, pidfd,
+                               VFIOD_ACQUIRE_NO_GROUP_FDS, &l);
         if (r != 0)
                 return r;
+        const char *reason = cli_backend_reason(c, l->backend, backend != NULL);
 
         snprintf(at->iommufd_name, sizeof(at->iommufd_name), "vfiod-iommufd-%" PRIu64, l->id);
         cli_qemu_id(at->address, id);
         snprintf(at->device_fdname, sizeof(at->device_fdname), "vfiod-dev-%s",
                  id + strlen("vfiod-"));
-        if (l->iommufd < 0 || l->n_devices != 1) {
+        bool type1 = strcmp(l->backend, "type1") == 0;
+        if ((type1 ? l->container >= 0 : l->iommufd < 0) || l->n_devices < 1 ||
+            strcmp(l->devices[0].address, at->address) != 0) {
                 fprintf(stderr,
                         "vfioctl: qemu-attach: %s: the daemon's reply lacks the iommufd "
                         "or the device\n",
@@ -347,7 +381,7 @@ static int attach(struct cli *c, struct qmp *q, struct attach *at, pid_t pid, in
         }
         r = attach_steps(q, at, l);
         if (r >= 0)
-                return report(c, at, l, pid);
+                return report(c, at, l, pid, reason);
 
         if (r == -EREMOTEIO)
                 fprintf(stderr, "vfioctl: qemu-attach: %s: QEMU refused %s: %s\n", at->address,
@@ -377,6 +411,10 @@ int verb_qemu_attach(struct cli *c)
 
         if (!path)
                 return usage_error("qemu-attach: --qmp SOCKET names QEMU's QMP socket");
+        const char *backend = c->values[OPT_BACKEND];
+        if (backend && strcmp(backend, "iommufd") != 0 && strcmp(backend, "type1") != 0)
+                return usage_error("qemu-attach: --backend takes iommufd or type1, not '%s'",
+                                   cli_quote(backend, q1));
         if (pci_addr_parse(c->args[0], &a) < 0)
                 return usage_error("qemu-attach: '%s' is not a PCI address (expected "
                                    "DDDD:BB:DD.F or BB:DD.F in hexadecimal)",

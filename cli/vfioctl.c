@@ -205,15 +205,22 @@ static const struct verb verbs[] = {
          "when the VMM exits). The received handles stay open across the exec. --device may\n"
          "be repeated or take a comma-separated list.\n"
          "\n"
-         "When VMM's name starts with qemu-system, vfioctl appends\n"
+         "When VMM's name starts with qemu-system, vfioctl appends what the lease's backend\n"
+         "needs. With iommufd (the daemon's choice where the kernel has /dev/iommu and vfio\n"
+         "device cdevs):\n"
          "  -object iommufd,id=vfiod-iommufd0,fd=N\n"
          "  -device vfio-pci,iommufd=vfiod-iommufd0,fd=M,id=vfiod-DDDD-BB-DD-F  (per device)\n"
-         "(QEMU takes handed-over handles only with the iommufd backend). Any VMM finds them\n"
-         "in the environment:\n"
+         "With type1 (kernels without iommufd, such as Debian's), QEMU takes no handed-over\n"
+         "handles: the lease opens each group node /dev/vfio/N to this uid (an ACL entry,\n"
+         "removed when the lease ends) and vfioctl appends, per device named,\n"
+         "  -device vfio-pci,host=DDDD:BB:DD.F,id=vfiod-DDDD-BB-DD-F\n"
+         "The backend and why it was chosen are printed. Any VMM finds the lease in the\n"
+         "environment:\n"
          "  VFIOD_LEASE=ID  VFIOD_BACKEND=iommufd|type1\n"
          "  VFIOD_IOMMUFD=N (iommufd) or VFIOD_CONTAINER=N (type1, /dev/vfio/vfio)\n"
          "  VFIOD_DEVICES=ADDR=FD,...  (the device cdev, or with type1 the group, shared\n"
-         "                              by devices of one group)\n"
+         "                              by devices of one group; for QEMU with type1,\n"
+         "                              ADDR=/dev/vfio/N, the node to open)\n"
          "\n"
          "What was acquired goes to standard error; with --json, one line of JSON is the\n"
          "first line of standard output instead, before anything the VMM writes.\n"
@@ -225,25 +232,32 @@ static const struct verb verbs[] = {
          "the daemon cannot be reached or refuses, 2 for bad usage or an unknown device,\n"
          "126 or 127 when VMM cannot be executed; otherwise VMM's own.\n",
          verb_exec, 1, SIZE_MAX, OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BACKEND)},
-        {"qemu-attach", "qemu-attach --qmp SOCKET [--id ID] [--bus BUS] DEVICE",
+        {"qemu-attach",
+         "qemu-attach --qmp SOCKET [--id ID] [--bus BUS] [--backend iommufd|type1] DEVICE",
          "Hot-plug a device from vfiod into a running QEMU",
          "Connects to QEMU's QMP socket (-qmp unix:SOCKET,server=on,wait=off), learns QEMU's\n"
          "process from the socket's peer credentials, and acquires DEVICE from the vfiod\n"
-         "daemon with the iommufd backend as a lease held by that QEMU process: the lease\n"
-         "ends when QEMU exits, not when vfioctl does. It then hands both handles to QEMU\n"
-         "(QMP getfd, names vfiod-iommufd-LEASE and vfiod-dev-DDDD-BB-DD-F), adds an iommufd\n"
-         "object vfiod-iommufd-LEASE and a vfio-pci device using them. If any step fails,\n"
-         "what was added to QEMU is removed and the lease is released.\n"
+         "daemon as a lease held by that QEMU process: the lease ends when QEMU exits, not\n"
+         "when vfioctl does. With the iommufd backend (the daemon's choice where the kernel\n"
+         "has /dev/iommu and vfio device cdevs) it hands both handles to QEMU (QMP getfd,\n"
+         "names vfiod-iommufd-LEASE and vfiod-dev-DDDD-BB-DD-F), adds an iommufd object\n"
+         "vfiod-iommufd-LEASE and a vfio-pci device using them. With type1 (kernels without\n"
+         "iommufd) the lease opens the group node /dev/vfio/N to QEMU's uid and the device\n"
+         "is added with host=DDDD:BB:DD.F, QEMU opening the node itself. If any step fails,\n"
+         "what was added to QEMU is removed and the lease is released. The backend and why\n"
+         "it was chosen are printed.\n"
          "\n"
          "  --qmp SOCKET  QEMU's QMP UNIX socket\n"
          "  --id ID       the new device's id (default vfiod-DDDD-BB-DD-F)\n"
          "  --bus BUS     the bus to plug it into, a hot-plug capable slot such as a free\n"
          "                pcie-root-port on q35 (default: QEMU's choice)\n"
+         "  --backend B   iommufd or type1 instead of the daemon's choice\n"
          "\n"
          "The daemon's socket is /run/vfiod/io.vfiod, or $VFIOD_SOCKET; vfioctl and QEMU must\n"
          "run as the same user. Exit status: 0 when the device was added, 1 when it was not,\n"
          "2 for bad usage or an unknown device.\n",
-         verb_qemu_attach, 1, 1, OPT_BIT(OPT_QMP) | OPT_BIT(OPT_ID) | OPT_BIT(OPT_BUS)},
+         verb_qemu_attach, 1, 1,
+         OPT_BIT(OPT_QMP) | OPT_BIT(OPT_ID) | OPT_BIT(OPT_BUS) | OPT_BIT(OPT_BACKEND)},
         {"leases", "leases", "List the daemon's leases",
          "Asks the vfiod daemon for its leases: each with its id, the holder's pid and uid, the\n"
          "backend, what happens to its devices when it ends (pool or restore), whether it was\n"

@@ -21,11 +21,28 @@ void lease_done(struct lease *l)
         free(l->device_release);
         l->device_release = NULL;
         l->n_devices = 0;
+        for (size_t i = 0; i < l->n_grants; i++)
+                node_access_done(&l->grants[i].was);
+        free(l->grants);
+        l->grants = NULL;
+        l->n_grants = 0;
 }
 
 enum release_action lease_device_release(const struct lease *l, size_t i)
 {
         return l->device_release && i < l->n_devices ? l->device_release[i] : l->on_release;
+}
+
+static int get_int(json_object *o, const char *key, int64_t min, int64_t *ret)
+{
+        json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return -EBADMSG;
+        int64_t x = json_object_get_int64(v);
+        if (x < min)
+                return -EBADMSG;
+        *ret = x;
+        return 0;
 }
 
 void lease_write_json(const struct lease *l, bool with_starttime, struct jbuf *b)
@@ -61,21 +78,95 @@ void lease_write_json(const struct lease *l, bool with_starttime, struct jbuf *b
                 }
                 jbuf_lit(b, "]");
         }
+        if (l->n_grants > 0) {
+                jbuf_lit(b, ",\"grants\":[");
+                for (size_t i = 0; i < l->n_grants; i++) {
+                        const struct lease_grant *g = &l->grants[i];
+                        if (i > 0)
+                                jbuf_lit(b, ",");
+                        jbuf_lit(b, "{\"group\":");
+                        jbuf_int(b, g->group);
+                        jbuf_lit(b, ",\"to\":");
+                        jbuf_int(b, g->to);
+                        if (with_starttime) { /* the record: what to put back */
+                                jbuf_lit(b, ",\"uid\":");
+                                jbuf_int(b, g->was.uid);
+                                jbuf_lit(b, ",\"gid\":");
+                                jbuf_int(b, g->was.gid);
+                                jbuf_lit(b, ",\"mode\":");
+                                jbuf_int(b, g->was.mode);
+                                if (g->was.acl) {
+                                        jbuf_lit(b, ",\"acl\":");
+                                        jbuf_str(b, g->was.acl);
+                                }
+                        }
+                        jbuf_lit(b, "}");
+                }
+                jbuf_lit(b, "]");
+        }
+        if (with_starttime && l->memlock_raised) {
+                jbuf_lit(b, ",\"memlock\":[");
+                jbuf_int(b, l->memlock.was_cur);
+                jbuf_lit(b, ",");
+                jbuf_int(b, l->memlock.was_max);
+                jbuf_lit(b, ",");
+                jbuf_int(b, l->memlock.set_cur);
+                jbuf_lit(b, ",");
+                jbuf_int(b, l->memlock.set_max);
+                jbuf_lit(b, "]");
+        }
         if (l->adopted)
                 jbuf_lit(b, ",\"adopted\":true}");
         else
                 jbuf_lit(b, ",\"adopted\":false}");
 }
 
-static int get_int(json_object *o, const char *key, int64_t min, int64_t *ret)
+static int grants_from_json(json_object *arr, struct lease *l)
 {
-        json_object *v;
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        size_t n = json_object_array_length(arr);
+        if (!json_object_is_type(arr, json_type_array) || n == 0 || n > 4096)
                 return -EBADMSG;
-        int64_t x = json_object_get_int64(v);
-        if (x < min)
+        l->grants = calloc(n, sizeof(*l->grants));
+        if (!l->grants)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_array_get_idx(arr, i), *acl;
+                int64_t group, to, uid, gid, mode;
+                if (!json_object_is_type(o, json_type_object) ||
+                    get_int(o, "group", 0, &group) < 0 || get_int(o, "to", 0, &to) < 0 ||
+                    get_int(o, "uid", 0, &uid) < 0 || get_int(o, "gid", 0, &gid) < 0 ||
+                    get_int(o, "mode", 0, &mode) < 0 || group > INT32_MAX || to >= UINT32_MAX ||
+                    uid >= UINT32_MAX || gid >= UINT32_MAX || mode > 07777)
+                        return -EBADMSG;
+                struct lease_grant *g = &l->grants[l->n_grants++];
+                *g = (struct lease_grant){
+                        .group = (int)group,
+                        .to = (uid_t)to,
+                        .was = {.uid = (uid_t)uid, .gid = (gid_t)gid, .mode = (mode_t)mode},
+                };
+                if (json_object_object_get_ex(o, "acl", &acl)) {
+                        if (!json_object_is_type(acl, json_type_string))
+                                return -EBADMSG;
+                        g->was.acl = strdup(json_object_get_string(acl));
+                        if (!g->was.acl)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+static int memlock_from_json(json_object *arr, struct lease_memlock *ret)
+{
+        int64_t v[4];
+        if (!json_object_is_type(arr, json_type_array) || json_object_array_length(arr) != 4)
                 return -EBADMSG;
-        *ret = x;
+        for (size_t i = 0; i < 4; i++) {
+                json_object *x = json_object_array_get_idx(arr, i);
+                if (!json_object_is_type(x, json_type_int) ||
+                    (v[i] = json_object_get_int64(x)) < -1)
+                        return -EBADMSG;
+        }
+        *ret = (struct lease_memlock){v[0], v[1], v[2], v[3]};
         return 0;
 }
 
@@ -132,6 +223,18 @@ int lease_from_json(json_object *o, struct lease *ret)
                                 return -EBADMSG;
                         }
                 }
+        }
+        json_object *extra;
+        int r = 0;
+        if (json_object_object_get_ex(o, "grants", &extra))
+                r = grants_from_json(extra, &l);
+        if (r == 0 && json_object_object_get_ex(o, "memlock", &extra)) {
+                r = memlock_from_json(extra, &l.memlock);
+                l.memlock_raised = r == 0;
+        }
+        if (r < 0) {
+                lease_done(&l);
+                return r;
         }
         *ret = l;
         return 0;

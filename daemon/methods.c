@@ -22,10 +22,12 @@
 
 #include "audit.h"
 #include "bind.h"
+#include "detail.h"
 #include "device.h"
 #include "iommu.h"
 #include "journal.h"
 #include "macro.h"
+#include "node-access.h"
 #include "reset.h"
 #include "server.h"
 #include "sriov.h"
@@ -1048,6 +1050,9 @@ static void orphan_forget(struct server *s, const struct pci_addr *a)
  * makes sure nobody holds the device any more: a second reset here would cost up to a
  * second per device (a bus reset waits that long) and buy nothing. The lease record goes
  * last, so a crash in between repeats this at the next start. */
+static void lease_grants_end(struct lease *l);
+static void lease_memlock_end(struct server *s, struct lease *l);
+
 static void lease_end(struct server *s, struct lease *l, const char *kind, bool checked)
 {
         log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): returning its %zu device(s)",
@@ -1056,6 +1061,10 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
         bool restored = false;
         int r;
 
+        /* The holder's extra rights first: a node that stays (a pooled device) is shut
+         * to its uid again; one whose device goes back to its driver goes with it. */
+        lease_grants_end(l);
+        lease_memlock_end(s, l);
         for (size_t i = 0; i < l->n_devices; i++) {
                 char buf[PCI_ADDR_STRLEN];
                 const char *name = pci_addr_format(&l->devices[i], buf);
@@ -1174,14 +1183,22 @@ static int process_uid(const struct root *root, pid_t pid, uid_t *ret)
         return 0;
 }
 
-/* Raises the holder's RLIMIT_MEMLOCK to what the policy grants, never lowering it:
- * iommufd charges the guest memory that a VMM pins to the VMM. */
-static int holder_set_memlock(pid_t pid, int64_t want, int64_t *ret)
+static int64_t rlim_to_int(rlim_t v)
 {
-        if (want == POLICY_MEMLOCK_UNSET) {
-                *ret = POLICY_MEMLOCK_UNSET;
-                return 0;
-        }
+        return v == RLIM_INFINITY ? -1 : (int64_t)v;
+}
+
+static rlim_t rlim_from_int(int64_t v)
+{
+        return v < 0 ? RLIM_INFINITY : (rlim_t)v;
+}
+
+/* What raising the holder's RLIMIT_MEMLOCK to what the policy grants would do (never
+ * lowering it): iommufd charges the guest memory a VMM pins to the VMM, type1 checks it
+ * against the VMM's limit. 1 when the limit must change (*ret says from what to what, to
+ * be recorded before the change), 0 when it is high enough already. */
+static int holder_memlock_plan(pid_t pid, int64_t want, struct lease_memlock *ret)
+{
         struct rlimit cur;
         if (prlimit(pid, RLIMIT_MEMLOCK, NULL, &cur) < 0)
                 return negative_errno();
@@ -1191,10 +1208,119 @@ static int holder_set_memlock(pid_t pid, int64_t want, int64_t *ret)
                 nl.rlim_cur = v;
         if (cur.rlim_max != RLIM_INFINITY && (v == RLIM_INFINITY || cur.rlim_max < v))
                 nl.rlim_max = v;
-        if ((nl.rlim_cur != cur.rlim_cur || nl.rlim_max != cur.rlim_max) &&
-            prlimit(pid, RLIMIT_MEMLOCK, &nl, NULL) < 0)
-                return negative_errno();
-        *ret = nl.rlim_cur == RLIM_INFINITY ? POLICY_MEMLOCK_UNLIMITED : (int64_t)nl.rlim_cur;
+        *ret = (struct lease_memlock){
+                .was_cur = rlim_to_int(cur.rlim_cur),
+                .was_max = rlim_to_int(cur.rlim_max),
+                .set_cur = rlim_to_int(nl.rlim_cur),
+                .set_max = rlim_to_int(nl.rlim_max),
+        };
+        return nl.rlim_cur != cur.rlim_cur || nl.rlim_max != cur.rlim_max;
+}
+
+static int holder_memlock_apply(pid_t pid, int64_t cur, int64_t max)
+{
+        struct rlimit nl = {.rlim_cur = rlim_from_int(cur), .rlim_max = rlim_from_int(max)};
+        return prlimit(pid, RLIMIT_MEMLOCK, &nl, NULL) < 0 ? negative_errno() : 0;
+}
+
+/* At the end of a lease that raised its holder's RLIMIT_MEMLOCK, while the holder lives
+ * (a Release): the limit goes back to what the lease found, unless someone changed it
+ * since, or another lease of the same holder still needs it (that lease then owns the
+ * record, the older "before" winning). */
+static void lease_memlock_end(struct server *s, struct lease *l)
+{
+        struct holder *h = l->holder;
+        if (!l->memlock_raised || !h || h->exited)
+                return;
+        for (size_t i = 0; i < s->n_leases; i++) {
+                struct lease *o = s->leases[i];
+                if (o == l || o->holder != h)
+                        continue;
+                if (!o->memlock_raised || l->id < o->id) {
+                        o->memlock.was_cur = l->memlock.was_cur;
+                        o->memlock.was_max = l->memlock.was_max;
+                        if (!o->memlock_raised)
+                                o->memlock = l->memlock;
+                        o->memlock_raised = true;
+                }
+                return;
+        }
+        struct rlimit now;
+        if (prlimit(h->pid, RLIMIT_MEMLOCK, NULL, &now) < 0 || !pidfd_alive(h->pidfd))
+                return;
+        if (rlim_to_int(now.rlim_cur) != l->memlock.set_cur ||
+            rlim_to_int(now.rlim_max) != l->memlock.set_max) {
+                log_msg(LOG_INFO,
+                        "lease %" PRIu64 ": pid %d's RLIMIT_MEMLOCK was changed since the "
+                        "lease raised it: left as it is",
+                        l->id, (int)h->pid);
+                return;
+        }
+        int r = holder_memlock_apply(h->pid, l->memlock.was_cur, l->memlock.was_max);
+        if (r < 0)
+                log_msg(LOG_WARNING, "lease %" PRIu64 ": cannot lower pid %d's RLIMIT_MEMLOCK: %s",
+                        l->id, (int)h->pid, strerror(-r));
+}
+
+/* Puts back every group node the lease opened to its holder. */
+static void lease_grants_end(struct lease *l)
+{
+        for (size_t i = 0; i < l->n_grants; i++) {
+                struct server *s = l->owner;
+                _cleanup_free_ char *why = NULL;
+                int r = vfio_group_node_restore(s->root, l->grants[i].group, &l->grants[i].was,
+                                                &why);
+                if (r < 0)
+                        log_msg(LOG_ERR, "lease %" PRIu64 ": %s", l->id, why ? why : strerror(-r));
+                else
+                        log_msg(LOG_INFO,
+                                "lease %" PRIu64 ": /dev/vfio/%d no longer open to uid %u", l->id,
+                                l->grants[i].group, (unsigned)l->grants[i].to);
+        }
+}
+
+/* Records, for a type1 lease, each group node of its devices as it is now, to be opened
+ * to uid once the lease is recorded. */
+static int lease_grants_plan(struct lease *l, const struct topology *t, uid_t uid, char **ret_why)
+{
+        struct server *s = l->owner;
+        l->grants = calloc(l->n_devices, sizeof(*l->grants));
+        if (!l->grants)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n_devices; i++) {
+                const struct pci_device *d = topology_find_device(t, &l->devices[i]);
+                int group = d ? d->iommu_group : -1;
+                bool seen = group < 0;
+                for (size_t k = 0; !seen && k < l->n_grants; k++)
+                        seen = l->grants[k].group == group;
+                if (seen)
+                        continue;
+                struct lease_grant *g = &l->grants[l->n_grants];
+                *g = (struct lease_grant){.group = group, .to = uid};
+                int r = vfio_group_node_access(s->root, group, &g->was);
+                if (r < 0)
+                        return detail_errno(ret_why, r, "cannot read /dev/vfio/%d: %s", group,
+                                            strerror(-r));
+                l->n_grants++;
+        }
+        return 0;
+}
+
+/* Opens the planned group nodes to their uid; on failure puts back what it changed. */
+static int lease_grants_apply(struct lease *l, char **ret_why)
+{
+        struct server *s = l->owner;
+        for (size_t i = 0; i < l->n_grants; i++) {
+                int r = vfio_group_node_grant(s->root, l->grants[i].group, l->grants[i].to,
+                                              ret_why);
+                if (r < 0) {
+                        size_t n = l->n_grants;
+                        l->n_grants = i + 1; /* the failed one may be half done */
+                        lease_grants_end(l);
+                        l->n_grants = n;
+                        return r;
+                }
+        }
         return 0;
 }
 
@@ -1250,6 +1376,11 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 if (backend != VFIO_BACKEND_IOMMUFD && backend != VFIO_BACKEND_TYPE1)
                         return invalid_parameter(c, "backend");
         }
+        /* With type1, a VMM that opens the group nodes itself (QEMU's host=) wants none
+         * of the daemon's handles: one open group fd would keep it from its own. */
+        bool group_fds = true;
+        if (param_bool(c, params, "group_fds", &group_fds))
+                return 0;
 
         /* The policy first: a refused client learns nothing about holders. */
         const struct topology *t;
@@ -1303,6 +1434,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
          * at accept, so it cannot be another process by now; its watch tells when it is
          * gone (a connection can outlive its process, inherited by a child). */
         _cleanup_(holder_unrefp) struct holder *h = NULL;
+        uid_t holder_uid = c->cred.uid;
         bool has_holder = param(params, "holder_fd", &v);
         int64_t holder_index;
         if (!has_holder && n_fds > 0) {
@@ -1332,6 +1464,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 r = holder_get(s, pid, starttime, &pidfd, &h);
                 if (r < 0)
                         return r;
+                holder_uid = uid;
         } else {
                 if (!c->holder) {
                         _cleanup_close_ int pidfd =
@@ -1454,16 +1587,27 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 }
         }
 
+        /* A type1 lease opens each group node to the holder's uid: what the nodes are
+         * now is part of the record, written before they change. */
+        if (backend == VFIO_BACKEND_TYPE1) {
+                r = lease_grants_plan(l, t, holder_uid, &why);
+                if (r < 0)
+                        goto free_lease;
+        }
+        bool handles = backend == VFIO_BACKEND_IOMMUFD || group_fds;
+
         /* The address space handle first, then one fd per device (iommufd) or group. */
-        int kfd;
+        int kfd, handle_index = -1;
         bool accounting = false;
-        r = vfio_iommu_open_raw(s->root, backend, VFIO_IOMMU_PROCESS_ACCOUNTING, &kfd, &accounting,
-                                &why);
-        if (r < 0)
-                goto free_lease;
-        out[n_out] = kfd;
-        int handle_index = (int)n_out;
-        n_out++;
+        if (handles) {
+                r = vfio_iommu_open_raw(s->root, backend, VFIO_IOMMU_PROCESS_ACCOUNTING, &kfd,
+                                        &accounting, &why);
+                if (r < 0)
+                        goto free_lease;
+                out[n_out] = kfd;
+                handle_index = (int)n_out;
+                n_out++;
+        }
         int group_fd_index[VARLINK_FDS_MAX], group_ids[VARLINK_FDS_MAX];
         size_t n_groups = 0;
         for (size_t i = 0; i < l->n_devices; i++) {
@@ -1472,7 +1616,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 for (size_t k = 0; backend == VFIO_BACKEND_TYPE1 && k < n_groups; k++)
                         if (group_ids[k] == group)
                                 idx = group_fd_index[k];
-                if (idx < 0) {
+                if (idx < 0 && handles) {
                         if (n_out >= VARLINK_FDS_MAX) {
                                 r = -E2BIG;
                                 goto free_lease;
@@ -1509,8 +1653,10 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                         jbuf_lit(&p, ",");
                 jbuf_lit(&p, "{\"address\":");
                 jbuf_str(&p, pci_addr_format(&l->devices[i], buf));
-                jbuf_lit(&p, ",\"fd\":");
-                jbuf_int(&p, idx);
+                if (idx >= 0) {
+                        jbuf_lit(&p, ",\"fd\":");
+                        jbuf_int(&p, idx);
+                }
                 jbuf_lit(&p, ",\"group\":");
                 jbuf_int(&p, group);
                 if (cdev >= 0) {
@@ -1527,21 +1673,47 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
         l->backend = backend;
         l->on_release = rule ? rule->on_release : RELEASE_RESTORE;
 
-        /* Recorded before any fd leaves: a crash from here on finds the lease. */
+        /* The holder's RLIMIT_MEMLOCK as it is and as the policy wants it, recorded with
+         * the lease so that it can be lowered back. */
+        int64_t memlock = POLICY_MEMLOCK_UNSET;
+        if (rule && rule->memlock != POLICY_MEMLOCK_UNSET) {
+                r = holder_memlock_plan(holder_pid, rule->memlock, &l->memlock);
+                if (r < 0) {
+                        why = strdup("cannot read the holder's RLIMIT_MEMLOCK");
+                        goto free_lease;
+                }
+                l->memlock_raised = r > 0;
+                memlock = l->memlock.set_cur;
+        }
+
+        /* Recorded before any fd leaves or any node or limit changes: a crash from here
+         * on finds the lease, and what to put back. */
         r = lease_log_add(&s->lease_log, l);
         if (r < 0) {
                 why = strdup("cannot record the lease");
                 goto free_lease;
         }
-        int64_t memlock = POLICY_MEMLOCK_UNSET;
-        r = holder_set_memlock(holder_pid, rule ? rule->memlock : POLICY_MEMLOCK_UNSET, &memlock);
+        free(why);
+        why = NULL;
+        r = lease_grants_apply(l, &why);
+        bool granted = r >= 0;
         /* prlimit() went by pid: make sure it was still the holder's (a lease without a
          * memlock grant needs no second look; the watch below sees an exit anyway). */
-        if (r < 0 || (memlock != POLICY_MEMLOCK_UNSET && !pidfd_alive(h->pidfd))) {
+        if (r >= 0 && l->memlock_raised) {
+                r = holder_memlock_apply(holder_pid, l->memlock.set_cur, l->memlock.set_max);
+                if (r < 0)
+                        why = strdup("cannot raise the holder's RLIMIT_MEMLOCK");
+                else if (!pidfd_alive(h->pidfd))
+                        r = -ESRCH;
+        }
+        if (r < 0) {
+                if (granted)
+                        lease_grants_end(l);
                 (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
-                r = r < 0 ? r : -ESRCH;
-                why = strdup(r == -ESRCH ? "the lease holder has exited"
-                                         : "cannot raise the holder's RLIMIT_MEMLOCK");
+                if (r == -ESRCH) {
+                        free(why);
+                        why = strdup("the lease holder has exited");
+                }
                 goto free_lease;
         }
         r = lease_add(s, l);
@@ -1554,8 +1726,11 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
         l->holder = TAKE_PTR(h);
         const char *handle =
                 backend == VFIO_BACKEND_IOMMUFD ? "],\"iommufd\":" : "],\"container\":";
-        jbuf_raw(&p, handle, strlen(handle));
-        jbuf_int(&p, handle_index);
+        if (handle_index >= 0) {
+                jbuf_raw(&p, handle, strlen(handle));
+                jbuf_int(&p, handle_index);
+        } else
+                jbuf_lit(&p, "]");
         if (memlock != POLICY_MEMLOCK_UNSET) {
                 jbuf_lit(&p, ",\"memlock\":");
                 jbuf_int(&p, memlock);

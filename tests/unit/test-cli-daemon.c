@@ -175,18 +175,12 @@ static void exec_usage_errors_exit_2_before_asking_the_daemon(void **state)
         exec_fails(sock, 2, "exec: --backend takes iommufd or type1, not 'vfio'", "--device",
                    "02:00.0", "--backend", "vfio", NULL);
 
-        const char *qemu[] = {"exec",
-                              "--device",
-                              "02:00.0",
-                              "--backend",
-                              "type1",
-                              "--",
-                              "/nonexistent/qemu-system-x86_64",
-                              NULL};
-        struct run r = run_vfioctl(sock, qemu);
+        /* qemu-attach checks its --backend before it talks to QEMU or the daemon. */
+        const char *attach[] = {"qemu-attach", "--qmp", "/nonexistent", "--backend", "vfio",
+                                "02:00.0",     NULL};
+        struct run r = run_vfioctl(sock, attach);
         assert_int_equal(r.status, 2);
-        assert_non_null(strstr(r.err, "QEMU takes handed-over VFIO handles only with the "
-                                      "iommufd backend"));
+        assert_non_null(strstr(r.err, "qemu-attach: --backend takes iommufd or type1, not 'vfio'"));
         free(r.err);
 }
 

@@ -78,6 +78,58 @@ static void a_lease_survives_json(void **state)
         lease_done(&m);
 }
 
+/* A type1 lease's record holds what each group node was and the holder's RLIMIT_MEMLOCK
+ * before and after: what the lease's end (maybe in the next daemon) puts back. */
+static void a_type1_leases_grants_and_memlock_survive_json(void **state)
+{
+        struct lease l = sample(9), m;
+        l.backend = VFIO_BACKEND_TYPE1;
+        l.grants = calloc(2, sizeof(*l.grants));
+        assert_non_null(l.grants);
+        l.grants[0] = (struct lease_grant){.group = 12, .to = 65534, .was = {0, 0, 0600, NULL}};
+        l.grants[1] = (struct lease_grant){
+                .group = 3, .to = 65534, .was = {0, 36, 0640, strdup("user::rw-\nuser:7:r--\n")}};
+        l.n_grants = 2;
+        l.memlock_raised = true;
+        l.memlock = (struct lease_memlock){8388608, 8388608, -1, -1};
+        struct jbuf text = {};
+        lease_write_json(&l, true, &text);
+        json_object *back = json_tokener_parse(text.p);
+        assert_non_null(back);
+        assert_int_equal(lease_from_json(back, &m), 0);
+        assert_same_lease(&l, &m);
+        assert_int_equal(m.n_grants, 2);
+        for (size_t i = 0; i < 2; i++) {
+                assert_int_equal(m.grants[i].group, l.grants[i].group);
+                assert_int_equal(m.grants[i].to, l.grants[i].to);
+                assert_true(node_access_equal(&m.grants[i].was, &l.grants[i].was));
+        }
+        assert_true(m.memlock_raised);
+        assert_memory_equal(&m.memlock, &l.memlock, sizeof(m.memlock));
+        json_object_put(back);
+        jbuf_done(&text);
+        lease_done(&m);
+
+        /* A grant that does not say what the node was cannot be put back: refused. */
+        static const char *const bad[] = {
+                "{\"id\":9,\"uid\":0,\"pid\":1,\"starttime\":1,\"backend\":\"type1\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"],"
+                "\"grants\":[{\"group\":1,\"to\":5}]}",
+                "{\"id\":9,\"uid\":0,\"pid\":1,\"starttime\":1,\"backend\":\"type1\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"],"
+                "\"grants\":[{\"group\":1,\"to\":5,\"uid\":0,\"gid\":0,\"mode\":99999}]}",
+                "{\"id\":9,\"uid\":0,\"pid\":1,\"starttime\":1,\"backend\":\"type1\","
+                "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"],\"memlock\":[1,2,3]}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                json_object *o = json_tokener_parse(bad[i]);
+                assert_non_null(o);
+                assert_int_equal(lease_from_json(o, &m), -EBADMSG);
+                json_object_put(o);
+        }
+        lease_done(&l);
+}
+
 static void incomplete_or_wrong_records_are_refused(void **state)
 {
         static const char *const bad[] = {
@@ -265,6 +317,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(a_lease_survives_json),
+                cmocka_unit_test(a_type1_leases_grants_and_memlock_survive_json),
                 cmocka_unit_test(incomplete_or_wrong_records_are_refused),
                 cmocka_unit_test(logged_leases_load_back_and_bad_lines_are_named),
                 cmocka_unit_test(a_holder_is_known_by_pid_and_start_time),
