@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The verbs that change the kernel: bind, unbind, restore; and persisted. */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "cli-route.h"
 #include "cli.h"
 #include "journal.h"
+#include "node-access.h"
 #include "persist.h"
 #include "reset.h"
 #include "sriov.h"
@@ -299,6 +302,120 @@ int verb_unbind(struct cli *c)
         return finish(c, &o, "vfiod.unbind/1", NULL);
 }
 
+/* The daemon's lease log: $VFIOD_RUNTIME_DIR/leases/log on the live host, else
+ * run/vfiod/leases/log below the root. -ENOENT when there is none. */
+static int lease_log_read(struct cli *c, char **ret, size_t *ret_len)
+{
+        const char *dir = getenv("VFIOD_RUNTIME_DIR");
+        _cleanup_close_ int fd = -EBADF;
+        if (dir && *dir && c->root->is_host) {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/leases/log", dir) < 0)
+                        return -ENOMEM;
+                fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return negative_errno();
+        } else if ((fd = root_openat(c->root, "run/vfiod/leases/log", O_RDONLY | O_NOFOLLOW)) < 0)
+                return fd;
+        return fd_read_all(fd, 64 * 1024 * 1024, ret, ret_len);
+}
+
+struct recorded_grants {
+        uint64_t lease;
+        struct node_grant *grants;
+        size_t n;
+};
+
+/* The group nodes that live type1 leases opened to their holders: "+" records with
+ * grants whose lease no "-" line ended. Lines that cannot be read are skipped (the
+ * daemon names them at its next start). */
+static int lease_log_grants(char *text, size_t len, struct recorded_grants **ret, size_t *ret_n)
+{
+        struct recorded_grants *list = NULL;
+        size_t n = 0;
+        for (char *line = text; line && line < text + len;) {
+                char *nl = memchr(line, '\n', (size_t)(text + len - line));
+                if (!nl)
+                        break; /* unfinished: its lease never left the daemon */
+                *nl = 0;
+                char *next = nl + 1, *end;
+                unsigned long long id;
+                if (line[0] == '-' && (id = strtoull(line + 1, &end, 10), !*end)) {
+                        for (size_t i = 0; i < n; i++)
+                                if (list[i].lease == id) {
+                                        node_grants_free(list[i].grants, list[i].n);
+                                        list[i] = list[--n];
+                                        break;
+                                }
+                } else if (line[0] == '+') {
+                        json_object *o = json_tokener_parse(line + 1), *v, *g;
+                        struct recorded_grants r = {};
+                        if (o && json_object_object_get_ex(o, "id", &v) &&
+                            json_object_object_get_ex(o, "grants", &g) &&
+                            node_grants_from_json(g, &r.grants, &r.n) == 0) {
+                                r.lease = (uint64_t)json_object_get_int64(v);
+                                struct recorded_grants *p = reallocarray(list, n + 1, sizeof(*p));
+                                if (!p) {
+                                        node_grants_free(r.grants, r.n);
+                                        json_object_put(o);
+                                        break;
+                                }
+                                list = p;
+                                list[n++] = r;
+                        }
+                        json_object_put(o);
+                }
+                line = next;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+/* Puts back every group node the daemon's live type1 leases opened to their holders;
+ * returns how many there were. */
+static size_t restore_grants(struct cli *c, struct outcome *o)
+{
+        _cleanup_free_ char *text = NULL;
+        struct recorded_grants *list = NULL;
+        size_t len = 0, n = 0;
+        size_t count = 0;
+        if (lease_log_read(c, &text, &len) < 0 || lease_log_grants(text, len, &list, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                count += list[i].n;
+                for (size_t k = 0; k < list[i].n; k++) {
+                        const struct node_grant *g = &list[i].grants[k];
+                        _cleanup_free_ char *why = NULL;
+                        int r = vfio_group_node_restore(c->root, g->group, &g->was, &why);
+                        if (r < 0)
+                                o->failed++;
+                        if (c->json) {
+                                json_object *e = json_object_new_object();
+                                json_object_object_add(e, "group", json_object_new_int(g->group));
+                                json_object_object_add(e, "action",
+                                                       json_object_new_string("node-put-back"));
+                                json_object_object_add(e, "uid", json_object_new_int64(g->to));
+                                json_object_object_add(
+                                        e, "lease", json_object_new_int64((int64_t)list[i].lease));
+                                json_object_object_add(
+                                        e, "error",
+                                        r < 0 ? json_object_new_string(why ? why : strerror(-r))
+                                              : NULL);
+                                json_object_array_add(o->results, e);
+                        } else if (r < 0)
+                                fprintf(stderr, "vfioctl: restore: %s\n", why ? why : strerror(-r));
+                        else
+                                printf("/dev/vfio/%d: no longer open to uid %u (lease %" PRIu64
+                                       ")\n",
+                                       g->group, (unsigned)g->to, list[i].lease);
+                }
+                node_grants_free(list[i].grants, list[i].n);
+        }
+        free(list);
+        return count;
+}
+
 int verb_restore(struct cli *c)
 {
         _cleanup_(journal_freep) struct journal *j = NULL;
@@ -326,7 +443,9 @@ int verb_restore(struct cli *c)
                 json_object_put(o.results);
                 return EXIT_FAILED;
         }
-        if (n == 0 && n_pfs == 0 && !c->json)
+        /* Group nodes first: a pooled device's node stays with it. */
+        size_t n_nodes = restore_grants(c, &o);
+        if (n == 0 && n_pfs == 0 && n_nodes == 0 && !c->json)
                 printf("Nothing to restore: the journal is empty.\n");
         /* Devices first: a PF's VF count goes back last, which may remove VFs. */
         for (size_t i = 0; i < n; i++)

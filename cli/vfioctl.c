@@ -82,8 +82,10 @@ static const struct verb verbs[] = {
         {"restore", "restore --all", "Restore every device the journal records",
          "Returns every device in the journal to its original driver: those assigned, and\n"
          "those whose bind or restore was interrupted by a crash. A corrupt or half-written\n"
-         "entry is reported and its device released to the kernel's driver match. Exits 1 if\n"
-         "any device could not be restored.\n"
+         "entry is reported and its device released to the kernel's driver match. Group\n"
+         "nodes that live type1 leases of the vfiod daemon opened to their holders are put\n"
+         "back as they were (the daemon's lease log: /run/vfiod/leases/log, or\n"
+         "$VFIOD_RUNTIME_DIR/leases/log). Exits 1 if anything could not be restored.\n"
          "\n"
          "  --state-dir DIR  the journal's directory\n",
          verb_restore, 0, 0, OPT_BIT(OPT_ALL) | OPT_BIT(OPT_STATE_DIR)},

@@ -21,9 +21,7 @@ void lease_done(struct lease *l)
         free(l->device_release);
         l->device_release = NULL;
         l->n_devices = 0;
-        for (size_t i = 0; i < l->n_grants; i++)
-                node_access_done(&l->grants[i].was);
-        free(l->grants);
+        node_grants_free(l->grants, l->n_grants);
         l->grants = NULL;
         l->n_grants = 0;
 }
@@ -81,7 +79,7 @@ void lease_write_json(const struct lease *l, bool with_starttime, struct jbuf *b
         if (l->n_grants > 0) {
                 jbuf_lit(b, ",\"grants\":[");
                 for (size_t i = 0; i < l->n_grants; i++) {
-                        const struct lease_grant *g = &l->grants[i];
+                        const struct node_grant *g = &l->grants[i];
                         if (i > 0)
                                 jbuf_lit(b, ",");
                         jbuf_lit(b, "{\"group\":");
@@ -119,40 +117,6 @@ void lease_write_json(const struct lease *l, bool with_starttime, struct jbuf *b
                 jbuf_lit(b, ",\"adopted\":true}");
         else
                 jbuf_lit(b, ",\"adopted\":false}");
-}
-
-static int grants_from_json(json_object *arr, struct lease *l)
-{
-        size_t n = json_object_array_length(arr);
-        if (!json_object_is_type(arr, json_type_array) || n == 0 || n > 4096)
-                return -EBADMSG;
-        l->grants = calloc(n, sizeof(*l->grants));
-        if (!l->grants)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                json_object *o = json_object_array_get_idx(arr, i), *acl;
-                int64_t group, to, uid, gid, mode;
-                if (!json_object_is_type(o, json_type_object) ||
-                    get_int(o, "group", 0, &group) < 0 || get_int(o, "to", 0, &to) < 0 ||
-                    get_int(o, "uid", 0, &uid) < 0 || get_int(o, "gid", 0, &gid) < 0 ||
-                    get_int(o, "mode", 0, &mode) < 0 || group > INT32_MAX || to >= UINT32_MAX ||
-                    uid >= UINT32_MAX || gid >= UINT32_MAX || mode > 07777)
-                        return -EBADMSG;
-                struct lease_grant *g = &l->grants[l->n_grants++];
-                *g = (struct lease_grant){
-                        .group = (int)group,
-                        .to = (uid_t)to,
-                        .was = {.uid = (uid_t)uid, .gid = (gid_t)gid, .mode = (mode_t)mode},
-                };
-                if (json_object_object_get_ex(o, "acl", &acl)) {
-                        if (!json_object_is_type(acl, json_type_string))
-                                return -EBADMSG;
-                        g->was.acl = strdup(json_object_get_string(acl));
-                        if (!g->was.acl)
-                                return -ENOMEM;
-                }
-        }
-        return 0;
 }
 
 static int memlock_from_json(json_object *arr, struct lease_memlock *ret)
@@ -227,7 +191,7 @@ int lease_from_json(json_object *o, struct lease *ret)
         json_object *extra;
         int r = 0;
         if (json_object_object_get_ex(o, "grants", &extra))
-                r = grants_from_json(extra, &l);
+                r = node_grants_from_json(extra, &l.grants, &l.n_grants);
         if (r == 0 && json_object_object_get_ex(o, "memlock", &extra)) {
                 r = memlock_from_json(extra, &l.memlock);
                 l.memlock_raised = r == 0;

@@ -19,14 +19,6 @@
 #include "policy.h"
 #include "root.h"
 
-/* A group node that a type1 lease opened to its holder's uid, and what the node was
- * before, to be put back when the lease ends. */
-struct lease_grant {
-        int group;
-        uid_t to;
-        struct node_access was;
-};
-
 /* The holder's RLIMIT_MEMLOCK as the lease found it and as it left it (-1: unlimited). */
 struct lease_memlock {
         int64_t was_cur, was_max;
@@ -44,7 +36,7 @@ struct lease {
         size_t n_devices;
         enum release_action *device_release; /* per device, from its policy rule; or NULL */
         bool adopted;
-        struct lease_grant *grants; /* type1: the group nodes opened to the holder */
+        struct node_grant *grants; /* type1: the group nodes opened to the holder */
         size_t n_grants;
         bool memlock_raised; /* the lease raised the holder's RLIMIT_MEMLOCK: */
         struct lease_memlock memlock;

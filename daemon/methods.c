@@ -1295,8 +1295,8 @@ static int lease_grants_plan(struct lease *l, const struct topology *t, uid_t ui
                         seen = l->grants[k].group == group;
                 if (seen)
                         continue;
-                struct lease_grant *g = &l->grants[l->n_grants];
-                *g = (struct lease_grant){.group = group, .to = uid};
+                struct node_grant *g = &l->grants[l->n_grants];
+                *g = (struct node_grant){.group = group, .to = uid};
                 int r = vfio_group_node_access(s->root, group, &g->was);
                 if (r < 0)
                         return detail_errno(ret_why, r, "cannot read /dev/vfio/%d: %s", group,

@@ -4,6 +4,7 @@
 #include <acl/libacl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,62 @@ void node_access_done(struct node_access *a)
 {
         free(a->acl);
         a->acl = NULL;
+}
+
+void node_grants_free(struct node_grant *g, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                node_access_done(&g[i].was);
+        free(g);
+}
+
+static int json_uint(json_object *o, const char *key, int64_t max, int64_t *ret)
+{
+        json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return -EBADMSG;
+        int64_t x = json_object_get_int64(v);
+        if (x < 0 || x > max)
+                return -EBADMSG;
+        *ret = x;
+        return 0;
+}
+
+int node_grants_from_json(json_object *array, struct node_grant **ret, size_t *ret_n)
+{
+        size_t n = json_object_array_length(array);
+        if (!json_object_is_type(array, json_type_array) || n == 0 || n > 4096)
+                return -EBADMSG;
+        struct node_grant *g = calloc(n, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_array_get_idx(array, i), *acl;
+                int64_t group, to, uid, gid, mode;
+                if (!json_object_is_type(o, json_type_object) ||
+                    json_uint(o, "group", INT32_MAX, &group) < 0 ||
+                    json_uint(o, "to", UINT32_MAX - 1, &to) < 0 ||
+                    json_uint(o, "uid", UINT32_MAX - 1, &uid) < 0 ||
+                    json_uint(o, "gid", UINT32_MAX - 1, &gid) < 0 ||
+                    json_uint(o, "mode", 07777, &mode) < 0 ||
+                    (json_object_object_get_ex(o, "acl", &acl) &&
+                     !json_object_is_type(acl, json_type_string))) {
+                        node_grants_free(g, n);
+                        return -EBADMSG;
+                }
+                g[i] = (struct node_grant){
+                        .group = (int)group,
+                        .to = (uid_t)to,
+                        .was = {.uid = (uid_t)uid, .gid = (gid_t)gid, .mode = (mode_t)mode},
+                };
+                if (acl && !(g[i].was.acl = strdup(json_object_get_string(acl)))) {
+                        node_grants_free(g, n);
+                        return -ENOMEM;
+                }
+        }
+        *ret = g;
+        *ret_n = n;
+        return 0;
 }
 
 bool node_access_equal(const struct node_access *a, const struct node_access *b)

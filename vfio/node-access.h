@@ -9,7 +9,9 @@
  * node had before is taken first, so that it can be recorded (the lease log) before the
  * node changes and put back afterwards byte for byte. */
 
+#include <json-c/json.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "root.h"
@@ -22,6 +24,19 @@ struct node_access {
 };
 
 void node_access_done(struct node_access *a);
+
+/* A group node opened to a uid, and what the node was before (a type1 lease's record). */
+struct node_grant {
+        int group;
+        uid_t to;
+        struct node_access was;
+};
+
+void node_grants_free(struct node_grant *g, size_t n);
+
+/* Reads a record's "grants" array ({"group","to","uid","gid","mode","acl"?} objects):
+ * -EBADMSG for anything that does not say all of what to put back. */
+int node_grants_from_json(json_object *array, struct node_grant **ret, size_t *ret_n);
 
 /* Whether two states are the same (what put back must reach). */
 bool node_access_equal(const struct node_access *a, const struct node_access *b);

@@ -86,8 +86,8 @@ static void a_type1_leases_grants_and_memlock_survive_json(void **state)
         l.backend = VFIO_BACKEND_TYPE1;
         l.grants = calloc(2, sizeof(*l.grants));
         assert_non_null(l.grants);
-        l.grants[0] = (struct lease_grant){.group = 12, .to = 65534, .was = {0, 0, 0600, NULL}};
-        l.grants[1] = (struct lease_grant){
+        l.grants[0] = (struct node_grant){.group = 12, .to = 65534, .was = {0, 0, 0600, NULL}};
+        l.grants[1] = (struct node_grant){
                 .group = 3, .to = 65534, .was = {0, 36, 0640, strdup("user::rw-\nuser:7:r--\n")}};
         l.n_grants = 2;
         l.memlock_raised = true;

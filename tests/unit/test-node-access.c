@@ -19,6 +19,7 @@
 #include <sys/acl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -206,12 +207,91 @@ static void a_node_that_is_gone_is_no_error_and_a_file_is_refused(void **state)
         unlink(p);
 }
 
-int main(void)
+static const char *vfioctl;
+
+static void write_file(const char *dir, const char *name, const char *text)
 {
+        char p[256];
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+/* vfioctl restore --all after a daemon crash: the live leases' grants in the lease log
+ * are put back; an ended lease's are not touched. */
+static void restore_all_puts_back_what_live_leases_granted(void **state)
+{
+        struct fixture *f = *state;
+        if (!usable(f) || !vfioctl)
+                skip();
+        char run[160], cmd[512];
+        snprintf(run, sizeof(run), "%s/run", f->dir);
+        mkdir(run, 0755);
+        snprintf(run, sizeof(run), "%s/run/vfiod", f->dir);
+        mkdir(run, 0755);
+        snprintf(run, sizeof(run), "%s/run/vfiod/leases", f->dir);
+        mkdir(run, 0700);
+        /* Lease 3 (ended) opened the node to uid 1000 once; lease 4 (live) to 65534. */
+        write_file(run, "log",
+                   "+{\"id\":3,\"uid\":0,\"pid\":1,\"starttime\":1,\"backend\":\"type1\","
+                   "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"],\"grants\":[{"
+                   "\"group\":7,\"to\":1000,\"uid\":0,\"gid\":0,\"mode\":448}]}\n"
+                   "-3\n"
+                   "+{\"id\":4,\"uid\":0,\"pid\":1,\"starttime\":1,\"backend\":\"type1\","
+                   "\"on_release\":\"pool\",\"devices\":[\"0000:01:00.0\"],\"grants\":[{"
+                   "\"group\":7,\"to\":65534,\"uid\":0,\"gid\":0,\"mode\":384}]}\n");
+        struct node_access was = {};
+        _cleanup_free_ char *why = NULL;
+        assert_int_equal(vfio_group_node_access(f->root, 7, &was), 0);
+        assert_int_equal(vfio_group_node_grant(f->root, 7, 65534, &why), 0);
+        assert_int_equal(user_entry(f->node, 65534), 6);
+
+        char statedir[160];
+        snprintf(statedir, sizeof(statedir), "%s/state", f->dir);
+        mkdir(statedir, 0700);
+        snprintf(cmd, sizeof(cmd), "%s --root %s --state-dir /state --json restore --all >%s/out",
+                 vfioctl, f->dir, f->dir);
+        int status = system(cmd);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        struct node_access after = {};
+        assert_int_equal(vfio_group_node_access(f->root, 7, &after), 0);
+        assert_true(node_access_equal(&was, &after));
+        assert_int_equal(after.mode, 0600); /* lease 3's record (0700) was not applied */
+        char out[4096] = "";
+        snprintf(cmd, sizeof(cmd), "%s/out", f->dir);
+        FILE *o = fopen(cmd, "r");
+        assert_non_null(o);
+        size_t n = fread(out, 1, sizeof(out) - 1, o);
+        fclose(o);
+        out[n] = 0;
+        assert_non_null(strstr(out, "\"action\":\"node-put-back\""));
+        assert_non_null(strstr(out, "\"lease\":4"));
+        assert_null(strstr(out, "\"lease\":3"));
+        node_access_done(&was);
+        node_access_done(&after);
+        unlink(cmd);
+        snprintf(cmd, sizeof(cmd), "%s/run/vfiod/leases/log", f->dir);
+        unlink(cmd);
+        rmdir(run);
+        snprintf(cmd, sizeof(cmd), "%s/run/vfiod", f->dir);
+        rmdir(cmd);
+        snprintf(cmd, sizeof(cmd), "%s/run", f->dir);
+        rmdir(cmd);
+        snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", statedir); /* the journal made there */
+        assert_int_equal(system(cmd), 0);
+}
+
+int main(int argc, char **argv)
+{
+        vfioctl = argc > 1 ? argv[1] : NULL;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(a_grant_opens_the_node_to_one_uid_and_put_back_is_exact),
                 cmocka_unit_test(put_back_restores_an_acl_and_owner_the_node_had),
                 cmocka_unit_test(a_node_that_is_gone_is_no_error_and_a_file_is_refused),
+                cmocka_unit_test(restore_all_puts_back_what_live_leases_granted),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
