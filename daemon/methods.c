@@ -913,8 +913,16 @@ static bool restore_blocked(struct server *s, const struct pci_addr *a, bool iom
 {
         *ret_pid = 0;
         const struct vfio_nodes *n = device_nodes(s, a);
-        if (iommufd && n && n->cdev >= 0 && cdev_watch_open_files(&s->cdev_watches, n->cdev) == 0 &&
-            (n->group < 0 || vfio_group_busy(s->root, n->group) == 0))
+        int k = iommufd && n && n->cdev >= 0 ? cdev_watch_open_files(&s->cdev_watches, n->cdev)
+                                              : -ENODATA;
+        /* A file the count knows is open wins over the search, which cannot see one in
+         * flight (sent over a socket nobody reads): the unbind would wait for it. The
+         * search then only names a holder, if it finds one. */
+        if (k > 0) {
+                (void)vfio_device_open_by(s->root, a, ret_pid);
+                return true;
+        }
+        if (k == 0 && (n->group < 0 || vfio_group_busy(s->root, n->group) == 0))
                 return false;
         return vfio_device_open_by(s->root, a, ret_pid) > 0;
 }

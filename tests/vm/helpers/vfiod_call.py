@@ -2,12 +2,16 @@
 """A minimal io.vfiod client that can receive file descriptors, for the lab.
 
   vfiod_call.py call SOCKET METHOD [JSON]   one call; prints the reply message
-  vfiod_call.py hold SOCKET [--backend B] [--fork] DEVICE...
+  vfiod_call.py hold SOCKET [--backend B] [--fork|--in-flight] DEVICE...
                                             Acquire, check the fds, print a
                                             summary, then wait to be killed;
                                             with --fork a child keeps the fds
                                             too (its pid in the summary) and
-                                            outlives a killed parent
+                                            outlives a killed parent; with
+                                            --in-flight the fds are sent over a
+                                            socket to a child that never reads
+                                            them, and closed here: they stay
+                                            open in flight, in no process
   vfiod_call.py release-open SOCKET DEVICE [--unbound] [--wait]
                                             Acquire, bind the device to its iommufd
                                             (not with --unbound), call Release while
@@ -67,11 +71,13 @@ def main():
         return 0
     if len(sys.argv) >= 4 and sys.argv[1] == "hold":
         s = connect(sys.argv[2])
-        args, params, fork = sys.argv[3:], {}, False
+        args, params, fork, in_flight = sys.argv[3:], {}, False, False
         if args[:1] == ["--backend"]:
             params["backend"], args = args[1], args[2:]
         if args[:1] == ["--fork"]:
             fork, args = True, args[1:]
+        if args[:1] == ["--in-flight"]:
+            in_flight, args = True, args[1:]
         params["devices"] = args
         reply, fds = call(s, "io.vfiod.Acquire", params)
         if "error" in reply:
@@ -94,6 +100,21 @@ def main():
                 os.close(1)
                 signal.pause()
                 os._exit(0)
+            summary["child"] = child
+        if in_flight:
+            near, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            child = os.fork()
+            if child == 0:
+                near.close()
+                for fd in fds:  # only the socket: the files are in it, not in here
+                    os.close(fd)
+                os.close(1)
+                signal.pause()  # holds the receiving end, never reads
+                os._exit(0)
+            far.close()
+            near.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            for fd in fds:
+                os.close(fd)
             summary["child"] = child
         print(json.dumps(summary), flush=True)
         # Hold the fds (and so the devices) until killed; close stdout so a

@@ -254,10 +254,12 @@ check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(drive
 # A holder that hands its fds to a child and dies: the lease ends, but the device is
 # still open in the child, so it is not handed out again until the child lets go (one
 # file of it could bind it under the next VMM).
-# orphan_lease DEVICE WHAT: a lease of DEVICE whose holder forks a child that keeps its
-# fds, then the holder killed and its lease ended; sets child to the child's pid.
+# orphan_lease DEVICE WHAT [HOW]: a lease of DEVICE whose holder forks a child that keeps
+# its fds (HOW --fork, the default) or that holds a socket with the fds in flight
+# (--in-flight), then the holder killed and its lease ended; sets child to the child's
+# pid.
 orphan_lease() {
-	"${NOBODY[@]}" $client hold "$sock" --fork "$1" >"$tmp/hold-fork.json" &
+	"${NOBODY[@]}" $client hold "$sock" "${3:---fork}" "$1" >"$tmp/hold-fork.json" &
 	local holder=$!
 	check "$2 whose holder hands its fds to a child" wait_until 20 test -s "$tmp/hold-fork.json"
 	child=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["child"])' "$tmp/hold-fork.json")
@@ -284,6 +286,22 @@ kill -9 "$child"
 ms=$(wait_until 2 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
 	pass "... and is restored (no driver) ${ms} ms after the child's exit" ||
 	fail "the edu was not restored after the child exited (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+
+# Again with the fds in flight: sent over a socket to a process that never reads them.
+# No process has the file open, so a search of /proc finds nothing, but the count of the
+# node's open files knows it is: the count wins. An unbind would wait for that file, the
+# daemon with it.
+orphan_lease "$EDU" "an edu lease" --in-flight
+check "the daemon answers while the edu's file is in flight" \
+	timeout 5 $client call "$sock" org.varlink.service.GetInfo
+check_eq "the edu stays on vfio-pci while its file is in flight" vfio-pci "$(driver_of $EDU)"
+out=$("${NOBODY[@]}" timeout 5 $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU\"]}" || true)
+check_eq "... and Acquire of it is DeviceBusy" "io.vfiod.DeviceBusy" \
+	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out" 2>&1)"
+kill -9 "$child" # its socket goes, and the file in flight with it
+ms=$(wait_until 2 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
+	pass "... and is restored (no driver) ${ms} ms after the socket holding it went" ||
+	fail "the edu was not restored after the in-flight file closed (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
 
 # A leased device that is hot-removed: the kernel holds the removal until the holder lets
 # go, the lease ends with the holder, the device goes and the daemon keeps serving. A
