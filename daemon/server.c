@@ -24,28 +24,63 @@
 
 int log_max_level = LOG_INFO;
 
+/* Copies text[0..len) to out (room for n bytes), escaping what could end or forge a line
+ * or drive a terminal: C0 controls, DEL, the UTF-8 form of C1 controls, and the backslash
+ * that starts an escape. Returns the bytes written; stops before an escape that would not
+ * fit whole. */
+static size_t log_escape(char *out, size_t n, const char *text, size_t len)
+{
+        size_t o = 0;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)text[i];
+                bool c1 = ch == 0xc2 && i + 1 < len && (unsigned char)text[i + 1] >= 0x80 &&
+                          (unsigned char)text[i + 1] <= 0x9f;
+                if (ch >= 0x20 && ch != 0x7f && ch != '\\' && !c1) {
+                        if (o + 1 > n)
+                                break;
+                        out[o++] = (char)ch;
+                        continue;
+                }
+                const char *named = ch == '\\'   ? "\\\\"
+                                    : ch == '\n' ? "\\n"
+                                    : ch == '\t' ? "\\t"
+                                    : ch == '\r' ? "\\r"
+                                                 : NULL;
+                char esc[9];
+                int k = named ? snprintf(esc, sizeof(esc), "%s", named)
+                        : c1  ? snprintf(esc, sizeof(esc), "\\x%02x\\x%02x", ch,
+                                         (unsigned char)text[++i])
+                              : snprintf(esc, sizeof(esc), "\\x%02x", ch);
+                if (o + (size_t)k > n)
+                        break;
+                memcpy(out + o, esc, (size_t)k);
+                o += (size_t)k;
+        }
+        return o;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
         if (level > log_max_level)
                 return;
         int saved = errno;
         /* One write() per line: lines from a busy daemon stay whole, and cheap. "<N>" lets
-         * journald keep the priority; harmless on a terminal. */
-        char line[1024];
-        /* "<N>vfiod: ", N a syslog level (0-7). */
-        memcpy(line, "<0>vfiod: ", 10);
-        line[1] = (char)('0' + (level & 7));
-        int n = 10;
+         * journald keep the priority; harmless on a terminal. The text is escaped as a
+         * whole, so every caller is covered whatever it passes: no format string of the
+         * daemon holds a control character. */
+        char text[1024], line[1024];
         va_list ap;
         va_start(ap, fmt);
         errno = saved;
-        int k = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+        int k = vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
-        size_t len = (size_t)n + (k < 0 ? 0 : (size_t)k);
-        if (len > sizeof(line) - 2)
-                len = sizeof(line) - 2;
-        line[len++] = '\n';
-        (void)!write(STDERR_FILENO, line, len);
+        size_t len = k < 0 ? 0 : (size_t)k < sizeof(text) ? (size_t)k : sizeof(text) - 1;
+        /* "<N>vfiod: ", N a syslog level (0-7). */
+        memcpy(line, "<0>vfiod: ", 10);
+        line[1] = (char)('0' + (level & 7));
+        size_t n = 10 + log_escape(line + 10, sizeof(line) - 10 - 1, text, len);
+        line[n++] = '\n';
+        (void)!write(STDERR_FILENO, line, n);
         errno = saved;
 }
 

@@ -154,5 +154,8 @@ void lease_free(struct server *s, struct lease *l);
 /* Drops a reference to a lease holder (NULL: nothing). */
 void holder_unref(struct holder *h);
 
+/* One line to stderr with its syslog priority. Control characters (and backslashes) in
+ * the text are written as C escapes: strings that came from a client cannot start a line
+ * of their own. */
 void log_msg(int level, const char *fmt, ...) _printf_(2, 3);
 extern int log_max_level;
