@@ -335,12 +335,6 @@ static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata)
 {
         struct conn *c = userdata;
         uint64_t timeout = c->server->cfg.call_timeout_usec;
-        if (conn_output_full(c)) {
-                /* Not read from while its replies wait: the client is not the one late. */
-                sd_event_source_set_time(src, now_usec(CLOCK_MONOTONIC) + timeout);
-                sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
-                return 0;
-        }
         log_msg(LOG_DEBUG, "pid %d uid %u: call not whole after %" PRIu64 " s: closing",
                 (int)c->cred.pid, c->cred.uid, timeout / 1000000u);
         /* Told why if its socket has room, never waited for. */
@@ -353,23 +347,31 @@ static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* After bytes were read and the whole calls served: a call begun and not whole must be
- * by the deadline, which starts with its first byte (begun: that is in this read). */
-static int conn_watch_partial(struct conn *c, bool begun)
+/* After the whole calls were served: the call begun and not whole at the head of the
+ * buffer must be by the deadline. Its clock runs while the daemon waits for its bytes:
+ * from the read that brought its first byte, or, when calls ahead of it were waiting for
+ * the client to read their replies, from when the daemon could read again. */
+static int conn_watch_partial(struct conn *c)
 {
-        if (c->stream.in_len == 0) {
-                if (c->deadline)
-                        sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
+        if (c->stream.in_len == 0 || conn_output_full(c)) {
+                if (c->deadline_armed)
+                        (void)sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
+                c->deadline_armed = false;
                 return 0;
         }
-        if (!begun)
-                return 0; /* the deadline of the call begun earlier stands */
+        if (c->deadline_armed && c->deadline_call == c->n_calls)
+                return 0; /* the deadline of this call stands */
         uint64_t when = now_usec(CLOCK_MONOTONIC) + c->server->cfg.call_timeout_usec;
-        if (!c->deadline)
-                return sd_event_add_time(c->server->event, &c->deadline, CLOCK_MONOTONIC, when, 0,
-                                         on_deadline, c);
-        int r = sd_event_source_set_time(c->deadline, when);
-        return r < 0 ? r : sd_event_source_set_enabled(c->deadline, SD_EVENT_ONESHOT);
+        int r = c->deadline ? sd_event_source_set_time(c->deadline, when)
+                            : sd_event_add_time(c->server->event, &c->deadline, CLOCK_MONOTONIC,
+                                                when, 0, on_deadline, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->deadline, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return r;
+        c->deadline_armed = true;
+        c->deadline_call = c->n_calls;
+        return 0;
 }
 
 static bool span_true(struct jspan v)
@@ -463,6 +465,7 @@ static unsigned conn_serve_buffered(struct conn *c)
                 if (r == 0)
                         break;
                 n++;
+                c->n_calls++;
                 if (r == -EMSGSIZE) {
                         /* Its end came in a later read than the one that passed the limit. */
                         conn_refuse_oversized(c);
@@ -489,7 +492,7 @@ static unsigned conn_serve_buffered(struct conn *c)
 static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
         struct conn *c = userdata;
-        bool active = false, begun = false;
+        bool active = false;
 
         if (c->closing && (revents & (EPOLLHUP | EPOLLERR))) {
                 conn_free(c);
@@ -509,7 +512,6 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
 
         if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->closing && !conn_output_full(c)) {
                 /* Nothing whole is buffered here: what is read is bounded by the limit. */
-                size_t before = c->stream.in_len;
                 int r = varlink_stream_read(&c->stream);
                 if (r == -EMSGSIZE)
                         /* No message boundary within the limit. */
@@ -523,9 +525,7 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                         return 0;
                 } else if (r > 0) {
                         conn_count_fds(c);
-                        unsigned k = conn_serve_buffered(c);
-                        begun = before == 0 || k > 0;
-                        served += k;
+                        served += conn_serve_buffered(c);
                 }
         }
         if (c->closing && !varlink_stream_has_output(&c->stream)) {
@@ -534,7 +534,7 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
         }
         if (served > 0 || active)
                 conn_arm_idle(c);
-        if (conn_watch_partial(c, begun) < 0) {
+        if (conn_watch_partial(c) < 0) {
                 conn_free(c);
                 return 0;
         }

@@ -126,6 +126,9 @@ struct conn {
         struct varlink_stream stream;
         sd_event_source *io, *idle;
         sd_event_source *deadline; /* the buffered part of a call must be whole by then */
+        bool deadline_armed;
+        uint64_t n_calls;          /* messages taken from the stream */
+        uint64_t deadline_call;    /* n_calls when the deadline was armed: for that call */
         size_t fds_held;           /* received, in stream.in_fds, counted in fds_in_flight */
         uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call or reply written */
         bool monitor;              /* a Monitor call is streaming events to it */
