@@ -120,6 +120,15 @@ int varlink_stream_read(struct varlink_stream *s)
         return (int)n;
 }
 
+void varlink_stream_drop_fds(struct varlink_stream *s)
+{
+        if (s->n_in_fds == 0)
+                return;
+        close_fds(s->in_fds, s->n_in_fds);
+        s->n_in_fds = 0;
+        s->in_fds_truncated = true;
+}
+
 int varlink_stream_next_text(struct varlink_stream *s, const char **ret, size_t *ret_len,
                              int *ret_fds, size_t *ret_n_fds)
 {

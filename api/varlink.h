@@ -54,6 +54,10 @@ void varlink_stream_done(struct varlink_stream *s);
  * the message limit with no message end among them, or another -errno. */
 int varlink_stream_read(struct varlink_stream *s);
 
+/* Closes the fds received and not handed out yet: the message they came with is then
+ * -ETOOMANYREFS, as when the kernel drops fds (for a receiver over its own budget). */
+void varlink_stream_drop_fds(struct varlink_stream *s);
+
 /* Takes the next complete message from the buffer: 1 and *ret set (with the fds that
  * arrived with it, the caller then owns them), 0 when no whole message is buffered,
  * -EBADMSG for a message that is not a JSON object (it is consumed; its fds closed). */

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libudev.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
@@ -24,28 +26,63 @@
 
 int log_max_level = LOG_INFO;
 
+/* Copies text[0..len) to out (room for n bytes), escaping what could end or forge a line
+ * or drive a terminal: C0 controls, DEL, the UTF-8 form of C1 controls, and the backslash
+ * that starts an escape. Returns the bytes written; stops before an escape that would not
+ * fit whole. */
+static size_t log_escape(char *out, size_t n, const char *text, size_t len)
+{
+        size_t o = 0;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)text[i];
+                bool c1 = ch == 0xc2 && i + 1 < len && (unsigned char)text[i + 1] >= 0x80 &&
+                          (unsigned char)text[i + 1] <= 0x9f;
+                if (ch >= 0x20 && ch != 0x7f && ch != '\\' && !c1) {
+                        if (o + 1 > n)
+                                break;
+                        out[o++] = (char)ch;
+                        continue;
+                }
+                const char *named = ch == '\\'   ? "\\\\"
+                                    : ch == '\n' ? "\\n"
+                                    : ch == '\t' ? "\\t"
+                                    : ch == '\r' ? "\\r"
+                                                 : NULL;
+                char esc[9];
+                int k = named ? snprintf(esc, sizeof(esc), "%s", named)
+                        : c1  ? snprintf(esc, sizeof(esc), "\\x%02x\\x%02x", ch,
+                                         (unsigned char)text[++i])
+                              : snprintf(esc, sizeof(esc), "\\x%02x", ch);
+                if (o + (size_t)k > n)
+                        break;
+                memcpy(out + o, esc, (size_t)k);
+                o += (size_t)k;
+        }
+        return o;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
         if (level > log_max_level)
                 return;
         int saved = errno;
         /* One write() per line: lines from a busy daemon stay whole, and cheap. "<N>" lets
-         * journald keep the priority; harmless on a terminal. */
-        char line[1024];
-        /* "<N>vfiod: ", N a syslog level (0-7). */
-        memcpy(line, "<0>vfiod: ", 10);
-        line[1] = (char)('0' + (level & 7));
-        int n = 10;
+         * journald keep the priority; harmless on a terminal. The text is escaped as a
+         * whole, so every caller is covered whatever it passes: no format string of the
+         * daemon holds a control character. */
+        char text[1024], line[1024];
         va_list ap;
         va_start(ap, fmt);
         errno = saved;
-        int k = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+        int k = vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
-        size_t len = (size_t)n + (k < 0 ? 0 : (size_t)k);
-        if (len > sizeof(line) - 2)
-                len = sizeof(line) - 2;
-        line[len++] = '\n';
-        (void)!write(STDERR_FILENO, line, len);
+        size_t len = k < 0 ? 0 : (size_t)k < sizeof(text) ? (size_t)k : sizeof(text) - 1;
+        /* "<N>vfiod: ", N a syslog level (0-7). */
+        memcpy(line, "<0>vfiod: ", 10);
+        line[1] = (char)('0' + (level & 7));
+        size_t n = 10 + log_escape(line + 10, sizeof(line) - 10 - 1, text, len);
+        line[n++] = '\n';
+        (void)!write(STDERR_FILENO, line, n);
         errno = saved;
 }
 
@@ -208,12 +245,18 @@ static void conn_free(struct conn *c)
                 c->next->prev = c->prev;
         s->n_conns--;
         conn_set_monitor(c, false);
-        struct uid_usage *u = uid_usage_get(s, c->cred.uid, false);
-        if (u && u->n_conns > 0)
-                u->n_conns--;
+        if (c->admin)
+                s->n_admin_conns--;
+        else {
+                struct uid_usage *u = uid_usage_get(s, c->cred.uid, false);
+                if (u && u->n_conns > 0)
+                        u->n_conns--;
+        }
+        s->fds_in_flight -= c->fds_held;
 
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
+        sd_event_source_disable_unref(c->deadline);
         varlink_stream_done(&c->stream);
         safe_close(c->fd);
         safe_close(c->pidfd);
@@ -238,6 +281,8 @@ static int on_idle(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* Notes activity: a call served or a reply written. Bytes of a call not yet whole are
+ * not activity (the call deadline watches those). */
 static void conn_arm_idle(struct conn *c)
 {
         struct server *s = c->server;
@@ -253,12 +298,80 @@ static void conn_arm_idle(struct conn *c)
                                         c);
 }
 
+/* Whether the connection's next call must wait: its replies are over the bound, or one
+ * with fds is not sent yet (one set in flight at a time). */
+static bool conn_output_full(const struct conn *c)
+{
+        return c->stream.out_len - c->stream.out_off >= CONN_OUTPUT_MAX || c->stream.n_out_fds > 0;
+}
+
 static void conn_update_events(struct conn *c)
 {
-        /* While replies wait to be written, read nothing more: a client that does not
-         * read cannot make the daemon buffer without bound. */
-        uint32_t ev = varlink_stream_has_output(&c->stream) ? EPOLLOUT : (c->closing ? 0 : EPOLLIN);
+        /* While replies over the bound wait to be written, read nothing more: a client
+         * that does not read cannot make the daemon buffer without bound. */
+        uint32_t ev = varlink_stream_has_output(&c->stream) ? EPOLLOUT : 0;
+        if (!c->closing && !conn_output_full(c))
+                ev |= EPOLLIN;
         sd_event_source_set_io_events(c->io, ev);
+}
+
+/* Brings the server's count of fds in flight up to date with what the stream holds;
+ * a set that arrived past the budget is closed (its call is then refused). */
+static void conn_count_fds(struct conn *c)
+{
+        struct server *s = c->server;
+        size_t n = c->stream.n_in_fds;
+        if (n > c->fds_held && s->fds_in_flight + (n - c->fds_held) > s->cfg.max_fds_in_flight) {
+                log_msg(LOG_DEBUG, "pid %d: %zu fds with a call past the budget of %zu: closed",
+                        (int)c->cred.pid, n, s->cfg.max_fds_in_flight);
+                varlink_stream_drop_fds(&c->stream);
+                n = 0;
+        }
+        s->fds_in_flight = s->fds_in_flight - c->fds_held + n;
+        c->fds_held = n;
+}
+
+static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct conn *c = userdata;
+        uint64_t timeout = c->server->cfg.call_timeout_usec;
+        log_msg(LOG_DEBUG, "pid %d uid %u: call not whole after %" PRIu64 " s: closing",
+                (int)c->cred.pid, c->cred.uid, timeout / 1000000u);
+        /* Told why if its socket has room, never waited for. */
+        char limit[32];
+        snprintf(limit, sizeof(limit), "%" PRIu64, timeout / 1000000u);
+        c->oneway = false;
+        (void)conn_errorf(c, "io.vfiod.ProtocolError", "reason", "call not complete in time",
+                          "limit", limit, NULL);
+        conn_free(c);
+        return 0;
+}
+
+/* After the whole calls were served: the call begun and not whole at the head of the
+ * buffer must be by the deadline. Its clock runs while the daemon waits for its bytes:
+ * from the read that brought its first byte, or, when calls ahead of it were waiting for
+ * the client to read their replies, from when the daemon could read again. */
+static int conn_watch_partial(struct conn *c)
+{
+        if (c->stream.in_len == 0 || conn_output_full(c)) {
+                if (c->deadline_armed)
+                        (void)sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
+                c->deadline_armed = false;
+                return 0;
+        }
+        if (c->deadline_armed && c->deadline_call == c->n_calls)
+                return 0; /* the deadline of this call stands */
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + c->server->cfg.call_timeout_usec;
+        int r = c->deadline ? sd_event_source_set_time(c->deadline, when)
+                            : sd_event_add_time(c->server->event, &c->deadline, CLOCK_MONOTONIC,
+                                                when, 0, on_deadline, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->deadline, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return r;
+        c->deadline_armed = true;
+        c->deadline_call = c->n_calls;
+        return 0;
 }
 
 static bool span_true(struct jspan v)
@@ -326,56 +439,38 @@ static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_
         }
 }
 
-static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+/* The error for a call past the size limit; the connection is closed once it is out
+ * (the stream cannot be trusted to resync). */
+static void conn_refuse_oversized(struct conn *c)
 {
-        struct conn *c = userdata;
+        char limit[32];
+        snprintf(limit, sizeof(limit), "%zu", c->server->cfg.max_message);
+        c->oneway = false;
+        (void)conn_errorf(c, "io.vfiod.ProtocolError", "reason", "message larger than the limit",
+                          "limit", limit, NULL);
+        c->closing = true;
+}
 
-        if (c->closing && (revents & (EPOLLHUP | EPOLLERR))) {
-                conn_free(c);
-                return 0;
-        }
-        if (revents & EPOLLOUT) {
-                int r = varlink_stream_flush(&c->stream);
-                if (r < 0 || (r > 0 && c->closing)) {
-                        conn_free(c);
-                        return 0;
-                }
-                conn_update_events(c);
-        }
-        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || varlink_stream_has_output(&c->stream))
-                return 0;
-
-        int r = varlink_stream_read(&c->stream);
-        if (r == -EAGAIN)
-                return 0;
-        if (r == -EMSGSIZE) {
-                /* No message boundary within the limit: the stream cannot be resynced. */
-                char limit[32];
-                snprintf(limit, sizeof(limit), "%zu", c->server->cfg.max_message);
-                c->oneway = false;
-                conn_errorf(c, "io.vfiod.ProtocolError", "reason", "message larger than the limit",
-                            "limit", limit, NULL);
-                c->closing = true;
-                if (!varlink_stream_has_output(&c->stream))
-                        conn_free(c);
-                else
-                        conn_update_events(c);
-                return 0;
-        }
-        if (r < 0 || (r == 0 && c->stream.eof)) {
-                /* Gone (a partial message left behind is dropped with its fds). */
-                conn_free(c);
-                return 0;
-        }
-
-        for (;;) {
+/* Serves the calls buffered whole, in order, while their replies fit below the bound;
+ * returns how many it took. */
+static unsigned conn_serve_buffered(struct conn *c)
+{
+        unsigned n = 0;
+        while (!c->closing && !conn_output_full(c)) {
                 const char *text;
                 size_t len, n_fds = 0;
                 int fds[VARLINK_FDS_MAX];
                 struct jspan msg;
-                r = varlink_stream_next_text(&c->stream, &text, &len, fds, &n_fds);
+                int r = varlink_stream_next_text(&c->stream, &text, &len, fds, &n_fds);
                 if (r == 0)
                         break;
+                n++;
+                c->n_calls++;
+                if (r == -EMSGSIZE) {
+                        /* Its end came in a later read than the one that passed the limit. */
+                        conn_refuse_oversized(c);
+                        break;
+                }
                 if (r > 0 &&
                     (jscan_validate(text, len, &msg) < 0 || jscan_type(msg) != JTYPE_OBJECT)) {
                         close_fds(fds, n_fds);
@@ -389,16 +484,60 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                                     NULL);
                 } else
                         conn_serve_one(c, msg, fds, n_fds);
-                if (c->closing)
-                        break;
-                if (varlink_stream_has_output(&c->stream))
-                        break; /* served again when the reply is out */
+        }
+        conn_count_fds(c);
+        return n;
+}
+
+static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct conn *c = userdata;
+        bool active = false;
+
+        if (c->closing && (revents & (EPOLLHUP | EPOLLERR))) {
+                conn_free(c);
+                return 0;
+        }
+        if (revents & EPOLLOUT) {
+                int r = varlink_stream_flush(&c->stream);
+                if (r < 0 || (r > 0 && c->closing)) {
+                        conn_free(c);
+                        return 0;
+                }
+                active = true;
+        }
+        /* Calls read while the replies ahead of them were being written go first, as
+         * soon as there is room: the client may well send nothing more. */
+        unsigned served = conn_serve_buffered(c);
+
+        if ((revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->closing && !conn_output_full(c)) {
+                /* Nothing whole is buffered here: what is read is bounded by the limit. */
+                int r = varlink_stream_read(&c->stream);
+                if (r == -EMSGSIZE)
+                        /* No message boundary within the limit. */
+                        conn_refuse_oversized(c);
+                else if (r == 0 && c->stream.eof)
+                        /* Gone (a partial call left behind is dropped with its fds); the
+                         * replies queued still go out if it only stopped writing. */
+                        c->closing = true;
+                else if (r < 0 && r != -EAGAIN) {
+                        conn_free(c);
+                        return 0;
+                } else if (r > 0) {
+                        conn_count_fds(c);
+                        served += conn_serve_buffered(c);
+                }
         }
         if (c->closing && !varlink_stream_has_output(&c->stream)) {
                 conn_free(c);
                 return 0;
         }
-        conn_arm_idle(c);
+        if (served > 0 || active)
+                conn_arm_idle(c);
+        if (conn_watch_partial(c) < 0) {
+                conn_free(c);
+                return 0;
+        }
         conn_update_events(c);
         return 0;
 }
@@ -421,6 +560,49 @@ static void refuse(int fd, const char *limit, int64_t value)
         safe_close(fd);
 }
 
+/* Out of fds (ours or the system's): accept() would fail at once again, and the
+ * listening socket stays readable, so a retry now is a busy loop. The listening
+ * sources are turned off and back on after a pause that doubles while it lasts. */
+#define ACCEPT_BACKOFF_MIN_USEC (10u * 1000)
+#define ACCEPT_BACKOFF_MAX_USEC (1000u * 1000)
+
+static void listen_set_enabled(struct server *s, int enabled)
+{
+        for (int i = 0; i < 2; i++)
+                if (s->listen[i])
+                        (void)sd_event_source_set_enabled(s->listen[i], enabled);
+}
+
+static int on_accept_retry(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        listen_set_enabled(userdata, SD_EVENT_ON);
+        return 0;
+}
+
+static void accept_pause(struct server *s, int error)
+{
+        if (s->accept_backoff_usec == 0) {
+                /* Once per episode: the retries that fail again say nothing. */
+                log_msg(LOG_WARNING,
+                        "accept: %s, with %u connections open: pausing new connections "
+                        "until fds are free",
+                        strerror(error), s->n_conns);
+                s->accept_backoff_usec = ACCEPT_BACKOFF_MIN_USEC;
+        } else if (s->accept_backoff_usec < ACCEPT_BACKOFF_MAX_USEC)
+                s->accept_backoff_usec = 2 * s->accept_backoff_usec < ACCEPT_BACKOFF_MAX_USEC
+                                                 ? 2 * s->accept_backoff_usec
+                                                 : ACCEPT_BACKOFF_MAX_USEC;
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + s->accept_backoff_usec;
+        int r = s->accept_retry ? sd_event_source_set_time(s->accept_retry, when)
+                                : sd_event_add_time(s->event, &s->accept_retry, CLOCK_MONOTONIC,
+                                                    when, 0, on_accept_retry, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->accept_retry, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return; /* no timer: keep listening rather than stop for good */
+        listen_set_enabled(s, SD_EVENT_OFF);
+}
+
 static int on_accept(sd_event_source *src, int lfd, uint32_t revents, void *userdata)
 {
         struct server *s = userdata;
@@ -428,9 +610,15 @@ static int on_accept(sd_event_source *src, int lfd, uint32_t revents, void *user
 
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                        accept_pause(s, errno);
+                else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_msg(LOG_WARNING, "accept: %m");
                 return 0;
+        }
+        if (s->accept_backoff_usec > 0) {
+                log_msg(LOG_NOTICE, "accepting connections again (%u open)", s->n_conns);
+                s->accept_backoff_usec = 0;
         }
 
         /* Identity is what the kernel recorded at connect time, never a pid looked up
@@ -442,22 +630,31 @@ static int on_accept(sd_event_source *src, int lfd, uint32_t revents, void *user
                 safe_close(fd);
                 return 0;
         }
-        if (admin && cred.uid != 0) {
-                refuse(fd, "admin_socket_uid", cred.uid);
-                return 0;
-        }
-        if (s->n_conns >= s->cfg.max_conn_total) {
-                refuse(fd, "connections", s->cfg.max_conn_total);
-                return 0;
-        }
-        struct uid_usage *u = uid_usage_get(s, cred.uid, true);
-        if (!u) {
-                safe_close(fd);
-                return 0;
-        }
-        if (u->n_conns >= s->cfg.max_conn_per_uid) {
-                refuse(fd, "connections_per_uid", s->cfg.max_conn_per_uid);
-                return 0;
+        struct uid_usage *u = NULL;
+        if (admin) {
+                /* Root's own reserve, outside the limits the public socket can fill. */
+                if (cred.uid != 0) {
+                        refuse(fd, "admin_socket_uid", cred.uid);
+                        return 0;
+                }
+                if (s->n_admin_conns >= SERVER_ADMIN_CONNECTIONS_MAX) {
+                        refuse(fd, "admin_connections", SERVER_ADMIN_CONNECTIONS_MAX);
+                        return 0;
+                }
+        } else {
+                if (s->n_conns - s->n_admin_conns >= s->cfg.max_conn_total) {
+                        refuse(fd, "connections", s->cfg.max_conn_total);
+                        return 0;
+                }
+                u = uid_usage_get(s, cred.uid, true);
+                if (!u) {
+                        safe_close(fd);
+                        return 0;
+                }
+                if (u->n_conns >= s->cfg.max_conn_per_uid) {
+                        refuse(fd, "connections_per_uid", s->cfg.max_conn_per_uid);
+                        return 0;
+                }
         }
 
         struct conn *c = calloc(1, sizeof(*c));
@@ -489,7 +686,10 @@ static int on_accept(sd_event_source *src, int lfd, uint32_t revents, void *user
                 s->conns->prev = c;
         s->conns = c;
         s->n_conns++;
-        u->n_conns++;
+        if (admin)
+                s->n_admin_conns++;
+        else
+                u->n_conns++;
 
         if (sd_event_add_io(s->event, &c->io, fd, EPOLLIN, on_conn_io, c) < 0) {
                 conn_free(c);
@@ -726,6 +926,39 @@ static int setup_sockets(struct server *s)
         return 0;
 }
 
+void server_fit_fd_limit(struct server_config *cfg)
+{
+        /* Room for what is not a connection: the listening sockets, the event loop, udev,
+         * the lease log, the holders' pidfds and the cdev watches. */
+        const rlim_t base = 256, admin = 2 * SERVER_ADMIN_CONNECTIONS_MAX;
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        rlim_t need = base + admin + 2 * (rlim_t)cfg->max_conn_total + cfg->max_fds_in_flight;
+        if (rl.rlim_cur >= need)
+                return;
+        rlim_t cur = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+                cur = rl.rlim_cur;
+        if (cur >= need)
+                return;
+        /* Short of the hard limit: serve fewer connections rather than run out of fds,
+         * a quarter of what is left going to fds in flight. */
+        rlim_t left = cur > base + admin ? cur - base - admin : 0;
+        if (cfg->max_fds_in_flight > left / 4)
+                cfg->max_fds_in_flight = left / 4;
+        rlim_t fit = (left - cfg->max_fds_in_flight) / 2;
+        unsigned old = cfg->max_conn_total;
+        cfg->max_conn_total = fit > 0 ? (unsigned)fit : 1;
+        log_msg(LOG_WARNING,
+                "RLIMIT_NOFILE %llu (hard %llu) is short of the %llu fds that --max-connections "
+                "%u needs: serving at most %u connections and %zu fds in flight (raise "
+                "LimitNOFILE=)",
+                (unsigned long long)cur, (unsigned long long)rl.rlim_max, (unsigned long long)need,
+                old, cfg->max_conn_total, cfg->max_fds_in_flight);
+}
+
 int server_new(const struct server_config *cfg, struct server **ret)
 {
         struct server *s = calloc(1, sizeof(*s));
@@ -767,6 +1000,7 @@ struct server *server_free(struct server *s)
         }
         free(s->leases);
         free(s->holders);
+        sd_event_source_disable_unref(s->accept_retry);
         for (int i = 0; i < 2; i++) {
                 sd_event_source_disable_unref(s->listen[i]);
                 safe_close(s->listen_fd[i]);

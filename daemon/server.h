@@ -30,10 +30,23 @@ struct server_config {
         size_t max_message;        /* bytes of one call */
         unsigned max_conn_per_uid; /* open connections of one uid */
         unsigned max_conn_total;
+        size_t max_fds_in_flight;   /* see SERVER_FDS_IN_FLIGHT_MAX */
         uint64_t idle_timeout_usec; /* a connection with no call in flight is closed after it */
+        uint64_t call_timeout_usec; /* a call must be whole this long after its first byte */
         unsigned request_rate;      /* calls per second per uid (burst: twice that); 0: no limit */
         int verbose;
 };
+
+/* Connections to the admin socket, outside --max-connections and the per-uid limit: root
+ * can always get in to look and mend. */
+#define SERVER_ADMIN_CONNECTIONS_MAX 16
+/* File descriptors received with calls not yet whole, all connections together (the
+ * default of server_config.max_fds_in_flight): what arrives past it is closed and its
+ * call refused, so fds in flight cannot use up the daemon's own. */
+#define SERVER_FDS_IN_FLIGHT_MAX 1024
+/* Replies queued for one connection: past this its further calls wait (nothing more is
+ * read from it) until the client reads. */
+#define CONN_OUTPUT_MAX (256u * 1024)
 
 struct conn;
 
@@ -61,9 +74,16 @@ struct server {
         sd_event_source *listen[2]; /* public, admin */
         int listen_fd[2];
 
+        /* Not accepting after EMFILE/ENFILE: the listening sources are off until the
+         * timer, whose delay doubles while the condition lasts. */
+        sd_event_source *accept_retry;
+        uint64_t accept_backoff_usec;
+
         struct conn *conns;
-        unsigned n_conns;
-        unsigned n_monitors; /* connections subscribed to events */
+        unsigned n_conns;       /* all of them, admin ones included */
+        unsigned n_admin_conns; /* on the admin socket */
+        size_t fds_in_flight;   /* received with calls not yet whole */
+        unsigned n_monitors;    /* connections subscribed to events */
         struct uid_usage *uids;
         size_t n_uids;
 
@@ -105,7 +125,12 @@ struct conn {
         struct holder *holder; /* the peer as a lease holder, from its first Acquire on */
         struct varlink_stream stream;
         sd_event_source *io, *idle;
-        uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call */
+        sd_event_source *deadline; /* the buffered part of a call must be whole by then */
+        bool deadline_armed;
+        uint64_t n_calls;          /* messages taken from the stream */
+        uint64_t deadline_call;    /* n_calls when the deadline was armed: for that call */
+        size_t fds_held;           /* received, in stream.in_fds, counted in fds_in_flight */
+        uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call or reply written */
         bool monitor;              /* a Monitor call is streaming events to it */
         bool closing;              /* send what is queued, then close */
         bool oneway;               /* the call being served wants no reply */
@@ -113,6 +138,11 @@ struct conn {
 
 int server_new(const struct server_config *cfg, struct server **ret);
 struct server *server_free(struct server *s);
+
+/* Raises the soft RLIMIT_NOFILE so that the connection limits fit (two fds a connection,
+ * and the fds in flight), or lowers cfg->max_conn_total to what the hard limit allows;
+ * says which on the log. */
+void server_fit_fd_limit(struct server_config *cfg);
 
 /* Sets up the sockets (from systemd, or bound here), the udev monitor, and adopts or
  * ends the leases an earlier instance left. */
@@ -154,5 +184,8 @@ void lease_free(struct server *s, struct lease *l);
 /* Drops a reference to a lease holder (NULL: nothing). */
 void holder_unref(struct holder *h);
 
+/* One line to stderr with its syslog priority. Control characters (and backslashes) in
+ * the text are written as C escapes: strings that came from a client cannot start a line
+ * of their own. */
 void log_msg(int level, const char *fmt, ...) _printf_(2, 3);
 extern int log_max_level;

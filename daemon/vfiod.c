@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -35,6 +34,8 @@ static void help(void)
                "  --max-connections N       (default 4096)\n"
                "  --idle-timeout SECONDS    close connections idle this long, 0 never (default "
                "60)\n"
+               "  --call-timeout SECONDS    close a connection whose call is not whole this long\n"
+               "                            after its first byte (default 5)\n"
                "  --request-rate N          calls per second per uid, 0 no limit (default 1000)\n"
                "  -v, --verbose             log each call\n"
                "  -h, --help, --version\n"
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
                 ARG_MAX_CONN_UID,
                 ARG_MAX_CONN,
                 ARG_IDLE,
+                ARG_CALL_TIMEOUT,
                 ARG_RATE,
                 ARG_VERSION,
         };
@@ -92,6 +94,7 @@ int main(int argc, char **argv)
                 {"max-connections-per-uid", required_argument, NULL, ARG_MAX_CONN_UID},
                 {"max-connections", required_argument, NULL, ARG_MAX_CONN},
                 {"idle-timeout", required_argument, NULL, ARG_IDLE},
+                {"call-timeout", required_argument, NULL, ARG_CALL_TIMEOUT},
                 {"request-rate", required_argument, NULL, ARG_RATE},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
@@ -107,7 +110,9 @@ int main(int argc, char **argv)
                 .max_message = 65536,
                 .max_conn_per_uid = 128,
                 .max_conn_total = 4096,
+                .max_fds_in_flight = SERVER_FDS_IN_FLIGHT_MAX,
                 .idle_timeout_usec = 60u * 1000000u,
+                .call_timeout_usec = 5u * 1000000u,
                 .request_rate = 1000,
         };
         int c;
@@ -153,6 +158,15 @@ int main(int argc, char **argv)
                                 return 2;
                         cfg.idle_timeout_usec = v * 1000000u;
                         break;
+                case ARG_CALL_TIMEOUT:
+                        if (parse_unsigned(optarg, "--call-timeout", 3600, &v) < 0)
+                                return 2;
+                        if (v == 0) {
+                                fprintf(stderr, "vfiod: --call-timeout wants at least 1 second\n");
+                                return 2;
+                        }
+                        cfg.call_timeout_usec = v * 1000000u;
+                        break;
                 case ARG_RATE:
                         if (parse_unsigned(optarg, "--request-rate", 1000000, &v) < 0)
                                 return 2;
@@ -182,12 +196,8 @@ int main(int argc, char **argv)
                 return 2;
         }
 
-        /* Each connection is an fd: make room for the limit. */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-                rl.rlim_cur = rl.rlim_max;
-                (void)setrlimit(RLIMIT_NOFILE, &rl);
-        }
+        /* Each connection takes fds: make room for the limit, or lower it. */
+        server_fit_fd_limit(&cfg);
         signal(SIGPIPE, SIG_IGN);
         sigset_t mask;
         sigemptyset(&mask);

@@ -111,7 +111,7 @@ def closed(s, timeout=5):
 
 
 class Daemon:
-    def __init__(self, vfiod, root, tmp, *args):
+    def __init__(self, vfiod, root, tmp, *args, preexec_fn=None):
         self.sock = os.path.join(tmp, "io.vfiod")
         self.admin = os.path.join(tmp, "io.vfiod.admin")
         self.log = open(os.path.join(tmp, "vfiod.log"), "w+")
@@ -119,7 +119,7 @@ class Daemon:
             [vfiod, "--root", root, "--socket", self.sock, "--admin-socket", self.admin,
              "--runtime-dir", os.path.join(tmp, "run"), "--state-dir", "/var/lib/vfiod",
              "--policy", os.path.join(tmp, "policy.json"), *args],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         for _ in range(200):
             if os.path.exists(self.sock) and os.path.exists(self.admin):
                 break

@@ -241,6 +241,35 @@ static void fds_arrive_with_their_message(void **state)
         close(pipefd[1]);
 }
 
+/* A receiver over its own fd budget drops a set before the message is whole: the fds are
+ * closed, the message fails as if the kernel had dropped them, and the next goes on. */
+static void dropped_fds_fail_their_message_only(void **state)
+{
+        struct pair *p = *state;
+        int pipefd[2];
+        assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+        int send = fcntl(pipefd[0], F_DUPFD_CLOEXEC, 3);
+        queue_and_flush(&p->tx, varlink_reply_new(NULL, false), &send, 1);
+        queue_and_flush(&p->tx, varlink_reply_new(NULL, false), NULL, 0);
+
+        assert_true(varlink_stream_read(&p->rx) > 0);
+        assert_int_equal(p->rx.n_in_fds, 1);
+        int got = p->rx.in_fds[0];
+        varlink_stream_drop_fds(&p->rx);
+        assert_int_equal(p->rx.n_in_fds, 0);
+        assert_int_equal(fcntl(got, F_GETFD), -1); /* closed */
+
+        json_object *msg = NULL;
+        int fds[VARLINK_FDS_MAX];
+        size_t n_fds = 0;
+        assert_int_equal(read_next(&p->rx, &msg, fds, &n_fds), -ETOOMANYREFS);
+        assert_int_equal(read_next(&p->rx, &msg, fds, &n_fds), 1);
+        assert_int_equal(n_fds, 0);
+        json_object_put(msg);
+        close(pipefd[0]);
+        close(pipefd[1]);
+}
+
 static void queue_call(struct varlink_stream *s, const char *method, const int *fds, size_t n)
 {
         json_object *msg = varlink_call_new(method, NULL, false);
@@ -420,6 +449,7 @@ int main(void)
                 T(invalid_json_is_refused_and_the_stream_goes_on),
                 T(fds_arrive_with_their_message),
                 T(fds_are_not_given_to_the_message_before_theirs),
+                T(dropped_fds_fail_their_message_only),
                 T(fds_of_a_bad_message_are_closed),
                 T(more_fds_than_the_stream_takes_fail_the_message),
                 T(queued_fds_are_closed_when_the_stream_ends),
