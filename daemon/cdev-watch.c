@@ -189,6 +189,14 @@ void cdev_watch_owner(struct cdev_watches *w, int cdev, const struct stat *st,
         e->owner = *a;
 }
 
+bool cdev_watch_watched(const struct cdev_watches *w, int cdev)
+{
+        for (size_t i = 0; i < w->n; i++)
+                if (w->v[i].cdev == cdev)
+                        return true;
+        return false;
+}
+
 int cdev_watch_open_files_read(const struct cdev_watches *w, int cdev)
 {
         for (size_t i = 0; i < w->n; i++)

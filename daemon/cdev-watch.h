@@ -73,6 +73,9 @@ void cdev_watches_read(struct cdev_watches *w);
 /* Reads the events queued so far, then tells whether vfioN has open files: 1 yes, 0 no,
  * -1 not known (no exact count: ask the kernel another way). */
 int cdev_watch_open_files(struct cdev_watches *w, int cdev);
+/* Whether vfioN has a watch (counted or not). */
+bool cdev_watch_watched(const struct cdev_watches *w, int cdev);
+
 /* The same from the events read so far, without reading more: no system call. Where
  * every file the daemon opened of the node is known to have had its open read (the
  * daemon's own opens are read back when their lease ends), 0 here means none of those

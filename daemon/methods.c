@@ -837,37 +837,57 @@ static int search_and_count(struct server *s, int cdev, const struct pci_addr *a
  * check is made once per node: the watched node (the same inode) stays a's for as long
  * as it exists. The node is watched before this open, so that its open is counted
  * (cdev-watch.h; the count itself was begun by device_open_elsewhere()). */
-static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cdev)
+static bool bound_now(const struct bind_plan *plan, const struct pci_addr *a)
+{
+        for (size_t i = 0; i < plan->n_devices; i++)
+                if (pci_addr_equal(&plan->devices[i], a))
+                        return true;
+        return false;
+}
+
+static int open_cdev_checked(struct server *s, const struct pci_addr *a, int cdev, bool fresh)
 {
         char path[64], link[PATH_MAX], want[PCI_ADDR_STRLEN + 16], name[PCI_ADDR_STRLEN];
         bool uncounted;
-        (void)cdev_watch_add(&s->cdev_watches, s->root, cdev, &uncounted);
-        snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
-        _cleanup_close_ int fd = root_openat(s->root, path, O_RDWR | O_NOCTTY);
-        if (fd < 0)
-                return fd;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        /* The watched node, checked before: no need to ask sysfs again. */
-        if (cdev_watch_is(&s->cdev_watches, cdev, &st, a))
+        for (int attempt = 0;; attempt++) {
+                (void)cdev_watch_add(&s->cdev_watches, s->root, cdev, &uncounted);
+                /* A node this Acquire's bind just made: nothing but root could have
+                 * opened it since, so its count starts at zero, and this open is in it. */
+                if (fresh && uncounted)
+                        cdev_watch_counted(&s->cdev_watches, cdev);
+                snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
+                _cleanup_close_ int fd = root_openat(s->root, path, O_RDWR | O_NOCTTY);
+                if (fd < 0)
+                        return fd;
+                struct stat st;
+                if (fstat(fd, &st) < 0)
+                        return negative_errno();
+                /* The watched node, checked before: no need to ask sysfs again. */
+                if (cdev_watch_is(&s->cdev_watches, cdev, &st, a))
+                        return TAKE_FD(fd);
+                snprintf(path, sizeof(path), "sys/dev/char/%u:%u", major(st.st_rdev),
+                         minor(st.st_rdev));
+                if (s->dev_char_fd < 0) {
+                        s->dev_char_fd = root_openat(s->root, "sys/dev/char", O_PATH | O_DIRECTORY);
+                        if (s->dev_char_fd < 0)
+                                return s->dev_char_fd;
+                }
+                ssize_t k = readlinkat(s->dev_char_fd, path + strlen("sys/dev/char/"), link,
+                                       sizeof(link) - 1);
+                if (k < 0)
+                        return negative_errno();
+                link[k] = 0;
+                snprintf(want, sizeof(want), "/%s/vfio-dev/", pci_addr_format(a, name));
+                if (!strstr(link, want))
+                        return -ESTALE;
+                cdev_watch_owner(&s->cdev_watches, cdev, &st, a);
+                /* The watch was on the node of an earlier binding (the device was unbound
+                 * and bound again): it is dropped; watch this node, then open it again so
+                 * that the open is counted. */
+                if (!cdev_watch_watched(&s->cdev_watches, cdev) && attempt == 0)
+                        continue;
                 return TAKE_FD(fd);
-        snprintf(path, sizeof(path), "sys/dev/char/%u:%u", major(st.st_rdev), minor(st.st_rdev));
-        if (s->dev_char_fd < 0) {
-                s->dev_char_fd = root_openat(s->root, "sys/dev/char", O_PATH | O_DIRECTORY);
-                if (s->dev_char_fd < 0)
-                        return s->dev_char_fd;
         }
-        ssize_t k =
-                readlinkat(s->dev_char_fd, path + strlen("sys/dev/char/"), link, sizeof(link) - 1);
-        if (k < 0)
-                return negative_errno();
-        link[k] = 0;
-        snprintf(want, sizeof(want), "/%s/vfio-dev/", pci_addr_format(a, name));
-        if (!strstr(link, want))
-                return -ESTALE;
-        cdev_watch_owner(&s->cdev_watches, cdev, &st, a);
-        return TAKE_FD(fd);
 }
 
 /* The backend a device opens through by default: iommufd when the kernel has it and the
@@ -914,7 +934,7 @@ static bool restore_blocked(struct server *s, const struct pci_addr *a, bool iom
         *ret_pid = 0;
         const struct vfio_nodes *n = device_nodes(s, a);
         int k = iommufd && n && n->cdev >= 0 ? cdev_watch_open_files(&s->cdev_watches, n->cdev)
-                                              : -ENODATA;
+                                             : -ENODATA;
         /* A file the count knows is open wins over the search, which cannot see one in
          * flight (sent over a socket nobody reads): the unbind would wait for it. The
          * search then only names a holder, if it finds one. */
@@ -1634,7 +1654,8 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                         why = NULL;
                         const struct vfio_nodes *nodes = device_nodes(s, &l->devices[i]);
                         kfd = backend == VFIO_BACKEND_IOMMUFD && nodes && nodes->cdev >= 0
-                                      ? open_cdev_checked(s, &l->devices[i], nodes->cdev)
+                                      ? open_cdev_checked(s, &l->devices[i], nodes->cdev,
+                                                          bound_now(&plan, &l->devices[i]))
                                       : -ENOENT;
                         if (kfd >= 0)
                                 cdev = nodes->cdev;
