@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "audit-internal.h"
+#include "modules.h"
 #include "strv.h"
 
 #define NO_IOMMU_REASON "no IOMMU (see iommu.present)"
@@ -161,14 +163,43 @@ static int check_irq_posted(struct audit_ctx *c)
         return r;
 }
 
+#define NOIOMMU_PARAM           "sys/module/vfio/parameters/enable_unsafe_noiommu_mode"
+#define UNSAFE_INTERRUPTS_PARAM "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"
+
+/* Why a module parameter's value is unknown: the module is not loaded (absent), this
+ * kernel's module has no such parameter (no_param), or its file could not be read. */
+static const char *param_unknown_reason(struct audit_ctx *c, enum vfio_module m, const char *path,
+                                        const char *absent, const char *no_param,
+                                        char buf[static 256])
+{
+        int fd;
+
+        if (!vfio_module_present(c->root, m))
+                return absent;
+        fd = root_openat(c->root, path, O_PATH);
+        if (fd < 0)
+                return no_param;
+        close(fd);
+        snprintf(buf, 256, "%s could not be read or holds no boolean", path);
+        return buf;
+}
+
 static int check_vfio_noiommu(struct audit_ctx *c)
 {
         const struct host_facts *h = &c->t->host;
+        char buf[256];
         int r;
 
         if (h->noiommu_mode == TRI_UNKNOWN)
-                return audit_skip(c, AUDIT_CHECK_VFIO_NOIOMMU,
-                                  "vfio is not loaded (no sys/module/vfio/parameters)");
+                return audit_skip(
+                        c, AUDIT_CHECK_VFIO_NOIOMMU,
+                        param_unknown_reason(c, VFIO_MODULE_VFIO, NOIOMMU_PARAM,
+                                             "vfio is not loaded (no sys/module/vfio, "
+                                             "sys/class/vfio or /dev/vfio)",
+                                             "this kernel's vfio has no no-IOMMU mode (no "
+                                             "parameter enable_unsafe_noiommu_mode: built "
+                                             "without CONFIG_VFIO_NOIOMMU), so it cannot be on",
+                                             buf));
         if (h->noiommu_mode == TRI_NO)
                 return 0;
         r = audit_add(
@@ -183,19 +214,25 @@ static int check_vfio_noiommu(struct audit_ctx *c)
                                    "have unrestricted DMA to all of host memory");
         if (r < 0)
                 return r;
-        return audit_evidence(c, "sys/module/vfio/parameters/enable_unsafe_noiommu_mode", "Y");
+        return audit_evidence(c, NOIOMMU_PARAM, "Y");
 }
 
 static int check_vfio_unsafe_interrupts(struct audit_ctx *c)
 {
         const struct host_facts *h = &c->t->host;
+        char buf[256];
         bool effective = h->ir_enabled != TRI_YES;
         int r;
 
         if (h->allow_unsafe_interrupts == TRI_UNKNOWN)
                 return audit_skip(c, AUDIT_CHECK_VFIO_UNSAFE_INTERRUPTS,
-                                  "vfio_iommu_type1 is not loaded (no "
-                                  "sys/module/vfio_iommu_type1/parameters)");
+                                  param_unknown_reason(c, VFIO_MODULE_TYPE1,
+                                                       UNSAFE_INTERRUPTS_PARAM,
+                                                       "vfio_iommu_type1 is not loaded (no "
+                                                       "sys/module/vfio_iommu_type1)",
+                                                       "this kernel's vfio_iommu_type1 has no "
+                                                       "allow_unsafe_interrupts parameter",
+                                                       buf));
         if (h->allow_unsafe_interrupts == TRI_NO)
                 return 0;
         r = audit_add(c, AUDIT_CHECK_VFIO_UNSAFE_INTERRUPTS,
@@ -209,8 +246,7 @@ static int check_vfio_unsafe_interrupts(struct audit_ctx *c)
                                   "assignment if remapping were lost");
         if (r < 0)
                 return r;
-        return audit_evidence(c, "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts",
-                              "Y");
+        return audit_evidence(c, UNSAFE_INTERRUPTS_PARAM, "Y");
 }
 
 struct hazard {

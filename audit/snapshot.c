@@ -396,11 +396,18 @@ static int capture_all(struct capture *c)
         if (r >= 0)
                 r = capture_links_in(c, "sys/bus/thunderbolt/devices", "domain",
                                      capture_thunderbolt);
+        /* A loaded module may have no parameters: its directory alone says it is
+         * there, and vfio's class says so for a built-in vfio. */
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(modules); i++) {
                 char path[128];
+                snprintf(path, sizeof(path), "sys/module/%s", modules[i]);
+                r = capture_dir(c, path);
                 snprintf(path, sizeof(path), "sys/module/%s/parameters", modules[i]);
-                r = capture_files_in(c, path);
+                if (r >= 0)
+                        r = capture_files_in(c, path);
         }
+        if (r >= 0)
+                r = capture_dir(c, "sys/class/vfio");
         return r;
 }
 

@@ -69,6 +69,7 @@ struct cli {
         size_t n_args;
         struct root *root;
         struct topology *topology;
+        json_object *modules_loaded; /* names of the kernel modules this run loaded, or NULL */
 };
 
 static inline bool cli_has(const struct cli *c, enum opt_id id)
@@ -109,6 +110,14 @@ int cli_parse_addresses(struct cli *c, const char *verb, struct pci_addr **ret, 
 /* A user-supplied string made safe for a one-line message: control and non-ASCII bytes
  * as \xNN, cut at 64 characters. Returns buf. */
 const char *cli_quote(const char *s, char buf[static 300]);
+
+/* Loads the kernel modules in want (VFIO_MODULE_BIT()s) that are absent
+ * (vfio_modules_need()), printing "vfioctl: loaded kernel module NAME" on stderr for each
+ * and keeping its name for cli_json_add_modules(). -errno with the detail otherwise. */
+int cli_modules_need(struct cli *c, unsigned want, char **ret_detail);
+
+/* Adds "modules_loaded": [names] (possibly empty) to a verb's JSON document. */
+void cli_json_add_modules(struct cli *c, json_object *doc);
 
 /* Prints and releases o; EXIT_FAILED when o is NULL (allocation failed). */
 int print_json(json_object *o, int flags);

@@ -12,6 +12,7 @@
 #include "cli-route.h"
 #include "cli.h"
 #include "journal.h"
+#include "modules.h"
 #include "node-access.h"
 #include "persist.h"
 #include "reset.h"
@@ -63,6 +64,7 @@ static int finish(struct cli *c, struct outcome *o, const char *schema, char **n
                 json_object_object_add(doc, "results", o->results);
                 json_object_object_add(doc, "notes", n);
                 json_object_object_add(doc, "failed", json_object_new_int64((int64_t)o->failed));
+                cli_json_add_modules(c, doc);
                 if (o->via_daemon)
                         json_object_object_add(doc, "via", json_object_new_string("vfiod"));
                 o->results = NULL;
@@ -157,7 +159,7 @@ int verb_bind(struct cli *c)
                 if (n_req == 0) {
                         json_object_put(o.results);
                         printf(c->json ? "{\"schema\":\"vfiod.bind/1\",\"results\":[],\"notes\":[],"
-                                         "\"failed\":0}\n"
+                                         "\"failed\":0,\"modules_loaded\":[]}\n"
                                        : "No devices are recorded for boot-time assignment.\n");
                         return 0;
                 }
@@ -204,6 +206,19 @@ int verb_bind(struct cli *c)
                 return r;
         }
 
+        /* Before anything is journaled: a module that cannot be loaded changes nothing. */
+        r = cli_modules_need(c, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why);
+        if (r < 0) {
+                char addr[PCI_ADDR_STRLEN], *both = NULL;
+                if (asprintf(&both, "%s: %s", pci_addr_format(&plan.devices[0], addr),
+                             why ? why : strerror(-r)) < 0)
+                        both = NULL;
+                report(c, &o, &plan.devices[0], "failed", NULL, NULL, both ? both : strerror(-r));
+                free(both);
+                r = finish(c, &o, "vfiod.bind/1", NULL);
+                bind_plan_done(&plan);
+                return r;
+        }
         r = open_journal(c, &j);
         if (r) {
                 bind_plan_done(&plan);

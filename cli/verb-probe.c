@@ -20,6 +20,7 @@
 #include "interrupt-remap.h"
 #include "iommu.h"
 #include "irq.h"
+#include "modules.h"
 #include "probe.h"
 
 #define PROBE_IRQ_RAISE    0x1
@@ -121,6 +122,7 @@ static int finish(struct probe *p, int exit_code)
                                json_object_new_int64((int64_t)p->n_failed));
         json_object_object_add(p->doc, "passed",
                                json_object_new_boolean(exit_code == 0 && p->n_failed == 0));
+        cli_json_add_modules(p->c, p->doc);
         if (p->n_failed && exit_code == 0)
                 exit_code = EXIT_FAILED;
         if (p->c->json) {
@@ -788,6 +790,17 @@ int verb_probe(struct cli *c)
                      "memory, its interrupts are not isolated and the kernel is tainted; no "
                      "DMA mapping is attempted",
                      p.name);
+
+        /* The backend's IOMMU side, which distribution kernels leave unloaded; handles
+         * passed in were opened by someone for whom it was there. */
+        if (!fds) {
+                q = cli_modules_need(c, vfio_modules_for_backend(b), &why);
+                if (q < 0) {
+                        r = fatal(&p, EXIT_FAILED, "%s: %s", p.name, why ? why : strerror(-q));
+                        probe_done(&p);
+                        return r;
+                }
+        }
 
         r = cli_topology_unnamed(c, &t);
         if (r) {

@@ -8,6 +8,7 @@
 #include "cli-route.h"
 #include "cli.h"
 #include "journal.h"
+#include "modules.h"
 #include "sriov.h"
 
 static int parse_on_off(const char *opt, const char *v, bool *ret)
@@ -247,6 +248,7 @@ static int show(struct cli *c, const struct pci_addr *a)
                 json_object_object_add(doc, "vf_token",
                                        token ? json_object_new_string(token) : NULL);
                 json_object_object_add(doc, "vfs", vfs);
+                cli_json_add_modules(c, doc);
         }
         return print_json(doc, JSON_C_TO_STRING_PRETTY) || puts("") < 0;
 }
@@ -297,6 +299,15 @@ int verb_sriov(struct cli *c)
                         return r;
                 if (r == 0)
                         return show(c, &a);
+                /* VFs for vfio-pci need it before the carve, which it would otherwise
+                 * undo half way. */
+                if (drv == SRIOV_DRIVER_VFIO && n > 0 &&
+                    (r = cli_modules_need(c, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why)) < 0) {
+                        char addr[PCI_ADDR_STRLEN];
+                        fprintf(stderr, "vfioctl: sriov: %s: %s\n", pci_addr_format(&a, addr),
+                                why ? why : strerror(-r));
+                        return EXIT_FAILED;
+                }
                 r = cli_topology_unnamed(c, &t);
                 if (!r)
                         r = journal_open(c->root, c->state_dir, &j) < 0 ? EXIT_FAILED : 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modules.h"
 #include "pci-addr.h"
 #include "strv.h"
 
@@ -398,6 +399,29 @@ int cli_topology(struct cli *c, struct topology **ret)
         return scan(c, 0, NULL, 0, ret);
 }
 
+int cli_modules_need(struct cli *c, unsigned want, char **ret_detail)
+{
+        _cleanup_(strv_freep) char **loaded = NULL;
+        int r = vfio_modules_need(c->root, want, &loaded, ret_detail);
+
+        if (r < 0)
+                return r;
+        STRV_FOREACH (m, loaded) {
+                fprintf(stderr, "vfioctl: loaded kernel module %s\n", *m);
+                if (!c->modules_loaded && !(c->modules_loaded = json_object_new_array()))
+                        return -ENOMEM;
+                json_object_array_add(c->modules_loaded, json_object_new_string(*m));
+        }
+        return 0;
+}
+
+void cli_json_add_modules(struct cli *c, json_object *doc)
+{
+        json_object_object_add(doc, "modules_loaded",
+                               c->modules_loaded ? json_object_get(c->modules_loaded)
+                                                 : json_object_new_array());
+}
+
 int cli_topology_unnamed(struct cli *c, struct topology **ret)
 {
         return scan(c, TOPOLOGY_SCAN_NO_NAMES, NULL, 0, ret);
@@ -600,6 +624,7 @@ int main(int argc, char **argv)
 out:
         topology_free(c.topology);
         root_free(c.root);
+        json_object_put(c.modules_loaded);
         strv_free(c.args);
         for (int id = 0; id < _OPT_MAX; id++)
                 strv_free(c.lists[id]);

@@ -27,6 +27,7 @@
 #include "iommu.h"
 #include "journal.h"
 #include "macro.h"
+#include "modules.h"
 #include "node-access.h"
 #include "reset.h"
 #include "server.h"
@@ -353,6 +354,22 @@ static int method_show_device(struct conn *c, struct jspan params, int *fds, siz
 
 /* ---- bind, unbind ------------------------------------------------------------------- */
 
+/* Loads the kernel modules an operation needs that are absent (vfio_modules_need()),
+ * logging each one loaded. */
+static int modules_need(struct server *s, unsigned want, char **ret_detail)
+{
+        _cleanup_(strv_freep) char **loaded = NULL;
+        int r = vfio_modules_need(s->root, want, &loaded, ret_detail);
+
+        if (r < 0)
+                return r;
+        STRV_FOREACH (m, loaded)
+                log_msg(LOG_INFO, "loaded kernel module %s", *m);
+        if (loaded)
+                s->have_iommufd = -1; /* /dev/iommu may have come with it */
+        return 0;
+}
+
 static int open_journal(struct server *s, struct journal **ret)
 {
         return journal_open(s->root, s->cfg.state_dir, ret);
@@ -394,7 +411,9 @@ static int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_f
                 }
 
         _cleanup_(journal_freep) struct journal *j = NULL;
-        r = open_journal(s, &j);
+        r = modules_need(s, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why);
+        if (r >= 0)
+                r = open_journal(s, &j);
         if (r >= 0)
                 r = vfio_bind_plan(s->root, j, &plan, false, &why);
         server_invalidate(s);
@@ -497,7 +516,13 @@ static int method_set_numvfs(struct conn *c, struct jspan params, int *fds, size
 
         _cleanup_(journal_freep) struct journal *j = NULL;
         _cleanup_free_ char *why = NULL;
-        r = open_journal(s, &j);
+        /* VFs for vfio-pci need it before the carve, which it would otherwise undo half
+         * way. */
+        r = driver == SRIOV_DRIVER_VFIO && n > 0
+                    ? modules_need(s, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why)
+                    : 0;
+        if (r >= 0)
+                r = open_journal(s, &j);
         if (r >= 0)
                 r = sriov_pf_set_numvfs(s->root, j, t, &pf, (int)n, driver, &why);
         server_invalidate(s);
@@ -1513,10 +1538,17 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
         pid_t holder_pid = h->pid;
 
-        /* Bind what is not on vfio-pci yet, remembering what to undo on failure. */
+        /* Bind what is not on vfio-pci yet, remembering what to undo on failure. The
+         * modules first: one that cannot be loaded leaves everything as it was. */
         struct bind_plan plan = {};
         _cleanup_free_ char *why = NULL;
         _cleanup_(journal_freep) struct journal *j = NULL;
+        r = modules_need(s,
+                         (need_bind ? VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) : 0) |
+                                 (backend >= 0 ? vfio_modules_for_backend(backend) : 0),
+                         &why);
+        if (r < 0)
+                return errno_error(c, "acquire", &req[0], r, why);
         if (need_bind) {
                 r = bind_plan_build(t, req, n_req, 0, &plan, &why);
                 if (r < 0) {
@@ -1539,6 +1571,8 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
 
         if (backend < 0) {
                 r = device_backend(s, t, &req[0], &backend, &why);
+                if (r >= 0)
+                        r = modules_need(s, vfio_modules_for_backend(backend), &why);
                 if (r < 0)
                         goto fail;
         }

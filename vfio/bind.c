@@ -7,6 +7,7 @@
 
 #include "bind.h"
 #include "macro.h"
+#include "modules.h"
 #include "strv.h"
 #include "sysfs-pci.h"
 
@@ -249,7 +250,7 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
 int vfio_device_bind(const struct root *root, struct journal *j, const struct pci_addr *a,
                      bool persist, char **ret_detail)
 {
-        _cleanup_free_ char *driver = NULL, *override = NULL, *now = NULL;
+        _cleanup_free_ char *driver = NULL, *override = NULL, *now = NULL, *absent = NULL;
         struct journal_entry e = {.addr = *a};
         char addr[PCI_ADDR_STRLEN];
         int r, k;
@@ -264,11 +265,11 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                        r;
         if (streq_ptr(driver, VFIO_PCI_DRIVER) && streq_ptr(override, VFIO_PCI_DRIVER))
                 return 0; /* already assigned: nothing to do, nothing to journal */
-        r = pci_sysfs_driver_exists(root, VFIO_PCI_DRIVER);
+        /* Loading it is the caller's step (vfio_modules_need()), before any device is
+         * touched; this is the last word for a caller that did not. */
+        r = vfio_modules_check(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &absent);
         if (r < 0)
-                return detail(ret_detail,
-                              "%s: the vfio-pci driver is not loaded (modprobe vfio-pci)", addr),
-                       -ENOENT;
+                return detail(ret_detail, "%s: %s", addr, strna(absent)), r;
 
         /* What it was, on disk, before anything changes. An existing entry (a bind that
          * was interrupted) already holds the true original. */

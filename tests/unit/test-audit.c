@@ -572,6 +572,40 @@ static void the_dma_fault_probe_reports_what_it_could_not_prove(void **state)
         audit_report_free(r);
 }
 
+/* A stock distribution kernel's vfio is loaded without parameters (no CONFIG_VFIO_NOIOMMU):
+ * that is not "vfio is not loaded", which only a host without any trace of vfio is. */
+static void vfio_without_parameters_is_told_from_vfio_not_loaded(void **state)
+{
+        char root[PATH_MAX], cmd[3 * PATH_MAX];
+        struct audit_report *r;
+
+        generate("distro-modules.txt", "distro", root);
+        r = audit_tree(root, NULL);
+        assert_int_equal(status_of(r, "vfio.noiommu"), AUDIT_STATUS_SKIP);
+        assert_string_equal(r->skip_reason[AUDIT_CHECK_VFIO_NOIOMMU],
+                            "this kernel's vfio has no no-IOMMU mode (no parameter "
+                            "enable_unsafe_noiommu_mode: built without CONFIG_VFIO_NOIOMMU), so "
+                            "it cannot be on");
+        assert_string_equal(r->skip_reason[AUDIT_CHECK_VFIO_UNSAFE_INTERRUPTS],
+                            "vfio_iommu_type1 is not loaded (no sys/module/vfio_iommu_type1)");
+        audit_report_free(r);
+
+        /* Built in, so no sys/module/vfio: its class still shows it. */
+        snprintf(cmd, sizeof(cmd), "rm -r '%s/sys/module/vfio' && mkdir -p '%s/sys/class/vfio'",
+                 root, root);
+        assert_int_equal(system(cmd), 0);
+        r = audit_tree(root, NULL);
+        assert_non_null(strstr(r->skip_reason[AUDIT_CHECK_VFIO_NOIOMMU], "has no no-IOMMU mode"));
+        audit_report_free(r);
+
+        snprintf(cmd, sizeof(cmd), "rmdir '%s/sys/class/vfio'", root);
+        assert_int_equal(system(cmd), 0);
+        r = audit_tree(root, NULL);
+        assert_string_equal(r->skip_reason[AUDIT_CHECK_VFIO_NOIOMMU],
+                            "vfio is not loaded (no sys/module/vfio, sys/class/vfio or /dev/vfio)");
+        audit_report_free(r);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -586,6 +620,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(every_hazard_of_the_made_up_host_is_found),
                 cmocka_unit_test(plans_must_name_existing_devices_and_may_be_empty),
                 cmocka_unit_test(the_dma_fault_probe_reports_what_it_could_not_prove),
+                cmocka_unit_test(vfio_without_parameters_is_told_from_vfio_not_loaded),
         };
         char cmd[PATH_MAX + 16];
         int r;

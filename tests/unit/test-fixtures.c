@@ -304,6 +304,98 @@ static void binding_checks_the_whole_group_before_touching_anything(void **state
         run_done(&r);
 }
 
+/* The first line of root/relpath, or "(absent)". */
+static char *read_attr(const char *root, const char *relpath)
+{
+        char path[PATH_MAX];
+        char *s;
+
+        snprintf(path, sizeof(path), "%s/%s", root, relpath);
+        if (access(path, F_OK) < 0)
+                return strdup("(absent)");
+        s = slurp(path);
+        s[strcspn(s, "\n")] = '\0';
+        return s;
+}
+
+/* A stock distribution kernel loads vfio-pci and vfio_iommu_type1 on demand. Below a
+ * root that is not the running system nothing is ever loaded: the verb fails with one
+ * line naming the module, and no journal, driver_override or VF count is written. */
+static void an_absent_module_below_a_fixture_root_fails_and_changes_nothing(void **state)
+{
+        static const char *const attrs[] = {
+                "sys/bus/pci/devices/0000:01:00.0/driver_override",
+                "sys/bus/pci/devices/0000:02:00.0/sriov_numvfs",
+                "sys/bus/pci/devices/0000:02:00.0/sriov_drivers_autoprobe",
+                "var/lib/vfiod",
+        };
+        char desc[PATH_MAX], out[600], path[3 * PATH_MAX];
+        char *before[ELEMENTSOF(attrs)];
+        json_object *doc, *v, *e;
+        struct run r;
+
+        snprintf(desc, sizeof(desc), "%s/distro-modules.txt", fixture_dir);
+        snprintf(out, sizeof(out), "%s/distro", tmp);
+        generate(desc, out);
+        for (size_t i = 0; i < ELEMENTSOF(attrs); i++)
+                before[i] = read_attr(out, attrs[i]);
+
+        r = vfioctl_run4(out, "bind", "01:00.0", NULL, NULL);
+        assert_int_equal(r.status, 1);
+        assert_string_equal(r.err, "vfioctl: 0000:01:00.0: the vfio-pci driver is not loaded "
+                                   "(modprobe vfio-pci)\n");
+        assert_string_equal(r.out, "");
+        run_done(&r);
+
+        r = vfioctl_run4(out, "bind", "01:00.0", "--json", NULL);
+        assert_int_equal(r.status, 1);
+        doc = json_tokener_parse(r.out);
+        assert_non_null(doc);
+        assert_true(json_object_object_get_ex(doc, "modules_loaded", &v));
+        assert_int_equal(json_object_array_length(v), 0);
+        assert_true(json_object_object_get_ex(doc, "results", &v));
+        e = json_object_array_get_idx(v, 0);
+        assert_true(json_object_object_get_ex(e, "error", &v));
+        assert_non_null(strstr(json_object_get_string(v), "vfio-pci driver is not loaded"));
+        json_object_put(doc);
+        run_done(&r);
+
+        r = vfioctl_run4(out, "sriov", "02:00.0", "--numvfs", "2");
+        assert_int_equal(r.status, 1);
+        assert_string_equal(r.err, "vfioctl: sriov: 0000:02:00.0: the vfio-pci driver is not "
+                                   "loaded (modprobe vfio-pci)\n");
+        run_done(&r);
+
+        for (size_t i = 0; i < ELEMENTSOF(attrs); i++) {
+                _cleanup_free_ char *now = read_attr(out, attrs[i]);
+                if (strcmp(now, before[i]) != 0)
+                        fail_msg("%s changed: '%s' -> '%s'", attrs[i], before[i], now);
+                free(before[i]);
+        }
+
+        /* The edu on vfio-pci, its group node there: type1 is what opens it, and its
+         * module is not loaded. */
+        snprintf(desc, sizeof(desc), "%s/distro-on-vfio.txt", tmp);
+        snprintf(path, sizeof(path),
+                 "sed 's/^dev 0000:01:00.0 .*/& driver=vfio-pci/' '%s/distro-modules.txt' > '%s'",
+                 fixture_dir, desc);
+        assert_int_equal(system(path), 0);
+        snprintf(out, sizeof(out), "%s/distro-on-vfio", tmp);
+        generate(desc, out);
+        snprintf(path, sizeof(path), "mkdir -p '%s/dev/vfio' && : > '%s/dev/vfio/3'", out, out);
+        assert_int_equal(system(path), 0);
+        r = vfioctl_run4(out, "probe", "01:00.0", "--json", NULL);
+        assert_int_equal(r.status, 1);
+        assert_string_equal(r.err, "vfioctl: probe: 0000:01:00.0: the vfio_iommu_type1 module is "
+                                   "not loaded (modprobe vfio_iommu_type1)\n");
+        doc = json_tokener_parse(r.out);
+        assert_non_null(doc);
+        assert_true(json_object_object_get_ex(doc, "modules_loaded", &v));
+        assert_int_equal(json_object_array_length(v), 0);
+        json_object_put(doc);
+        run_done(&r);
+}
+
 static json_object *device_by_address(json_object *doc, const char *addr)
 {
         json_object *devs;
@@ -495,6 +587,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(binding_checks_the_whole_group_before_touching_anything),
                 cmocka_unit_test(a_damaged_tree_gives_warnings_and_correct_output_for_the_rest),
                 cmocka_unit_test(iommu_modes_are_told_apart),
+                cmocka_unit_test(an_absent_module_below_a_fixture_root_fails_and_changes_nothing),
         };
 
         if (argc != 4) {

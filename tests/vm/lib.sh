@@ -143,6 +143,30 @@ lab_unbind() {
 	printf '%s' "$1" >/sys/bus/pci/drivers_probe 2>/dev/null || true
 }
 
+# lab_vfio_modules: make sure vfio-pci and the type1 IOMMU backend are there
+# for a scenario that binds or opens devices. The lab's own kernel builds
+# them in; a stock kernel has them as modules, which nothing loads at boot.
+lab_vfio_modules() {
+	# A kernel without module support has whatever it has built in.
+	[[ -e /proc/modules ]] || return 0
+	[[ -d /sys/bus/pci/drivers/vfio-pci && -d /sys/module/vfio_iommu_type1 ]] && return 0
+	local out
+	if out=$(modprobe -a vfio-pci vfio_iommu_type1 2>&1); then
+		echo "lab: loaded vfio-pci and vfio_iommu_type1 (modules of kernel $(uname -r))"
+	else
+		fail "modprobe -a vfio-pci vfio_iommu_type1 (kernel $(uname -r))" "$out"
+		exit 1
+	fi
+}
+
+# lab_has_iommufd WHAT: whether the running kernel has iommufd (/dev/iommu).
+# When it has not, prints a SKIP line saying WHAT is skipped and why.
+lab_has_iommufd() {
+	[[ -c /dev/iommu ]] && return 0
+	skip "$1: skipped, kernel $(uname -r) has no iommufd (no /dev/iommu)"
+	return 1
+}
+
 # lab_share_devices: the PCI addresses of the lab's own virtio-9p devices
 # (00:10.0 and up: the host root, the results share, maybe the checkout),
 # one per line. They are real devices in the guest's tables; scenarios that

@@ -1,5 +1,5 @@
 #!/bin/bash
-# topology: basic noiommu nointremap passthrough none
+# topology: basic noiommu nointremap passthrough none debian-6.1 debian-6.12
 #
 # `vfioctl groups --json` against the kernel's own truth.
 #
@@ -22,6 +22,8 @@
 source "$VFIOD_LAB_LIB"
 
 vfioctl=$(lab_bin cli/vfioctl)
+# The topology's bind actions need vfio-pci.
+lab_vfio_modules
 truth=$VFIOD_LAB_CHECKOUT/tests/vm/helpers/kernel_truth.py
 topo=$VFIOD_LAB_TOPOLOGY_FILE
 tmp=$(mktemp -d)

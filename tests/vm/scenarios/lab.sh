@@ -1,5 +1,5 @@
 #!/bin/bash
-# topology: basic noiommu nointremap passthrough none
+# topology: basic noiommu nointremap passthrough none debian-6.1 debian-6.12
 #
 # Sanity of the lab itself, before any project code is judged: the guest is
 # the lab guest (not the host), and the kernel offers what the other
@@ -13,8 +13,20 @@ check "the host root is read-only in the guest" \
 	bash -c '! touch /usr/.vfiod-lab-write-test 2>/dev/null'
 check "/tmp is writable" touch /tmp/.vfiod-lab-write-test
 check "the build directory is visible ($VFIOD_BUILD_DIR)" test -d "$VFIOD_BUILD_DIR"
-check "vfio is built in (/dev/vfio/vfio)" test -c /dev/vfio/vfio
-check "iommufd is built in (/dev/iommu)" test -c /dev/iommu
+if [[ -e /proc/modules && -d /lib/modules/$(uname -r)/kernel ]]; then
+	# A stock kernel: vfio is a module, found in the kernel's own module
+	# tree, and no vfio module may be loaded before a scenario asks.
+	kver=$(uname -r)
+	check "the module tree of $kver is at /lib/modules/$kver (modinfo vfio-pci)" \
+		modinfo -k "$kver" vfio-pci
+	at_start=$(awk '$1 ~ /^vfio/ { print $1 }' "$VFIOD_LAB_RESULTS/modules-at-start" | paste -sd' ')
+	check_eq "no vfio module was loaded when the scenarios started" "" "$at_start"
+else
+	check "vfio is built in (/dev/vfio/vfio)" test -c /dev/vfio/vfio
+fi
+if lab_has_iommufd "iommufd is there (/dev/iommu)"; then
+	pass "iommufd is there (/dev/iommu)"
+fi
 check "python3 from the host runs" python3 -c 'import json, fcntl'
 # The host root and the results share at least; a third when the checkout
 # lives below /tmp.

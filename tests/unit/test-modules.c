@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The kernel-module decision on fixture trees: what counts as present (a driver
+ * directory, sys/module, vfio's class or nodes), and that below a root which is not the
+ * running system nothing is ever loaded: an absent module is the error it always was.
+ * Loading itself needs a real kernel (the lab's modules scenario). Run as:
+ * test-modules MKFIXTURE FIXTURE_DIR */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "modules.h"
+#include "strv.h"
+
+static const char *mkfixture, *fixture_dir;
+static char tmp[PATH_MAX - 256];
+
+/* distro-modules.txt with extra description lines, built as tmp/name; then the shell
+ * command post (if any) runs in the tree. */
+static struct root *tree(const char *name, const char *extra, const char *post)
+{
+        _cleanup_free_ char *cmd = NULL;
+        char out[PATH_MAX];
+        struct root *root = NULL;
+
+        snprintf(out, sizeof(out), "%s/%s", tmp, name);
+        if (asprintf(&cmd,
+                     "{ cat '%s/distro-modules.txt' && printf '%%s\\n' '%s'; } > '%s.txt' && "
+                     "python3 '%s' '%s.txt' '%s' >/dev/null && cd '%s' && { %s; }",
+                     fixture_dir, extra, out, mkfixture, out, out, out, post ? post : ":") < 0)
+                cmd = NULL;
+        if (!cmd || system(cmd) != 0)
+                fail_msg("cannot build the tree %s", name);
+        assert_int_equal(root_open(out, &root), 0);
+        assert_false(root->is_host);
+        return root;
+}
+
+/* vfio_modules_need() on a fixture: its return, and the detail when it fails. */
+static int need(const struct root *root, unsigned want, char **ret_detail)
+{
+        char **loaded = (char **)(uintptr_t)1; /* must be reset */
+        int r = vfio_modules_need(root, want, &loaded, ret_detail);
+
+        assert_null(loaded);
+        return r;
+}
+
+static void a_distribution_tree_has_none_and_nothing_is_loaded_below_a_fixture(void **state)
+{
+        _cleanup_(root_freep) struct root *root = tree("distro", "", NULL);
+        _cleanup_free_ char *why = NULL;
+
+        assert_false(vfio_module_present(root, VFIO_MODULE_VFIO_PCI));
+        assert_false(vfio_module_present(root, VFIO_MODULE_TYPE1));
+        assert_false(vfio_module_present(root, VFIO_MODULE_IOMMUFD));
+        /* vfio is loaded, although it has no parameters. */
+        assert_true(vfio_module_present(root, VFIO_MODULE_VFIO));
+
+        assert_int_equal(need(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why), -ENOENT);
+        assert_string_equal(why, "the vfio-pci driver is not loaded (modprobe vfio-pci)");
+        assert_int_equal(need(root, VFIO_MODULE_BIT(VFIO_MODULE_TYPE1), &why), -ENOENT);
+        assert_string_equal(
+                why, "the vfio_iommu_type1 module is not loaded (modprobe vfio_iommu_type1)");
+        assert_int_equal(need(root, VFIO_MODULE_BIT(VFIO_MODULE_IOMMUFD), &why), -ENOENT);
+        assert_string_equal(why, "iommufd is not loaded (modprobe iommufd)");
+        /* The first absent one is named. */
+        assert_int_equal(need(root,
+                              VFIO_MODULE_BIT(VFIO_MODULE_VFIO) |
+                                      VFIO_MODULE_BIT(VFIO_MODULE_TYPE1) |
+                                      VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI),
+                              &why),
+                         -ENOENT);
+        assert_non_null(strstr(why, "vfio-pci"));
+        /* Asking for nothing, or for what is there, is no error. */
+        assert_int_equal(need(root, 0, NULL), 0);
+        assert_int_equal(need(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO), NULL), 0);
+}
+
+static void vfio_pci_is_present_by_its_driver_directory_or_its_module(void **state)
+{
+        _cleanup_(root_freep) struct root *by_driver =
+                tree("by-driver", "driver vfio-pci", "rm -r sys/module/vfio_pci");
+        _cleanup_(root_freep) struct root *by_module = tree("by-module", "module vfio_pci", NULL);
+        _cleanup_free_ char *why = NULL;
+
+        assert_true(vfio_module_present(by_driver, VFIO_MODULE_VFIO_PCI));
+        assert_int_equal(need(by_driver, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why), 0);
+        assert_int_equal(vfio_modules_check(by_driver, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), NULL),
+                         0);
+        assert_true(vfio_module_present(by_module, VFIO_MODULE_VFIO_PCI));
+        assert_int_equal(need(by_module, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why), 0);
+        assert_null(why);
+}
+
+static void the_backends_modules_are_present_by_sys_module_or_their_node(void **state)
+{
+        _cleanup_(root_freep) struct root *type1 =
+                tree("type1", "module vfio_iommu_type1 allow_unsafe_interrupts=N", NULL);
+        _cleanup_(root_freep) struct root *node =
+                tree("iommu-node", "", "mkdir -p dev && : > dev/iommu");
+        _cleanup_(root_freep) struct root *mod = tree("iommufd-module", "module iommufd", NULL);
+
+        assert_int_equal(need(type1, vfio_modules_for_backend(VFIO_BACKEND_TYPE1), NULL), 0);
+        assert_int_equal(need(type1, vfio_modules_for_backend(VFIO_BACKEND_IOMMUFD), NULL),
+                         -ENOENT);
+        assert_int_equal(need(node, vfio_modules_for_backend(VFIO_BACKEND_IOMMUFD), NULL), 0);
+        assert_int_equal(need(mod, vfio_modules_for_backend(VFIO_BACKEND_IOMMUFD), NULL), 0);
+        assert_int_equal(need(node, vfio_modules_for_backend(VFIO_BACKEND_TYPE1), NULL), -ENOENT);
+        /* The no-IOMMU group path needs neither. */
+        assert_int_equal(vfio_modules_for_backend(VFIO_BACKEND_NOIOMMU), 0u);
+}
+
+static void a_built_in_vfio_is_seen_by_its_class_or_its_nodes(void **state)
+{
+        /* No sys/module/vfio: a built-in vfio without parameters. */
+        _cleanup_(root_freep) struct root *none = tree("no-vfio", "", "rm -r sys/module/vfio");
+        _cleanup_(root_freep) struct root *class =
+                tree("vfio-class", "", "rm -r sys/module/vfio && mkdir -p sys/class/vfio");
+        _cleanup_(root_freep) struct root *nodes =
+                tree("vfio-nodes", "", "rm -r sys/module/vfio && mkdir -p dev/vfio");
+
+        assert_false(vfio_module_present(none, VFIO_MODULE_VFIO));
+        assert_true(vfio_module_present(class, VFIO_MODULE_VFIO));
+        assert_true(vfio_module_present(nodes, VFIO_MODULE_VFIO));
+}
+
+static int setup(void **state)
+{
+        snprintf(tmp, sizeof(tmp), "%s/vfiod-test-modules.XXXXXX",
+                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        char cmd[PATH_MAX + 16];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(
+                        a_distribution_tree_has_none_and_nothing_is_loaded_below_a_fixture),
+                cmocka_unit_test(vfio_pci_is_present_by_its_driver_directory_or_its_module),
+                cmocka_unit_test(the_backends_modules_are_present_by_sys_module_or_their_node),
+                cmocka_unit_test(a_built_in_vfio_is_seen_by_its_class_or_its_nodes),
+        };
+
+        if (argc != 3) {
+                fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR\n", argv[0]);
+                return 2;
+        }
+        mkfixture = argv[1];
+        fixture_dir = argv[2];
+        return cmocka_run_group_tests(tests, setup, teardown);
+}

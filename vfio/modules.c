@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <libkmod.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "detail.h"
+#include "modules.h"
+#include "strv.h"
+
+static const struct {
+        const char *name;       /* for people */
+        const char *what;       /* in "... is not loaded" */
+        const char *kmod;       /* as libkmod looks it up */
+        const char *markers[3]; /* any of these below the root: present */
+} modules[_VFIO_MODULE_MAX] = {
+        [VFIO_MODULE_VFIO] = {"vfio",
+                              "vfio",
+                              "vfio",
+                              {"sys/module/vfio", "sys/class/vfio", "dev/vfio"}},
+        [VFIO_MODULE_VFIO_PCI] = {"vfio-pci",
+                                  "the vfio-pci driver",
+                                  "vfio_pci",
+                                  {"sys/bus/pci/drivers/vfio-pci", "sys/module/vfio_pci"}},
+        [VFIO_MODULE_TYPE1] = {"vfio_iommu_type1",
+                               "the vfio_iommu_type1 module",
+                               "vfio_iommu_type1",
+                               {"sys/module/vfio_iommu_type1"}},
+        [VFIO_MODULE_IOMMUFD] = {"iommufd",
+                                 "iommufd",
+                                 "iommufd",
+                                 {"sys/module/iommufd", "dev/iommu"}},
+};
+
+/* At most a module, its dependencies and theirs: vfio-pci pulls four. */
+#define TRACKED_MAX 32
+
+const char *vfio_module_to_string(enum vfio_module m)
+{
+        return m >= 0 && m < _VFIO_MODULE_MAX ? modules[m].name : NULL;
+}
+
+unsigned vfio_modules_for_backend(enum vfio_backend b)
+{
+        return b == VFIO_BACKEND_TYPE1     ? VFIO_MODULE_BIT(VFIO_MODULE_TYPE1)
+               : b == VFIO_BACKEND_IOMMUFD ? VFIO_MODULE_BIT(VFIO_MODULE_IOMMUFD)
+                                           : 0;
+}
+
+bool vfio_module_present(const struct root *root, enum vfio_module m)
+{
+        for (size_t i = 0; i < ELEMENTSOF(modules[m].markers) && modules[m].markers[i]; i++) {
+                int fd = root_openat(root, modules[m].markers[i], O_PATH);
+                if (fd >= 0) {
+                        close(fd);
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* libkmod logs its errors to stderr by default; a library leaves the words to its caller. */
+static void kmod_log_quiet(void *data, int priority, const char *file, int line, const char *fn,
+                           const char *format, va_list args)
+{
+}
+
+static void kmod_ctx_unrefp(struct kmod_ctx **c)
+{
+        if (*c)
+                kmod_unref(*c);
+}
+
+static void kmod_list_unrefp(struct kmod_list **l)
+{
+        if (*l)
+                kmod_module_unref_list(*l);
+}
+
+static bool in_kernel(struct kmod_module *mod)
+{
+        return kmod_module_get_initstate(mod) >= 0;
+}
+
+/* What an insert's errno means to someone who wants the module in. */
+static const char *insert_hint(int r)
+{
+        switch (r) {
+        case -EPERM:
+        case -EACCES:
+                return " (run as root; or module loading is off: "
+                       "/proc/sys/kernel/modules_disabled)";
+        case -EKEYREJECTED:
+        case -ENOKEY:
+        case -EBADMSG:
+                return " (its signature is not accepted: Secure Boot or module.sig_enforce)";
+        case -ENOEXEC:
+                return " (it was built for another kernel)";
+        default:
+                return "";
+        }
+}
+
+struct tracked {
+        struct kmod_module *mods[TRACKED_MAX];
+        size_t n;
+};
+
+/* Remembers mod if it is not in the kernel yet; a copy of the reference. */
+static void track(struct tracked *t, struct kmod_module *mod)
+{
+        if (t->n < TRACKED_MAX && !in_kernel(mod))
+                t->mods[t->n++] = kmod_module_ref(mod);
+}
+
+/* Removes what was inserted since track(): a module that others still use refuses
+ * until they are gone, so passes repeat while one succeeds. */
+static void tracked_undo(struct tracked *t)
+{
+        bool progress = true;
+
+        while (progress) {
+                progress = false;
+                for (size_t i = 0; i < t->n; i++)
+                        if (in_kernel(t->mods[i]) && kmod_module_remove_module(t->mods[i], 0) >= 0)
+                                progress = true;
+        }
+}
+
+static void tracked_done(struct tracked *t)
+{
+        for (size_t i = 0; i < t->n; i++)
+                kmod_module_unref(t->mods[i]);
+        t->n = 0;
+}
+
+/* The module of name m, not in the kernel, with every file it and its dependencies need
+ * in place; records them in t. 0 with *ret NULL: built in, nothing to load. */
+static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
+                   struct kmod_module **ret, char **ret_detail)
+{
+        _cleanup_(kmod_list_unrefp) struct kmod_list *found = NULL, *deps = NULL;
+        struct kmod_list *i;
+        struct kmod_module *mod;
+        const char *dir = kmod_get_dirname(ctx);
+        int r;
+
+        *ret = NULL;
+        r = kmod_module_new_from_lookup(ctx, modules[m].kmod, &found);
+        if (r < 0)
+                return detail_errno(ret_detail, r,
+                                    "cannot load kernel module %s: cannot look it up in %s: %s",
+                                    modules[m].name, dir, strerror(-r));
+        if (!found)
+                return detail_errno(ret_detail, -ENOENT,
+                                    "cannot load kernel module %s: it is not in %s (this kernel "
+                                    "has no such module, or its modules are not installed)",
+                                    modules[m].name, dir);
+        mod = kmod_module_get_module(found);
+        if (kmod_module_get_initstate(mod) == KMOD_MODULE_BUILTIN) {
+                kmod_module_unref(mod);
+                return 0;
+        }
+        deps = kmod_module_get_dependencies(mod);
+        track(t, mod);
+        kmod_list_foreach(i, deps)
+        {
+                struct kmod_module *dep = kmod_module_get_module(i);
+                track(t, dep);
+                kmod_module_unref(dep);
+        }
+        for (size_t k = 0; k < t->n; k++) {
+                const char *path = kmod_module_get_path(t->mods[k]);
+                if (!path || access(path, R_OK) < 0) {
+                        r = path ? -errno : -ENOENT;
+                        detail_errno(ret_detail, r, "cannot load kernel module %s: %s%s%s: %s",
+                                     modules[m].name,
+                                     path ? path : kmod_module_get_name(t->mods[k]),
+                                     path ? "" : " in ", path ? "" : dir, strerror(-r));
+                        kmod_module_unref(mod);
+                        return r;
+                }
+        }
+        *ret = mod;
+        return 0;
+}
+
+static int load_on_host(const struct root *root, unsigned absent, char ***ret_loaded,
+                        char **ret_detail)
+{
+        _cleanup_(kmod_ctx_unrefp) struct kmod_ctx *ctx = kmod_new(NULL, NULL);
+        _cleanup_(strv_freep) char **loaded = NULL;
+        struct kmod_module *mods[_VFIO_MODULE_MAX] = {0};
+        struct tracked t = {0};
+        size_t n_loaded = 0;
+        bool inserting = false;
+        int r = 0;
+
+        if (!ctx)
+                return detail_errno(ret_detail, -ENOMEM,
+                                    "cannot load kernel modules: libkmod could not start");
+        kmod_set_log_fn(ctx, kmod_log_quiet, NULL);
+
+        /* Every module found, with all its files, before anything goes in. */
+        for (int m = 0; m < _VFIO_MODULE_MAX && r >= 0; m++)
+                if (absent & VFIO_MODULE_BIT(m))
+                        r = resolve(ctx, m, &t, &mods[m], ret_detail);
+
+        for (int m = 0; m < _VFIO_MODULE_MAX && r >= 0; m++) {
+                if (!mods[m])
+                        continue;
+                inserting = true;
+                r = kmod_module_probe_insert_module(mods[m], 0, NULL, NULL, NULL, NULL);
+                if (r == -EEXIST) /* loaded by someone else meanwhile */
+                        r = 0;
+                if (r < 0) {
+                        detail_errno(ret_detail, r, "cannot load kernel module %s: %s%s",
+                                     modules[m].name, strerror(-r), insert_hint(r));
+                        break;
+                }
+                if (!vfio_module_present(root, m)) {
+                        r = detail_errno(ret_detail, -EIO,
+                                         "kernel module %s was loaded, but /%s did not appear",
+                                         modules[m].name, modules[m].markers[0]);
+                        break;
+                }
+                r = strv_push(&loaded, &n_loaded, modules[m].name);
+        }
+        if (r < 0 && inserting)
+                tracked_undo(&t);
+        tracked_done(&t);
+        for (int m = 0; m < _VFIO_MODULE_MAX; m++)
+                if (mods[m])
+                        kmod_module_unref(mods[m]);
+        if (r < 0)
+                return r;
+        if (ret_loaded)
+                *ret_loaded = TAKE_PTR(loaded);
+        return 0;
+}
+
+int vfio_modules_check(const struct root *root, unsigned want, char **ret_detail)
+{
+        for (int m = 0; m < _VFIO_MODULE_MAX; m++)
+                if ((want & VFIO_MODULE_BIT(m)) && !vfio_module_present(root, m))
+                        return detail_errno(ret_detail, -ENOENT, "%s is not loaded (modprobe %s)",
+                                            modules[m].what, modules[m].name);
+        return 0;
+}
+
+int vfio_modules_need(const struct root *root, unsigned want, char ***ret_loaded, char **ret_detail)
+{
+        unsigned absent = 0;
+
+        for (int m = 0; m < _VFIO_MODULE_MAX; m++)
+                if ((want & VFIO_MODULE_BIT(m)) && !vfio_module_present(root, m))
+                        absent |= VFIO_MODULE_BIT(m);
+        if (ret_loaded)
+                *ret_loaded = NULL;
+        if (!absent)
+                return 0;
+        /* A tree that is not the running system: its kernel is not ours to change. */
+        if (!root->is_host)
+                return vfio_modules_check(root, absent, ret_detail);
+        return load_on_host(root, absent, ret_loaded, ret_detail);
+}
