@@ -1854,6 +1854,15 @@ int journal_recover(struct server *s)
                 log_msg(LOG_ERR, "cannot open the journal: %s", strerror(-r));
                 return r;
         }
+        /* What a crash left half-written: never renamed over an entry, so nothing. */
+        char **removed = NULL;
+        r = journal_remove_temporaries(j, &removed);
+        if (r < 0)
+                log_msg(LOG_WARNING, "cannot remove the journal's temporary files: %s",
+                        strerror(-r));
+        for (char **f = removed; f && *f; f++)
+                log_msg(LOG_NOTICE, "removed /%s/%s, a temporary file a crash left", j->path, *f);
+        strv_free(removed);
         _cleanup_free_ struct pci_addr *l = NULL;
         size_t n = 0;
         r = journal_list(j, &l, &n);
@@ -1894,7 +1903,7 @@ int leases_recover(struct server *s)
                 return r;
         }
         for (char **b = bad; b && *b; b++)
-                log_msg(LOG_ERR, "lease record %s is unreadable; left in place", *b);
+                log_msg(LOG_ERR, "lease records: %s", *b);
         strv_free(bad);
 
         for (size_t i = 0; i < n; i++) {

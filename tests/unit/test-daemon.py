@@ -19,6 +19,9 @@
   tells only their events; a rule for every device audits the whole host.
 - No rule binds or hands out a bridge: with "8086:*" the host bridge and the ISA bridge
   are refused (DeviceBusy, naming the bridge) and the tree is left alone.
+- What a crash leaves: a lease record glued after a piece cut off mid-line is adopted
+  (its holder lives), the piece is logged with its raw text; the journal's leftover
+  temporary files are removed and logged, other files kept.
 
 usage: test-daemon.py VFIOD VFIOCTL MKFIXTURE FIXTURES_DIR
 """
@@ -583,6 +586,46 @@ def scoped(vfiod, root, tmp):
         check(rc == 0, "the scoped daemon exits 0 on SIGTERM", f"status {rc}\n{d.output()[-2000:]}")
 
 
+def leftovers(vfiod, root, tmp):
+    """A daemon that starts where a crash left a lease record cut off mid-line with a
+    whole one appended after it, and temporary files in the journal. Below --root there
+    is no proc/ to find a holder in: a lease that is read is ended, which the log tells."""
+    sub = os.path.join(tmp, "leftovers")
+    os.makedirs(os.path.join(sub, "run", "leases"))
+    os.chmod(sub, 0o755)
+    shutil.copy(os.path.join(tmp, "policy.json"), os.path.join(sub, "policy.json"))
+    journal = os.path.join(root, "var/lib/vfiod/journal")
+    os.makedirs(journal, exist_ok=True)
+    own, other = ".0000:07:10.6.json.tmp", ".keep.tmp"
+    for name in (own, other):
+        with open(os.path.join(journal, name), "w") as f:
+            f.write('{"address":')
+    piece = '+{"id":5,"uid":0,"pid":1'
+    record = ('+{"id":9,"uid":0,"pid":4242,"starttime":77,"backend":"iommufd",'
+              '"on_release":"pool","devices":["0000:07:10.6"],"adopted":false}')
+    with open(os.path.join(sub, "run", "leases", "log"), "w") as f:
+        f.write(piece + record + "\n")
+    d = Daemon(vfiod, root, sub)
+    try:
+        call(d.admin, "io.vfiod.ListGroups")  # served once the start is over
+        out = d.output()
+        check("lease 9 of pid 4242 ends (lease-expired): returning its 1 device(s)" in out,
+              "a lease record glued after one cut off mid-line is read (and its gone holder's "
+              "lease ended)", out[-2000:])
+        check("log:1: a record cut off before it names its holder and a device" in out and
+              piece in out, "... and the cut-off piece is logged with its raw text", out[-2000:])
+        check(not os.path.exists(os.path.join(journal, own)) and
+              os.path.exists(os.path.join(journal, other)),
+              "the journal's leftover temporary file is removed, another file kept",
+              os.listdir(journal))
+        check(f"removed /var/lib/vfiod/journal/{own}" in out, "... and its removal logged",
+              out[-2000:])
+    finally:
+        os.unlink(os.path.join(journal, other))
+        rc = d.stop()
+        check(rc == 0, "the leftovers daemon exits 0 on SIGTERM", f"status {rc}")
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--client":
         client_main(sys.argv[2], sys.argv[3])
@@ -623,6 +666,7 @@ def main():
         limits(vfiod, root, tmp)
         appeared(vfiod, root, tmp)
         scoped(vfiod, root, tmp)
+        leftovers(vfiod, root, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{failures} failure(s)")
