@@ -315,11 +315,7 @@ static int finding_compare(const void *a, const void *b)
  * function are infrastructure, not candidates. */
 bool audit_device_is_candidate(const struct pci_device *d)
 {
-        if (d->is_bridge)
-                return false;
-        if (d->have_ids && ((d->class >> 16) == 0x06 || (d->class >> 8) == 0x0806))
-                return false;
-        return true;
+        return !pci_device_is_bridge(d) && !(d->have_ids && (d->class >> 8) == 0x0806);
 }
 
 static int scope_build(struct audit_ctx *c, const struct audit_scope *scope, char **ret_detail)
@@ -351,7 +347,10 @@ static int scope_build(struct audit_ctx *c, const struct audit_scope *scope, cha
                                         *ret_detail = NULL;
                                 return -ENODEV;
                         }
-                        c->in_scope[d - t->devices] = c->assigned[d - t->devices] = true;
+                        size_t i = (size_t)(d - t->devices);
+                        c->in_scope[i] = !scope->as_host || audit_device_is_candidate(d);
+                        c->assigned[i] =
+                                c->in_scope[i] && (!scope->as_host || driver_is_vfio(d->driver));
                 }
         for (size_t i = 0; i < t->n_devices; i++) {
                 c->n_in_scope += c->in_scope[i];

@@ -109,6 +109,10 @@ struct audit_report {
 struct audit_scope {
         const struct pci_addr *devices;
         size_t n_devices;
+        /* The listed devices as the host has them, a part of the whole-host audit: those
+         * that are no candidates (audit_device_is_candidate()) are left out, and only
+         * those a vfio driver holds count as assigned. */
+        bool as_host;
 };
 
 /* Runs every check. -ENODEV when a device of the scope does not exist (*ret_detail names

@@ -262,8 +262,26 @@ int process_pidfd_verified(const struct root *root, pid_t pid, uint64_t starttim
 /* The log: "+" and a lease's JSON on a line when it is granted, "-" and its id when it
  * ends. One append per event, on a file kept open: a lease costs the daemon one write()
  * at each end, not a file's create, write, rename and unlink. A line is written by one
- * write() to tmpfs, so a daemon killed at any point leaves whole lines, and at most an
- * unfinished last one (a lease whose fds never left: ignored). */
+ * write() to tmpfs before the fds leave, but a write can still stop short (a fatal
+ * signal between pages, or the file system full, when the newline that should end the
+ * piece may not fit either), and the next append then goes on the same line. The reader
+ * therefore takes nothing for granted about a line:
+ *   - `+{"id":` starts every record and can occur nowhere inside one (a quote inside a
+ *     JSON string is escaped), so a line is cut into records there: a whole record
+ *     appended after a cut-off piece is read as any other;
+ *   - a cut-off record keeps what was whole before the cut: a member whose value ended
+ *     (a number counts as ended only when a delimiter follows it: "pid":12 may be 1234
+ *     cut short), and of the device list the addresses before the cut. The writer puts
+ *     id, uid, pid, starttime, backend and on_release before the devices (a field added
+ *     later goes after them), so a piece that names a device also names its holder: it
+ *     is recovered as a lease over the devices it names, and adopted or ended like any
+ *     other, by its holder's pid and start time. Its fds may never have left (the write
+ *     did not finish); the devices are then held until that process is gone, not handed
+ *     out twice. A device past the cut is not known, and that is reported;
+ *   - an end record glued after a cut-off piece is not recognised (a '-' could belong
+ *     to the piece): the lease it ended is adopted or ended again by its holder check;
+ *   - whatever cannot be recovered is reported with its raw text, never skipped
+ *     silently. */
 #define LEASE_LOG      "log"
 #define LEASE_LINE_MAX 65536
 /* Rewritten with only the live leases once it holds this many lines more than they. */
@@ -364,6 +382,192 @@ int lease_log_end(struct lease_log *log, uint64_t id, struct lease *const *live,
         return log_append(log, line, (size_t)k);
 }
 
+/* Scanning a JSON text that may be cut off anywhere (json_cut_complete()). */
+struct cut_scan {
+        char stack[16];    /* '{' or '[' of each open container */
+        bool want_key[16]; /* an object's next string is a key */
+        size_t depth;
+        const char *key; /* the top object's member being read */
+        size_t key_len;
+        const char *const *keys; /* the members to flag in whole when their value ends */
+        size_t n_keys;
+        uint32_t whole;
+        /* The last point the text can be closed at: its length, the containers open there
+         * and the members whole by then. */
+        size_t safe_at, safe_depth;
+        char safe_stack[16];
+        uint32_t safe_whole;
+};
+
+static void cut_scan_safe(struct cut_scan *c, size_t at)
+{
+        c->safe_at = at;
+        c->safe_depth = c->depth;
+        memcpy(c->safe_stack, c->stack, c->depth);
+        c->safe_whole = c->whole;
+}
+
+/* A value ended just before at (at its container's level). */
+static void cut_scan_value_end(struct cut_scan *c, size_t at)
+{
+        if (c->depth == 1 && c->key)
+                for (size_t k = 0; k < c->n_keys && k < 32; k++)
+                        if (strlen(c->keys[k]) == c->key_len &&
+                            strncmp(c->key, c->keys[k], c->key_len) == 0)
+                                c->whole |= 1u << k;
+        cut_scan_safe(c, at);
+}
+
+/* A JSON object cut off at len made whole: cut back to the last point where a value, or
+ * the opening of an object or array, ended, and the containers open there closed. The
+ * members of the top object whose value was whole are flagged in *ret_whole by their
+ * index in keys[] (at most 32). NULL when the text is no object, or on OOM. */
+static char *json_cut_complete(const char *text, size_t len, const char *const *keys, size_t n_keys,
+                               uint32_t *ret_whole)
+{
+        struct cut_scan c = {.keys = keys, .n_keys = n_keys};
+        bool in_string = false, escaped = false, in_scalar = false;
+        size_t string_start = 0;
+
+        if (len == 0 || text[0] != '{')
+                return NULL;
+        for (size_t i = 0; i < len && !(i > 0 && c.depth == 0); i++) {
+                char ch = text[i];
+                if (in_string) {
+                        if (escaped)
+                                escaped = false;
+                        else if (ch == '\\')
+                                escaped = true;
+                        else if (ch == '"') {
+                                in_string = false;
+                                bool is_key =
+                                        c.stack[c.depth - 1] == '{' && c.want_key[c.depth - 1];
+                                if (!is_key)
+                                        cut_scan_value_end(&c, i + 1);
+                                else {
+                                        c.want_key[c.depth - 1] = false;
+                                        if (c.depth == 1) {
+                                                c.key = text + string_start;
+                                                c.key_len = i - string_start;
+                                        }
+                                }
+                        }
+                        continue;
+                }
+                bool delimiter = ch == ',' || ch == '}' || ch == ']' || ch == ' ' || ch == '\t';
+                if (in_scalar && delimiter) {
+                        /* A number or literal is known whole only now: "pid":12 at the
+                         * cut may have been 1234. */
+                        in_scalar = false;
+                        cut_scan_value_end(&c, i);
+                }
+                switch (ch) {
+                case '"':
+                        in_string = true;
+                        string_start = i + 1;
+                        break;
+                case '{':
+                case '[':
+                        if (c.depth == sizeof(c.stack))
+                                goto done;
+                        c.want_key[c.depth] = ch == '{';
+                        c.stack[c.depth++] = ch;
+                        cut_scan_safe(&c, i + 1);
+                        break;
+                case '}':
+                case ']':
+                        if (c.depth == 0 || c.stack[c.depth - 1] != (ch == '}' ? '{' : '['))
+                                goto done;
+                        c.depth--;
+                        cut_scan_value_end(&c, i + 1);
+                        break;
+                case ',':
+                        if (c.depth > 0 && c.stack[c.depth - 1] == '{')
+                                c.want_key[c.depth - 1] = true;
+                        break;
+                default:
+                        if (!delimiter && ch != ':' && ch != '\n' && ch != '\r')
+                                in_scalar = true; /* digits, '-', true, false, null */
+                        break;
+                }
+        }
+done:;
+        char *out = malloc(c.safe_at + c.safe_depth + 1);
+        if (!out)
+                return NULL;
+        memcpy(out, text, c.safe_at);
+        size_t n = c.safe_at;
+        for (size_t k = c.safe_depth; k > 0; k--)
+                out[n++] = c.safe_stack[k - 1] == '{' ? '}' : ']';
+        out[n] = 0;
+        *ret_whole = c.safe_whole;
+        return out;
+}
+
+/* Up to 256 bytes of a line for the daemon's log, non-printable bytes as \xNN. */
+static char *raw_excerpt(const char *text, size_t len)
+{
+        size_t show = len < 256 ? len : 256;
+        char *out = malloc(show * 4 + 64), *p = out;
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < show; i++) {
+                unsigned char ch = (unsigned char)text[i];
+                if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+                        *p++ = (char)ch;
+                else
+                        p += sprintf(p, "\\x%02x", ch);
+        }
+        if (show < len)
+                sprintf(p, "... (%zu bytes)", len);
+        else
+                *p = 0;
+        return out;
+}
+
+enum { KEY_DEVICES, KEY_DEVICE_RELEASE };
+
+/* A record cut off at len (after its '+'): the lease its whole part names, with what
+ * was lost told in *ret_note; -EBADMSG when it names no holder and no whole device. */
+static int lease_recover_cut(const char *text, size_t len, struct lease *ret, char **ret_note)
+{
+        static const char *const keys[] = {
+                [KEY_DEVICES] = "devices", [KEY_DEVICE_RELEASE] = "device_release"};
+        uint32_t whole = 0;
+        _cleanup_free_ char *fixed = json_cut_complete(text, len, keys, ELEMENTSOF(keys), &whole);
+        if (!fixed)
+                return -EBADMSG;
+        json_object *o = json_tokener_parse(fixed), *rel;
+        if (!o)
+                return -EBADMSG;
+        /* Per-device choices cut short: every device follows the lease's own. */
+        bool rel_cut = json_object_object_get_ex(o, "device_release", &rel) &&
+                       !(whole & (1u << KEY_DEVICE_RELEASE));
+        if (rel_cut)
+                json_object_object_del(o, "device_release");
+        struct lease l;
+        int r = lease_from_json(o, &l);
+        json_object_put(o);
+        if (r < 0)
+                return r;
+        char *note = NULL;
+        if (!(whole & (1u << KEY_DEVICES)))
+                r = asprintf(&note,
+                             "its device list is cut off after %zu device(s): a device past "
+                             "them is not known",
+                             l.n_devices);
+        else
+                r = asprintf(&note, "cut off after its devices%s",
+                             rel_cut ? " (each returns as the lease's on_release says)" : "");
+        if (r < 0) {
+                lease_done(&l);
+                return -ENOMEM;
+        }
+        *ret = l;
+        *ret_note = note;
+        return 0;
+}
+
 static int lease_list_find(const struct lease *list, size_t n, uint64_t id)
 {
         for (size_t i = 0; i < n; i++)
@@ -372,8 +576,112 @@ static int lease_list_find(const struct lease *list, size_t n, uint64_t id)
         return -1;
 }
 
+/* The leases read so far, and what could not be read whole. */
+struct log_reader {
+        struct lease *list;
+        size_t n;
+        char **bad;
+        size_t n_bad;
+        size_t lineno;
+};
+
+/* Adds a lease; granted again under the same id: the newer record counts. */
+static int reader_add(struct log_reader *rd, struct lease *l)
+{
+        int i = lease_list_find(rd->list, rd->n, l->id);
+        if (i >= 0) {
+                lease_done(&rd->list[i]);
+                rd->list[i] = *l;
+                return 0;
+        }
+        struct lease *p = reallocarray(rd->list, rd->n + 1, sizeof(*p));
+        if (!p) {
+                lease_done(l);
+                return -ENOMEM;
+        }
+        rd->list = p;
+        rd->list[rd->n++] = *l;
+        return 0;
+}
+
+/* "log:LINE: what: raw text". */
+static int reader_report(struct log_reader *rd, const char *text, size_t len, const char *what)
+{
+        _cleanup_free_ char *raw = raw_excerpt(text, len);
+        if (!raw)
+                return -ENOMEM;
+        return strv_pushf(&rd->bad, &rd->n_bad, LEASE_LOG ":%zu: %s: %s", rd->lineno, what, raw);
+}
+
+/* One record: text[0..len), no newline; cut: known to stop short (another record follows
+ * it on its line, or the file ends in it). */
+static int reader_record(struct log_reader *rd, char *text, size_t len, bool cut)
+{
+        if (text[0] == '-') {
+                char *end;
+                errno = 0;
+                unsigned long long id = strtoull(text + 1, &end, 10);
+                if (cut)
+                        /* "-12" may have been "-123": nothing is ended on its word. */
+                        return reader_report(rd, text, len,
+                                             "an end record cut off, not followed (the "
+                                             "lease it ended, if any, is checked by its "
+                                             "holder like a live one)");
+                if (errno != 0 || end == text + 1 || end != text + len)
+                        return reader_report(rd, text, len, "unreadable");
+                int i = lease_list_find(rd->list, rd->n, id);
+                if (i >= 0) {
+                        lease_done(&rd->list[i]);
+                        rd->list[i] = rd->list[--rd->n];
+                }
+                return 0; /* or ended twice: harmless */
+        }
+        if (text[0] != '+')
+                return reader_report(rd, text, len, "unreadable");
+
+        struct lease l;
+        int r;
+        if (!cut && len - 1 <= LEASE_LINE_MAX) {
+                char saved = text[len];
+                text[len] = 0;
+                json_object *o = json_tokener_parse(text + 1);
+                text[len] = saved;
+                if (o) {
+                        r = lease_from_json(o, &l);
+                        json_object_put(o);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0)
+                                return reader_report(rd, text, len, "not a whole lease record");
+                        return reader_add(rd, &l);
+                }
+                /* Not JSON: cut off, with a newline after the piece. */
+        }
+        _cleanup_free_ char *note = NULL;
+        r = lease_recover_cut(text + 1, len - 1, &l, &note);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reader_report(rd, text, len,
+                                     "a record cut off before it names its holder and a "
+                                     "device: nothing is held for it");
+        _cleanup_free_ char *what = NULL;
+        if (asprintf(&what, "a record cut off, recovered as lease %" PRIu64 " of pid %d (%s)", l.id,
+                     (int)l.pid, note) < 0) {
+                lease_done(&l);
+                return -ENOMEM;
+        }
+        r = reader_report(rd, text, len, what);
+        if (r < 0) {
+                lease_done(&l);
+                return r;
+        }
+        return reader_add(rd, &l);
+}
+
 int lease_load_all(int dirfd, struct lease **ret, size_t *ret_n, char ***ret_bad)
 {
+        static const char start[] = "+{\"id\":";
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         int r = dir_read_file(dirfd, LEASE_LOG, SIZE_MAX / 2, &text, &len);
@@ -382,67 +690,33 @@ int lease_load_all(int dirfd, struct lease **ret, size_t *ret_n, char ***ret_bad
         if (r < 0)
                 return r;
 
-        struct lease *list = NULL;
-        size_t n = 0, n_bad = 0, lineno = 0;
-        char **bad = NULL;
+        struct log_reader rd = {};
         for (size_t at = 0; r >= 0 && text && at < len;) {
-                char *nl = memchr(text + at, '\n', len - at);
-                if (!nl)
-                        break; /* unfinished: the daemon died writing it, its fds never left */
-                *nl = 0;
-                char *line = text + at;
-                at = (size_t)(nl - text) + 1;
-                lineno++;
-                if (line[0] == '-') {
-                        char *end;
-                        errno = 0;
-                        unsigned long long id = strtoull(line + 1, &end, 10);
-                        int i = errno == 0 && end != line + 1 && !*end
-                                        ? lease_list_find(list, n, id)
-                                        : -2;
-                        if (i >= 0) {
-                                lease_done(&list[i]);
-                                list[i] = list[--n];
-                                continue;
-                        }
-                        if (i == -1)
-                                continue; /* ended twice: harmless */
-                } else if (line[0] == '+' && nl - line - 1 <= LEASE_LINE_MAX) {
-                        struct lease l;
-                        json_object *o = json_tokener_parse(line + 1);
-                        int k = o ? lease_from_json(o, &l) : -EBADMSG;
-                        json_object_put(o);
-                        if (k == 0) {
-                                int i = lease_list_find(list, n, l.id);
-                                if (i >= 0) { /* granted again under the same id: the newer */
-                                        lease_done(&list[i]);
-                                        list[i] = l;
-                                        continue;
-                                }
-                                struct lease *p = reallocarray(list, n + 1, sizeof(*list));
-                                if (!p) {
-                                        lease_done(&l);
-                                        r = -ENOMEM;
-                                        break;
-                                }
-                                list = p;
-                                list[n++] = l;
-                                continue;
-                        }
+                char *line = text + at, *nl = memchr(line, '\n', len - at);
+                size_t line_len = nl ? (size_t)(nl - line) : len - at;
+                at += line_len + 1;
+                rd.lineno++;
+                if (line_len == 0)
+                        continue;
+                /* Records glued after a piece cut off: each starts where a record does. */
+                for (size_t p = 0; r >= 0 && p < line_len;) {
+                        size_t q = p + 1;
+                        while (q < line_len && !(line_len - q >= sizeof(start) - 1 &&
+                                                 memcmp(line + q, start, sizeof(start) - 1) == 0))
+                                q++;
+                        r = reader_record(&rd, line + p, q - p, q < line_len || !nl);
+                        p = q;
                 }
-                char what[48];
-                snprintf(what, sizeof(what), LEASE_LOG ":%zu", lineno);
-                r = strv_push(&bad, &n_bad, what);
         }
         if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        lease_done(&list[i]);
-                free(list);
-                strv_free(bad);
+                for (size_t i = 0; i < rd.n; i++)
+                        lease_done(&rd.list[i]);
+                free(rd.list);
+                strv_free(rd.bad);
                 return r;
         }
-        *ret = list;
-        *ret_n = n;
-        *ret_bad = bad;
+        *ret = rd.list;
+        *ret_n = rd.n;
+        *ret_bad = rd.bad;
         return 0;
 }

@@ -77,6 +77,8 @@ int lease_log_add(struct lease_log *log, const struct lease *l);
 int lease_log_end(struct lease_log *log, uint64_t id, struct lease *const *live, size_t n_live);
 /* Replaces the log with one that holds only these leases. */
 int lease_log_rewrite(struct lease_log *log, struct lease *const *live, size_t n);
-/* The leases the log holds; a line that cannot be read is reported through *ret_bad
- * ("log:LINE", NULL-terminated list) and skipped. */
+/* The leases the log holds. What cannot be read whole is reported through *ret_bad
+ * (NULL-terminated, one sentence each: "log:LINE: what: raw text"): a record cut off by
+ * a crash or a full file system is recovered when its whole part names the holder and a
+ * device, the rest is only reported; none is skipped silently. */
 int lease_load_all(int dirfd, struct lease **ret, size_t *ret_n, char ***ret_bad);

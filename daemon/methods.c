@@ -184,6 +184,31 @@ static const struct policy_rule *allowed(struct conn *c, enum policy_op op,
         return policy_check(c->server->policy, &pc, op, t, d);
 }
 
+/* Whether op covers every device for the caller. When not, a rule of the caller names
+ * devices: list, audit and monitor show only those that allowed() grants one by one. */
+static bool allowed_everywhere(struct conn *c, enum policy_op op)
+{
+        if (c->admin)
+                return true;
+        struct policy_client pc = {
+                .uid = c->cred.uid,
+                .gid = c->cred.gid,
+                .groups = c->groups,
+                .n_groups = c->n_groups,
+        };
+        return policy_grants_every_device(c->server->policy, &pc, op);
+}
+
+/* A group is shown to a scoped caller when op covers one of its members. */
+static bool group_allowed(struct conn *c, enum policy_op op, const struct topology *t,
+                          const struct iommu_group *g)
+{
+        for (size_t k = 0; k < g->n_members; k++)
+                if (allowed(c, op, t, topology_device(t, g->members[k])))
+                        return true;
+        return false;
+}
+
 static int denied(struct conn *c, enum policy_op op, const struct pci_device *d)
 {
         log_msg(LOG_NOTICE, "uid %u pid %d: %s%s%s denied by policy", c->cred.uid, (int)c->cred.pid,
@@ -200,8 +225,8 @@ static int device_allowed(struct conn *c, enum policy_op op, const struct topolo
         const struct pci_device *d = topology_find_device(t, a);
         if (!d) {
                 char buf[PCI_ADDR_STRLEN];
-                /* Not telling a denied client whether a device exists would leak nothing
-                 * here: ListDevices shows the whole bus to anyone allowed to list. */
+                /* Whether a device exists is no secret: sysfs shows every PCI function
+                 * to every user. */
                 conn_errorf(c, "io.vfiod.NoSuchDevice", "address", pci_addr_format(a, buf), NULL);
                 return 1;
         }
@@ -237,6 +262,24 @@ static int busy(struct conn *c, const char *address, const char *fmt, ...)
         va_end(ap);
         return conn_errorf(c, "io.vfiod.DeviceBusy", "address", address, "reason",
                            reason ? reason : "busy", NULL);
+}
+
+/* A bridge is never bound to vfio-pci or handed out, whatever a rule says (a vendor
+ * selector such as "8086:*" also matches the host bridge): answers with why and returns
+ * 1 when a names one. Before the policy, so that the answer says what is wrong. */
+static int refuse_bridge(struct conn *c, const struct topology *t, const struct pci_addr *a)
+{
+        const struct pci_device *d = topology_find_device(t, a);
+        if (!d || !pci_device_is_bridge(d))
+                return 0;
+        char kind[64];
+        log_msg(LOG_NOTICE, "uid %u pid %d: %s is a bridge (%s): refused", c->cred.uid,
+                (int)c->cred.pid, d->name, pci_device_bridge_kind(d, kind, sizeof(kind)));
+        busy(c, d->name,
+             "a bridge (%s): bridges stay with the host and are never bound to vfio-pci or "
+             "handed out, whatever the policy says",
+             kind);
+        return 1;
 }
 
 /* ---- org.varlink.service ------------------------------------------------------------ */
@@ -291,7 +334,9 @@ static json_object *group_item(const struct topology *t, size_t i)
         return json_group_new(t, &t->groups[i]);
 }
 
-/* Replies {key: [item(t, 0), ..., item(t, n - 1)]} to a caller allowed to list. */
+/* Replies {key: [item(t, 0), ..., item(t, n - 1)]} to a caller allowed to list, with
+ * only the devices its rules cover (and the groups that hold one) when they name
+ * devices. */
 static int reply_topology_list(struct conn *c, const char *key, bool groups)
 {
         const struct topology *t;
@@ -300,6 +345,7 @@ static int reply_topology_list(struct conn *c, const char *key, bool groups)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_LIST, t, NULL))
                 return denied(c, POLICY_OP_LIST, NULL);
+        bool everywhere = allowed_everywhere(c, POLICY_OP_LIST);
         size_t n = groups ? t->n_groups : t->n_devices;
         json_object *(*item)(const struct topology *, size_t) = groups ? group_item : device_item;
         json_object *p = json_object_new_object(), *list = json_object_new_array();
@@ -310,6 +356,10 @@ static int reply_topology_list(struct conn *c, const char *key, bool groups)
         }
         json_object_object_add(p, key, list);
         for (size_t i = 0; i < n; i++) {
+                if (!everywhere &&
+                    !(groups ? group_allowed(c, POLICY_OP_LIST, t, &t->groups[i])
+                             : allowed(c, POLICY_OP_LIST, t, &t->devices[i]) != NULL))
+                        continue;
                 json_object *o = item(t, i);
                 if (!o || json_object_array_add(list, o) < 0) {
                         json_object_put(o);
@@ -392,7 +442,8 @@ static int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_f
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         for (size_t i = 0; i < n_req; i++)
-                if (device_allowed(c, POLICY_OP_BIND, t, &req[i], NULL, NULL))
+                if (refuse_bridge(c, t, &req[i]) ||
+                    device_allowed(c, POLICY_OP_BIND, t, &req[i], NULL, NULL))
                         return 0;
 
         struct bind_plan plan = {};
@@ -652,11 +703,30 @@ static int method_audit(struct conn *c, struct jspan params, int *fds, size_t n_
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_AUDIT, t, NULL))
                 return denied(c, POLICY_OP_AUDIT, NULL);
+        for (size_t i = 0; i < n_devs; i++)
+                if (device_allowed(c, POLICY_OP_AUDIT, t, &devs[i], NULL, NULL))
+                        return 0;
 
+        /* The devices named: as a plan that assigns them. None: the whole host, or, for
+         * a caller whose rules name devices, the part of it they cover. */
         struct audit_scope scope = {.devices = devs, .n_devices = n_devs};
+        const struct audit_scope *sc = &scope;
+        _cleanup_free_ struct pci_addr *covered = NULL;
+        if (n_devs == 0 && allowed_everywhere(c, POLICY_OP_AUDIT))
+                sc = NULL;
+        else if (n_devs == 0) {
+                covered = calloc(t->n_devices ? t->n_devices : 1, sizeof(*covered));
+                if (!covered)
+                        return -ENOMEM;
+                for (size_t i = 0; i < t->n_devices; i++)
+                        if (allowed(c, POLICY_OP_AUDIT, t, &t->devices[i]))
+                                covered[scope.n_devices++] = t->devices[i].addr;
+                scope.devices = covered;
+                scope.as_host = true;
+        }
         _cleanup_(audit_report_freep) struct audit_report *report = NULL;
         _cleanup_free_ char *why = NULL;
-        r = audit_run(s->root, t, &scope, &report, &why);
+        r = audit_run(s->root, t, sc, &report, &why);
         if (r == -ENODEV)
                 return conn_errorf(c, "io.vfiod.NoSuchDevice", "address", why ? why : "", NULL);
         if (r < 0)
@@ -677,6 +747,121 @@ static int method_audit(struct conn *c, struct jspan params, int *fds, size_t n_
 
 /* ---- monitor ------------------------------------------------------------------------ */
 
+/* What a monitor whose rules name devices is told about: the devices they cover, as last
+ * looked at (a device that is gone can no longer be matched, so it is known by its
+ * address until then), and the leases of those devices, whose end events name no
+ * device. */
+struct monitor_scope {
+        struct pci_addr *devices;
+        size_t n_devices;
+        uint64_t *leases;
+        size_t n_leases;
+};
+
+struct monitor_scope *monitor_scope_free(struct monitor_scope *m)
+{
+        if (m) {
+                free(m->devices);
+                free(m->leases);
+                free(m);
+        }
+        return NULL;
+}
+
+static ssize_t scope_find_device(const struct monitor_scope *m, const struct pci_addr *a)
+{
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (pci_addr_equal(&m->devices[i], a))
+                        return (ssize_t)i;
+        return -1;
+}
+
+static ssize_t scope_find_lease(const struct monitor_scope *m, uint64_t id)
+{
+        for (size_t i = 0; i < m->n_leases; i++)
+                if (m->leases[i] == id)
+                        return (ssize_t)i;
+        return -1;
+}
+
+static int scope_add_device(struct monitor_scope *m, const struct pci_addr *a)
+{
+        if (scope_find_device(m, a) >= 0)
+                return 0;
+        struct pci_addr *v = reallocarray(m->devices, m->n_devices + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        m->devices = v;
+        v[m->n_devices++] = *a;
+        return 0;
+}
+
+static int scope_add_lease(struct monitor_scope *m, uint64_t id)
+{
+        if (scope_find_lease(m, id) >= 0)
+                return 0;
+        uint64_t *v = reallocarray(m->leases, m->n_leases + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        m->leases = v;
+        v[m->n_leases++] = id;
+        return 0;
+}
+
+/* Scopes c's events to the devices its monitor rules cover in t, and their leases. */
+static int monitor_scope_new(struct conn *c, const struct topology *t)
+{
+        struct server *s = c->server;
+        struct monitor_scope *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < t->n_devices; i++)
+                if (allowed(c, POLICY_OP_MONITOR, t, &t->devices[i]))
+                        r = scope_add_device(m, &t->devices[i].addr);
+        for (size_t i = 0; r >= 0 && i < s->n_leases; i++)
+                for (size_t k = 0; r >= 0 && k < s->leases[i]->n_devices; k++)
+                        if (scope_find_device(m, &s->leases[i]->devices[k]) >= 0)
+                                r = scope_add_lease(m, s->leases[i]->id);
+        if (r < 0) {
+                monitor_scope_free(m);
+                return r;
+        }
+        monitor_scope_free(c->monitor_scope);
+        c->monitor_scope = m;
+        return 0;
+}
+
+bool monitor_sees(struct conn *c, const struct pci_addr *addr, uint64_t lease)
+{
+        struct monitor_scope *m = c->monitor_scope;
+        if (!m)
+                return true;
+        if (!addr) { /* a lease's end: seen when its devices were */
+                ssize_t k = lease > 0 ? scope_find_lease(m, lease) : -1;
+                if (k >= 0)
+                        m->leases[k] = m->leases[--m->n_leases];
+                return lease == 0 || k >= 0;
+        }
+        /* A device seen before is still seen: no scan of the whole bus for it (leases
+         * end and devices come back in a hurry). One that is gone leaves the scope. */
+        ssize_t i = scope_find_device(m, addr);
+        bool there = pci_sysfs_device_exists(c->server->root, addr) >= 0;
+        bool sees = i >= 0;
+        if (i >= 0 && !there)
+                m->devices[i] = m->devices[--m->n_devices];
+        else if (i < 0 && there) {
+                /* New here (hot-plugged, a VF carved): the rules decide. */
+                const struct topology *t;
+                const struct pci_device *d;
+                sees = server_topology(c->server, &t) >= 0 && (d = topology_find_device(t, addr)) &&
+                       allowed(c, POLICY_OP_MONITOR, t, d) && scope_add_device(m, addr) >= 0;
+        }
+        if (sees && lease > 0)
+                (void)scope_add_lease(m, lease);
+        return sees;
+}
+
 static int method_monitor(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         if (!c->monitor)
@@ -688,6 +873,13 @@ static int method_monitor(struct conn *c, struct jspan params, int *fds, size_t 
         if (!allowed(c, POLICY_OP_MONITOR, t, NULL)) {
                 conn_set_monitor(c, false);
                 return denied(c, POLICY_OP_MONITOR, NULL);
+        }
+        if (!allowed_everywhere(c, POLICY_OP_MONITOR)) {
+                r = monitor_scope_new(c, t);
+                if (r < 0) {
+                        conn_set_monitor(c, false);
+                        return r;
+                }
         }
         /* A first event tells the client it is subscribed: nothing after it is missed.
          * Events follow as replies with "continues": true. */
@@ -1446,7 +1638,8 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
         for (size_t i = 0; i < n_req; i++) {
                 const struct pci_device *d;
                 const struct policy_rule *ri;
-                if (device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
+                if (refuse_bridge(c, t, &req[i]) ||
+                    device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
                         return 0;
                 if (!rule)
                         rule = ri;
@@ -1455,8 +1648,6 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 if (l)
                         return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
                                     l->id);
-                if (d->is_bridge)
-                        return busy(c, d->name, "a bridge is never handed out");
                 int opener;
                 if (device_open_elsewhere(s, &req[i], &opener) > 0)
                         return opener > 0 ? busy(c, d->name,
@@ -1623,7 +1814,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                                 d ? topology_find_group(t, d->iommu_group) : NULL;
                         for (size_t m = 0; g && m < g->n_members; m++) {
                                 const struct pci_device *md = topology_device(t, g->members[m]);
-                                if (md->is_bridge)
+                                if (pci_device_is_bridge(md))
                                         continue;
                                 bool dup = false;
                                 for (size_t k = 0; k < l->n_devices; k++)
@@ -1901,6 +2092,15 @@ int journal_recover(struct server *s)
                 log_msg(LOG_ERR, "cannot open the journal: %s", strerror(-r));
                 return r;
         }
+        /* What a crash left half-written: never renamed over an entry, so nothing. */
+        char **removed = NULL;
+        r = journal_remove_temporaries(j, &removed);
+        if (r < 0)
+                log_msg(LOG_WARNING, "cannot remove the journal's temporary files: %s",
+                        strerror(-r));
+        for (char **f = removed; f && *f; f++)
+                log_msg(LOG_NOTICE, "removed /%s/%s, a temporary file a crash left", j->path, *f);
+        strv_free(removed);
         _cleanup_free_ struct pci_addr *l = NULL;
         size_t n = 0;
         r = journal_list(j, &l, &n);
@@ -1941,7 +2141,7 @@ int leases_recover(struct server *s)
                 return r;
         }
         for (char **b = bad; b && *b; b++)
-                log_msg(LOG_ERR, "lease record %s is unreadable; left in place", *b);
+                log_msg(LOG_ERR, "lease records: %s", *b);
         strv_free(bad);
 
         for (size_t i = 0; i < n; i++) {

@@ -466,6 +466,10 @@ const struct policy_rule *policy_check(const struct policy *p, const struct poli
 {
         if (!p || op < 0 || op >= _POLICY_OP_MAX)
                 return NULL;
+        /* No rule binds a bridge or hands one out: "*" or "8086:*" would take the host
+         * bridge with the rest. */
+        if (d && (op == POLICY_OP_BIND || op == POLICY_OP_ACQUIRE) && pci_device_is_bridge(d))
+                return NULL;
         for (size_t i = 0; i < p->n_rules; i++) {
                 const struct policy_rule *r = &p->rules[i];
                 if (!(r->ops & (1u << op)) || !rule_matches_client(r, c))
@@ -477,4 +481,17 @@ const struct policy_rule *policy_check(const struct policy *p, const struct poli
                                 return r;
         }
         return NULL;
+}
+
+bool policy_grants_every_device(const struct policy *p, const struct policy_client *c,
+                                enum policy_op op)
+{
+        if (!p || op < 0 || op >= _POLICY_OP_MAX)
+                return false;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const struct policy_rule *r = &p->rules[i];
+                if ((r->ops & (1u << op)) && r->all_devices && rule_matches_client(r, c))
+                        return true;
+        }
+        return false;
 }

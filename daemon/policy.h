@@ -95,8 +95,16 @@ static inline void policy_freep(struct policy **p)
 }
 
 /* The first rule that grants op to the client on device d (in topology t), or on no
- * device in particular when d is NULL (then only rules' users and operations count).
- * NULL: denied. */
+ * device in particular when d is NULL (then only rules' users and operations count:
+ * whether the client may make the call at all). NULL: denied. Bind and acquire are
+ * never granted on a bridge (pci_device_is_bridge()), whatever the rules say. */
 const struct policy_rule *policy_check(const struct policy *p, const struct policy_client *c,
                                        enum policy_op op, const struct topology *t,
                                        const struct pci_device *d);
+
+/* Whether a rule grants op to the client on every device ("*" or no "devices" key).
+ * When none does but policy_check(..., NULL) grants op, the client's view is scoped:
+ * list, audit and monitor then cover only the devices policy_check() grants one by
+ * one. */
+bool policy_grants_every_device(const struct policy *p, const struct policy_client *c,
+                                enum policy_op op);

@@ -744,6 +744,8 @@ void server_invalidate(struct server *s)
 
 void conn_set_monitor(struct conn *c, bool on)
 {
+        if (!on)
+                c->monitor_scope = monitor_scope_free(c->monitor_scope);
         if (c->monitor == on)
                 return;
         c->monitor = on;
@@ -759,7 +761,7 @@ void server_broadcast(struct server *s, const char *kind, const struct pci_addr 
         if (s->n_monitors == 0)
                 return; /* nobody to tell: no walk through every connection */
         for (struct conn *c = s->conns; c; c = c->next) {
-                if (!c->monitor || c->closing)
+                if (!c->monitor || c->closing || !monitor_sees(c, addr, lease))
                         continue;
                 json_object *ev = json_object_new_object(), *p = json_object_new_object();
                 if (!ev || !p) {

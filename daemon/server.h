@@ -132,8 +132,9 @@ struct conn {
         size_t fds_held;           /* received, in stream.in_fds, counted in fds_in_flight */
         uint64_t last_active_usec; /* CLOCK_MONOTONIC of the last call or reply written */
         bool monitor;              /* a Monitor call is streaming events to it */
-        bool closing;              /* send what is queued, then close */
-        bool oneway;               /* the call being served wants no reply */
+        struct monitor_scope *monitor_scope; /* the events it may see; NULL: all */
+        bool closing;                        /* send what is queued, then close */
+        bool oneway;                         /* the call being served wants no reply */
 };
 
 int server_new(const struct server_config *cfg, struct server **ret);
@@ -171,7 +172,7 @@ void server_invalidate(struct server *s);
  * nothing). */
 void conn_set_monitor(struct conn *c, bool on);
 
-/* Sends an event to every monitor. */
+/* Sends an event to every monitor that may see it (monitor_sees()). */
 void server_broadcast(struct server *s, const char *kind, const struct pci_addr *addr,
                       uint64_t lease);
 
@@ -180,6 +181,10 @@ int methods_dispatch(struct conn *c, const char *method, struct jspan params, in
                      size_t n_fds);
 int journal_recover(struct server *s);
 int leases_recover(struct server *s);
+/* Whether c's Monitor is told of an event about device addr (NULL: none) or lease (0:
+ * none): its rules cover the device, or the lease's devices. */
+bool monitor_sees(struct conn *c, const struct pci_addr *addr, uint64_t lease);
+struct monitor_scope *monitor_scope_free(struct monitor_scope *m);
 void lease_free(struct server *s, struct lease *l);
 /* Drops a reference to a lease holder (NULL: nothing). */
 void holder_unref(struct holder *h);

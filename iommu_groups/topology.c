@@ -580,6 +580,26 @@ bool driver_is_vfio_compatible(const char *driver)
                strcmp(driver, "pcieport") == 0;
 }
 
+bool pci_device_is_bridge(const struct pci_device *d)
+{
+        return d->is_bridge || (d->have_ids && (d->class >> 16) == 0x06);
+}
+
+const char *pci_device_bridge_kind(const struct pci_device *d, char *buf, size_t size)
+{
+        if (!d->have_ids || (d->class >> 16) != 0x06) {
+                snprintf(buf, size, "PCI bridge, header type 1");
+                return buf;
+        }
+        unsigned sub = (d->class >> 8) & 0xff;
+        const char *kind = sub == 0x00   ? "host bridge"
+                           : sub == 0x01 ? "ISA bridge"
+                           : sub == 0x04 ? "PCI bridge"
+                                         : "bridge";
+        snprintf(buf, size, "%s, class %04x", kind, (unsigned)(d->class >> 8));
+        return buf;
+}
+
 static int group_compare(const void *a, const void *b)
 {
         int x = ((const struct iommu_group *)a)->id, y = ((const struct iommu_group *)b)->id;

@@ -233,5 +233,14 @@ enum tristate topology_path_isolated(const struct topology *t, const struct pci_
 bool driver_is_vfio_compatible(const char *driver);
 bool driver_is_vfio(const char *driver);
 
+/* Whether the function is a bridge of any kind: a type 1 header (PCI-to-PCI, root and
+ * downstream ports) or a bridge class (06xx: host, ISA, PCI-to-PCI, CardBus, ...). A
+ * host bridge has a type 0 header, so the header alone misses it. Bridges are the
+ * host's plumbing: nothing binds them to vfio-pci or hands them out. */
+bool pci_device_is_bridge(const struct pci_device *d);
+/* For messages: "host bridge, class 0600", "PCI bridge, class 0604", "PCI bridge,
+ * header type 1" (class unreadable), written to buf. */
+const char *pci_device_bridge_kind(const struct pci_device *d, char *buf, size_t size);
+
 /* Decoders shared with interrupt_remap/ and the audit. */
 void iommu_unit_decode(struct iommu_unit *u);

@@ -108,12 +108,14 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
                                pci_addr_format(&req[i], addr));
                         break;
                 }
-                if (d->is_bridge) {
+                if (pci_device_is_bridge(d)) {
                         r = -EINVAL;
+                        char kind[64];
                         detail(ret_detail,
-                               "%s: is a PCI bridge (%s); bridges stay with their host "
-                               "driver and are never rebound",
-                               d->name, driver_or_none(d));
+                               "%s: is a bridge (%s, %s); bridges stay with the host and are "
+                               "never bound to vfio-pci",
+                               d->name, pci_device_bridge_kind(d, kind, sizeof(kind)),
+                               driver_or_none(d));
                         break;
                 }
                 g = topology_find_group(t, d->iommu_group);
@@ -130,7 +132,8 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
                 for (size_t k = 0; g && r >= 0 && k < g->n_members; k++) {
                         const struct pci_device *m = &t->devices[g->members[k]];
 
-                        if (m == d || m->is_bridge || driver_is_vfio_compatible(m->driver))
+                        if (m == d || pci_device_is_bridge(m) ||
+                            driver_is_vfio_compatible(m->driver))
                                 continue;
                         if (!(flags & BIND_GROUP)) {
                                 r = -EBUSY;

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "journal.h"
 #include "macro.h"
+#include "strv.h"
 
 static const char *const state_names[_JOURNAL_STATE_MAX] = {
         [JOURNAL_BINDING] = "binding",
@@ -194,20 +196,33 @@ int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
         return journal_list_suffix(j, ".json", ret, ret_n);
 }
 
-int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr **ret, size_t *ret_n)
+/* A stream over the journal's directory, from its start. */
+static int journal_opendir(struct journal *j, DIR **ret)
 {
-        size_t slen = strlen(suffix);
-        _cleanup_close_ int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        _cleanup_free_ struct pci_addr *l = NULL;
-        size_t n = 0;
+        int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d;
 
         if (fd < 0)
                 return negative_errno();
         d = fdopendir(fd);
-        if (!d)
+        if (!d) {
+                close(fd);
                 return -ENOMEM;
-        fd = -EBADF;
+        }
+        *ret = d;
+        return 0;
+}
+
+int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr **ret, size_t *ret_n)
+{
+        size_t slen = strlen(suffix);
+        _cleanup_free_ struct pci_addr *l = NULL;
+        size_t n = 0;
+        DIR *d;
+        int r = journal_opendir(j, &d);
+
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 char base[PCI_ADDR_STRLEN];
                 size_t len = strlen(de->d_name);
@@ -234,5 +249,58 @@ int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr *
                 qsort(l, n, sizeof(*l), addr_compare);
         *ret = TAKE_PTR(l);
         *ret_n = n;
+        return 0;
+}
+
+/* Whether name is a temporary file of an entry: dir_write_replace()'s ".NAME.tmp", NAME an
+ * entry's "<address><suffix>" with a suffix that ends in ".json". */
+static bool journal_name_is_temporary(const char *name)
+{
+        static const char end[] = ".json.tmp";
+        size_t len = strlen(name);
+        char base[PCI_ADDR_STRLEN];
+        struct pci_addr a;
+
+        if (name[0] != '.' || len < sizeof(end) || strcmp(name + len - (sizeof(end) - 1), end) != 0)
+                return false;
+        /* The address holds one '.': the suffix starts at the next. */
+        const char *dot = strchr(name + 1, '.');
+        const char *suffix = dot ? strchr(dot + 1, '.') : NULL;
+        if (!suffix || (size_t)(suffix - name - 1) >= sizeof(base))
+                return false;
+        memcpy(base, name + 1, (size_t)(suffix - name - 1));
+        base[suffix - name - 1] = '\0';
+        return pci_addr_parse(base, &a) == 0;
+}
+
+int journal_remove_temporaries(struct journal *j, char ***ret_removed)
+{
+        char **removed = NULL;
+        size_t n = 0;
+        DIR *d;
+        int r = journal_opendir(j, &d);
+
+        if (r < 0)
+                return r;
+        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+                struct stat st;
+
+                if (!journal_name_is_temporary(de->d_name) ||
+                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+                        if (errno != ENOENT)
+                                r = negative_errno();
+                        continue;
+                }
+                r = strv_push(&removed, &n, de->d_name);
+        }
+        closedir(d);
+        if (r < 0) {
+                strv_free(removed);
+                return r;
+        }
+        *ret_removed = removed;
         return 0;
 }

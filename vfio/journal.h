@@ -66,3 +66,9 @@ int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n);
 /* The same for entries named "<address><suffix>" (other modules' entry kinds). */
 int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr **ret,
                         size_t *ret_n);
+
+/* Removes the temporary files a crash left while an entry was being written
+ * (".<address><suffix>.tmp", suffix ending in ".json", regular files only; nothing else
+ * is touched) and lists their names in *ret_removed (NULL-terminated, NULL: none). Call
+ * it with the journal open, which keeps every writer out. */
+int journal_remove_temporaries(struct journal *j, char ***ret_removed);

@@ -162,6 +162,49 @@ static void a_bus_reset_reaching_a_device_in_use_is_refused(void **state)
         assert_string_equal(why, "0000:04:00.0: the kernel offers no reset method for it");
 }
 
+/* A host bridge has a type 0 header, so its class is what marks it: no plan binds one,
+ * asked for or taken with its group (the ISA bridge of group 18 stays behind too). */
+static void no_plan_binds_a_bridge_of_any_class(void **state)
+{
+        _cleanup_(root_freep) struct root *root = tree("machines/workstation-rpl-82576-sriov.txt");
+        _cleanup_(topology_freep) struct topology *t = NULL;
+        static const struct {
+                const char *addr, *why;
+        } bridges[] = {
+                {"0000:00:00.0", "0000:00:00.0: is a bridge (host bridge, class 0600, no driver); "
+                                 "bridges "
+                                 "stay with the host and are never bound to vfio-pci"},
+                {"0000:00:1f.0", "0000:00:1f.0: is a bridge (ISA bridge, class 0601, no driver); "
+                                 "bridges "
+                                 "stay with the host and are never bound to vfio-pci"},
+                {"0000:00:1c.0", "0000:00:1c.0: is a bridge (PCI bridge, class 0604, pcieport); "
+                                 "bridges "
+                                 "stay with the host and are never bound to vfio-pci"},
+        };
+        struct pci_addr a;
+
+        assert_int_equal(topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t), 0);
+        for (size_t i = 0; i < ELEMENTSOF(bridges); i++) {
+                _cleanup_free_ char *why = NULL;
+                struct bind_plan p = {0};
+
+                assert_int_equal(pci_addr_parse(bridges[i].addr, &a), 0);
+                assert_true(pci_device_is_bridge(topology_find_device(t, &a)));
+                assert_int_equal(bind_plan_build(t, &a, 1, BIND_GROUP | BIND_FORCE, &p, &why),
+                                 -EINVAL);
+                assert_string_equal(why, bridges[i].why);
+        }
+        /* 00:1f.3 shares group 18 with the ISA bridge: --group takes the others only. */
+        _cleanup_free_ char *why = NULL;
+        struct bind_plan p = {0};
+        assert_int_equal(pci_addr_parse("0000:00:1f.3", &a), 0);
+        assert_int_equal(bind_plan_build(t, &a, 1, BIND_GROUP | BIND_FORCE, &p, &why), 0);
+        assert_int_equal(p.n_devices, 3);
+        for (size_t i = 0; i < p.n_devices; i++)
+                assert_false(pci_device_is_bridge(topology_find_device(t, &p.devices[i])));
+        bind_plan_done(&p);
+}
+
 /* The fixture trees live in one temporary directory for the whole run. */
 static int trees_setup(void **state)
 {
@@ -185,6 +228,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(scoped_snapshots_decide_like_the_whole_host),
                 cmocka_unit_test(a_scoped_snapshot_holds_the_group_and_the_bridges_above),
                 cmocka_unit_test(a_bus_reset_reaching_a_device_in_use_is_refused),
+                cmocka_unit_test(no_plan_binds_a_bridge_of_any_class),
         };
 
         if (argc != 3) {

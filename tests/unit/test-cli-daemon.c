@@ -207,7 +207,8 @@ static void exec_gives_the_daemons_reason_for_a_busy_device(void **state)
 {
         (void)state;
         exec_fails(sock, 1,
-                   "vfioctl: exec: 0000:00:01.0: not available: a bridge is never handed out",
+                   "vfioctl: exec: 0000:00:01.0: not available: a bridge (PCI bridge, class 0604): "
+                   "bridges stay with the host",
                    "--device", "00:01.0", NULL);
 }
 

@@ -14,6 +14,14 @@
 - The daemon is alive at the end and exits 0 on SIGTERM.
 - A device that appears after the daemon's scan, with no uevent to say so (none come
   below --root): a call that names it finds it.
+- A rule that names devices scopes list, show, audit and monitor alike: ListDevices and
+  ListGroups hold only its devices (and their groups), Audit audits only them, Monitor
+  tells only their events; a rule for every device audits the whole host.
+- No rule binds or hands out a bridge: with "8086:*" the host bridge and the ISA bridge
+  are refused (DeviceBusy, naming the bridge) and the tree is left alone.
+- What a crash leaves: a lease record glued after a piece cut off mid-line is adopted
+  (its holder lives), the piece is logged with its raw text; the journal's leftover
+  temporary files are removed and logged, other files kept.
 
 usage: test-daemon.py VFIOD VFIOCTL MKFIXTURE FIXTURES_DIR
 """
@@ -170,6 +178,30 @@ def as_uid(uid, sock, calls):
     if out.returncode != 0:
         raise SystemExit(f"client as uid {uid} failed: {out.stderr}")
     return json.loads(out.stdout)
+
+
+def monitor_main(sock):
+    """A Monitor as this uid: "ready" once subscribed, then every event until 2 s pass
+    without one, as a JSON list."""
+    s = connect(sock)
+    send(s, {"method": "io.vfiod.Monitor", "parameters": {}, "more": True})
+    first = recv(s)
+    print("ready" if first and "error" not in first else json.dumps(first), flush=True)
+    events = []
+    s.settimeout(2.0)
+    buf = b""
+    try:
+        while True:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            buf += d
+            while b"\0" in buf:
+                msg, _, buf = buf.partition(b"\0")
+                events.append(json.loads(msg)["parameters"]["event"])
+    except (TimeoutError, socket.timeout):
+        pass
+    print(json.dumps(events), flush=True)
 
 
 def client_main(sock, calls):
@@ -466,9 +498,140 @@ def limits(vfiod, root, tmp):
         check(rc == 0, "the limits daemon exits 0 on SIGTERM", f"status {rc}")
 
 
+SCOPED, BRIDGER = 1001, 1002
+COVERED = ["0000:07:10.0", "0000:07:10.2"]  # 0000:07:00.0/vf0-1
+UNCOVERED = "0000:07:10.4"
+HOST_BRIDGE, ISA_BRIDGE = "0000:00:00.0", "0000:00:1f.0"
+
+
+def scoped(vfiod, root, tmp):
+    """A daemon whose policy scopes uid 1001's list, audit and monitor to two VFs, gives
+    uid 1000 list and audit everywhere, and uid 1002 bind and acquire on "8086:*"."""
+    sub = os.path.join(tmp, "scoped")
+    os.makedirs(sub)
+    os.chmod(sub, 0o755)
+    with open(os.path.join(sub, "policy.json"), "w") as f:
+        json.dump({"rules": [
+            {"users": [SCOPED], "operations": ["list", "audit", "monitor"],
+             "devices": ["0000:07:00.0/vf0-1"]},
+            {"users": [USER], "operations": ["list", "audit"]},
+            {"users": [BRIDGER], "operations": ["bind", "acquire"], "devices": ["8086:*"]},
+        ]}, f)
+    before = tree_state(root)
+    d = Daemon(vfiod, root, sub)
+    try:
+        names = ["list", "groups", "show", "show other", "audit", "audit other"]
+        r = dict(zip(names, as_uid(SCOPED, d.sock, [
+            ["io.vfiod.ListDevices", {}, {}],
+            ["io.vfiod.ListGroups", {}, {}],
+            ["io.vfiod.ShowDevice", {"address": COVERED[0]}, {}],
+            ["io.vfiod.ShowDevice", {"address": UNCOVERED}, {}],
+            ["io.vfiod.Audit", {}, {}],
+            ["io.vfiod.Audit", {"devices": [UNCOVERED]}, {}],
+        ])))
+        listed = [x["address"] for x in r["list"].get("parameters", {}).get("devices", [])]
+        check(listed == COVERED, "a scoped list rule: ListDevices holds only its devices", listed)
+        groups = r["groups"].get("parameters", {}).get("groups", [])
+        members = [[m["address"] for m in g["devices"]] for g in groups]
+        check(len(groups) == 2 and all(set(m) & set(COVERED) for m in members),
+              "... ListGroups only the groups that hold them", members)
+        check(r["show"].get("parameters", {}).get("device", {}).get("address") == COVERED[0] and
+              error_of(r["show other"]) == "io.vfiod.PermissionDenied",
+              "... ShowDevice shows them and refuses another", r["show other"])
+        scope = r["audit"].get("parameters", {}).get("report", {}).get("scope", {})
+        check(scope.get("devices") == COVERED,
+              "a scoped audit rule: Audit audits only its devices", scope)
+        check(error_of(r["audit other"]) == "io.vfiod.PermissionDenied",
+              "... and refuses to audit another", r["audit other"])
+        whole = as_uid(USER, d.sock, [["io.vfiod.Audit", {}, {}]])[0]
+        scope = whole.get("parameters", {}).get("report", {}).get("scope", {})
+        check(scope.get("kind") == "host",
+              "a rule for every device: Audit without devices audits the whole host", scope)
+
+        # Monitor: the admin changes an uncovered device, then a covered one.
+        mon = subprocess.Popen(
+            ["setpriv", f"--reuid={SCOPED}", f"--regid={SCOPED}", "--clear-groups",
+             sys.executable, os.path.abspath(__file__), "--monitor", d.sock],
+            stdout=subprocess.PIPE, text=True)
+        ready = mon.stdout.readline().strip()
+        check(ready == "ready", "a scoped monitor rule: Monitor subscribes", ready)
+        for a in (UNCOVERED, COVERED[1]):
+            got = call(d.admin, "io.vfiod.Unbind", {"devices": [a]})
+            check("restored" in got.get("parameters", {}), f"the admin unbinds {a}", got)
+        events = json.loads(mon.stdout.readline() or "[]")
+        mon.wait(timeout=10)
+        seen = [e.get("address") for e in events]
+        check(seen == [COVERED[1]], "... Monitor tells only the events of its devices", seen)
+
+        names = ["bind host bridge", "acquire host bridge", "bind ISA bridge"]
+        r = dict(zip(names, as_uid(BRIDGER, d.sock, [
+            ["io.vfiod.Bind", {"devices": [HOST_BRIDGE]}, {}],
+            ["io.vfiod.Acquire", {"devices": [HOST_BRIDGE]}, {}],
+            ["io.vfiod.Bind", {"devices": [ISA_BRIDGE]}, {}],
+        ])))
+        for name, what in [("bind host bridge", "host bridge, class 0600"),
+                           ("acquire host bridge", "host bridge, class 0600"),
+                           ("bind ISA bridge", "ISA bridge, class 0601")]:
+            reply = r[name]
+            check(error_of(reply) == "io.vfiod.DeviceBusy" and
+                  what in reply.get("parameters", {}).get("reason", ""),
+                  f'"8086:*" does not reach a bridge: {name} is refused naming the {what}',
+                  reply)
+        after = tree_state(root)
+        changed = sorted(k for k in before if before[k] != after.get(k))
+        check(set(changed) <= {UNCOVERED, COVERED[1]},
+              "no bridge's driver_override or driver link changed", changed)
+    finally:
+        rc = d.stop()
+        check(rc == 0, "the scoped daemon exits 0 on SIGTERM", f"status {rc}\n{d.output()[-2000:]}")
+
+
+def leftovers(vfiod, root, tmp):
+    """A daemon that starts where a crash left a lease record cut off mid-line with a
+    whole one appended after it, and temporary files in the journal. Below --root there
+    is no proc/ to find a holder in: a lease that is read is ended, which the log tells."""
+    sub = os.path.join(tmp, "leftovers")
+    os.makedirs(os.path.join(sub, "run", "leases"))
+    os.chmod(sub, 0o755)
+    shutil.copy(os.path.join(tmp, "policy.json"), os.path.join(sub, "policy.json"))
+    journal = os.path.join(root, "var/lib/vfiod/journal")
+    os.makedirs(journal, exist_ok=True)
+    own, other = ".0000:07:10.6.json.tmp", ".keep.tmp"
+    for name in (own, other):
+        with open(os.path.join(journal, name), "w") as f:
+            f.write('{"address":')
+    piece = '+{"id":5,"uid":0,"pid":1'
+    record = ('+{"id":9,"uid":0,"pid":4242,"starttime":77,"backend":"iommufd",'
+              '"on_release":"pool","devices":["0000:07:10.6"],"adopted":false}')
+    with open(os.path.join(sub, "run", "leases", "log"), "w") as f:
+        f.write(piece + record + "\n")
+    d = Daemon(vfiod, root, sub)
+    try:
+        call(d.admin, "io.vfiod.ListGroups")  # served once the start is over
+        out = d.output()
+        check("lease 9 of pid 4242 ends (lease-expired): returning its 1 device(s)" in out,
+              "a lease record glued after one cut off mid-line is read (and its gone holder's "
+              "lease ended)", out[-2000:])
+        check("log:1: a record cut off before it names its holder and a device" in out and
+              piece in out, "... and the cut-off piece is logged with its raw text", out[-2000:])
+        check(not os.path.exists(os.path.join(journal, own)) and
+              os.path.exists(os.path.join(journal, other)),
+              "the journal's leftover temporary file is removed, another file kept",
+              os.listdir(journal))
+        check(f"removed /var/lib/vfiod/journal/{own}" in out, "... and its removal logged",
+              out[-2000:])
+    finally:
+        os.unlink(os.path.join(journal, other))
+        rc = d.stop()
+        check(rc == 0, "the leftovers daemon exits 0 on SIGTERM", f"status {rc}")
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--client":
         client_main(sys.argv[2], sys.argv[3])
+        return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--monitor":
+        monitor_main(sys.argv[2])
         return 0
     if len(sys.argv) != 5:
         print(__doc__, file=sys.stderr)
@@ -502,6 +665,8 @@ def main():
             check(rc == 0, "the daemon exits 0 on SIGTERM", f"status {rc}\n{d.output()[-2000:]}")
         limits(vfiod, root, tmp)
         appeared(vfiod, root, tmp)
+        scoped(vfiod, root, tmp)
+        leftovers(vfiod, root, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{failures} failure(s)")

@@ -10,9 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "journal.h"
+#include "macro.h"
+#include "strv.h"
 #include "sriov.h"
 
 static char tree[256];
@@ -161,6 +164,51 @@ static void sriov_entries_keep_their_own_names_and_saved_vfs(void **state)
         journal_free(j);
 }
 
+/* A crash between a temporary file's write and its rename leaves it behind: only the
+ * journal's own temporary names are removed, and only regular files. */
+static void temporaries_a_crash_left_are_removed_and_nothing_else(void **state)
+{
+        struct journal *j = NULL;
+        char **removed = NULL;
+        struct stat st;
+
+        assert_int_equal(journal_open(root, "/var/lib/vfiod-temporaries", &j), 0);
+        static const char *const own[] = {".0000:01:00.0.json.tmp", ".0000:02:00.0.sriov.json.tmp"};
+        static const char *const others[] = {
+                "0000:01:00.0.json",       ".0000:01:00.0.json", ".0000:01:00.0.tmp",
+                ".notes.json.tmp",         ".assign.conf.tmp",   "0000:03:00.0.json.tmp",
+                ".0000:04:00.0.json.tmp2", ".log.tmp",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(own); i++)
+                write_raw(j, own[i], "{\"address\":");
+        for (size_t i = 0; i < ELEMENTSOF(others); i++)
+                write_raw(j, others[i], "{}");
+        /* Named like one, but a directory and a link: not the journal's files. */
+        assert_int_equal(mkdirat(j->dirfd, ".0000:0e:00.0.json.tmp", 0700), 0);
+        assert_int_equal(symlinkat("/nonexistent", j->dirfd, ".0000:0f:00.0.json.tmp"), 0);
+
+        assert_int_equal(journal_remove_temporaries(j, &removed), 0);
+        assert_non_null(removed);
+        /* In directory order. */
+        assert_non_null(removed[0]);
+        assert_non_null(removed[1]);
+        assert_null(removed[2]);
+        for (size_t i = 0; i < ELEMENTSOF(own); i++) {
+                assert_true(strcmp(removed[0], own[i]) == 0 || strcmp(removed[1], own[i]) == 0);
+                assert_int_equal(fstatat(j->dirfd, own[i], &st, AT_SYMLINK_NOFOLLOW), -1);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(others); i++)
+                assert_int_equal(fstatat(j->dirfd, others[i], &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fstatat(j->dirfd, ".0000:0e:00.0.json.tmp", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fstatat(j->dirfd, ".0000:0f:00.0.json.tmp", &st, AT_SYMLINK_NOFOLLOW), 0);
+        strv_free(removed);
+
+        /* Nothing left to remove: no list. */
+        assert_int_equal(journal_remove_temporaries(j, &removed), 0);
+        assert_null(removed);
+        journal_free(j);
+}
+
 static void vf_addresses_follow_offset_and_stride(void **state)
 {
         struct sriov_pf pf = {.totalvfs = 7, .offset = 0x80, .stride = 2};
@@ -206,6 +254,7 @@ int main(void)
                 cmocka_unit_test(an_entry_reads_back_as_written),
                 cmocka_unit_test(corrupt_and_truncated_entries_are_reported_not_believed),
                 cmocka_unit_test(sriov_entries_keep_their_own_names_and_saved_vfs),
+                cmocka_unit_test(temporaries_a_crash_left_are_removed_and_nothing_else),
                 cmocka_unit_test(vf_addresses_follow_offset_and_stride),
                 cmocka_unit_test(mac_addresses_parse_strictly),
         };

@@ -193,6 +193,14 @@ static void read_log(int dfd, char *buf, size_t size)
         close(fd);
 }
 
+static void append_raw(int dfd, const char *text)
+{
+        int fd = openat(dfd, "log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+}
+
 static void logged_leases_load_back_and_bad_lines_are_named(void **state)
 {
         char dir[] = "/tmp/test-lease-XXXXXX";
@@ -214,11 +222,7 @@ static void logged_leases_load_back_and_bad_lines_are_named(void **state)
         assert_int_equal(lease_log_end(&log, 7, live_ab, 2), 0);
         /* A line that is not a lease, one that ends an unknown lease, and an unfinished
          * last line (a daemon killed while writing it). */
-        int fd = openat(dfd, "log", O_WRONLY | O_APPEND | O_CLOEXEC);
-        assert_true(fd >= 0);
-        const char *junk = "+{\"id\":40}\n-55\n+{\"id\":";
-        assert_int_equal(write(fd, junk, strlen(junk)), (ssize_t)strlen(junk));
-        close(fd);
+        append_raw(dfd, "+{\"id\":40}\n-55\n+{\"id\":");
 
         struct lease *list = NULL;
         size_t n = 0;
@@ -230,8 +234,10 @@ static void logged_leases_load_back_and_bad_lines_are_named(void **state)
         assert_same_lease(&list[i], &a);
         assert_same_lease(&list[k], &b);
         assert_non_null(bad);
-        assert_string_equal(bad[0], "log:6");
-        assert_null(bad[1]);
+        assert_string_equal(bad[0], "log:6: not a whole lease record: +{\"id\":40}");
+        assert_string_equal(bad[1], "log:8: a record cut off before it names its holder and a "
+                                    "device: nothing is held for it: +{\"id\":");
+        assert_null(bad[2]);
         for (size_t j = 0; j < n; j++)
                 lease_done(&list[j]);
         free(list);
@@ -289,6 +295,108 @@ static void logged_leases_load_back_and_bad_lines_are_named(void **state)
         lease_done(&c);
 }
 
+/* The record of l as the log has it, cut off right before the end of its first
+ * occurrence of marker (or at its end with marker NULL). */
+static char *record_cut(const struct lease *l, const char *marker)
+{
+        struct jbuf b = {};
+        jbuf_lit(&b, "+");
+        lease_write_json(l, true, &b);
+        assert_false(b.oom);
+        char *text = strndup(b.p, b.len);
+        jbuf_done(&b);
+        assert_non_null(text);
+        if (marker) {
+                char *at = strstr(text, marker);
+                assert_non_null(at);
+                at[strlen(marker)] = 0;
+        }
+        return text;
+}
+
+/* A write that stopped short leaves a piece with no newline (the next append joins its
+ * line) or one ended by the newline written after it: what a piece still tells is
+ * recovered, a whole record after it is read, and the rest is reported with its text. */
+static void records_cut_off_mid_line_are_recovered_or_reported(void **state)
+{
+        char dir[] = "/tmp/test-lease-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+
+        struct lease a = sample(3), b = sample(12), c = sample(7), d = sample(20), e = sample(30);
+        e.device_release = calloc(2, sizeof(*e.device_release));
+        assert_non_null(e.device_release);
+        e.device_release[1] = RELEASE_RESTORE;
+        char *whole_a = record_cut(&a, NULL), *whole_c = record_cut(&c, NULL);
+        /* b: cut inside its second device's address; d: inside its pid, which might have
+         * had more digits; e: after its devices, inside the per-device choices. */
+        char *cut_b = record_cut(&b, "\"0000:02:1"), *cut_d = record_cut(&d, "\"pid\":42");
+        char *cut_e = record_cut(&e, "\"device_release\":[\"pool\"");
+        char *text = NULL;
+        assert_true(asprintf(&text, "%s\n%s%s\n%s\n%s", whole_a, cut_b, whole_c, cut_d, cut_e) > 0);
+        append_raw(dfd, text);
+
+        struct lease *list = NULL;
+        size_t n = 0;
+        char **bad = NULL;
+        assert_int_equal(lease_load_all(dfd, &list, &n, &bad), 0);
+        assert_int_equal(n, 4);
+        int ia = find_lease(list, n, 3), ib = find_lease(list, n, 12), ic = find_lease(list, n, 7),
+            ie = find_lease(list, n, 30);
+        assert_true(ia >= 0 && ib >= 0 && ic >= 0 && ie >= 0);
+        assert_same_lease(&list[ia], &a);
+        /* The whole record glued after the cut-off one: as written. */
+        assert_same_lease(&list[ic], &c);
+        /* b: its holder, and the one device whole before the cut. */
+        assert_int_equal(list[ib].pid, b.pid);
+        assert_int_equal(list[ib].starttime, b.starttime);
+        assert_int_equal(list[ib].n_devices, 1);
+        assert_true(pci_addr_equal(&list[ib].devices[0], &b.devices[0]));
+        /* e: both devices; the choices cut short give way to the lease's own. */
+        e.device_release = (free(e.device_release), NULL);
+        assert_same_lease(&list[ie], &e);
+        assert_null(list[ie].device_release);
+
+        assert_non_null(bad);
+        char want[1024];
+        snprintf(want, sizeof(want),
+                 "log:2: a record cut off, recovered as lease 12 of pid 4242 (its device list "
+                 "is cut off after 1 device(s): a device past them is not known): %s",
+                 cut_b);
+        assert_string_equal(bad[0], want);
+        snprintf(want, sizeof(want),
+                 "log:3: a record cut off before it names its holder and a device: nothing "
+                 "is held for it: %s",
+                 cut_d);
+        assert_string_equal(bad[1], want);
+        snprintf(want, sizeof(want),
+                 "log:4: a record cut off, recovered as lease 30 of pid 4242 (cut off after "
+                 "its devices (each returns as the lease's on_release says)): %s",
+                 cut_e);
+        assert_string_equal(bad[2], want);
+        assert_null(bad[3]);
+
+        for (size_t j = 0; j < n; j++)
+                lease_done(&list[j]);
+        free(list);
+        strv_free(bad);
+        free(text);
+        free(whole_a);
+        free(whole_c);
+        free(cut_b);
+        free(cut_d);
+        free(cut_e);
+        lease_done(&a);
+        lease_done(&b);
+        lease_done(&c);
+        lease_done(&d);
+        lease_done(&e);
+        unlinkat(dfd, "log", 0);
+        close(dfd);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 static void a_holder_is_known_by_pid_and_start_time(void **state)
 {
         _cleanup_(root_freep) struct root *root = NULL;
@@ -320,6 +428,7 @@ int main(void)
                 cmocka_unit_test(a_type1_leases_grants_and_memlock_survive_json),
                 cmocka_unit_test(incomplete_or_wrong_records_are_refused),
                 cmocka_unit_test(logged_leases_load_back_and_bad_lines_are_named),
+                cmocka_unit_test(records_cut_off_mid_line_are_recovered_or_reported),
                 cmocka_unit_test(a_holder_is_known_by_pid_and_start_time),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

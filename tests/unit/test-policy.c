@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The daemon's policy (daemon/policy.c): parsing, every selector kind, users, groups,
  * deny by default, and the errors bad files get. Devices come from a small topology
- * built here: a GPU, an SR-IOV NIC PF with three VFs, an NVMe drive. */
+ * built here: a GPU, an SR-IOV NIC PF with three VFs, an NVMe drive, a host bridge (type 0
+ * header, class 0600) and a root port (type 1 header). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,7 @@
 #include "macro.h"
 #include "policy.h"
 
-enum { GPU, PF, VF0, VF1, VF2, NVME, N_DEVICES };
+enum { GPU, PF, VF0, VF1, VF2, NVME, HOST_BRIDGE, ROOT_PORT, N_DEVICES };
 
 static struct pci_device devices[N_DEVICES];
 static int pf_virtfn[] = {VF0, VF1, VF2};
@@ -43,6 +44,9 @@ static int topology_setup(void **state)
         device_init(VF1, "0000:02:10.2", 0x8086, 0x10ca, 0x020000);
         device_init(VF2, "0000:02:10.4", 0x8086, 0x10ca, 0x020000);
         device_init(NVME, "0000:03:00.0", 0x144d, 0xa808, 0x010802);
+        device_init(HOST_BRIDGE, "0000:00:00.0", 0x8086, 0xa700, 0x060000);
+        device_init(ROOT_PORT, "0000:00:01.0", 0x8086, 0xa70d, 0x060400);
+        devices[ROOT_PORT].is_bridge = true;
         devices[PF].virtfn = pf_virtfn;
         devices[PF].n_virtfn = ELEMENTSOF(pf_virtfn);
         devices[VF0].physfn = devices[VF1].physfn = devices[VF2].physfn = PF;
@@ -76,6 +80,7 @@ static unsigned granted(const char *text, const struct policy_client *c, enum po
 
 #define BIT(i)  (1u << (i))
 #define ALL     (BIT(N_DEVICES) - 1)
+#define BRIDGES (BIT(HOST_BRIDGE) | BIT(ROOT_PORT))
 #define ACQUIRE "{\"rules\":[{\"users\":[\"*\"],\"operations\":[\"acquire\"],\"devices\":["
 
 static void nothing_is_granted_without_a_rule(void **state)
@@ -192,9 +197,12 @@ static void vf_ranges_select_a_pfs_vfs_by_index(void **state)
 
 static void a_star_or_no_devices_key_covers_every_device(void **state)
 {
-        assert_int_equal(granted(ACQUIRE "\"*\"]}]}", &nobody, POLICY_OP_ACQUIRE), ALL);
+        assert_int_equal(granted(ACQUIRE "\"*\"]}]}", &nobody, POLICY_OP_ACQUIRE), ALL & ~BRIDGES);
         assert_int_equal(granted("{\"rules\":[{\"users\":[\"*\"],\"operations\":[\"acquire\"]}]}",
                                  &nobody, POLICY_OP_ACQUIRE),
+                         ALL & ~BRIDGES);
+        assert_int_equal(granted("{\"rules\":[{\"users\":[\"*\"],\"operations\":[\"list\"]}]}",
+                                 &nobody, POLICY_OP_LIST),
                          ALL);
         assert_int_equal(granted(ACQUIRE "]}]}", &nobody, POLICY_OP_ACQUIRE), 0);
 }
@@ -230,6 +238,53 @@ static void defaults_are_restore_and_memlock_untouched(void **state)
         assert_non_null(r);
         assert_int_equal(r->on_release, RELEASE_RESTORE);
         assert_int_equal(r->memlock, POLICY_MEMLOCK_UNSET);
+}
+
+/* A vendor selector takes the host bridge's vendor too: bind and acquire never reach a
+ * bridge of any kind, whatever the rule; the other operations see it like any device. */
+static void no_rule_binds_or_hands_out_a_bridge(void **state)
+{
+        static const char *const rules[] = {
+                "{\"rules\":[{\"users\":[\"*\"],\"operations\":[\"bind\",\"acquire\"],"
+                "\"devices\":[\"8086:*\"]}]}",
+                "{\"rules\":[{\"users\":[\"*\"],\"operations\":[\"bind\",\"acquire\"],"
+                "\"devices\":[\"0000:00:00.0\",\"class:0600\",\"class:0604\",\"*\"]}]}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(rules); i++) {
+                assert_int_equal(granted(rules[i], &nobody, POLICY_OP_BIND) & BRIDGES, 0);
+                assert_int_equal(granted(rules[i], &nobody, POLICY_OP_ACQUIRE) & BRIDGES, 0);
+        }
+        assert_int_equal(granted(rules[0], &nobody, POLICY_OP_BIND),
+                         BIT(GPU) | BIT(PF) | BIT(VF0) | BIT(VF1) | BIT(VF2));
+        assert_int_equal(granted("{\"rules\":[{\"users\":[\"*\"],\"operations\":[\"list\","
+                                 "\"audit\",\"monitor\"],\"devices\":[\"8086:*\"]}]}",
+                                 &nobody, POLICY_OP_MONITOR),
+                         ALL & ~BIT(NVME));
+        assert_true(pci_device_is_bridge(&devices[HOST_BRIDGE]));
+        assert_true(pci_device_is_bridge(&devices[ROOT_PORT]));
+        assert_false(pci_device_is_bridge(&devices[GPU]));
+}
+
+/* Only a rule for every device lets list, audit and monitor see the whole bus; a rule
+ * that names devices scopes them to those, however many such rules grant. */
+static void only_a_rule_for_every_device_grants_every_device(void **state)
+{
+        _cleanup_(policy_freep) struct policy *p =
+                parse("{\"rules\":["
+                      "{\"users\":[65534],\"operations\":[\"list\",\"monitor\"],"
+                      " \"devices\":[\"0000:03:00.0\"]},"
+                      "{\"users\":[65534],\"operations\":[\"audit\"],\"devices\":[\"*\"]},"
+                      "{\"users\":[1000],\"operations\":[\"list\"]}]}");
+        assert_false(policy_grants_every_device(p, &nobody, POLICY_OP_LIST));
+        assert_false(policy_grants_every_device(p, &nobody, POLICY_OP_MONITOR));
+        assert_true(policy_grants_every_device(p, &nobody, POLICY_OP_AUDIT));
+        assert_true(policy_grants_every_device(p, &someone, POLICY_OP_LIST));
+        assert_false(policy_grants_every_device(p, &someone, POLICY_OP_AUDIT));
+        assert_false(policy_grants_every_device(NULL, &someone, POLICY_OP_LIST));
+        /* The call itself is allowed; each device then by its own check. */
+        assert_non_null(policy_check(p, &nobody, POLICY_OP_LIST, &topo, NULL));
+        assert_non_null(policy_check(p, &nobody, POLICY_OP_LIST, &topo, &devices[NVME]));
+        assert_null(policy_check(p, &nobody, POLICY_OP_LIST, &topo, &devices[GPU]));
 }
 
 static void without_a_device_only_users_and_operations_count(void **state)
@@ -375,6 +430,8 @@ int main(void)
                 cmocka_unit_test(a_star_or_no_devices_key_covers_every_device),
                 cmocka_unit_test(the_first_granting_rule_sets_release_and_memlock),
                 cmocka_unit_test(defaults_are_restore_and_memlock_untouched),
+                cmocka_unit_test(no_rule_binds_or_hands_out_a_bridge),
+                cmocka_unit_test(only_a_rule_for_every_device_grants_every_device),
                 cmocka_unit_test(without_a_device_only_users_and_operations_count),
                 cmocka_unit_test(bad_policies_are_refused_naming_the_problem),
                 cmocka_unit_test(bad_selectors_are_refused),
