@@ -1,5 +1,5 @@
 #!/bin/bash
-# topology: basic
+# topology: basic debian-6.1 debian-6.12
 # boot: own
 #
 # The binding engine on the real kernel: round trips, whole-group binds, host-use
@@ -11,6 +11,7 @@ source "$VFIOD_LAB_LIB"
 
 vfioctl=$(lab_bin cli/vfioctl)
 crashy=$(lab_bin cli/vfioctl-testhooks)
+lab_vfio_modules
 truth=$VFIOD_LAB_CHECKOUT/tests/vm/helpers/kernel_truth.py
 # The host's root is read-only here; the journal lives on the guest's tmpfs.
 export VFIOD_STATE_DIR=/run/vfiod-lab-state

@@ -1,5 +1,5 @@
 #!/bin/bash
-# topology: basic
+# topology: basic debian-6.1 debian-6.12
 # boot: own
 #
 # Boot-time assignment on the real kernel: `bind --persist` records the device, the
@@ -21,6 +21,7 @@
 source "$VFIOD_LAB_LIB"
 
 vfioctl=$(lab_bin cli/vfioctl)
+lab_vfio_modules
 export VFIOD_STATE_DIR=/run/vfiod-lab-persist
 journal=$VFIOD_STATE_DIR/journal
 rules=$VFIOD_BUILD_DIR/dist/90-vfiod-assign.rules

@@ -1,5 +1,5 @@
 #!/bin/bash
-# topology: basic
+# topology: basic debian-6.1 debian-6.12
 # boot: own
 #
 # SR-IOV on the real kernel: VFs carved straight onto vfio-pci (no host VF driver
@@ -13,6 +13,7 @@ source "$VFIOD_LAB_LIB"
 
 vfioctl=$(lab_bin cli/vfioctl)
 hooks=$(lab_bin cli/vfioctl-testhooks)
+lab_vfio_modules
 export VFIOD_STATE_DIR=/run/vfiod-lab-sriov
 tmp=$(mktemp -d)
 
