@@ -1161,6 +1161,13 @@ static bool restore_blocked(struct server *s, const struct pci_addr *a, bool iom
         }
         if (k == 0 && (n->group < 0 || vfio_group_busy(s->root, n->group) == 0))
                 return false;
+        /* Without a count, a group node still open (the kernel lets it be open once, and
+         * a file in flight keeps it so) says the device is in use whatever the search
+         * finds. */
+        if (k < 0 && n && n->group >= 0 && vfio_group_busy(s->root, n->group) > 0) {
+                (void)vfio_device_open_by(s->root, a, ret_pid);
+                return true;
+        }
         return vfio_device_open_by(s->root, a, ret_pid) > 0;
 }
 
@@ -1213,11 +1220,53 @@ static bool restore_device(struct server *s, struct journal **j, const struct pc
         return found;
 }
 
+static bool orphans_by_timer(const struct server *s)
+{
+        for (size_t i = 0; i < s->n_orphans; i++)
+                if (s->orphans[i].by_timer)
+                        return true;
+        return false;
+}
+
 static void orphan_drop(struct server *s, size_t i)
 {
         s->orphans[i] = s->orphans[--s->n_orphans];
         if (s->n_orphans == 0)
                 (void)sd_event_source_set_enabled(s->orphan_source, SD_EVENT_OFF);
+        if (!orphans_by_timer(s))
+                (void)sd_event_source_set_enabled(s->orphan_timer, SD_EVENT_OFF);
+}
+
+/* Each orphan (of those followed by_timer, or by events) whose files are all closed is
+ * restored. */
+static void orphans_check(struct server *s, bool by_timer)
+{
+        for (size_t i = 0; i < s->n_orphans;) {
+                struct orphan o = s->orphans[i];
+                char buf[PCI_ADDR_STRLEN];
+                const char *name = pci_addr_format(&o.addr, buf);
+                if (o.by_timer != by_timer) {
+                        i++;
+                        continue;
+                }
+                const struct vfio_nodes *n = device_nodes(s, &o.addr);
+                if (!n || (by_timer ? n->group < 0 : n->cdev < 0)) {
+                        log_msg(LOG_WARNING, "%s: gone, or off vfio-pci: not restored", name);
+                        orphan_drop(s, i);
+                        continue;
+                }
+                int pid;
+                if (restore_blocked(s, &o.addr, !by_timer, &pid)) {
+                        i++; /* still open: an unbind would block */
+                        continue;
+                }
+                log_msg(LOG_INFO, "%s: its last file is closed: restoring it", name);
+                orphan_drop(s, i);
+                _cleanup_(journal_freep) struct journal *j = NULL;
+                (void)restore_device(s, &j, &o.addr, "left open by an ended lease");
+                server_invalidate(s);
+                server_broadcast(s, "device-changed", &o.addr, 0);
+        }
 }
 
 /* The node's events came: each orphan whose last file is closed (and whose group node is
@@ -1226,62 +1275,63 @@ static int on_orphan_events(sd_event_source *src, int fd, uint32_t revents, void
 {
         struct server *s = userdata;
         cdev_watches_read(&s->cdev_watches);
-        for (size_t i = 0; i < s->n_orphans;) {
-                struct pci_addr a = s->orphans[i];
-                char buf[PCI_ADDR_STRLEN];
-                const char *name = pci_addr_format(&a, buf);
-                const struct vfio_nodes *n = device_nodes(s, &a);
-                if (!n || n->cdev < 0) {
-                        log_msg(LOG_WARNING, "%s: gone, or off vfio-pci: not restored", name);
-                        orphan_drop(s, i);
-                        continue;
-                }
-                int pid;
-                if (restore_blocked(s, &a, true, &pid)) {
-                        i++; /* still open: an unbind would block */
-                        continue;
-                }
-                log_msg(LOG_INFO, "%s: its last file is closed: restoring it", name);
-                orphan_drop(s, i);
-                _cleanup_(journal_freep) struct journal *j = NULL;
-                (void)restore_device(s, &j, &a, "left open by an ended lease");
-                server_invalidate(s);
-                server_broadcast(s, "device-changed", &a, 0);
+        orphans_check(s, false);
+        return 0;
+}
+
+static int on_orphan_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct server *s = userdata;
+        orphans_check(s, true);
+        if (orphans_by_timer(s)) {
+                (void)sd_event_source_set_time_relative(src, ORPHAN_RECHECK_USEC);
+                (void)sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         }
         return 0;
 }
 
-/* Follows a until its last file closes, then restores it. */
-static void orphan_add(struct server *s, const struct pci_addr *a)
+/* Follows a until its last file closes, then restores it: through its cdev node's events
+ * (iommufd), else by looking again on a timer. */
+static void orphan_add(struct server *s, const struct pci_addr *a, bool iommufd)
 {
         for (size_t i = 0; i < s->n_orphans; i++)
-                if (pci_addr_equal(&s->orphans[i], a))
+                if (pci_addr_equal(&s->orphans[i].addr, a))
                         return;
         const struct vfio_nodes *n = device_nodes(s, a);
-        bool uncounted;
-        if (n && n->cdev >= 0) /* an adopted lease's node may not be watched yet */
+        bool uncounted, by_timer = !iommufd || !n || n->cdev < 0;
+        if (!by_timer) /* an adopted lease's node may not be watched yet */
                 (void)cdev_watch_add(&s->cdev_watches, s->root, n->cdev, &uncounted);
-        struct pci_addr *v = reallocarray(s->orphans, s->n_orphans + 1, sizeof(*v));
-        if (!v || s->cdev_watches.fd < 0 ||
-            (!s->orphan_source && sd_event_add_io(s->event, &s->orphan_source, s->cdev_watches.fd,
-                                                  EPOLLIN, on_orphan_events, s) < 0)) {
+        struct orphan *v = reallocarray(s->orphans, s->n_orphans + 1, sizeof(*v));
+        int r = !v ? -ENOMEM : 0;
+        if (v)
+                s->orphans = v;
+        if (r >= 0 && !by_timer && s->cdev_watches.fd < 0)
+                r = -EBADF;
+        if (r >= 0 && !by_timer && !s->orphan_source)
+                r = sd_event_add_io(s->event, &s->orphan_source, s->cdev_watches.fd, EPOLLIN,
+                                    on_orphan_events, s);
+        if (r >= 0 && by_timer && !s->orphan_timer)
+                r = sd_event_add_time_relative(s->event, &s->orphan_timer, CLOCK_MONOTONIC,
+                                               ORPHAN_RECHECK_USEC, 0, on_orphan_timer, s);
+        if (r < 0) {
                 char buf[PCI_ADDR_STRLEN];
-                if (v)
-                        s->orphans = v;
                 log_msg(LOG_ERR, "%s: cannot follow its files: it stays on vfio-pci",
                         pci_addr_format(a, buf));
                 return;
         }
-        s->orphans = v;
-        v[s->n_orphans++] = *a;
-        (void)sd_event_source_set_enabled(s->orphan_source, SD_EVENT_ON);
+        v[s->n_orphans++] = (struct orphan){.addr = *a, .by_timer = by_timer};
+        if (by_timer) {
+                (void)sd_event_source_set_time_relative(s->orphan_timer, ORPHAN_RECHECK_USEC);
+                (void)sd_event_source_set_enabled(s->orphan_timer, SD_EVENT_ONESHOT);
+        } else
+                (void)sd_event_source_set_enabled(s->orphan_source, SD_EVENT_ON);
 }
 
 /* a is leased again: its new lease decides what becomes of it. */
 static void orphan_forget(struct server *s, const struct pci_addr *a)
 {
         for (size_t i = 0; i < s->n_orphans; i++)
-                if (pci_addr_equal(&s->orphans[i], a)) {
+                if (pci_addr_equal(&s->orphans[i].addr, a)) {
                         orphan_drop(s, i);
                         return;
                 }
@@ -1330,15 +1380,15 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
                          * when the last file closes: followed through the events of its
                          * cdev node, which an iommufd lease's files are (a type1 lease's
                          * group and device files make none: such a device stays). */
-                        bool later = lease_device_release(l, i) == RELEASE_RESTORE &&
-                                     l->backend == VFIO_BACKEND_IOMMUFD;
+                        bool later = lease_device_release(l, i) == RELEASE_RESTORE;
                         log_msg(LOG_WARNING,
                                 "lease %" PRIu64 ": %s is still in use (pid %d, 0: unknown): "
                                 "left on vfio-pci%s",
                                 l->id, name, holder,
                                 later ? " until that process closes it, then restored" : "");
                         if (later)
-                                orphan_add(s, &l->devices[i]);
+                                orphan_add(s, &l->devices[i],
+                                           l->backend == VFIO_BACKEND_IOMMUFD);
                         continue;
                 }
                 char what[32];

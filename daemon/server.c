@@ -1018,6 +1018,7 @@ struct server *server_free(struct server *s)
         safe_close(s->lease_dirfd);
         safe_close(s->dev_char_fd);
         sd_event_source_disable_unref(s->orphan_source);
+        sd_event_source_disable_unref(s->orphan_timer);
         free(s->orphans);
         cdev_watches_done(&s->cdev_watches);
         root_free(s->root);

@@ -103,15 +103,26 @@ struct server {
         struct cdev_watches cdev_watches;
         /* Devices to restore that a dead iommufd holder's files still held when its
          * lease ended: restored when the last closes (the cdev's events followed). */
-        struct pci_addr *orphans;
+        struct orphan *orphans; /* devices to restore once an ended lease's files close */
         size_t n_orphans;
-        sd_event_source *orphan_source;
+        sd_event_source *orphan_source; /* the cdev nodes' events (iommufd) */
+        sd_event_source *orphan_timer;  /* a look every ORPHAN_RECHECK_USEC (type1) */
 
         void *udev, *udev_monitor;
         sd_event_source *udev_source;
 };
 
 struct holder;
+
+/* A device an ended lease left open (its holder passed the files on): followed until
+ * they close, through the events of its cdev node where the lease handed that out, else
+ * by looking again on a timer (a type1 lease's group and device files make no events on
+ * any node). */
+struct orphan {
+        struct pci_addr addr;
+        bool by_timer;
+};
+#define ORPHAN_RECHECK_USEC (250 * 1000)
 
 struct conn {
         struct server *server;
