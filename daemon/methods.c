@@ -1633,14 +1633,22 @@ static void close_all(int *fds, size_t n)
  * knew the node. Such a file could bind the device under the next VMM. 1 (with the
  * process in *ret_pid when a search finds it, else 0) or 0. No system call when the
  * count of the node's files is known and zero; else the queued events are read, or,
- * without a count, /proc is searched (and the count begins when none is found). A
- * device without a cdev is left to the kernel: its group node takes one opener. */
+ * without a count, /proc is searched (and the count begins when none is found). For a
+ * device without a cdev (type1), whether its group node is open answers. */
 static int device_open_elsewhere(struct server *s, const struct pci_addr *a, int *ret_pid)
 {
         *ret_pid = 0;
         const struct vfio_nodes *n = device_nodes(s, a);
-        if (!n || n->cdev < 0)
+        if (!n)
                 return 0;
+        if (n->cdev < 0) {
+                /* No cdev (a type1 kernel): the group node tells, open once at most, a
+                 * file in flight included. */
+                if (n->group < 0 || vfio_group_busy(s->root, n->group) <= 0)
+                        return 0;
+                (void)vfio_device_open_by(s->root, a, ret_pid); /* only to name it */
+                return 1;
+        }
         int k = cdev_watch_open_files_read(&s->cdev_watches, n->cdev);
         if (k == 0)
                 return 0;
