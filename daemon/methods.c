@@ -1387,8 +1387,7 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
                                 l->id, name, holder,
                                 later ? " until that process closes it, then restored" : "");
                         if (later)
-                                orphan_add(s, &l->devices[i],
-                                           l->backend == VFIO_BACKEND_IOMMUFD);
+                                orphan_add(s, &l->devices[i], l->backend == VFIO_BACKEND_IOMMUFD);
                         continue;
                 }
                 char what[32];
