@@ -182,6 +182,30 @@ lab_share_devices() {
 	return 0
 }
 
+# lab_qmp SOCKET COMMAND-LINE: one HMP command over QEMU's QMP socket, printing its
+# output; "quit" makes QEMU quit.
+lab_qmp() {
+	python3 -S - "$@" <<'EOF'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+def call(cmd, args=None):
+    f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}) + "\n")
+    f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if "return" in m or "error" in m:
+            return m
+json.loads(f.readline())
+call("qmp_capabilities")
+if sys.argv[2] == "quit":
+    call("quit")
+else:
+    print(call("human-monitor-command", {"command-line": sys.argv[2]}).get("return", ""))
+EOF
+}
+
 # lab_done: end the scenario; the exit status reflects the failures seen.
 lab_done() {
 	if ((LAB_FAILURES > 0)); then

@@ -58,29 +58,6 @@ wait_driver() {
 	return 1
 }
 
-# qmp SOCKET COMMAND-LINE: one HMP command over QMP; prints its output.
-qmp() {
-	python3 -S - "$@" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-f = s.makefile("rw")
-def call(cmd, args=None):
-    f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}) + "\n")
-    f.flush()
-    while True:
-        m = json.loads(f.readline())
-        if "return" in m or "error" in m:
-            return m
-json.loads(f.readline())
-call("qmp_capabilities")
-if sys.argv[2] == "quit":
-    call("quit")
-else:
-    print(call("human-monitor-command", {"command-line": sys.argv[2]}).get("return", ""))
-EOF
-}
-
 base=$(driver)
 check_eq "edu starts without a driver" none "$base"
 
@@ -193,7 +170,7 @@ out=$("${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus nosuchbus 
 [[ $rc == 1 && $out == *"QEMU refused device_add"* && $out == *"released"* ]] &&
 	pass "a device_add QEMU refuses is undone and its lease released: ${out//$'\n'/ | }" ||
 	fail "qemu-attach onto a missing bus (exit $rc)" "$out"
-objs=$(qmp "$tmp/vm/qmp" "info qom-tree" 2>&1 || true)
+objs=$(lab_qmp "$tmp/vm/qmp" "info qom-tree" 2>&1 || true)
 [[ $objs != *vfiod-iommufd* ]] && pass "no vfiod iommufd object is left in QEMU" ||
 	fail "an iommufd object survived the undo" "$objs"
 wait_driver "$base" || fail "edu stayed on $(driver) after the undo"
@@ -205,13 +182,13 @@ out=$(timeout 120 "${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bu
 	fail "qemu-attach into rp1 (exit $rc)" "$out"
 # QEMU never ran the guest's firmware (-S), so no bus number is behind rp1 yet and
 # 'info pci' stops at the port: the device tree shows the realized device.
-tree=$(qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
+tree=$(lab_qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
 line=$(tr -d '\r' <<<"$tree" | grep -A1 'dev: vfio-pci, id "vfiod-0000-01-00-0"' | tr -s ' \n' ' ' || true)
 [[ -n $line && $tree == *'bus: rp1'* ]] && pass "QEMU's device tree holds it below rp1:$line" ||
 	fail "the hot-plugged device is not in QEMU's device tree" "$tree"
 out=$(timeout 120 "${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus rp2 "$VF" 2>&1) &&
 	rc=0 || rc=$?
-tree=$(qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
+tree=$(lab_qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
 [[ $rc == 0 && $tree == *"dev: vfio-pci, id \"$vf_qemu_id\""* && $tree == *'bus: rp2'* ]] &&
 	pass "qemu-attach hot-plugs the igb VF $VF into the same QEMU, below rp2" ||
 	fail "qemu-attach of the VF into rp2 (exit $rc)" "$out"$'\n'"$tree"
@@ -231,7 +208,7 @@ out=$("$vfioctl" release "$lease_id" 2>&1) && rc=0 || rc=$?
 [[ $rc == 1 && $out == *"still"* ]] &&
 	pass "vfioctl release of a lease whose device QEMU holds open is refused: $out" ||
 	fail "vfioctl release while QEMU holds the device (exit $rc)" "$out"
-qmp "$tmp/vm/qmp" quit >/dev/null 2>&1 || true
+lab_qmp "$tmp/vm/qmp" quit >/dev/null 2>&1 || true
 wait "$qemu_pid" 2>/dev/null || true
 wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
 	fail "edu is still on $(driver) after QEMU quit" "$(tail -n 20 "$tmp/vfiod.log")"

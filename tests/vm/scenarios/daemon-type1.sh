@@ -96,28 +96,6 @@ leases_gone_and() {
 	echo $((($(date +%s%N) - start) / 1000000))
 }
 
-# qmp SOCKET COMMAND [HMP-LINE]: quit, or one HMP command over QMP (prints its output).
-qmp() {
-	python3 -S - "$@" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-f = s.makefile("rw")
-def call(cmd, args=None):
-    f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}) + "\n")
-    f.flush()
-    while True:
-        m = json.loads(f.readline())
-        if "return" in m or "error" in m:
-            return m
-json.loads(f.readline())
-call("qmp_capabilities")
-if sys.argv[2] == "quit":
-    call("quit")
-else:
-    print(call("human-monitor-command", {"command-line": sys.argv[3]}).get("return", ""))
-EOF
-}
 wait_socket() {
 	for _ in $(seq 300); do
 		[[ -S $1 ]] && return 0
@@ -146,7 +124,7 @@ check_eq "uid 65534 cannot open it before the lease" "Permission denied" "$out"
 	-qmp "unix:$tmp/vm/qmp1,server=on,wait=off" </dev/null >"$tmp/exec.out" 2>"$tmp/exec.err" &
 vmm=$!
 if wait_socket "$tmp/vm/qmp1"; then
-	pci=$(qmp "$tmp/vm/qmp1" hmp "info pci" 2>&1 | tr -d '\r' || true)
+	pci=$(lab_qmp "$tmp/vm/qmp1" "info pci" 2>&1 | tr -d '\r' || true)
 else
 	pci="(no QMP socket) $(cat "$tmp/exec.err")"
 fi
@@ -209,7 +187,7 @@ out=$(timeout 120 "${NOBODY[@]}" "$vfioctl" --json qemu-attach --qmp "$tmp/vm/qm
 	rc=0 || rc=$?
 [[ $rc == 0 && $out == *'"backend":"type1"'* || $rc == 0 && $out == *'"backend": "type1"'* ]] &&
 	pass "qemu-attach --json of the VF says backend type1" || fail "qemu-attach of the VF (exit $rc)" "$out"
-pci=$(qmp "$tmp/vm/qmp2" hmp "info pci" 2>&1 | tr -d '\r' || true)
+pci=$(lab_qmp "$tmp/vm/qmp2" "info pci" 2>&1 | tr -d '\r' || true)
 edu_line=$(sed -n '/PCI device 1234:11e8/,/ id "/p' <<<"$pci" | tr -s ' \n' ' ' || true)
 vf_line=$(sed -n "/PCI device $vf_id/,/ id \"/p" <<<"$pci" | tr -s ' \n' ' ' || true)
 [[ $edu_line == *'id "vfiod-0000-01-00-0"'* && $vf_line == *"id \"$vf_qemu_id\""* ]] &&
@@ -220,7 +198,7 @@ check_eq "the daemon raised QEMU's RLIMIT_MEMLOCK" unlimited "${limit// /}"
 EDU_GROUP=$(group_of $EDU)
 out=$(open_error "/dev/vfio/$EDU_GROUP" "${OTHER[@]}")
 check_eq "uid 65533 gets EACCES on the edu's node while QEMU holds it" "Permission denied" "$out"
-qmp "$tmp/vm/qmp2" quit >/dev/null 2>&1 || true
+lab_qmp "$tmp/vm/qmp2" quit >/dev/null 2>&1 || true
 wait "$qemu_pid" 2>/dev/null || true
 ms=$(leases_gone_and "$base" "$(date +%s%N)")
 ((ms <= 1000)) && pass "QEMU quit: both leases ended within ${ms} ms, edu back to no driver" ||
