@@ -95,7 +95,14 @@ int vfio_device_cdev_index(const struct root *r, const struct pci_addr *a, int *
         for (struct dirent *de; (de = readdir(d));) {
                 unsigned n;
                 char tail;
+                /* Since 6.1 a vfio device has a vfio-dev/vfioN entry in sysfs, but only
+                 * a kernel with vfio cdevs (6.6 on, CONFIG_VFIO_DEVICE_CDEV) gives it a
+                 * character device, with its "dev" attribute. */
                 if (sscanf(de->d_name, "vfio%u%c", &n, &tail) == 1 && n <= INT32_MAX) {
+                        char dev[32];
+                        snprintf(dev, sizeof(dev), "vfio%u/dev", n);
+                        if (faccessat(dirfd(d), dev, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                                continue;
                         *ret = (int)n;
                         found = 0;
                         break;
