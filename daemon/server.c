@@ -302,7 +302,7 @@ static void conn_arm_idle(struct conn *c)
  * with fds is not sent yet (one set in flight at a time). */
 static bool conn_output_full(const struct conn *c)
 {
-        return c->stream.out_len - c->stream.out_off >= CONN_OUTPUT_MAX || c->stream.n_out_fds > 0;
+        return varlink_stream_pending(&c->stream) >= CONN_OUTPUT_MAX || c->stream.n_out_fds > 0;
 }
 
 static void conn_update_events(struct conn *c)
@@ -781,7 +781,7 @@ void server_broadcast(struct server *s, const char *kind, const struct pci_addr 
                 /* A monitor that does not keep up is dropped, not buffered forever. The
                  * connection is shut down here and freed by its own event handler, which
                  * may be below us on the stack. */
-                if (c->stream.out_len > 4u * 1024 * 1024) {
+                if (varlink_stream_pending(&c->stream) > 4u * 1024 * 1024) {
                         json_object_put(p);
                         (void)shutdown(c->fd, SHUT_RDWR);
                         c->closing = true;
