@@ -19,6 +19,8 @@ With the default request rate, uid 1001 calls ListDevices as fast as it can: it 
 charged by the size of the replies (refused past its rate), and uid 1002's GetInfo p99
 stays under 10 ms.
 
+On an AddressSanitizer build the bounds on RSS and latency are printed, not checked.
+
 usage: test-daemon-mem.py VFIOD MKFIXTURE
 """
 
@@ -58,6 +60,21 @@ def frame(obj):
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def sanitized(pid):
+    """Whether the daemon runs with AddressSanitizer: its shadow memory and quarantine
+    make RSS, and its checks latency, say nothing of the daemon's own."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
+def bound(ok, what, detail, pid):
+    """check() for a bound on RSS or latency, only told on a sanitizer build."""
+    if sanitized(pid):
+        print(f"# not checked (AddressSanitizer build): {what}")
+    else:
+        check(ok, what, detail)
 
 
 def make_tree(mkfixture, root):
@@ -393,7 +410,8 @@ def slow_readers(vfiod, root, tmp):
         peak = max(peak, busy, rss_kib(d.proc.pid))
         print(f"# RSS: {base / 1024:.1f} MiB at start, {peak / 1024:.1f} MiB at most under "
               f"load ({rounds} Acquire+Release meanwhile)")
-        check(peak < 64 * 1024, "the daemon's RSS stays under 64 MiB", f"{peak} KiB")
+        bound(peak < 64 * 1024, "the daemon's RSS stays under 64 MiB", f"{peak} KiB",
+              d.proc.pid)
 
         mon.say()
         m = mon.hear()
@@ -424,17 +442,18 @@ def slow_readers(vfiod, root, tmp):
         closed, end = rss_kib(d.proc.pid), time.time() + 5
         time.sleep(1.5)
         after = rss_kib(d.proc.pid)
-        while after >= 32 * 1024 and time.time() < end:
+        while after >= 32 * 1024 and time.time() < end and not sanitized(d.proc.pid):
             time.sleep(0.2)
             after = rss_kib(d.proc.pid)
         print(f"# RSS: {closed / 1024:.1f} MiB as they closed")
         print(f"# RSS: {after / 1024:.1f} MiB after they closed")
-        check(after < 32 * 1024, "... and is back under 32 MiB after they close", f"{after} KiB")
+        bound(after < 32 * 1024, "... and is back under 32 MiB after they close",
+              f"{after} KiB", d.proc.pid)
 
         probe.say()
         n, q = probe_figures(probe.hear(), t0, t1)
-        check(n > 100 and q < 10, f"uid {PROBE_UID}'s GetInfo p99 stays under 10 ms "
-              "meanwhile", f"{q:.1f} ms")
+        bound(n > 100 and q < 10, f"uid {PROBE_UID}'s GetInfo p99 stays under 10 ms "
+              "meanwhile", f"{q:.1f} ms", d.proc.pid)
         probe.wait()
         kids = []
         check(d.proc.poll() is None, "the daemon is still running", d.output()[-2000:])
@@ -467,8 +486,8 @@ def costly_calls(vfiod, root, tmp):
               "--request-rate", m)
         probe.say()
         n, q = probe_figures(probe.hear(), t0, t1)
-        check(n > 100 and q < 10, f"uid {PROBE_UID}'s GetInfo p99 stays under 10 ms "
-              "meanwhile", f"{q:.1f} ms")
+        bound(n > 100 and q < 10, f"uid {PROBE_UID}'s GetInfo p99 stays under 10 ms "
+              "meanwhile", f"{q:.1f} ms", d.proc.pid)
         for k in (lister, probe):
             k.wait()
         kids = []
