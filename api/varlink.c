@@ -22,6 +22,61 @@ static void close_fds(int *fds, size_t n)
                 fds[i] = safe_close(fds[i]);
 }
 
+/* A piece of the output queue: whole messages, the stream's own bytes (text[]) or a
+ * shared text. */
+struct varlink_chunk {
+        struct varlink_chunk *next;
+        struct varlink_text *shared; /* NULL: owned, the bytes are in text[] */
+        size_t len;                  /* bytes queued in it, NULs included */
+        size_t alloc;                /* owned: room in text[] */
+        char text[];
+};
+
+/* Owned chunks are at least this large (with their header), so that the replies of a
+ * client that pipelines share a few allocations. */
+#define CHUNK_MIN 1024
+
+int varlink_text_new(char *text, size_t len, struct varlink_text **ret)
+{
+        struct varlink_text *t = malloc(sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        text[len] = 0;
+        *t = (struct varlink_text){.n_ref = 1, .len = len, .text = text};
+        *ret = t;
+        return 0;
+}
+
+struct varlink_text *varlink_text_ref(struct varlink_text *t)
+{
+        if (t)
+                t->n_ref++;
+        return t;
+}
+
+struct varlink_text *varlink_text_unref(struct varlink_text *t)
+{
+        if (t && --t->n_ref == 0) {
+                free(t->text);
+                free(t);
+        }
+        return NULL;
+}
+
+static const char *chunk_bytes(const struct varlink_chunk *c)
+{
+        return c->shared ? c->shared->text : c->text;
+}
+
+static void chunk_free(struct varlink_stream *s, struct varlink_chunk *c)
+{
+        if (c->shared)
+                varlink_text_unref(c->shared);
+        else
+                s->out_owned -= c->alloc;
+        free(c);
+}
+
 void varlink_stream_done(struct varlink_stream *s)
 {
         close_fds(s->in_fds, s->n_in_fds);
@@ -30,7 +85,11 @@ void varlink_stream_done(struct varlink_stream *s)
                 json_tokener_free(s->tok);
         free(s->msg);
         free(s->in);
-        free(s->out);
+        while (s->out_head) {
+                struct varlink_chunk *c = s->out_head;
+                s->out_head = c->next;
+                chunk_free(s, c);
+        }
         *s = (struct varlink_stream){.fd = -EBADF};
 }
 
@@ -145,6 +204,13 @@ int varlink_stream_next_text(struct varlink_stream *s, const char **ret, size_t 
 
         memmove(s->in, end + 1, s->in_len - len - 1);
         s->in_len -= len + 1;
+        if (s->in_len == 0) {
+                /* Read room is taken again with the next read: an idle connection (a
+                 * Monitor, a client between calls) holds no buffer of READ_CHUNK. */
+                free(s->in);
+                s->in = NULL;
+                s->in_alloc = 0;
+        }
 
         /* fds waiting for a later message stay for it. */
         if ((s->n_in_fds > 0 || s->in_fds_truncated) && s->in_fds_at > 0) {
@@ -205,44 +271,69 @@ int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fd
         return 1;
 }
 
-int varlink_stream_queue_text(struct varlink_stream *s, const char *text, size_t len,
-                              const int *fds, size_t n_fds)
+/* Room for n_fds fds with the next message: one message with fds in flight at a time
+ * keeps each set with the first byte of its own message. */
+static int out_fds_room(struct varlink_stream *s, size_t n_fds)
 {
         if (n_fds > VARLINK_FDS_MAX)
                 return -E2BIG;
         if (n_fds > 0 && s->n_out_fds > 0) {
-                /* One message with fds in flight at a time keeps each set with the
-                 * first byte of its own message. */
                 int r = varlink_stream_flush(s);
                 if (r < 0)
                         return r;
                 if (s->n_out_fds > 0)
                         return -EBUSY;
         }
+        return 0;
+}
 
-        /* Compact the written prefix away before growing. */
-        if (s->out_off > 0) {
-                memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
-                s->out_len -= s->out_off;
-                if (s->n_out_fds > 0) {
-                        s->out_fds_at -= s->out_off;
-                        s->out_fds_end -= s->out_off;
-                }
-                s->out_off = 0;
-        }
-        int r = grow(&s->out, &s->out_alloc, s->out_len + len + 1);
+static void out_append(struct varlink_stream *s, struct varlink_chunk *c)
+{
+        if (s->out_tail)
+                s->out_tail->next = c;
+        else
+                s->out_head = c;
+        s->out_tail = c;
+}
+
+int varlink_stream_queue_text(struct varlink_stream *s, const char *text, size_t len,
+                              const int *fds, size_t n_fds)
+{
+        int r = out_fds_room(s, n_fds);
         if (r < 0)
                 return r;
-
+        /* Into the last chunk when it is owned and has room, else a chunk of its own. */
+        struct varlink_chunk *c = s->out_tail;
+        if (!c || c->shared || c->alloc - c->len < len + 1) {
+                size_t alloc = len + 1 > CHUNK_MIN - sizeof(*c) ? len + 1 : CHUNK_MIN - sizeof(*c);
+                c = malloc(sizeof(*c) + alloc);
+                if (!c)
+                        return -ENOMEM;
+                *c = (struct varlink_chunk){.alloc = alloc};
+                s->out_owned += alloc;
+                out_append(s, c);
+        }
         if (n_fds > 0) {
                 memcpy(s->out_fds, fds, n_fds * sizeof(int));
                 s->n_out_fds = n_fds;
-                s->out_fds_at = s->out_len;
-                s->out_fds_end = s->out_len + len + 1;
+                s->out_fds_at = s->out_queued;
+                s->out_fds_end = s->out_queued + len + 1;
         }
-        memcpy(s->out + s->out_len, text, len);
-        s->out[s->out_len + len] = 0;
-        s->out_len += len + 1;
+        memcpy(c->text + c->len, text, len);
+        c->text[c->len + len] = 0;
+        c->len += len + 1;
+        s->out_queued += len + 1;
+        return 0;
+}
+
+int varlink_stream_queue_shared(struct varlink_stream *s, struct varlink_text *t)
+{
+        struct varlink_chunk *c = malloc(sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (struct varlink_chunk){.shared = varlink_text_ref(t), .len = t->len + 1};
+        out_append(s, c);
+        s->out_queued += c->len;
         return 0;
 }
 
@@ -255,6 +346,27 @@ int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *
         return varlink_stream_queue_text(s, text, len, fds, n_fds);
 }
 
+/* Takes n written bytes off the head of the queue. */
+static void out_consume(struct varlink_stream *s, size_t n)
+{
+        s->out_sent += n;
+        while (n > 0) {
+                struct varlink_chunk *c = s->out_head;
+                size_t k = c->len - s->out_off < n ? c->len - s->out_off : n;
+                s->out_off += k;
+                n -= k;
+                if (s->out_off < c->len)
+                        break;
+                s->out_head = c->next;
+                if (!s->out_head)
+                        s->out_tail = NULL;
+                s->out_off = 0;
+                chunk_free(s, c);
+        }
+}
+
+#define FLUSH_IOV_MAX 64
+
 int varlink_stream_flush(struct varlink_stream *s)
 {
         while (varlink_stream_has_output(s)) {
@@ -262,18 +374,31 @@ int varlink_stream_flush(struct varlink_stream *s)
                         struct cmsghdr h;
                         char buf[CMSG_SPACE(sizeof(int) * VARLINK_FDS_MAX)];
                 } control = {};
-                struct iovec iov = {.iov_base = s->out + s->out_off,
-                                    .iov_len = s->out_len - s->out_off};
-                struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-                bool with_fds = s->n_out_fds > 0 && s->out_off == s->out_fds_at;
-                if (s->n_out_fds > 0 && s->out_off < s->out_fds_at)
+                uint64_t limit = s->out_queued;
+                bool with_fds = s->n_out_fds > 0 && s->out_sent == s->out_fds_at;
+                if (s->n_out_fds > 0 && s->out_sent < s->out_fds_at)
                         /* Stop before the message that carries fds: they must go with
                          * its first byte, not with the bytes ahead of it. */
-                        iov.iov_len = s->out_fds_at - s->out_off;
-                if (with_fds) {
+                        limit = s->out_fds_at;
+                else if (with_fds)
                         /* Alone, so the peer can tell which message they belong to:
                          * its read ends with them. */
-                        iov.iov_len = s->out_fds_end - s->out_off;
+                        limit = s->out_fds_end;
+                struct iovec iov[FLUSH_IOV_MAX];
+                size_t n_iov = 0;
+                uint64_t at = s->out_sent;
+                for (struct varlink_chunk *c = s->out_head;
+                     c && at < limit && n_iov < FLUSH_IOV_MAX; c = c->next) {
+                        size_t off = c == s->out_head ? s->out_off : 0;
+                        size_t n = c->len - off;
+                        if (n > limit - at)
+                                n = (size_t)(limit - at);
+                        iov[n_iov++] = (struct iovec){.iov_base = (char *)chunk_bytes(c) + off,
+                                                      .iov_len = n};
+                        at += n;
+                }
+                struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n_iov};
+                if (with_fds) {
                         mh.msg_control = &control;
                         mh.msg_controllen = CMSG_SPACE(sizeof(int) * s->n_out_fds);
                         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
@@ -295,10 +420,46 @@ int varlink_stream_flush(struct varlink_stream *s)
                         close_fds(s->out_fds, s->n_out_fds);
                         s->n_out_fds = 0;
                 }
-                s->out_off += (size_t)n;
+                out_consume(s, (size_t)n);
         }
-        s->out_off = s->out_len = 0;
         return 1;
+}
+
+size_t varlink_stream_drop_unsent(struct varlink_stream *s)
+{
+        struct varlink_chunk *head = s->out_head;
+        if (!head)
+                return 0;
+        /* Chunks hold whole messages: the one begun is in the head, and ends at the
+         * first NUL from the last byte written on. */
+        struct varlink_chunk *keep = NULL;
+        if (s->out_off > 0 && !head->shared) {
+                const char *end =
+                        memchr(head->text + s->out_off - 1, 0, head->len - s->out_off + 1);
+                head->len = (size_t)(end - head->text) + 1;
+                if (head->len > s->out_off)
+                        keep = head;
+        } else if (s->out_off > 0)
+                keep = head;
+        struct varlink_chunk *c = keep ? keep->next : head;
+        if (keep)
+                keep->next = NULL;
+        else
+                s->out_off = 0;
+        s->out_head = s->out_tail = keep;
+        while (c) {
+                struct varlink_chunk *next = c->next;
+                chunk_free(s, c);
+                c = next;
+        }
+        uint64_t queued = s->out_sent + (keep ? keep->len - s->out_off : 0);
+        size_t dropped = (size_t)(s->out_queued - queued);
+        s->out_queued = queued;
+        if (s->n_out_fds > 0 && s->out_fds_at >= queued) {
+                close_fds(s->out_fds, s->n_out_fds);
+                s->n_out_fds = 0;
+        }
+        return dropped;
 }
 
 /* {key: value, "parameters": parameters, flag: true}, each part optional but the

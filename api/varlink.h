@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* At most this many fds are taken from one recvmsg(); more is a protocol error. */
 #define VARLINK_FDS_MAX 16
@@ -36,11 +37,32 @@ struct varlink_stream {
         bool in_fds_truncated; /* the kernel dropped some fds (MSG_CTRUNC) */
         bool eof;
 
-        char *out; /* bytes queued and not yet written */
-        size_t out_len, out_off, out_alloc;
-        int out_fds[VARLINK_FDS_MAX]; /* to go with the first byte of out[out_fds_at] */
-        size_t n_out_fds, out_fds_at, out_fds_end; /* end: just past that message */
+        /* Messages queued and not yet written, in order: whole messages in each chunk,
+         * shared or owned. out_queued and out_sent count bytes since the start (so
+         * positions in the output stay valid as chunks go). */
+        struct varlink_chunk *out_head, *out_tail;
+        size_t out_off; /* bytes of out_head written */
+        uint64_t out_queued, out_sent;
+        size_t out_owned;             /* bytes allocated by the owned chunks */
+        int out_fds[VARLINK_FDS_MAX]; /* to go with the byte at out_fds_at */
+        size_t n_out_fds;
+        uint64_t out_fds_at, out_fds_end; /* end: just past that message */
 };
+
+/* A whole message's text that several streams send as it is (a large reply that does
+ * not depend on who asked): refcounted, never changed once made. */
+struct varlink_text {
+        unsigned n_ref;
+        size_t len; /* bytes of text, the NUL that ends it not counted */
+        char *text; /* text[len] == 0 */
+};
+
+/* A shared text around text[0..len) (taken: malloc()ed, with room for the NUL at
+ * text[len], which is written here); one reference. */
+int varlink_text_new(char *text, size_t len, struct varlink_text **ret);
+struct varlink_text *varlink_text_ref(struct varlink_text *t);
+/* Drops a reference (NULL: nothing); returns NULL. */
+struct varlink_text *varlink_text_unref(struct varlink_text *t);
 
 /* Sets s up around the connected socket fd (not taken: the caller closes it after
  * varlink_stream_done()). */
@@ -79,13 +101,26 @@ int varlink_stream_queue(struct varlink_stream *s, json_object *msg, const int *
 int varlink_stream_queue_text(struct varlink_stream *s, const char *text, size_t len,
                               const int *fds, size_t n_fds);
 
+/* Queues a shared text (a reference is taken; no copy is made). */
+int varlink_stream_queue_shared(struct varlink_stream *s, struct varlink_text *t);
+
 /* Writes queued bytes: 1 when everything is written, 0 when the socket would block with
  * bytes left (-EAGAIN is not an error here), or -errno (-EPIPE when the peer left). */
 int varlink_stream_flush(struct varlink_stream *s);
 
+/* Drops the queued messages not begun yet (the one partly written stays, so that the
+ * peer gets it whole), closing any fds they carried; returns the bytes dropped. */
+size_t varlink_stream_drop_unsent(struct varlink_stream *s);
+
 static inline bool varlink_stream_has_output(const struct varlink_stream *s)
 {
-        return s->out_off < s->out_len;
+        return s->out_sent < s->out_queued;
+}
+
+/* Bytes queued and not yet written. */
+static inline size_t varlink_stream_pending(const struct varlink_stream *s)
+{
+        return (size_t)(s->out_queued - s->out_sent);
 }
 
 /* Helpers for the message shapes. Each returns a new object or NULL without memory;

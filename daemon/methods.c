@@ -334,40 +334,84 @@ static json_object *group_item(const struct topology *t, size_t i)
         return json_group_new(t, &t->groups[i]);
 }
 
-/* Replies {key: [item(t, 0), ..., item(t, n - 1)]} to a caller allowed to list, with
- * only the devices its rules cover (and the groups that hold one) when they name
- * devices. */
+/* The whole reply {"parameters": {key: [item(t, 0), ..., item(t, n - 1)]}}, as json-c
+ * would write it, made one item at a time: no tree of thousands of objects at once, and
+ * the heap is left as it was. With c, only what c's rules let it list (the devices they
+ * name, and the groups that hold one). */
+static int topology_list_text(const struct topology *t, const char *key, bool groups,
+                              struct conn *c, struct varlink_text **ret)
+{
+        size_t n = groups ? t->n_groups : t->n_devices;
+        json_object *(*item)(const struct topology *, size_t) = groups ? group_item : device_item;
+        struct jbuf b = {};
+        jbuf_lit(&b, "{\"parameters\":{");
+        jbuf_str(&b, key);
+        jbuf_lit(&b, ":[");
+        bool first = true;
+        for (size_t i = 0; i < n && !b.oom; i++) {
+                if (c && !(groups ? group_allowed(c, POLICY_OP_LIST, t, &t->groups[i])
+                                  : allowed(c, POLICY_OP_LIST, t, &t->devices[i]) != NULL))
+                        continue;
+                json_object *o = item(t, i);
+                size_t len;
+                const char *text =
+                        o ? json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len)
+                          : NULL;
+                if (!text) {
+                        json_object_put(o);
+                        jbuf_done(&b);
+                        return -ENOMEM;
+                }
+                if (!first)
+                        jbuf_lit(&b, ",");
+                first = false;
+                jbuf_raw(&b, text, len);
+                json_object_put(o);
+        }
+        jbuf_lit(&b, "]}}");
+        if (b.oom) {
+                jbuf_done(&b);
+                return -ENOMEM;
+        }
+        /* Kept for as long as the topology: no slack past its end. */
+        char *p = realloc(b.p, b.len + 1);
+        if (p)
+                b.p = p;
+        int r = varlink_text_new(b.p, b.len, ret);
+        if (r < 0)
+                jbuf_done(&b);
+        return r;
+}
+
+/* Replies {key: [...]} to a caller allowed to list: for one whose rules cover every
+ * device, the text is made once for the topology and shared by every such caller until it
+ * changes; one whose rules name devices gets its own, with only those. */
 static int reply_topology_list(struct conn *c, const char *key, bool groups)
 {
+        struct server *s = c->server;
         const struct topology *t;
-        int r = server_topology(c->server, &t);
+        int r = server_topology(s, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_LIST, t, NULL))
                 return denied(c, POLICY_OP_LIST, NULL);
-        bool everywhere = allowed_everywhere(c, POLICY_OP_LIST);
-        size_t n = groups ? t->n_groups : t->n_devices;
-        json_object *(*item)(const struct topology *, size_t) = groups ? group_item : device_item;
-        json_object *p = json_object_new_object(), *list = json_object_new_array();
-        if (!p || !list) {
-                json_object_put(p);
-                json_object_put(list);
-                return -ENOMEM;
+        if (!allowed_everywhere(c, POLICY_OP_LIST)) {
+                struct varlink_text *own;
+                r = topology_list_text(t, key, groups, c, &own);
+                if (r < 0)
+                        return r;
+                r = conn_reply_shared(c, own);
+                varlink_text_unref(own);
+                return r;
         }
-        json_object_object_add(p, key, list);
-        for (size_t i = 0; i < n; i++) {
-                if (!everywhere &&
-                    !(groups ? group_allowed(c, POLICY_OP_LIST, t, &t->groups[i])
-                             : allowed(c, POLICY_OP_LIST, t, &t->devices[i]) != NULL))
-                        continue;
-                json_object *o = item(t, i);
-                if (!o || json_object_array_add(list, o) < 0) {
-                        json_object_put(o);
-                        json_object_put(p);
-                        return -ENOMEM;
-                }
+        if (!s->list_text[groups]) {
+                r = topology_list_text(t, key, groups, NULL, &s->list_text[groups]);
+                if (r < 0)
+                        return r;
+                /* json-c's objects, one device's at a time, went back to the heap. */
+                server_note_freed(s, s->list_text[groups]->len);
         }
-        return conn_reply(c, p, NULL, 0);
+        return conn_reply_shared(c, s->list_text[groups]);
 }
 
 static int method_list_devices(struct conn *c, struct jspan params, int *fds, size_t n_fds)
@@ -896,12 +940,8 @@ static int method_monitor(struct conn *c, struct jspan params, int *fds, size_t 
                 ev, "timestamp",
                 json_object_new_int64((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000));
         json_object_object_add(p, "event", ev);
-        json_object *msg = varlink_reply_new(p, true);
-        if (!msg)
-                return -ENOMEM;
-        int k = varlink_stream_queue(&c->stream, msg, NULL, 0);
-        json_object_put(msg);
-        return k < 0 ? k : varlink_stream_flush(&c->stream) < 0 ? -EPIPE : 0;
+        int k = conn_reply_continues(c, p);
+        return k == -EPIPE || k == -ECONNRESET ? 0 : k; /* gone: nobody to tell */
 }
 
 /* ---- leases ------------------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libudev.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,20 +99,23 @@ static uint64_t now_usec(clockid_t clock)
 static struct uid_usage *uid_usage_get(struct server *s, uid_t uid, bool create)
 {
         for (size_t i = 0; i < s->n_uids; i++)
-                if (s->uids[i].uid == uid)
-                        return &s->uids[i];
+                if (s->uids[i]->uid == uid)
+                        return s->uids[i];
         if (!create)
                 return NULL;
-        struct uid_usage *p = reallocarray(s->uids, s->n_uids + 1, sizeof(*p));
+        struct uid_usage **p = reallocarray(s->uids, s->n_uids + 1, sizeof(*p));
         if (!p)
                 return NULL;
         s->uids = p;
-        p[s->n_uids] = (struct uid_usage){
+        struct uid_usage *u = malloc(sizeof(*u));
+        if (!u)
+                return NULL;
+        *u = (struct uid_usage){
                 .uid = uid,
                 .tokens = 2.0 * s->cfg.request_rate,
                 .refilled_usec = now_usec(CLOCK_MONOTONIC),
         };
-        return &p[s->n_uids++];
+        return p[s->n_uids++] = u;
 }
 
 static bool uid_take_token(struct server *s, uid_t uid)
@@ -133,6 +137,176 @@ static bool uid_take_token(struct server *s, uid_t uid)
         return true;
 }
 
+/* Charges a call whose reply took bytes its share of the cost beyond the token it took:
+ * the bucket may go below zero, and the uid's calls are refused until it refills. */
+static void uid_charge_reply(struct server *s, uid_t uid, uint64_t bytes)
+{
+        if (s->cfg.request_rate == 0 || bytes < REQUEST_COST_BYTES)
+                return;
+        struct uid_usage *u = uid_usage_get(s, uid, false);
+        if (u)
+                u->tokens -= (double)(bytes / REQUEST_COST_BYTES);
+}
+
+/* ---- queued output ------------------------------------------------------------------ */
+
+static int text_refs_add(struct text_refs *r, const struct varlink_text *t)
+{
+        for (size_t i = 0; i < r->n; i++)
+                if (r->v[i].text == t) {
+                        r->v[i].n++;
+                        return 0;
+                }
+        struct text_ref *v = reallocarray(r->v, r->n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        r->v = v;
+        v[r->n++] = (struct text_ref){.text = t, .n = 1};
+        r->bytes += t->len + 1;
+        return 0;
+}
+
+static void text_refs_remove(struct text_refs *r, const struct varlink_text *t)
+{
+        for (size_t i = 0; i < r->n; i++)
+                if (r->v[i].text == t) {
+                        if (--r->v[i].n > 0)
+                                return;
+                        r->bytes -= t->len + 1;
+                        r->v[i] = r->v[--r->n];
+                        if (r->n == 0) {
+                                free(r->v);
+                                r->v = NULL;
+                        }
+                        return;
+                }
+}
+
+static size_t uid_output(const struct uid_usage *u)
+{
+        return u->out_owned + u->shared.bytes;
+}
+
+static size_t server_output(const struct server *s)
+{
+        return s->out_owned + s->shared.bytes;
+}
+
+/* Whether u is past its share of queued output: its own limit, or, while the daemon is
+ * past its limit, holding CONN_OUTPUT_MAX or more (the uids that hold little are still
+ * served). */
+static bool uid_over_share(const struct server *s, const struct uid_usage *u)
+{
+        size_t used = uid_output(u);
+        if (s->cfg.max_output_per_uid > 0 && used >= s->cfg.max_output_per_uid)
+                return true;
+        return s->cfg.max_output > 0 && server_output(s) >= s->cfg.max_output &&
+               used >= CONN_OUTPUT_MAX;
+}
+
+static bool conn_share_blocked(const struct conn *c)
+{
+        return c->usage && uid_over_share(c->server, c->usage);
+}
+
+#define TRIM_AFTER_BYTES (1u << 20)
+#define TRIM_DELAY_USEC  (500u * 1000)
+
+static int on_trim(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct server *s = userdata;
+        /* What free() keeps (small blocks amid the heap, the top below the trim
+         * threshold) goes back to the kernel: a burst of clients leaves no trace. */
+        malloc_trim(0);
+        s->freed = 0;
+        return 0;
+}
+
+void server_note_freed(struct server *s, size_t n)
+{
+        s->freed += n;
+        if (s->freed < TRIM_AFTER_BYTES)
+                return;
+        int enabled = SD_EVENT_OFF;
+        if (s->trim && sd_event_source_get_enabled(s->trim, &enabled) >= 0 &&
+            enabled != SD_EVENT_OFF)
+                return; /* one is coming */
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + TRIM_DELAY_USEC;
+        int r = s->trim ? sd_event_source_set_time(s->trim, when)
+                        : sd_event_add_time(s->event, &s->trim, CLOCK_MONOTONIC, when, 0, on_trim,
+                                            s);
+        if (r >= 0)
+                (void)sd_event_source_set_enabled(s->trim, SD_EVENT_ONESHOT);
+}
+
+static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+
+static int on_wake(sd_event_source *src, void *userdata)
+{
+        struct server *s = userdata;
+        for (struct conn *c = s->conns, *next; c && s->n_waiting > 0; c = next) {
+                next = c->next; /* serving c may free c, never another connection */
+                if (c->waiting && !conn_share_blocked(c))
+                        (void)on_conn_io(c->io, c->fd, 0, c);
+        }
+        return 0;
+}
+
+static void server_wake(struct server *s)
+{
+        if (!s->wake && sd_event_add_defer(s->event, &s->wake, on_wake, s) < 0)
+                return;
+        (void)sd_event_source_set_enabled(s->wake, SD_EVENT_ONESHOT);
+}
+
+static void conn_set_waiting(struct conn *c, bool on)
+{
+        if (c->waiting == on)
+                return;
+        c->waiting = on;
+        if (on)
+                c->server->n_waiting++;
+        else
+                c->server->n_waiting--;
+}
+
+/* Brings the counts of queued output up to date with c's stream (after anything was
+ * queued, written or dropped): its own bytes, and the shared texts the stream is not
+ * past yet. Calls that waited for a share are served again once there is room. */
+static void conn_account(struct conn *c)
+{
+        struct server *s = c->server;
+        struct uid_usage *u = c->usage;
+        size_t before = server_output(s);
+        bool was_over = s->cfg.max_output > 0 && before >= s->cfg.max_output,
+             uid_was_over = u && uid_over_share(s, u);
+
+        s->out_owned = s->out_owned - c->out_owned + c->stream.out_owned;
+        if (u)
+                u->out_owned = u->out_owned - c->out_owned + c->stream.out_owned;
+        c->out_owned = c->stream.out_owned;
+        for (size_t i = 0; i < c->n_texts;) {
+                struct conn_text *e = &c->texts[i];
+                if (e->end > c->stream.out_sent && e->end <= c->stream.out_queued) {
+                        i++;
+                        continue;
+                }
+                text_refs_remove(&s->shared, e->text);
+                if (u)
+                        text_refs_remove(&u->shared, e->text);
+                varlink_text_unref(e->text);
+                c->texts[i] = c->texts[--c->n_texts];
+        }
+
+        size_t after = server_output(s);
+        if (after >= before)
+                return;
+        server_note_freed(s, before - after);
+        if (s->n_waiting > 0 &&
+            ((was_over && after < s->cfg.max_output) || (uid_was_over && !uid_over_share(s, u))))
+                server_wake(s);
+}
+
 /* ---- replies ------------------------------------------------------------------------ */
 
 static void conn_update_events(struct conn *c);
@@ -144,16 +318,17 @@ static void close_fds(const int *fds, size_t n)
 }
 
 /* After a message was queued (r: how that went), with the fds it took: sends what it
- * can now. */
-static int conn_queued(struct conn *c, int r)
+ * can now, unless earlier replies already wait for the socket (it would block). */
+static int conn_queued(struct conn *c, int r, bool had_output)
 {
+        if (r >= 0 && !had_output) {
+                r = varlink_stream_flush(&c->stream);
+                if (r < 0)
+                        c->closing = true;
+        }
+        conn_account(c);
         if (r < 0)
                 return r;
-        r = varlink_stream_flush(&c->stream);
-        if (r < 0) {
-                c->closing = true;
-                return r;
-        }
         conn_update_events(c);
         return 0;
 }
@@ -161,11 +336,12 @@ static int conn_queued(struct conn *c, int r)
 /* Queues msg (taken) with fds (taken in every case: the stream closes them once sent). */
 static int conn_queue(struct conn *c, json_object *msg, const int *fds, size_t n_fds)
 {
+        bool had = varlink_stream_has_output(&c->stream);
         int r = msg ? varlink_stream_queue(&c->stream, msg, fds, n_fds) : -ENOMEM;
         json_object_put(msg);
         if (r < 0)
                 close_fds(fds, n_fds);
-        return conn_queued(c, r);
+        return conn_queued(c, r, had);
 }
 
 int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fds, size_t n_fds)
@@ -176,6 +352,7 @@ int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fd
                 return 0;
         }
         struct jbuf msg = {};
+        bool had = varlink_stream_has_output(&c->stream);
         int r;
         if (parameters) {
                 jbuf_lit(&msg, "{\"parameters\":");
@@ -189,7 +366,42 @@ int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fd
         jbuf_done(&msg);
         if (r < 0)
                 close_fds(fds, n_fds);
-        return conn_queued(c, r);
+        return conn_queued(c, r, had);
+}
+
+int conn_reply_continues(struct conn *c, json_object *parameters)
+{
+        return conn_queue(c, varlink_reply_new(parameters, true), NULL, 0);
+}
+
+int conn_reply_shared(struct conn *c, struct varlink_text *text)
+{
+        struct server *s = c->server;
+        if (c->oneway)
+                return 0;
+        struct conn_text *v = reallocarray(c->texts, c->n_texts + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        c->texts = v;
+        /* Counted before it is queued, so that nothing is queued uncounted. */
+        int r = text_refs_add(&s->shared, text);
+        if (r < 0)
+                return r;
+        if (c->usage && (r = text_refs_add(&c->usage->shared, text)) < 0) {
+                text_refs_remove(&s->shared, text);
+                return r;
+        }
+        bool had = varlink_stream_has_output(&c->stream);
+        r = varlink_stream_queue_shared(&c->stream, text);
+        if (r < 0) {
+                text_refs_remove(&s->shared, text);
+                if (c->usage)
+                        text_refs_remove(&c->usage->shared, text);
+                return r;
+        }
+        v[c->n_texts++] =
+                (struct conn_text){.text = varlink_text_ref(text), .end = c->stream.out_queued};
+        return conn_queued(c, 0, had);
 }
 
 int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds)
@@ -245,19 +457,19 @@ static void conn_free(struct conn *c)
                 c->next->prev = c->prev;
         s->n_conns--;
         conn_set_monitor(c, false);
+        conn_set_waiting(c, false);
         if (c->admin)
                 s->n_admin_conns--;
-        else {
-                struct uid_usage *u = uid_usage_get(s, c->cred.uid, false);
-                if (u && u->n_conns > 0)
-                        u->n_conns--;
-        }
+        else if (c->usage && c->usage->n_conns > 0)
+                c->usage->n_conns--;
         s->fds_in_flight -= c->fds_held;
 
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->idle);
         sd_event_source_disable_unref(c->deadline);
         varlink_stream_done(&c->stream);
+        conn_account(c); /* nothing queued any more */
+        free(c->texts);
         safe_close(c->fd);
         safe_close(c->pidfd);
         holder_unref(c->holder);
@@ -292,26 +504,37 @@ static void conn_arm_idle(struct conn *c)
                         sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
                 return;
         }
+        int enabled = SD_EVENT_ONESHOT;
         if (!c->idle)
                 (void)sd_event_add_time(s->event, &c->idle, CLOCK_MONOTONIC,
                                         c->last_active_usec + s->cfg.idle_timeout_usec, 0, on_idle,
                                         c);
+        else if (sd_event_source_get_enabled(c->idle, &enabled) >= 0 && enabled == SD_EVENT_OFF) {
+                /* Off while it was a Monitor stream. */
+                (void)sd_event_source_set_time(c->idle,
+                                               c->last_active_usec + s->cfg.idle_timeout_usec);
+                (void)sd_event_source_set_enabled(c->idle, SD_EVENT_ONESHOT);
+        }
 }
 
 /* Whether the connection's next call must wait: its replies are over the bound, or one
- * with fds is not sent yet (one set in flight at a time). */
+ * with fds is not sent yet (one set in flight at a time), or its uid is past its share
+ * of queued output. */
 static bool conn_output_full(const struct conn *c)
 {
-        return c->stream.out_len - c->stream.out_off >= CONN_OUTPUT_MAX || c->stream.n_out_fds > 0;
+        return varlink_stream_pending(&c->stream) >= CONN_OUTPUT_MAX || c->stream.n_out_fds > 0 ||
+               conn_share_blocked(c);
 }
 
 static void conn_update_events(struct conn *c)
 {
         /* While replies over the bound wait to be written, read nothing more: a client
-         * that does not read cannot make the daemon buffer without bound. */
+         * that does not read cannot make the daemon buffer without bound. One that waits
+         * for its uid's share is served again by server_wake(). */
         uint32_t ev = varlink_stream_has_output(&c->stream) ? EPOLLOUT : 0;
         if (!c->closing && !conn_output_full(c))
                 ev |= EPOLLIN;
+        conn_set_waiting(c, !c->closing && conn_share_blocked(c));
         sd_event_source_set_io_events(c->io, ev);
 }
 
@@ -425,7 +648,10 @@ static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_
                 conn_set_monitor(c, true);
 
         log_msg(LOG_DEBUG, "pid %d uid %u calls %s", (int)c->cred.pid, c->cred.uid, method);
+        uint64_t queued = c->stream.out_queued;
         int r = methods_dispatch(c, method, params, fds, n_fds);
+        if (c->stream.out_queued > queued)
+                uid_charge_reply(s, c->cred.uid, c->stream.out_queued - queued);
         if (r < 0) {
                 /* The method failed before it could answer: say so rather than leave
                  * the client waiting. */
@@ -504,6 +730,7 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                         conn_free(c);
                         return 0;
                 }
+                conn_account(c);
                 active = true;
         }
         /* Calls read while the replies ahead of them were being written go first, as
@@ -665,6 +892,7 @@ static int on_accept(sd_event_source *src, int lfd, uint32_t revents, void *user
         c->server = s;
         c->fd = fd;
         c->admin = admin;
+        c->usage = u;
         c->cred = cred;
         c->pidfd = -EBADF;
         int pidfd;
@@ -735,6 +963,11 @@ int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
 
 void server_invalidate(struct server *s)
 {
+        /* Connections that have the lists queued keep them until they are written. */
+        for (size_t i = 0; i < ELEMENTSOF(s->list_text); i++)
+                s->list_text[i] = varlink_text_unref(s->list_text[i]);
+        if (s->topology)
+                server_note_freed(s, TRIM_AFTER_BYTES);
         s->topology = topology_free(s->topology);
         free(s->nodes);
         s->nodes = NULL;
@@ -755,42 +988,103 @@ void conn_set_monitor(struct conn *c, bool on)
                 c->server->n_monitors--;
 }
 
+/* Ends c's Monitor stream: the events it has not begun to read are dropped, and it is
+ * told why (after the event it is in the middle of, if any); the connection closes once
+ * that is written, or when it has been idle for --idle-timeout. */
+static void conn_end_monitor(struct conn *c, const char *limit, size_t value)
+{
+        size_t dropped = varlink_stream_drop_unsent(&c->stream);
+        log_msg(LOG_NOTICE,
+                "pid %d uid %u: ending its Monitor stream, %zu bytes of events unread (%s "
+                "%zu)",
+                (int)c->cred.pid, c->cred.uid, dropped + varlink_stream_pending(&c->stream), limit,
+                value);
+        conn_set_monitor(c, false);
+        c->oneway = false;
+        json_object *p = json_object_new_object();
+        if (p) {
+                json_object_object_add(p, "limit", json_object_new_string(limit));
+                json_object_object_add(p, "value", json_object_new_int64((int64_t)value));
+        }
+        (void)conn_queue(c, varlink_error_new("io.vfiod.LimitExceeded", p), NULL, 0);
+        c->closing = true;
+        conn_update_events(c);
+        conn_arm_idle(c);
+        /* All written: the hang-up brings its handler, which frees it (it may be below
+         * us on the stack). */
+        if (!varlink_stream_has_output(&c->stream))
+                (void)shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Before an event is queued on c, a Monitor of a uid past its share: ends the uid's
+ * streams with the most events unread until it is within it again (or none has any).
+ * Returns whether c itself was ended. */
+static bool monitor_make_room(struct server *s, struct conn *c)
+{
+        struct uid_usage *u = c->usage;
+        while (uid_over_share(s, u)) {
+                struct conn *victim = NULL;
+                for (struct conn *m = s->conns; m; m = m->next)
+                        if (m->monitor && !m->closing && m->usage == u &&
+                            (!victim || varlink_stream_pending(&m->stream) >
+                                                varlink_stream_pending(&victim->stream)))
+                                victim = m;
+                if (!victim || !varlink_stream_has_output(&victim->stream))
+                        return false; /* the uid's share is taken by replies, not events */
+                bool own =
+                        s->cfg.max_output_per_uid > 0 && uid_output(u) >= s->cfg.max_output_per_uid;
+                conn_end_monitor(victim, own ? "output_per_uid" : "output",
+                                 own ? s->cfg.max_output_per_uid : s->cfg.max_output);
+                if (victim == c)
+                        return true;
+        }
+        return false;
+}
+
 void server_broadcast(struct server *s, const char *kind, const struct pci_addr *addr,
                       uint64_t lease)
 {
         if (s->n_monitors == 0)
                 return; /* nobody to tell: no walk through every connection */
-        for (struct conn *c = s->conns; c; c = c->next) {
+        json_object *ev = json_object_new_object(), *p = json_object_new_object();
+        if (!ev || !p) {
+                json_object_put(ev);
+                json_object_put(p);
+                return;
+        }
+        json_object_object_add(ev, "kind", json_object_new_string(kind));
+        if (addr) {
+                char buf[PCI_ADDR_STRLEN];
+                json_object_object_add(ev, "address",
+                                       json_object_new_string(pci_addr_format(addr, buf)));
+        }
+        if (lease)
+                json_object_object_add(ev, "lease", json_object_new_int64((int64_t)lease));
+        json_object_object_add(ev, "timestamp",
+                               json_object_new_int64((int64_t)now_usec(CLOCK_REALTIME)));
+        json_object_object_add(p, "event", ev);
+        /* Made into text once, for every monitor. */
+        json_object *msg = varlink_reply_new(p, true);
+        size_t len;
+        const char *text =
+                msg ? json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len) : NULL;
+        for (struct conn *c = s->conns; text && c; c = c->next) {
                 if (!c->monitor || c->closing || !monitor_sees(c, addr, lease))
                         continue;
-                json_object *ev = json_object_new_object(), *p = json_object_new_object();
-                if (!ev || !p) {
-                        json_object_put(ev);
-                        json_object_put(p);
-                        return;
-                }
-                json_object_object_add(ev, "kind", json_object_new_string(kind));
-                if (addr) {
-                        char buf[PCI_ADDR_STRLEN];
-                        json_object_object_add(ev, "address",
-                                               json_object_new_string(pci_addr_format(addr, buf)));
-                }
-                if (lease)
-                        json_object_object_add(ev, "lease", json_object_new_int64((int64_t)lease));
-                json_object_object_add(ev, "timestamp",
-                                       json_object_new_int64((int64_t)now_usec(CLOCK_REALTIME)));
-                json_object_object_add(p, "event", ev);
-                /* A monitor that does not keep up is dropped, not buffered forever. The
-                 * connection is shut down here and freed by its own event handler, which
-                 * may be below us on the stack. */
-                if (c->stream.out_len > 4u * 1024 * 1024) {
-                        json_object_put(p);
-                        (void)shutdown(c->fd, SHUT_RDWR);
-                        c->closing = true;
+                /* A monitor that does not keep up is ended, not buffered forever: past
+                 * its uid's share, or (with no share to bound it) this far behind. */
+                if ((!c->usage || s->cfg.max_output_per_uid == 0) &&
+                    varlink_stream_pending(&c->stream) > MONITOR_BACKLOG_MAX) {
+                        conn_end_monitor(c, "monitor_backlog", MONITOR_BACKLOG_MAX);
                         continue;
                 }
-                (void)conn_queue(c, varlink_reply_new(p, true), NULL, 0);
+                if (c->usage && monitor_make_room(s, c))
+                        continue;
+                bool had = varlink_stream_has_output(&c->stream);
+                (void)conn_queued(c, varlink_stream_queue_text(&c->stream, text, len, NULL, 0),
+                                  had);
         }
+        json_object_put(msg);
 }
 
 static int on_udev(sd_event_source *src, int fd, uint32_t revents, void *userdata)
@@ -1013,6 +1307,9 @@ struct server *server_free(struct server *s)
         if (s->udev)
                 udev_unref(s->udev);
         server_invalidate(s);
+        sd_event_source_disable_unref(s->wake);
+        sd_event_source_disable_unref(s->trim);
+        free(s->shared.v);
         policy_free(s->policy);
         lease_log_close(&s->lease_log);
         safe_close(s->lease_dirfd);
@@ -1022,6 +1319,10 @@ struct server *server_free(struct server *s)
         free(s->orphans);
         cdev_watches_done(&s->cdev_watches);
         root_free(s->root);
+        for (size_t i = 0; i < s->n_uids; i++) {
+                free(s->uids[i]->shared.v);
+                free(s->uids[i]);
+        }
         free(s->uids);
         sd_event_unref(s->event);
         free(s);

@@ -34,6 +34,8 @@ struct server_config {
         uint64_t idle_timeout_usec; /* a connection with no call in flight is closed after it */
         uint64_t call_timeout_usec; /* a call must be whole this long after its first byte */
         unsigned request_rate;      /* calls per second per uid (burst: twice that); 0: no limit */
+        size_t max_output_per_uid;  /* replies and events queued for one uid; 0: no limit */
+        size_t max_output;          /* the same for all connections together; 0: no limit */
         int verbose;
 };
 
@@ -47,6 +49,19 @@ struct server_config {
 /* Replies queued for one connection: past this its further calls wait (nothing more is
  * read from it) until the client reads. */
 #define CONN_OUTPUT_MAX (256u * 1024)
+/* The defaults of server_config.max_output_per_uid and .max_output. Past its uid's share
+ * (or, for a uid that holds CONN_OUTPUT_MAX or more, past the daemon's) a connection's
+ * calls wait as above, and a Monitor stream is ended: the uid's one that has the most
+ * events unread. A reply shared by several connections (see server_list_text) counts
+ * once per uid, and once in all. */
+#define SERVER_OUTPUT_PER_UID_MAX (8u * 1024 * 1024)
+#define SERVER_OUTPUT_MAX         (64u * 1024 * 1024)
+/* A Monitor stream with no share to bound it (on the admin socket, or with no per-uid
+ * limit) is ended this far behind. */
+#define MONITOR_BACKLOG_MAX (4u * 1024 * 1024)
+/* The request rate charges a call one token, and one more for every this many bytes of
+ * its reply: a list of thousands of devices costs its caller what writing it costs. */
+#define REQUEST_COST_BYTES (16u * 1024)
 
 struct conn;
 
@@ -56,11 +71,28 @@ struct vfio_nodes {
         int cdev;  /* N of /dev/vfio/devices/vfioN, -1: none */
 };
 
+/* Shared texts held by a set of connections, each counted once: the bytes they hold. */
+struct text_refs {
+        struct text_ref {
+                const struct varlink_text *text;
+                unsigned n; /* connections of the set that have it queued */
+        } * v;
+        size_t n, bytes;
+};
+
 struct uid_usage {
         uid_t uid;
         unsigned n_conns;
-        double tokens; /* request bucket */
+        double tokens; /* request bucket; below 0 after a costly reply */
         uint64_t refilled_usec;
+        size_t out_owned;        /* output of its connections, their own bytes */
+        struct text_refs shared; /* and the shared texts they have queued */
+};
+
+/* A shared text queued on a connection, until the stream is past its end. */
+struct conn_text {
+        struct varlink_text *text; /* a reference */
+        uint64_t end;              /* stream position just past it */
 };
 
 struct server {
@@ -84,8 +116,16 @@ struct server {
         unsigned n_admin_conns; /* on the admin socket */
         size_t fds_in_flight;   /* received with calls not yet whole */
         unsigned n_monitors;    /* connections subscribed to events */
-        struct uid_usage *uids;
+        struct uid_usage **uids;
         size_t n_uids;
+
+        /* Output queued on all connections (as struct uid_usage). */
+        size_t out_owned;
+        struct text_refs shared;
+        unsigned n_waiting;    /* connections whose calls wait for their uid's share */
+        sd_event_source *wake; /* serves them once there is room again */
+        size_t freed;          /* bytes freed since the heap was last trimmed */
+        sd_event_source *trim;
 
         struct lease **leases;
         size_t n_leases;
@@ -94,6 +134,9 @@ struct server {
         uint64_t next_lease_id;
 
         struct topology *topology; /* cached; NULL after something changed */
+        /* Whole ListDevices and ListGroups replies for that topology, made on first use,
+         * shared by every connection that has them queued. */
+        struct varlink_text *list_text[2];
         /* Each device's VFIO nodes as last looked up, dropped with the topology. */
         struct vfio_nodes *nodes;
         size_t n_nodes;
@@ -132,9 +175,14 @@ struct conn {
         struct ucred cred;
         gid_t *groups;
         size_t n_groups;
-        int pidfd;             /* of the peer, taken at accept */
-        struct holder *holder; /* the peer as a lease holder, from its first Acquire on */
+        int pidfd;               /* of the peer, taken at accept */
+        struct holder *holder;   /* the peer as a lease holder, from its first Acquire on */
+        struct uid_usage *usage; /* its uid's; NULL on the admin socket */
         struct varlink_stream stream;
+        size_t out_owned;        /* stream.out_owned as last counted in the usage */
+        struct conn_text *texts; /* shared texts queued */
+        size_t n_texts;
+        bool waiting; /* its calls wait for its uid's share */
         sd_event_source *io, *idle;
         sd_event_source *deadline; /* the buffered part of a call must be whole by then */
         bool deadline_armed;
@@ -162,6 +210,10 @@ int server_start(struct server *s);
 
 /* Replies to the call being served: parameters taken. */
 int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds);
+/* The same, and more replies follow (a Monitor stream). */
+int conn_reply_continues(struct conn *c, json_object *parameters);
+/* A whole reply made once and sent to many (a reference is taken). */
+int conn_reply_shared(struct conn *c, struct varlink_text *text);
 /* The same with the parameters as JSON text (NULL: none). */
 int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fds, size_t n_fds);
 int conn_error(struct conn *c, const char *error, json_object *parameters);
@@ -178,6 +230,9 @@ int server_topology(struct server *s, const struct topology **ret);
 int server_topology_for(struct server *s, const struct pci_addr *a, size_t n,
                         const struct topology **ret);
 void server_invalidate(struct server *s);
+/* Notes that n bytes went back to the heap: past a threshold, the heap is trimmed soon
+ * after (memory freed in small pieces would otherwise stay with the process). */
+void server_note_freed(struct server *s, size_t n);
 
 /* Subscribes c to events, or not (counted, so that an event with no subscriber costs
  * nothing). */

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,12 @@ static void help(void)
                "60)\n"
                "  --call-timeout SECONDS    close a connection whose call is not whole this long\n"
                "                            after its first byte (default 5)\n"
-               "  --request-rate N          calls per second per uid, 0 no limit (default 1000)\n"
+               "  --request-rate N          calls per second per uid, 0 no limit (default 1000);\n"
+               "                            a reply costs one more call per 16 KiB\n"
+               "  --max-output-per-uid BYTES  replies and events queued for one uid's\n"
+               "                            connections, 0 no limit (default 8M): past it their\n"
+               "                            calls wait and its slowest Monitor is ended\n"
+               "  --max-output BYTES        the same for all uids together (default 64M)\n"
                "  -v, --verbose             log each call\n"
                "  -h, --help, --version\n"
                "\n"
@@ -57,6 +64,25 @@ static int parse_unsigned(const char *s, const char *opt, uint64_t max, uint64_t
                 return -EINVAL;
         }
         *ret = v;
+        return 0;
+}
+
+/* A byte count, with an optional K, M or G (powers of 1024). */
+static int parse_size(const char *s, const char *opt, uint64_t max, uint64_t *ret)
+{
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+        if (shift)
+                end++;
+        if (!*s || *end || errno || s[0] == '-' || v > (max >> shift)) {
+                fprintf(stderr,
+                        "vfiod: %s wants a size up to %llu bytes (K, M, G allowed), not '%s'\n",
+                        opt, (unsigned long long)max, s);
+                return -EINVAL;
+        }
+        *ret = (uint64_t)v << shift;
         return 0;
 }
 
@@ -81,6 +107,8 @@ int main(int argc, char **argv)
                 ARG_IDLE,
                 ARG_CALL_TIMEOUT,
                 ARG_RATE,
+                ARG_MAX_OUTPUT_UID,
+                ARG_MAX_OUTPUT,
                 ARG_VERSION,
         };
         static const struct option options[] = {
@@ -96,6 +124,8 @@ int main(int argc, char **argv)
                 {"idle-timeout", required_argument, NULL, ARG_IDLE},
                 {"call-timeout", required_argument, NULL, ARG_CALL_TIMEOUT},
                 {"request-rate", required_argument, NULL, ARG_RATE},
+                {"max-output-per-uid", required_argument, NULL, ARG_MAX_OUTPUT_UID},
+                {"max-output", required_argument, NULL, ARG_MAX_OUTPUT},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
@@ -114,6 +144,8 @@ int main(int argc, char **argv)
                 .idle_timeout_usec = 60u * 1000000u,
                 .call_timeout_usec = 5u * 1000000u,
                 .request_rate = 1000,
+                .max_output_per_uid = SERVER_OUTPUT_PER_UID_MAX,
+                .max_output = SERVER_OUTPUT_MAX,
         };
         int c;
         uint64_t v;
@@ -172,6 +204,16 @@ int main(int argc, char **argv)
                                 return 2;
                         cfg.request_rate = (unsigned)v;
                         break;
+                case ARG_MAX_OUTPUT_UID:
+                        if (parse_size(optarg, "--max-output-per-uid", SIZE_MAX / 2, &v) < 0)
+                                return 2;
+                        cfg.max_output_per_uid = (size_t)v;
+                        break;
+                case ARG_MAX_OUTPUT:
+                        if (parse_size(optarg, "--max-output", SIZE_MAX / 2, &v) < 0)
+                                return 2;
+                        cfg.max_output = (size_t)v;
+                        break;
                 case 'v':
                         cfg.verbose++;
                         log_max_level = LOG_DEBUG;
@@ -195,6 +237,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "vfiod: --runtime-dir and --policy want absolute paths\n");
                 return 2;
         }
+
+        /* Blocks of 128 KiB and more (a large reply, a list's text) are mapped on their
+         * own and unmapped when freed, whatever was freed before: by default the threshold
+         * rises with each such block freed, and later ones stay on the heap. */
+        (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
         /* Each connection takes fds: make room for the limit, or lower it. */
         server_fit_fd_limit(&cfg);

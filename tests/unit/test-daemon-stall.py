@@ -28,7 +28,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 spec = importlib.util.spec_from_file_location(
@@ -347,10 +346,7 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (the daemon writes the tree; prlimit on it)")
         return 77
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
-    tmp = tempfile.mkdtemp(prefix="test-daemon-stall-")
-    os.chmod(tmp, 0o755)
+    tmp = td.scratch("test-daemon-stall-")
     try:
         root = os.path.join(tmp, "root")
         subprocess.run([mkfixture, os.path.join(fixtures, "machines", MACHINE + ".txt"), root],

@@ -165,6 +165,16 @@ class Daemon:
         return n
 
 
+def scratch(prefix):
+    """A temporary directory that other uids can reach (the sockets are in it), and room
+    for thousands of connections: the soft RLIMIT_NOFILE raised."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o755)
+    return tmp
+
+
 # ---- clients as other uids ----------------------------------------------------------
 
 
@@ -640,11 +650,7 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (clients run as other uids, the daemon writes the tree)")
         return 77
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
-
-    tmp = tempfile.mkdtemp(prefix="test-daemon-")
-    os.chmod(tmp, 0o755)  # other uids reach the socket
+    tmp = scratch("test-daemon-")
     try:
         root = os.path.join(tmp, "root")
         subprocess.run([mkfixture, os.path.join(fixtures, "machines", MACHINE + ".txt"), root],

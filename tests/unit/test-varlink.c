@@ -416,6 +416,87 @@ static void the_peer_leaving_is_end_of_file(void **state)
         assert_int_equal(varlink_stream_next(&p->rx, &msg, fds, &n_fds), 0);
 }
 
+/* Everything the peer can read now, as one buffer (NULs included). */
+static size_t read_all(int fd, char *buf, size_t size)
+{
+        size_t n = 0;
+        ssize_t k;
+        while (n < size && (k = read(fd, buf + n, size - n)) > 0)
+                n += (size_t)k;
+        return n;
+}
+
+static void shared_text_goes_out_in_order_and_is_released_once_sent(void **state)
+{
+        struct pair *p = *state;
+        char *text = strdup("{\"parameters\":{\"devices\":[]}}");
+        struct varlink_text *t;
+        assert_int_equal(varlink_text_new(text, strlen(text), &t), 0);
+        assert_int_equal(varlink_stream_queue_text(&p->tx, "{\"a\":1}", 7, NULL, 0), 0);
+        assert_int_equal(varlink_stream_queue_shared(&p->tx, t), 0);
+        assert_int_equal(varlink_stream_queue_shared(&p->rx, t), 0); /* a second stream */
+        assert_int_equal(varlink_stream_queue_text(&p->tx, "{\"b\":2}", 7, NULL, 0), 0);
+        assert_int_equal(t->n_ref, 3);
+        assert_int_equal(varlink_stream_pending(&p->tx), 8 + t->len + 1 + 8);
+        assert_int_equal(varlink_stream_flush(&p->tx), 1);
+        assert_int_equal(t->n_ref, 2);
+        assert_int_equal(p->tx.out_owned, 0);
+        char buf[256];
+        const char want[] = "{\"a\":1}\0{\"parameters\":{\"devices\":[]}}\0{\"b\":2}";
+        assert_int_equal(read_all(p->fd[1], buf, sizeof(buf)), sizeof(want));
+        assert_memory_equal(buf, want, sizeof(want));
+        varlink_stream_done(&p->rx); /* drops its reference unsent */
+        assert_int_equal(t->n_ref, 1);
+        varlink_text_unref(t);
+}
+
+static void dropping_unsent_output_keeps_the_message_begun(void **state)
+{
+        struct pair *p = *state;
+        /* A small socket buffer, so that a message is cut in the middle. */
+        int size = 4096;
+        assert_int_equal(setsockopt(p->fd[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)), 0);
+        static char msg[20000]; /* several of the kernel's buffers: it takes a part */
+        memset(msg, 'x', sizeof(msg));
+        msg[0] = '"';
+        msg[sizeof(msg) - 1] = '"';
+        size_t queued = 0;
+        while (varlink_stream_flush(&p->tx) == 1 || !varlink_stream_has_output(&p->tx)) {
+                assert_int_equal(varlink_stream_queue_text(&p->tx, msg, sizeof(msg), NULL, 0), 0);
+                queued++;
+        }
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(varlink_stream_queue_text(&p->tx, msg, sizeof(msg), NULL, 0), 0);
+        queued += 10;
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), before = count_open_fds();
+        assert_int_equal(varlink_stream_queue_text(&p->tx, msg, sizeof(msg), &fd, 1), 0);
+        queued++;
+        assert_int_not_equal(p->tx.out_sent % (sizeof(msg) + 1), 0);
+        size_t pending = varlink_stream_pending(&p->tx);
+        size_t dropped = varlink_stream_drop_unsent(&p->tx);
+        assert_true(dropped > 10 * (sizeof(msg) + 1));
+        assert_int_equal(varlink_stream_pending(&p->tx), pending - dropped);
+        assert_int_equal(count_open_fds(), before - 1); /* its message went: so did its fd */
+        /* The peer reads whole messages only, up to the one that was begun. */
+        char *buf = malloc(queued * (sizeof(msg) + 1));
+        size_t n = 0;
+        for (;;) {
+                n += read_all(p->fd[1], buf + n, queued * (sizeof(msg) + 1) - n);
+                if (varlink_stream_flush(&p->tx) == 1)
+                        break;
+        }
+        n += read_all(p->fd[1], buf + n, queued * (sizeof(msg) + 1) - n);
+        assert_int_equal(n % (sizeof(msg) + 1), 0);
+        assert_int_equal(buf[n - 1], 0);
+        assert_true(n / (sizeof(msg) + 1) < queued - 10);
+        free(buf);
+        /* And the stream goes on after. */
+        assert_int_equal(varlink_stream_queue_text(&p->tx, "{}", 2, NULL, 0), 0);
+        assert_int_equal(varlink_stream_flush(&p->tx), 1);
+        assert_int_equal(read_all(p->fd[1], msg, sizeof(msg)), 3);
+        assert_string_equal(msg, "{}");
+}
+
 static void message_helpers_build_the_varlink_shapes(void **state)
 {
         json_object *p = json_object_new_object();
@@ -455,6 +536,8 @@ int main(void)
                 T(queued_fds_are_closed_when_the_stream_ends),
                 T(too_many_fds_are_refused_at_queue_time),
                 T(the_peer_leaving_is_end_of_file),
+                T(shared_text_goes_out_in_order_and_is_released_once_sent),
+                T(dropping_unsent_output_keeps_the_message_begun),
                 cmocka_unit_test(message_helpers_build_the_varlink_shapes),
 #undef T
         };
