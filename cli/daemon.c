@@ -227,19 +227,13 @@ int cli_daemon_release(const char *verb, struct vfiod_client *client, uint64_t l
         return r < 0 ? call_failed(verb, "release", r, error) : 0;
 }
 
-static bool root_has(const struct cli *c, const char *path)
-{
-        _cleanup_close_ int fd = c->root ? root_openat(c->root, path, O_PATH) : -EBADF;
-        return fd >= 0;
-}
-
 const char *cli_backend_reason(const struct cli *c, const char *backend, bool forced)
 {
         if (forced)
                 return "chosen with --backend";
         if (strcmp(backend, "iommufd") == 0)
                 return "this kernel has iommufd (/dev/iommu) and vfio device cdevs";
-        if (!root_has(c, "dev/iommu"))
+        if (!c->root || !root_exists(c->root, "dev/iommu"))
                 return "this kernel has no iommufd (no /dev/iommu): the legacy type1 container";
         return "this kernel's vfio gives the device no cdev: the legacy type1 container";
 }

@@ -87,6 +87,12 @@ int root_openat(const struct root *r, const char *relpath, int flags)
         return fd < 0 ? negative_errno() : fd;
 }
 
+bool root_exists(const struct root *r, const char *relpath)
+{
+        _cleanup_close_ int fd = root_openat(r, relpath, O_PATH);
+        return fd >= 0;
+}
+
 int fd_read_all(int fd, size_t max, char **ret, size_t *ret_len)
 {
         size_t len = 0, cap = 4096 < max + 1 ? 4096 : max + 1;

@@ -33,6 +33,9 @@ bool path_is_safe_relative(const char *p);
  * or -errno; -EINVAL for an unsafe relpath. */
 int root_openat(const struct root *r, const char *relpath, int flags);
 
+/* Whether relpath names something below the root (an O_PATH open of it succeeds). */
+bool root_exists(const struct root *r, const char *relpath);
+
 /* Reads a whole file (at most max bytes; -EFBIG beyond) into a NUL-terminated buffer.
  * name must be a single component: symlinks are not followed (O_NOFOLLOW). */
 int dir_read_file(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);

@@ -1181,6 +1181,18 @@ static int device_backend(struct server *s, const struct topology *t, const stru
  * with the node watched first so that the count can start from there when it finds
  * none open. Last, for a pooled device, the kernel's answer for the group (its node
  * takes one opener at a time). */
+/* Whether the group node of a (nodes n) is open: the kernel lets it be open once, and a
+ * file in flight keeps it so. The /proc search then only names a holder, if it finds
+ * one, in *ret_pid. */
+static bool group_node_held(struct server *s, const struct vfio_nodes *n, const struct pci_addr *a,
+                            int *ret_pid)
+{
+        if (!n || n->group < 0 || vfio_group_busy(s->root, n->group) <= 0)
+                return false;
+        (void)vfio_device_open_by(s->root, a, ret_pid);
+        return true;
+}
+
 /* Whether a device to give back to its host driver still has a file open (an unbind
  * would block until it closes), by whom in *ret_pid (0 if unknown). For a device an
  * iommufd lease handed out, whose cdev is the only node its holder can open (the group
@@ -1204,10 +1216,8 @@ static bool restore_blocked(struct server *s, const struct pci_addr *a, bool iom
         /* Without a count, a group node still open (the kernel lets it be open once, and
          * a file in flight keeps it so) says the device is in use whatever the search
          * finds. */
-        if (k < 0 && n && n->group >= 0 && vfio_group_busy(s->root, n->group) > 0) {
-                (void)vfio_device_open_by(s->root, a, ret_pid);
+        if (k < 0 && group_node_held(s, n, a, ret_pid))
                 return true;
-        }
         return vfio_device_open_by(s->root, a, ret_pid) > 0;
 }
 
@@ -1683,10 +1693,7 @@ static int device_open_elsewhere(struct server *s, const struct pci_addr *a, int
         if (n->cdev < 0) {
                 /* No cdev (a type1 kernel): the group node tells, open once at most, a
                  * file in flight included. */
-                if (n->group < 0 || vfio_group_busy(s->root, n->group) <= 0)
-                        return 0;
-                (void)vfio_device_open_by(s->root, a, ret_pid); /* only to name it */
-                return 1;
+                return group_node_held(s, n, a, ret_pid);
         }
         int k = cdev_watch_open_files_read(&s->cdev_watches, n->cdev);
         if (k == 0)

@@ -112,12 +112,6 @@ int vfio_device_cdev_index(const struct root *r, const struct pci_addr *a, int *
         return found;
 }
 
-static bool node_exists(const struct root *r, const char *relpath)
-{
-        _cleanup_close_ int fd = root_openat(r, relpath, O_PATH);
-        return fd >= 0;
-}
-
 int vfio_backend_detect(const struct root *r, const struct pci_addr *a, enum vfio_backend *ret,
                         char **ret_detail)
 {
@@ -144,19 +138,19 @@ int vfio_backend_detect(const struct root *r, const struct pci_addr *a, enum vfi
                                     driver);
 
         snprintf(path, sizeof(path), "dev/vfio/noiommu-%d", group);
-        if (node_exists(r, path)) {
+        if (root_exists(r, path)) {
                 *ret = VFIO_BACKEND_NOIOMMU;
                 return 0;
         }
-        if (vfio_device_cdev_index(r, a, &cdev) >= 0 && node_exists(r, "dev/iommu")) {
+        if (vfio_device_cdev_index(r, a, &cdev) >= 0 && root_exists(r, "dev/iommu")) {
                 snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
-                if (node_exists(r, path)) {
+                if (root_exists(r, path)) {
                         *ret = VFIO_BACKEND_IOMMUFD;
                         return 0;
                 }
         }
         snprintf(path, sizeof(path), "dev/vfio/%d", group);
-        if (node_exists(r, path)) {
+        if (root_exists(r, path)) {
                 *ret = VFIO_BACKEND_TYPE1;
                 return 0;
         }
