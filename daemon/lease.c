@@ -20,6 +20,8 @@ void lease_done(struct lease *l)
         l->devices = NULL;
         free(l->device_release);
         l->device_release = NULL;
+        free(l->returning);
+        l->returning = NULL;
         l->n_devices = 0;
         node_grants_free(l->grants, l->n_grants);
         l->grants = NULL;

@@ -25,6 +25,13 @@ struct lease_memlock {
         int64_t set_cur, set_max;
 };
 
+enum lease_device_state {
+        LEASE_DEVICE_HELD = 0,  /* the lease has it (not ending) */
+        LEASE_DEVICE_RETURNED,  /* back in the pool, restored, or gone */
+        LEASE_DEVICE_RESTORING, /* a job gives it back to its driver */
+        LEASE_DEVICE_WAITING,   /* still open elsewhere: restored once that file closes */
+};
+
 struct lease {
         uint64_t id;
         uid_t uid;
@@ -44,6 +51,12 @@ struct lease {
         /* Daemon-side, not persisted. */
         void *holder; /* the holder's pidfd and its watch, shared by its leases */
         void *owner;  /* the server */
+        /* Once ended, a lease stays (and stays recorded) until each of its devices is
+         * back: restored by a job, or followed until a file that outlived the holder is
+         * closed. A restart finds it recorded and ends it again. */
+        bool ending;
+        const char *end_kind;               /* the Monitor event when it is gone */
+        enum lease_device_state *returning; /* per device, while ending */
 };
 
 void lease_done(struct lease *l);

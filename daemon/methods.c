@@ -242,12 +242,16 @@ static int device_allowed(struct conn *c, enum policy_op op, const struct topolo
         return 0;
 }
 
+/* The lease that has device a: held, or being given back from an ended lease. */
 static struct lease *lease_of_device(struct server *s, const struct pci_addr *a)
 {
-        for (size_t i = 0; i < s->n_leases; i++)
-                for (size_t k = 0; k < s->leases[i]->n_devices; k++)
-                        if (pci_addr_equal(&s->leases[i]->devices[k], a))
+        for (size_t i = 0; i < s->n_leases; i++) {
+                const struct lease *l = s->leases[i];
+                for (size_t k = 0; k < l->n_devices; k++)
+                        if (pci_addr_equal(&l->devices[k], a) &&
+                            (!l->ending || l->returning[k] != LEASE_DEVICE_RETURNED))
                                 return s->leases[i];
+        }
         return NULL;
 }
 
@@ -262,6 +266,39 @@ static int busy(struct conn *c, const char *address, const char *fmt, ...)
         va_end(ap);
         return conn_errorf(c, "io.vfiod.DeviceBusy", "address", address, "reason",
                            reason ? reason : "busy", NULL);
+}
+
+/* DeviceBusy for a device of lease l, or of a running job. */
+static int lease_busy(struct conn *c, const char *address, const struct lease *l)
+{
+        if (l->ending)
+                return busy(c, address,
+                            "being given back from lease %" PRIu64 " (pid %d), which ended: "
+                            "restore in progress, or waiting for a file of it to close",
+                            l->id, (int)l->pid);
+        return busy(c, address, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid, l->id);
+}
+
+static int job_busy(struct conn *c, const char *address, const struct job *j)
+{
+        char what[160];
+        return busy(c, address, "%s", job_describe(j, what, sizeof(what)));
+}
+
+/* Answers DeviceBusy and returns 1 when one of a[0..n) is leased or in a running job. */
+static int devices_taken(struct conn *c, const struct pci_addr *a, size_t n)
+{
+        struct server *s = c->server;
+        for (size_t i = 0; i < n; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                struct job *j = job_of_device(s, &a[i]);
+                if (j)
+                        return job_busy(c, pci_addr_format(&a[i], buf), j), 1;
+                struct lease *l = lease_of_device(s, &a[i]);
+                if (l)
+                        return lease_busy(c, pci_addr_format(&a[i], buf), l), 1;
+        }
+        return 0;
 }
 
 /* A bridge is never bound to vfio-pci or handed out, whatever a rule says (a vendor
@@ -424,6 +461,44 @@ static int method_list_groups(struct conn *c, struct jspan params, int *fds, siz
         return reply_topology_list(c, "groups", true);
 }
 
+static const char *const returning_names[] = {
+        [LEASE_DEVICE_HELD] = "held",
+        [LEASE_DEVICE_RETURNED] = "returned",
+        [LEASE_DEVICE_RESTORING] = "restoring",
+        [LEASE_DEVICE_WAITING] = "waiting for its files to close",
+};
+
+/* What is under way for device a: a running job ({operation, since, late}), or the
+ * restore of an ended lease waiting for a file to close ({operation, lease, state});
+ * NULL for nothing. */
+static json_object *device_operation_json(struct server *s, const struct pci_addr *a)
+{
+        struct job *j = job_of_device(s, a);
+        if (j) {
+                struct jbuf b = {};
+                job_write_json(j, &b);
+                json_object *o = b.oom ? NULL : json_tokener_parse(b.p);
+                jbuf_done(&b);
+                return o;
+        }
+        struct lease *l = lease_of_device(s, a);
+        if (!l || !l->ending)
+                return NULL;
+        for (size_t k = 0; k < l->n_devices; k++)
+                if (pci_addr_equal(&l->devices[k], a)) {
+                        json_object *o = json_object_new_object();
+                        if (!o)
+                                return NULL;
+                        json_object_object_add(o, "operation", json_object_new_string("restore"));
+                        json_object_object_add(o, "lease", json_object_new_int64((int64_t)l->id));
+                        json_object_object_add(
+                                o, "state",
+                                json_object_new_string(returning_names[l->returning[k]]));
+                        return o;
+                }
+        return NULL;
+}
+
 static int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct pci_addr a;
@@ -442,6 +517,9 @@ static int method_show_device(struct conn *c, struct jspan params, int *fds, siz
                 json_object_put(o);
                 return -ENOMEM;
         }
+        json_object *op = device_operation_json(c->server, &a);
+        if (op)
+                json_object_object_add(o, "operation", op);
         json_object_object_add(p, "device", o);
         return conn_reply(c, p, NULL, 0);
 }
@@ -469,6 +547,80 @@ static int open_journal(struct server *s, struct journal **ret)
         return journal_open(s->root, s->cfg.state_dir, ret);
 }
 
+/* Starts a call's job: c waits for its answer (done() gives it). When it cannot start,
+ * data is freed and c told why. */
+static int call_job(struct conn *c, const char *operation, const struct pci_addr *devices,
+                    size_t n_devices, job_work_fn work, job_done_fn done, void *data,
+                    void (*free_data)(void *data))
+{
+        int r = job_start(c->server,
+                          &(struct job_spec){.operation = operation,
+                                             .devices = devices,
+                                             .n_devices = n_devices,
+                                             .work = work,
+                                             .done = done,
+                                             .data = data,
+                                             .free_data = free_data,
+                                             .conn = c},
+                          NULL);
+        if (r < 0) {
+                free_data(data);
+                return errno_error(c, operation, n_devices ? &devices[0] : NULL, r,
+                                   "cannot start a worker process");
+        }
+        return 0;
+}
+
+/* A bind job: the plan, applied in the worker with the modules it needs. */
+struct bind_job {
+        struct bind_plan plan;
+        unsigned modules; /* VFIO_MODULE_BIT()s to load first */
+        const char *operation;
+};
+
+static void bind_job_free(void *p)
+{
+        struct bind_job *bj = p;
+        if (!bj)
+                return;
+        bind_plan_done(&bj->plan);
+        free(bj);
+}
+
+static int bind_job_work(struct server *s, void *data, char **ret_why)
+{
+        struct bind_job *bj = data;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        int r = modules_need(s, bj->modules, ret_why);
+        if (r >= 0)
+                r = open_journal(s, &j);
+        if (r >= 0)
+                r = vfio_bind_plan(s->root, j, &bj->plan, false, ret_why);
+        return r;
+}
+
+static void bind_job_done(struct server *s, struct job *j, int r, const char *why)
+{
+        struct bind_job *bj = j->data;
+        server_invalidate(s);
+        s->have_iommufd = -1; /* a module loaded by the worker may have brought /dev/iommu */
+        if (r >= 0)
+                for (size_t i = 0; i < bj->plan.n_devices; i++)
+                        server_broadcast(s, "device-changed", &bj->plan.devices[i], 0);
+        if (!j->conn)
+                return;
+        if (r < 0) {
+                (void)errno_error(j->conn, "bind", NULL, r, why);
+                return;
+        }
+        json_object *p = json_object_new_object();
+        if (p)
+                json_object_object_add(
+                        p, "bound", json_address_array_new(bj->plan.devices, bj->plan.n_devices));
+        (void)(p ? conn_reply(j->conn, p, NULL, 0)
+                 : conn_errorf(j->conn, "io.vfiod.OperationFailed", "operation", "bind", NULL));
+}
+
 static int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
@@ -490,40 +642,86 @@ static int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_f
                     device_allowed(c, POLICY_OP_BIND, t, &req[i], NULL, NULL))
                         return 0;
 
-        struct bind_plan plan = {};
+        struct bind_job *bj = calloc(1, sizeof(*bj));
+        if (!bj)
+                return -ENOMEM;
         _cleanup_free_ char *why = NULL;
         r = bind_plan_build(t, req, n_req, (group ? BIND_GROUP : 0) | (force ? BIND_FORCE : 0),
-                            &plan, &why);
+                            &bj->plan, &why);
         if (r < 0) {
                 char buf[PCI_ADDR_STRLEN];
+                bind_job_free(bj);
                 return busy(c, pci_addr_format(&req[0], buf), "%s", why ? why : strerror(-r));
         }
-        /* The plan may add group members: each needs the right too. */
-        for (size_t i = 0; i < plan.n_devices; i++)
-                if (device_allowed(c, POLICY_OP_BIND, t, &plan.devices[i], NULL, NULL)) {
-                        bind_plan_done(&plan);
+        /* The plan may add group members: each needs the right too, and none may be in
+         * another operation or lease. */
+        for (size_t i = 0; i < bj->plan.n_devices; i++)
+                if (device_allowed(c, POLICY_OP_BIND, t, &bj->plan.devices[i], NULL, NULL)) {
+                        bind_job_free(bj);
                         return 0;
                 }
-
-        _cleanup_(journal_freep) struct journal *j = NULL;
-        r = modules_need(s, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why);
-        if (r >= 0)
-                r = open_journal(s, &j);
-        if (r >= 0)
-                r = vfio_bind_plan(s->root, j, &plan, false, &why);
-        server_invalidate(s);
-        if (r < 0) {
-                bind_plan_done(&plan);
-                return errno_error(c, "bind", NULL, r, why);
+        if (devices_taken(c, bj->plan.devices, bj->plan.n_devices)) {
+                bind_job_free(bj);
+                return 0;
         }
-        for (size_t i = 0; i < plan.n_devices; i++)
-                server_broadcast(s, "device-changed", &plan.devices[i], 0);
+        bj->modules = VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI);
+        return call_job(c, "bind", bj->plan.devices, bj->plan.n_devices, bind_job_work,
+                        bind_job_done, bj, bind_job_free);
+}
+
+static int device_open_elsewhere(struct server *s, const struct pci_addr *a, int *ret_pid);
+
+/* An unbind job: the devices, in order, back to their drivers; the first failure stops
+ * it (the ones before are back). */
+struct unbind_job {
+        struct pci_addr *devices;
+        size_t n_devices;
+};
+
+static void unbind_job_free(void *p)
+{
+        struct unbind_job *uj = p;
+        if (!uj)
+                return;
+        free(uj->devices);
+        free(uj);
+}
+
+static int unbind_job_work(struct server *s, void *data, char **ret_why)
+{
+        struct unbind_job *uj = data;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        int r = open_journal(s, &j);
+        if (r < 0) {
+                *ret_why = strdup("cannot open the journal");
+                return r;
+        }
+        for (size_t i = 0; i < uj->n_devices; i++) {
+                r = vfio_device_restore(s->root, j, &uj->devices[i], ret_why);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void unbind_job_done(struct server *s, struct job *j, int r, const char *why)
+{
+        struct unbind_job *uj = j->data;
+        server_invalidate(s);
+        for (size_t i = 0; i < uj->n_devices; i++)
+                server_broadcast(s, "device-changed", &uj->devices[i], 0);
+        if (!j->conn)
+                return;
+        if (r < 0) {
+                (void)errno_error(j->conn, "unbind", NULL, r, why);
+                return;
+        }
         json_object *p = json_object_new_object();
         if (p)
-                json_object_object_add(p, "bound",
-                                       json_address_array_new(plan.devices, plan.n_devices));
-        bind_plan_done(&plan);
-        return p ? conn_reply(c, p, NULL, 0) : -ENOMEM;
+                json_object_object_add(p, "restored",
+                                       json_address_array_new(uj->devices, uj->n_devices));
+        (void)(p ? conn_reply(j->conn, p, NULL, 0)
+                 : conn_errorf(j->conn, "io.vfiod.OperationFailed", "operation", "unbind", NULL));
 }
 
 static int method_unbind(struct conn *c, struct jspan params, int *fds, size_t n_fds)
@@ -542,36 +740,93 @@ static int method_unbind(struct conn *c, struct jspan params, int *fds, size_t n
                 const struct pci_device *d;
                 if (device_allowed(c, POLICY_OP_BIND, t, &req[i], &d, NULL))
                         return 0;
-                struct lease *l = lease_of_device(s, &req[i]);
-                if (l)
-                        return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
-                                    l->id);
-                /* The kernel would block the unbind, and the daemon with it, until the
-                 * holder lets go. */
-                int pid;
-                if (vfio_device_open_by(s->root, &req[i], &pid) > 0)
-                        return busy(c, d->name, "open through VFIO in pid %d", pid);
         }
-        _cleanup_(journal_freep) struct journal *j = NULL;
-        r = open_journal(s, &j);
-        if (r < 0)
-                return errno_error(c, "unbind", NULL, r, "cannot open the journal");
+        if (devices_taken(c, req, n_req))
+                return 0;
         for (size_t i = 0; i < n_req; i++) {
-                _cleanup_free_ char *why = NULL;
-                r = vfio_device_restore(s->root, j, &req[i], &why);
-                server_invalidate(s);
-                if (r < 0)
-                        return errno_error(c, "unbind", &req[i], r, why);
-                server_broadcast(s, "device-changed", &req[i], 0);
+                const struct pci_device *d = topology_find_device(t, &req[i]);
+                /* The kernel holds the unbind until the holder lets go (asking it to,
+                 * through the device's request interrupt). Other users are told who has
+                 * it; root's admin socket may ask for it back and wait, in the job. */
+                int pid;
+                if (!c->admin && vfio_device_open_by(s->root, &req[i], &pid) > 0)
+                        return busy(c, d->name, "open through VFIO in pid %d", pid);
+                if (c->admin && device_open_elsewhere(s, &req[i], &pid) > 0)
+                        log_msg(LOG_NOTICE,
+                                "%s: unbind asked for while open (pid %d, 0: unknown): it "
+                                "completes when that file is closed",
+                                d->name, pid);
         }
-        json_object *p = json_object_new_object();
-        if (!p)
+        struct unbind_job *uj = calloc(1, sizeof(*uj));
+        if (!uj)
                 return -ENOMEM;
-        json_object_object_add(p, "restored", json_address_array_new(req, n_req));
-        return conn_reply(c, p, NULL, 0);
+        uj->devices = TAKE_PTR(req);
+        uj->n_devices = n_req;
+        return call_job(c, "unbind", uj->devices, uj->n_devices, unbind_job_work, unbind_job_done,
+                        uj, unbind_job_free);
 }
 
 /* ---- SR-IOV ------------------------------------------------------------------------- */
+
+/* A carve: the PF's VF count set, the VFs on the driver asked for (in the worker). */
+struct sriov_job {
+        struct pci_addr pf;
+        int numvfs;
+        enum sriov_driver driver;
+        /* The scan the call was checked against: read in the worker only (its copy of
+         * the daemon's memory keeps it, whatever the loop does meanwhile). */
+        const struct topology *topology;
+};
+
+static int sriov_job_work(struct server *s, void *data, char **ret_why)
+{
+        struct sriov_job *sj = data;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        /* VFs for vfio-pci need it before the carve, which it would otherwise undo half
+         * way. */
+        int r = sj->driver == SRIOV_DRIVER_VFIO && sj->numvfs > 0
+                        ? modules_need(s, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), ret_why)
+                        : 0;
+        if (r >= 0)
+                r = open_journal(s, &j);
+        if (r >= 0)
+                r = sriov_pf_set_numvfs(s->root, j, sj->topology, &sj->pf, sj->numvfs, sj->driver,
+                                        ret_why);
+        return r;
+}
+
+static void sriov_job_done(struct server *s, struct job *j, int r, const char *why)
+{
+        struct sriov_job *sj = j->data;
+        server_invalidate(s);
+        s->have_iommufd = -1;
+        if (r >= 0)
+                server_broadcast(s, "device-changed", &sj->pf, 0);
+        if (!j->conn)
+                return;
+        if (r < 0) {
+                (void)errno_error(j->conn, "sriov", &sj->pf, r, why);
+                return;
+        }
+        struct sriov_pf info;
+        json_object *p = json_object_new_object(), *vfs = json_object_new_array();
+        if (!p || !vfs) {
+                json_object_put(p);
+                json_object_put(vfs);
+                (void)conn_errorf(j->conn, "io.vfiod.OperationFailed", "operation", "sriov", NULL);
+                return;
+        }
+        json_object_object_add(p, "vfs", vfs);
+        if (sriov_pf_read(s->root, &sj->pf, &info) == 0)
+                for (int i = 0; i < info.numvfs; i++) {
+                        struct pci_addr a;
+                        char buf[PCI_ADDR_STRLEN];
+                        if (sriov_vf_address(&info, i, &a) == 0)
+                                json_object_array_add(
+                                        vfs, json_object_new_string(pci_addr_format(&a, buf)));
+                }
+        (void)conn_reply(j->conn, p, NULL, 0);
+}
 
 static int method_set_numvfs(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
@@ -609,39 +864,59 @@ static int method_set_numvfs(struct conn *c, struct jspan params, int *fds, size
                         return busy(c, d->name, "VF %s is leased to pid %d", vf->name, (int)l->pid);
         }
 
-        _cleanup_(journal_freep) struct journal *j = NULL;
-        _cleanup_free_ char *why = NULL;
-        /* VFs for vfio-pci need it before the carve, which it would otherwise undo half
-         * way. */
-        r = driver == SRIOV_DRIVER_VFIO && n > 0
-                    ? modules_need(s, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why)
-                    : 0;
-        if (r >= 0)
-                r = open_journal(s, &j);
-        if (r >= 0)
-                r = sriov_pf_set_numvfs(s->root, j, t, &pf, (int)n, driver, &why);
-        server_invalidate(s);
-        if (r < 0)
-                return errno_error(c, "sriov", &pf, r, why);
-        server_broadcast(s, "device-changed", &pf, 0);
-
-        struct sriov_pf info;
-        json_object *p = json_object_new_object(), *vfs = json_object_new_array();
-        if (!p || !vfs) {
-                json_object_put(p);
-                json_object_put(vfs);
+        struct sriov_job *sj = calloc(1, sizeof(*sj));
+        if (!sj)
+                return -ENOMEM;
+        sj->pf = pf;
+        sj->numvfs = (int)n;
+        sj->driver = driver;
+        sj->topology = t;
+        /* The PF and the VFs it has now are busy while it runs. */
+        _cleanup_free_ struct pci_addr *busy_set = calloc(1 + d->n_virtfn, sizeof(*busy_set));
+        size_t n_busy = 0;
+        if (!busy_set) {
+                free(sj);
                 return -ENOMEM;
         }
-        json_object_object_add(p, "vfs", vfs);
-        if (sriov_pf_read(s->root, &pf, &info) == 0)
-                for (int i = 0; i < info.numvfs; i++) {
-                        struct pci_addr a;
-                        char buf[PCI_ADDR_STRLEN];
-                        if (sriov_vf_address(&info, i, &a) == 0)
-                                json_object_array_add(
-                                        vfs, json_object_new_string(pci_addr_format(&a, buf)));
-                }
-        return conn_reply(c, p, NULL, 0);
+        busy_set[n_busy++] = pf;
+        for (size_t i = 0; i < d->n_virtfn; i++) {
+                const struct pci_device *vf = topology_device(t, d->virtfn[i]);
+                if (vf)
+                        busy_set[n_busy++] = vf->addr;
+        }
+        if (devices_taken(c, busy_set, n_busy)) {
+                free(sj);
+                return 0;
+        }
+        return call_job(c, "sriov", busy_set, n_busy, sriov_job_work, sriov_job_done, sj, free);
+}
+
+/* A VF's settings, written through the PF's netdev in the worker. */
+struct vf_job {
+        struct pci_addr pf;
+        struct vf_config want;
+        unsigned fields;
+        const struct topology *topology; /* as struct sriov_job's */
+};
+
+static int vf_job_work(struct server *s, void *data, char **ret_why)
+{
+        struct vf_job *vj = data;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        int r = open_journal(s, &j);
+        if (r >= 0)
+                r = sriov_vf_configure(s->root, j, vj->topology, &vj->pf, &vj->want, vj->fields,
+                                       ret_why);
+        return r;
+}
+
+static void vf_job_done(struct server *s, struct job *j, int r, const char *why)
+{
+        struct vf_job *vj = j->data;
+        if (!j->conn)
+                return;
+        (void)(r < 0 ? errno_error(j->conn, "configure-vf", &vj->pf, r, why)
+                     : conn_reply(j->conn, NULL, NULL, 0));
 }
 
 static int method_configure_vf(struct conn *c, struct jspan params, int *fds, size_t n_fds)
@@ -708,16 +983,13 @@ static int method_configure_vf(struct conn *c, struct jspan params, int *fds, si
         int r = server_topology_for(s, &pf, 1, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
-        if (device_allowed(c, POLICY_OP_SRIOV, t, &pf, NULL, NULL))
+        if (device_allowed(c, POLICY_OP_SRIOV, t, &pf, NULL, NULL) || devices_taken(c, &pf, 1))
                 return 0;
-        _cleanup_(journal_freep) struct journal *j = NULL;
-        _cleanup_free_ char *why = NULL;
-        r = open_journal(s, &j);
-        if (r >= 0)
-                r = sriov_vf_configure(s->root, j, t, &pf, &want, fields, &why);
-        if (r < 0)
-                return errno_error(c, "configure-vf", &pf, r, why);
-        return conn_reply(c, NULL, NULL, 0);
+        struct vf_job *vj = calloc(1, sizeof(*vj));
+        if (!vj)
+                return -ENOMEM;
+        *vj = (struct vf_job){.pf = pf, .want = want, .fields = fields, .topology = t};
+        return call_job(c, "configure-vf", &pf, 1, vf_job_work, vf_job_done, vj, free);
 }
 
 /* ---- audit -------------------------------------------------------------------------- */
@@ -1242,32 +1514,142 @@ static bool lease_device_held(struct server *s, const struct lease *l, size_t i,
         return vfio_group_busy(s->root, n->group) > 0;
 }
 
-/* ---- devices to restore that a dead holder's files still held --------------------- */
+/* ---- giving an ended lease's devices back ------------------------------------------ */
 
-/* Gives a back to the driver the journal recorded for it, with *j (opened here on first
- * use, kept by the caller: one lock for several devices). Returns whether the journal
- * had it. */
-static bool restore_device(struct server *s, struct journal **j, const struct pci_addr *a,
-                           const char *what)
+/* A restore job: devices to give back to the drivers the journal recorded (those it has
+ * no entry for stay as they are), for an ended lease (or none). */
+struct restore_job {
+        uint64_t lease; /* 0: none (an Acquire's rollback) */
+        char what[48];  /* for the log */
+        struct pci_addr *devices;
+        size_t n_devices;
+};
+
+static void restore_job_free(void *p)
 {
-        char buf[PCI_ADDR_STRLEN];
-        const char *name = pci_addr_format(a, buf);
-        int r;
-        if (!*j && (r = open_journal(s, j)) < 0) {
-                log_msg(LOG_ERR, "%s: %s: cannot open the journal: %s", what, name, strerror(-r));
-                return false;
+        struct restore_job *rj = p;
+        if (!rj)
+                return;
+        free(rj->devices);
+        free(rj);
+}
+
+/* In the worker: each device the journal has goes back; the journal's lock is taken
+ * here, as vfioctl takes it. Returns how many went back; failures are logged one by one,
+ * and the first is returned. */
+static int restore_job_work(struct server *s, void *data, char **ret_why)
+{
+        struct restore_job *rj = data;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        int r = open_journal(s, &j), first = 0;
+        if (r < 0) {
+                log_msg(LOG_ERR, "%s: cannot open the journal: %s", rj->what, strerror(-r));
+                return r;
         }
-        struct journal_entry e = {};
-        bool found = journal_get(*j, a, &e) == 0;
-        if (found) {
+        int n = 0;
+        for (size_t i = 0; i < rj->n_devices; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                const char *name = pci_addr_format(&rj->devices[i], buf);
+                struct journal_entry e = {};
+                bool found = journal_get(j, &rj->devices[i], &e) == 0;
+                journal_entry_done(&e);
+                if (!found)
+                        continue;
                 _cleanup_free_ char *why = NULL;
-                r = vfio_device_restore(s->root, *j, a, &why);
-                if (r < 0)
-                        log_msg(LOG_ERR, "%s: %s: restore failed: %s", what, name,
+                r = vfio_device_restore(s->root, j, &rj->devices[i], &why);
+                if (r < 0) {
+                        log_msg(LOG_ERR, "%s: %s: restore failed: %s", rj->what, name,
                                 why ? why : strerror(-r));
+                        if (first == 0) {
+                                first = r;
+                                *ret_why = TAKE_PTR(why);
+                        }
+                } else
+                        n++;
         }
-        journal_entry_done(&e);
-        return found;
+        return first < 0 ? first : n;
+}
+
+static struct lease *lease_by_id(struct server *s, uint64_t id)
+{
+        for (size_t i = 0; i < s->n_leases; i++)
+                if (s->leases[i]->id == id)
+                        return s->leases[i];
+        return NULL;
+}
+
+/* An ended lease whose devices are all back goes: its record last, so that a crash
+ * before finds it and gives back what is left. */
+static void lease_finish(struct server *s, struct lease *l)
+{
+        for (size_t i = 0; i < l->n_devices; i++)
+                if (l->returning[i] != LEASE_DEVICE_RETURNED)
+                        return;
+        lease_unlink(s, l);
+        int r = lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
+        if (r < 0)
+                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot remove its record: %s", l->id,
+                        strerror(-r));
+        server_broadcast(s, l->end_kind, NULL, l->id);
+        lease_destroy(l);
+}
+
+static void restore_job_done(struct server *s, struct job *j, int r, const char *why)
+{
+        struct restore_job *rj = j->data;
+        struct lease *l = rj->lease ? lease_by_id(s, rj->lease) : NULL;
+        if (r != 0) /* a driver changed, or may have */
+                server_invalidate(s);
+        for (size_t i = 0; i < rj->n_devices; i++) {
+                server_broadcast(s, "device-changed", &rj->devices[i], 0);
+                for (size_t k = 0; l && k < l->n_devices; k++)
+                        if (pci_addr_equal(&l->devices[k], &rj->devices[i]))
+                                l->returning[k] = LEASE_DEVICE_RETURNED;
+        }
+        if (j->conn) /* a Release waits */
+                (void)(r < 0 ? errno_error(j->conn, "release", NULL, r, why)
+                             : conn_reply(j->conn, NULL, NULL, 0));
+        if (l)
+                lease_finish(s, l);
+}
+
+/* Starts the restore of devices a[0..n) of lease (0: none); conn waits for it, or NULL.
+ * Returns the job, or NULL when it could not start (logged; the devices stay on vfio-pci
+ * and the journal keeps them for 'vfioctl restore --all' or the next start). */
+static struct job *restore_start(struct server *s, uint64_t lease, const struct pci_addr *a,
+                                 size_t n, struct conn *conn)
+{
+        struct restore_job *rj = calloc(1, sizeof(*rj));
+        if (!rj || !(rj->devices = calloc(n ? n : 1, sizeof(*a)))) {
+                restore_job_free(rj);
+                log_msg(LOG_ERR, "cannot start a restore: %s", strerror(ENOMEM));
+                return NULL;
+        }
+        memcpy(rj->devices, a, n * sizeof(*a));
+        rj->n_devices = n;
+        rj->lease = lease;
+        if (lease)
+                snprintf(rj->what, sizeof(rj->what), "lease %" PRIu64, lease);
+        else
+                snprintf(rj->what, sizeof(rj->what), "acquire rollback");
+        struct job *j;
+        int r = job_start(s,
+                          &(struct job_spec){.operation = "restore",
+                                             .devices = a,
+                                             .n_devices = n,
+                                             .work = restore_job_work,
+                                             .done = restore_job_done,
+                                             .data = rj,
+                                             .free_data = restore_job_free,
+                                             .conn = conn},
+                          &j);
+        if (r < 0) {
+                log_msg(LOG_ERR, "%s: cannot start the restore of %zu device(s): %s", rj->what, n,
+                        strerror(-r));
+                restore_job_free(rj);
+                return NULL;
+        }
+        return j;
 }
 
 static bool orphans_by_timer(const struct server *s)
@@ -1287,8 +1669,15 @@ static void orphan_drop(struct server *s, size_t i)
                 (void)sd_event_source_set_enabled(s->orphan_timer, SD_EVENT_OFF);
 }
 
+/* Device k of an ending lease is back (or given up on): the lease goes once all are. */
+static void lease_device_returned(struct server *s, struct lease *l, size_t k)
+{
+        l->returning[k] = LEASE_DEVICE_RETURNED;
+        server_broadcast(s, "device-changed", &l->devices[k], 0);
+}
+
 /* Each orphan (of those followed by_timer, or by events) whose files are all closed is
- * restored. */
+ * restored, in a job. */
 static void orphans_check(struct server *s, bool by_timer)
 {
         for (size_t i = 0; i < s->n_orphans;) {
@@ -1299,10 +1688,21 @@ static void orphans_check(struct server *s, bool by_timer)
                         i++;
                         continue;
                 }
+                struct lease *l = lease_by_id(s, o.lease);
+                ssize_t k = -1;
+                for (size_t m = 0; l && m < l->n_devices; m++)
+                        if (pci_addr_equal(&l->devices[m], &o.addr))
+                                k = (ssize_t)m;
+                if (k < 0) {
+                        orphan_drop(s, i);
+                        continue;
+                }
                 const struct vfio_nodes *n = device_nodes(s, &o.addr);
                 if (!n || (by_timer ? n->group < 0 : n->cdev < 0)) {
                         log_msg(LOG_WARNING, "%s: gone, or off vfio-pci: not restored", name);
                         orphan_drop(s, i);
+                        lease_device_returned(s, l, (size_t)k);
+                        lease_finish(s, l);
                         continue;
                 }
                 int pid;
@@ -1312,10 +1712,11 @@ static void orphans_check(struct server *s, bool by_timer)
                 }
                 log_msg(LOG_INFO, "%s: its last file is closed: restoring it", name);
                 orphan_drop(s, i);
-                _cleanup_(journal_freep) struct journal *j = NULL;
-                (void)restore_device(s, &j, &o.addr, "left open by an ended lease");
-                server_invalidate(s);
-                server_broadcast(s, "device-changed", &o.addr, 0);
+                l->returning[k] = LEASE_DEVICE_RESTORING;
+                if (!restore_start(s, l->id, &o.addr, 1, NULL)) {
+                        lease_device_returned(s, l, (size_t)k);
+                        lease_finish(s, l);
+                }
         }
 }
 
@@ -1340,13 +1741,11 @@ static int on_orphan_timer(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* Follows a until its last file closes, then restores it: through its cdev node's events
- * (iommufd), else by looking again on a timer. */
-static void orphan_add(struct server *s, const struct pci_addr *a, bool iommufd)
+/* Follows a (of lease) until its last file closes, then restores it: through its cdev
+ * node's events (iommufd), else by looking again on a timer. Returns 0, or -errno when
+ * it cannot be followed. */
+static int orphan_add(struct server *s, const struct pci_addr *a, uint64_t lease, bool iommufd)
 {
-        for (size_t i = 0; i < s->n_orphans; i++)
-                if (pci_addr_equal(&s->orphans[i].addr, a))
-                        return;
         const struct vfio_nodes *n = device_nodes(s, a);
         bool uncounted, by_timer = !iommufd || !n || n->cdev < 0;
         if (!by_timer) /* an adopted lease's node may not be watched yet */
@@ -1363,56 +1762,56 @@ static void orphan_add(struct server *s, const struct pci_addr *a, bool iommufd)
         if (r >= 0 && by_timer && !s->orphan_timer)
                 r = sd_event_add_time_relative(s->event, &s->orphan_timer, CLOCK_MONOTONIC,
                                                ORPHAN_RECHECK_USEC, 0, on_orphan_timer, s);
-        if (r < 0) {
-                char buf[PCI_ADDR_STRLEN];
-                log_msg(LOG_ERR, "%s: cannot follow its files: it stays on vfio-pci",
-                        pci_addr_format(a, buf));
-                return;
-        }
-        v[s->n_orphans++] = (struct orphan){.addr = *a, .by_timer = by_timer};
+        if (r < 0)
+                return r;
+        v[s->n_orphans++] = (struct orphan){.addr = *a, .by_timer = by_timer, .lease = lease};
         if (by_timer) {
                 (void)sd_event_source_set_time_relative(s->orphan_timer, ORPHAN_RECHECK_USEC);
                 (void)sd_event_source_set_enabled(s->orphan_timer, SD_EVENT_ONESHOT);
         } else
                 (void)sd_event_source_set_enabled(s->orphan_source, SD_EVENT_ON);
+        return 0;
 }
 
-/* a is leased again: its new lease decides what becomes of it. */
-static void orphan_forget(struct server *s, const struct pci_addr *a)
-{
-        for (size_t i = 0; i < s->n_orphans; i++)
-                if (pci_addr_equal(&s->orphans[i].addr, a)) {
-                        orphan_drop(s, i);
-                        return;
-                }
-}
-
-/* Returns a lease's devices: each goes back to the pool (stays on vfio-pci) or, when its
- * policy rule says restore, to the driver it had before vfiod bound it (the journal
- * knows which). The reset is the kernel's: vfio-pci resets a function when its last
- * VFIO file is closed (vfio_pci_core_disable(), with a bus reset of the device set when
- * a function-level one is missing) and again when it is next opened, so the daemon only
- * makes sure nobody holds the device any more: a second reset here would cost up to a
- * second per device (a bus reset waits that long) and buy nothing. The lease record goes
- * last, so a crash in between repeats this at the next start. */
+/* Ends a lease: its devices go back to the pool (stay on vfio-pci) or, when their policy
+ * rule says restore, to the drivers they had before vfiod bound them (the journal knows
+ * which), in a job: the lease stays, marked ending, until they are back. The reset is
+ * the kernel's: vfio-pci resets a function when its last VFIO file is closed
+ * (vfio_pci_core_disable(), with a bus reset of the device set when a function-level one
+ * is missing) and again when it is next opened, so the daemon only makes sure nobody
+ * holds the device any more: a second reset here would cost up to a second per device
+ * (a bus reset waits that long) and buy nothing. conn (a Release) is answered once the
+ * devices are back, or now when none needs a restore. */
 static void lease_grants_end(struct lease *l);
 static void lease_memlock_end(struct server *s, struct lease *l);
 
-static void lease_end(struct server *s, struct lease *l, const char *kind, bool checked)
+static void lease_end(struct server *s, struct lease *l, const char *kind, bool checked,
+                      struct conn *conn)
 {
+        if (l->ending)
+                return;
         log_msg(LOG_INFO, "lease %" PRIu64 " of pid %d ends (%s): returning its %zu device(s)",
                 l->id, (int)l->pid, kind, l->n_devices);
-        _cleanup_(journal_freep) struct journal *j = NULL;
-        bool restored = false;
-        int r;
+        l->returning = calloc(l->n_devices ? l->n_devices : 1, sizeof(*l->returning));
+        if (!l->returning) {
+                log_msg(LOG_ERR, "lease %" PRIu64 ": out of memory: ended at the next start",
+                        l->id);
+                return;
+        }
+        l->ending = true;
+        l->end_kind = kind;
 
         /* The holder's extra rights first: a node that stays (a pooled device) is shut
          * to its uid again; one whose device goes back to its driver goes with it. */
         lease_grants_end(l);
         lease_memlock_end(s, l);
+        _cleanup_free_ struct pci_addr *restore =
+                calloc(l->n_devices ? l->n_devices : 1, sizeof(*restore));
+        size_t n_restore = 0;
         for (size_t i = 0; i < l->n_devices; i++) {
                 char buf[PCI_ADDR_STRLEN];
                 const char *name = pci_addr_format(&l->devices[i], buf);
+                l->returning[i] = LEASE_DEVICE_RETURNED;
                 /* Whether it is still there: the cached scan knows, else sysfs does (not
                  * a new scan of the whole bus, which uevents of the VMM's run have likely
                  * made necessary, and which takes long enough to matter on a big host:
@@ -1422,40 +1821,47 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
                         log_msg(LOG_WARNING, "lease %" PRIu64 ": %s is gone", l->id, name);
                         continue;
                 }
+                bool to_restore = lease_device_release(l, i) == RELEASE_RESTORE;
                 int holder = 0;
                 if (!checked && lease_device_held(s, l, i, &holder)) {
-                        /* Its fds went on to another process: an unbind would block until
+                        /* Its fds went on to another process: an unbind would wait until
                          * it lets go. It stays on vfio-pci, not handed out while open
-                         * (device_open_elsewhere()), and one to restore is restored
-                         * when the last file closes: followed through the events of its
-                         * cdev node, which an iommufd lease's files are (a type1 lease's
-                         * group and device files make none: such a device stays). */
-                        bool later = lease_device_release(l, i) == RELEASE_RESTORE;
+                         * (device_open_elsewhere()), and one to restore is followed until
+                         * the last file closes (the lease stays recorded meanwhile: a
+                         * restart follows it again). */
                         log_msg(LOG_WARNING,
                                 "lease %" PRIu64 ": %s is still in use (pid %d, 0: unknown): "
                                 "left on vfio-pci%s",
                                 l->id, name, holder,
-                                later ? " until that process closes it, then restored" : "");
-                        if (later)
-                                orphan_add(s, &l->devices[i], l->backend == VFIO_BACKEND_IOMMUFD);
+                                to_restore ? " until that file is closed, then restored" : "");
+                        if (to_restore && orphan_add(s, &l->devices[i], l->id,
+                                                     l->backend == VFIO_BACKEND_IOMMUFD) >= 0)
+                                l->returning[i] = LEASE_DEVICE_WAITING;
+                        else if (to_restore)
+                                log_msg(LOG_ERR,
+                                        "%s: cannot follow its files: it stays on vfio-pci", name);
                         continue;
                 }
-                char what[32];
-                snprintf(what, sizeof(what), "lease %" PRIu64, l->id);
-                if (lease_device_release(l, i) == RELEASE_RESTORE &&
-                    restore_device(s, &j, &l->devices[i], what))
-                        restored = true;
+                /* Only what vfiod bound has anything to go back to (the journal has
+                 * it): the rest stays, with no worker to start. */
+                if (to_restore && restore &&
+                    journal_has_entry(s->root, s->cfg.state_dir, &l->devices[i])) {
+                        restore[n_restore++] = l->devices[i];
+                        l->returning[i] = LEASE_DEVICE_RESTORING;
+                        continue;
+                }
                 server_broadcast(s, "device-changed", &l->devices[i], 0);
         }
-        lease_unlink(s, l);
-        r = lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
-        if (r < 0)
-                log_msg(LOG_ERR, "lease %" PRIu64 ": cannot remove its record: %s", l->id,
-                        strerror(-r));
-        if (restored)
-                server_invalidate(s);
-        server_broadcast(s, kind, NULL, l->id);
-        lease_destroy(l);
+        uint64_t id = l->id;
+        if (n_restore > 0 && !restore_start(s, id, restore, n_restore, conn)) {
+                for (size_t i = 0; i < l->n_devices; i++)
+                        if (l->returning[i] == LEASE_DEVICE_RESTORING)
+                                lease_device_returned(s, l, i);
+                n_restore = 0;
+        }
+        if (n_restore == 0 && conn)
+                (void)conn_reply(conn, NULL, NULL, 0);
+        lease_finish(s, l); /* when nothing is left to wait for */
 }
 
 static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
@@ -1464,11 +1870,15 @@ static int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *
         struct server *s = h->server;
         h->exited = true;
         sd_event_source_set_enabled(h->watch, SD_EVENT_OFF);
-        for (size_t i = 0; i < s->n_leases;)
-                if (s->leases[i]->holder == h)
-                        lease_end(s, s->leases[i], "lease-expired", false); /* drops it */
-                else
+        /* lease_end() may remove the lease from the table: start over after each. */
+        for (size_t i = 0; i < s->n_leases;) {
+                struct lease *l = s->leases[i];
+                if (l->holder == h && !l->ending) {
+                        lease_end(s, l, "lease-expired", false, NULL);
+                        i = 0;
+                } else
                         i++;
+        }
         holder_unref(h);
         return 0;
 }
@@ -1707,161 +2117,94 @@ static int device_open_elsewhere(struct server *s, const struct pci_addr *a, int
         return search_and_count(s, n->cdev, a, ret_pid) > 0;
 }
 
-static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds)
+/* ---- acquire: checks, the bind (a job, when a device is not on vfio-pci), the lease -- */
+
+/* One Acquire, from its checks to its reply. */
+struct acquire {
+        struct pci_addr req[ACQUIRE_DEVICES_MAX];
+        size_t n_req;
+        enum release_action req_release[ACQUIRE_DEVICES_MAX];
+        enum release_action on_release; /* the first device's rule's */
+        int64_t memlock;                /* the rule's RLIMIT_MEMLOCK, or POLICY_MEMLOCK_UNSET */
+        enum vfio_backend backend;      /* asked for, or _VFIO_BACKEND_INVALID: chosen */
+        bool group_fds;
+        struct holder *h; /* a reference */
+        uid_t holder_uid;
+        struct bind_plan plan; /* what the bind step binds, undone on a later failure */
+        unsigned modules;      /* loaded by the bind step */
+        bool bound;            /* the bind step is done */
+};
+
+static void acquire_free(void *p)
+{
+        struct acquire *a = p;
+        if (!a)
+                return;
+        holder_unref(a->h);
+        bind_plan_done(&a->plan);
+        free(a);
+}
+
+static inline void acquire_freep(struct acquire **a)
+{
+        acquire_free(*a);
+}
+
+static int acquire_bind_work(struct server *s, void *data, char **ret_why)
+{
+        struct acquire *a = data;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        int r = modules_need(s, a->modules, ret_why);
+        if (r >= 0)
+                r = open_journal(s, &j);
+        if (r >= 0)
+                r = vfio_bind_plan(s->root, j, &a->plan, false, ret_why);
+        return r;
+}
+
+static void acquire_finish(struct conn *c, struct acquire *a);
+
+static void acquire_bound(struct server *s, struct job *j, int r, const char *why)
+{
+        struct acquire *a = j->data;
+        server_invalidate(s);
+        s->have_iommufd = -1;
+        if (r < 0) {
+                /* vfio_bind_plan() undid its part. */
+                if (j->conn)
+                        (void)errno_error(j->conn, "bind", NULL, r, why);
+                return;
+        }
+        a->bound = true;
+        if (!j->conn) {
+                /* Nobody to hand the devices to (the caller left, or was told the bind
+                 * was late): what was bound for it goes back. */
+                (void)restore_start(s, 0, a->plan.devices, a->plan.n_devices, NULL);
+                return;
+        }
+        acquire_finish(j->conn, a);
+}
+
+/* The rest of an Acquire, once every device is on vfio-pci: the backend, the lease and
+ * its record, the fds, the reply. On failure, the devices its bind step bound go back. */
+static void acquire_finish(struct conn *c, struct acquire *a)
 {
         struct server *s = c->server;
-        _cleanup_free_ struct pci_addr *req = NULL;
-        size_t n_req;
-        int r = parse_address_list(c, params, "devices", ACQUIRE_DEVICES_MAX, &req, &n_req);
-        if (r != 0)
-                return r < 0 ? r : 0;
-
-        enum vfio_backend backend = _VFIO_BACKEND_INVALID;
-        struct jspan v;
-        char text[32];
-        int found = param_string(params, "backend", text, sizeof(text));
-        if (found != 0) {
-                backend = found > 0 ? vfio_backend_from_string(text) : _VFIO_BACKEND_INVALID;
-                if (backend != VFIO_BACKEND_IOMMUFD && backend != VFIO_BACKEND_TYPE1)
-                        return invalid_parameter(c, "backend");
-        }
-        /* With type1, a VMM that opens the group nodes itself (QEMU's host=) wants none
-         * of the daemon's handles: one open group fd would keep it from its own. */
-        bool group_fds = true;
-        if (param_bool(c, params, "group_fds", &group_fds))
-                return 0;
-
-        /* The policy first: a refused client learns nothing about holders. */
-        const struct topology *t;
-        r = server_topology_for(s, req, n_req, &t);
-        if (r < 0)
-                return errno_error(c, "scan", NULL, r, NULL);
-        const struct policy_rule *rule = NULL;
-        enum release_action req_release[ACQUIRE_DEVICES_MAX];
-        bool need_bind = false;
-        for (size_t i = 0; i < n_req; i++) {
-                const struct pci_device *d;
-                const struct policy_rule *ri;
-                if (refuse_bridge(c, t, &req[i]) ||
-                    device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
-                        return 0;
-                if (!rule)
-                        rule = ri;
-                req_release[i] = ri->on_release;
-                struct lease *l = lease_of_device(s, &req[i]);
-                if (l)
-                        return busy(c, d->name, "leased to pid %d (lease %" PRIu64 ")", (int)l->pid,
-                                    l->id);
-                int opener;
-                if (device_open_elsewhere(s, &req[i], &opener) > 0)
-                        return opener > 0 ? busy(c, d->name,
-                                                 "still open in pid %d: not handed out until "
-                                                 "that file is closed",
-                                                 opener)
-                                          : busy(c, d->name,
-                                                 "still open in another process: not handed "
-                                                 "out until that file is closed");
-                /* One IOMMU group is one DMA owner: the kernel would refuse a second
-                 * iommufd (or container) anyway; say why before handing out fds. */
-                const struct iommu_group *g = topology_find_group(t, d->iommu_group);
-                for (size_t m = 0; g && m < g->n_members; m++) {
-                        const struct pci_device *md = topology_device(t, g->members[m]);
-                        struct lease *ml = md != d ? lease_of_device(s, &md->addr) : NULL;
-                        if (ml)
-                                return busy(c, d->name,
-                                            "shares IOMMU group %d with %s, leased to pid %d "
-                                            "(lease %" PRIu64 ")",
-                                            g->id, md->name, (int)ml->pid, ml->id);
-                }
-                if (!driver_is_vfio(d->driver))
-                        need_bind = true;
-        }
-
-        /* The holder: the caller, or the process of the pidfd it sent. The caller's
-         * holder is looked up once per connection and kept with it: its pidfd was taken
-         * at accept, so it cannot be another process by now; its watch tells when it is
-         * gone (a connection can outlive its process, inherited by a child). */
-        _cleanup_(holder_unrefp) struct holder *h = NULL;
-        uid_t holder_uid = c->cred.uid;
-        bool has_holder = param(params, "holder_fd", &v);
-        int64_t holder_index;
-        if (!has_holder && n_fds > 0) {
-                json_object *p = json_object_new_object();
-                if (!p)
-                        return -ENOMEM;
-                json_object_object_add(p, "count", json_object_new_int((int)n_fds));
-                return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
-        }
-        if (has_holder) {
-                if (jscan_int(v, &holder_index) < 0 || holder_index != 0 || n_fds != 1)
-                        return invalid_parameter(c, "holder_fd");
-                _cleanup_close_ int pidfd = TAKE_FD(fds[0]);
-                pid_t pid;
-                uid_t uid;
-                uint64_t starttime;
-                if (pidfd_get_pid(pidfd, &pid) < 0 || process_uid(s->root, pid, &uid) < 0 ||
-                    !pidfd_alive(pidfd))
-                        return invalid_parameter(c, "holder_fd");
-                if (uid != c->cred.uid && !c->admin)
-                        return conn_errorf(c, "io.vfiod.PermissionDenied", "operation", "acquire",
-                                           "address", NULL, NULL);
-                r = process_starttime(s->root, pid, &starttime);
-                if (r < 0 || !pidfd_alive(pidfd))
-                        return errno_error(c, "acquire", NULL, -ESRCH,
-                                           "the lease holder has exited");
-                r = holder_get(s, pid, starttime, &pidfd, &h);
-                if (r < 0)
-                        return r;
-                holder_uid = uid;
-        } else {
-                if (!c->holder) {
-                        _cleanup_close_ int pidfd =
-                                c->pidfd >= 0 ? fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3)
-                                              : (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
-                        uint64_t starttime;
-                        if (pidfd < 0 || process_starttime(s->root, c->cred.pid, &starttime) < 0 ||
-                            !pidfd_alive(pidfd))
-                                return errno_error(c, "acquire", NULL, -ESRCH,
-                                                   "the caller has exited");
-                        r = holder_get(s, c->cred.pid, starttime, &pidfd, &c->holder);
-                        if (r < 0)
-                                return r;
-                }
-                h = holder_ref(c->holder);
-        }
-        if (h->exited)
-                return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
+        const struct pci_addr *req = a->req;
+        size_t n_req = a->n_req;
+        enum vfio_backend backend = a->backend;
+        struct holder *h = a->h;
         pid_t holder_pid = h->pid;
-
-        /* Bind what is not on vfio-pci yet, remembering what to undo on failure. The
-         * modules first: one that cannot be loaded leaves everything as it was. */
-        struct bind_plan plan = {};
+        uid_t holder_uid = a->holder_uid;
         _cleanup_free_ char *why = NULL;
-        _cleanup_(journal_freep) struct journal *j = NULL;
-        r = modules_need(s,
-                         (need_bind ? VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) : 0) |
-                                 (backend >= 0 ? vfio_modules_for_backend(backend) : 0),
-                         &why);
+        const struct topology *t;
+        int r = server_topology(s, &t);
         if (r < 0)
-                return errno_error(c, "acquire", &req[0], r, why);
-        if (need_bind) {
-                r = bind_plan_build(t, req, n_req, 0, &plan, &why);
-                if (r < 0) {
-                        char buf[PCI_ADDR_STRLEN];
-                        return busy(c, pci_addr_format(&req[0], buf), "%s",
-                                    why ? why : strerror(-r));
-                }
-                r = open_journal(s, &j);
-                if (r >= 0)
-                        r = vfio_bind_plan(s->root, j, &plan, false, &why);
-                server_invalidate(s);
-                if (r < 0) {
-                        bind_plan_done(&plan);
-                        return errno_error(c, "bind", NULL, r, why);
-                }
-                r = server_topology(s, &t);
-                if (r < 0)
-                        goto fail;
+                goto fail;
+        if (h->exited) {
+                r = -ESRCH;
+                why = strdup("the lease holder has exited");
+                goto fail;
         }
 
         if (backend < 0) {
@@ -1905,7 +2248,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
         }
         /* parse_address_list() refused duplicates. */
         for (size_t i = 0; i < n_req; i++) {
-                l->device_release[l->n_devices] = req_release[i];
+                l->device_release[l->n_devices] = a->req_release[i];
                 l->devices[l->n_devices++] = req[i];
         }
 
@@ -1951,7 +2294,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 if (r < 0)
                         goto free_lease;
         }
-        bool handles = backend == VFIO_BACKEND_IOMMUFD || group_fds;
+        bool handles = backend == VFIO_BACKEND_IOMMUFD || a->group_fds;
 
         /* The address space handle first, then one fd per device (iommufd) or group. */
         int kfd, handle_index = -1;
@@ -1984,7 +2327,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                         const struct vfio_nodes *nodes = device_nodes(s, &l->devices[i]);
                         kfd = backend == VFIO_BACKEND_IOMMUFD && nodes && nodes->cdev >= 0
                                       ? open_cdev_checked(s, &l->devices[i], nodes->cdev,
-                                                          bound_now(&plan, &l->devices[i]))
+                                                          bound_now(&a->plan, &l->devices[i]))
                                       : -ENOENT;
                         if (kfd >= 0)
                                 cdev = nodes->cdev;
@@ -2029,13 +2372,13 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
         l->pid = holder_pid;
         l->starttime = h->starttime;
         l->backend = backend;
-        l->on_release = rule ? rule->on_release : RELEASE_RESTORE;
+        l->on_release = a->on_release;
 
         /* The holder's RLIMIT_MEMLOCK as it is and as the policy wants it, recorded with
          * the lease so that it can be lowered back. */
         int64_t memlock = POLICY_MEMLOCK_UNSET;
-        if (rule && rule->memlock != POLICY_MEMLOCK_UNSET) {
-                r = holder_memlock_plan(holder_pid, rule->memlock, &l->memlock);
+        if (a->memlock != POLICY_MEMLOCK_UNSET) {
+                r = holder_memlock_plan(holder_pid, a->memlock, &l->memlock);
                 if (r < 0) {
                         why = strdup("cannot read the holder's RLIMIT_MEMLOCK");
                         goto free_lease;
@@ -2079,9 +2422,7 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
                 (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
                 goto free_lease;
         }
-        for (size_t i = 0; s->n_orphans > 0 && i < l->n_devices; i++)
-                orphan_forget(s, &l->devices[i]);
-        l->holder = TAKE_PTR(h);
+        l->holder = TAKE_PTR(a->h);
         const char *handle =
                 backend == VFIO_BACKEND_IOMMUFD ? "],\"iommufd\":" : "],\"container\":";
         if (handle_index >= 0) {
@@ -2098,14 +2439,13 @@ static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t 
         jbuf_lit(&p, ",\"backend\":");
         jbuf_str(&p, vfio_backend_to_string(backend));
         jbuf_lit(&p, "}");
-        bind_plan_done(&plan);
         log_msg(LOG_INFO, "lease %" PRIu64 ": %zu device(s) to pid %d uid %u (%s)", l->id,
                 l->n_devices, (int)l->pid, l->uid, vfio_backend_to_string(backend));
         for (size_t i = 0; i < l->n_devices; i++)
                 server_broadcast(s, "lease-acquired", &l->devices[i], l->id);
-        r = conn_reply_text(c, &p, out, n_out);
+        (void)conn_reply_text(c, &p, out, n_out);
         jbuf_done(&p);
-        return r;
+        return;
 
 free_lease:
         close_all(out, n_out);
@@ -2116,17 +2456,165 @@ fail:
         /* r == 0: the refusal was answered already. */
         if (r < 0)
                 errno_error(c, "acquire", &req[0], r, why);
-        for (size_t i = 0; j && i < plan.n_devices; i++) {
-                _cleanup_free_ char *w = NULL;
-                char buf[PCI_ADDR_STRLEN];
-                int k = vfio_device_restore(s->root, j, &plan.devices[i], &w);
-                if (k < 0)
-                        log_msg(LOG_ERR, "acquire: cannot give %s back: %s",
-                                pci_addr_format(&plan.devices[i], buf), w ? w : strerror(-k));
+        if (a->bound && a->plan.n_devices > 0)
+                (void)restore_start(s, 0, a->plan.devices, a->plan.n_devices, NULL);
+}
+
+static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        _cleanup_(acquire_freep) struct acquire *a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        _cleanup_free_ struct pci_addr *req = NULL;
+        size_t n_req;
+        int r = parse_address_list(c, params, "devices", ACQUIRE_DEVICES_MAX, &req, &n_req);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        memcpy(a->req, req, n_req * sizeof(*req));
+        a->n_req = n_req;
+
+        enum vfio_backend backend = _VFIO_BACKEND_INVALID;
+        struct jspan v;
+        char text[32];
+        int found = param_string(params, "backend", text, sizeof(text));
+        if (found != 0) {
+                backend = found > 0 ? vfio_backend_from_string(text) : _VFIO_BACKEND_INVALID;
+                if (backend != VFIO_BACKEND_IOMMUFD && backend != VFIO_BACKEND_TYPE1)
+                        return invalid_parameter(c, "backend");
         }
-        server_invalidate(s);
-        bind_plan_done(&plan);
-        return 0;
+        /* With type1, a VMM that opens the group nodes itself (QEMU's host=) wants none
+         * of the daemon's handles: one open group fd would keep it from its own. */
+        bool group_fds = true;
+        if (param_bool(c, params, "group_fds", &group_fds))
+                return 0;
+
+        /* The policy first: a refused client learns nothing about holders. */
+        const struct topology *t;
+        r = server_topology_for(s, req, n_req, &t);
+        if (r < 0)
+                return errno_error(c, "scan", NULL, r, NULL);
+        const struct policy_rule *rule = NULL;
+        bool need_bind = false;
+        for (size_t i = 0; i < n_req; i++) {
+                const struct pci_device *d;
+                const struct policy_rule *ri;
+                if (refuse_bridge(c, t, &req[i]) ||
+                    device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
+                        return 0;
+                if (!rule)
+                        rule = ri;
+                a->req_release[i] = ri->on_release;
+                if (devices_taken(c, &req[i], 1))
+                        return 0;
+                int opener;
+                if (device_open_elsewhere(s, &req[i], &opener) > 0)
+                        return opener > 0 ? busy(c, d->name,
+                                                 "still open in pid %d: not handed out until "
+                                                 "that file is closed",
+                                                 opener)
+                                          : busy(c, d->name,
+                                                 "still open in another process: not handed "
+                                                 "out until that file is closed");
+                /* One IOMMU group is one DMA owner: the kernel would refuse a second
+                 * iommufd (or container) anyway; say why before handing out fds. */
+                const struct iommu_group *g = topology_find_group(t, d->iommu_group);
+                for (size_t m = 0; g && m < g->n_members; m++) {
+                        const struct pci_device *md = topology_device(t, g->members[m]);
+                        struct lease *ml = md != d ? lease_of_device(s, &md->addr) : NULL;
+                        if (ml)
+                                return busy(c, d->name,
+                                            "shares IOMMU group %d with %s, leased to pid %d "
+                                            "(lease %" PRIu64 ")",
+                                            g->id, md->name, (int)ml->pid, ml->id);
+                }
+                if (!driver_is_vfio(d->driver))
+                        need_bind = true;
+        }
+
+        /* The holder: the caller, or the process of the pidfd it sent. The caller's
+         * holder is looked up once per connection and kept with it: its pidfd was taken
+         * at accept, so it cannot be another process by now; its watch tells when it is
+         * gone (a connection can outlive its process, inherited by a child). */
+        struct holder *h = NULL;
+        a->holder_uid = c->cred.uid;
+        bool has_holder = param(params, "holder_fd", &v);
+        int64_t holder_index;
+        if (!has_holder && n_fds > 0) {
+                json_object *p = json_object_new_object();
+                if (!p)
+                        return -ENOMEM;
+                json_object_object_add(p, "count", json_object_new_int((int)n_fds));
+                return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
+        }
+        if (has_holder) {
+                if (jscan_int(v, &holder_index) < 0 || holder_index != 0 || n_fds != 1)
+                        return invalid_parameter(c, "holder_fd");
+                _cleanup_close_ int pidfd = TAKE_FD(fds[0]);
+                pid_t pid;
+                uid_t uid;
+                uint64_t starttime;
+                if (pidfd_get_pid(pidfd, &pid) < 0 || process_uid(s->root, pid, &uid) < 0 ||
+                    !pidfd_alive(pidfd))
+                        return invalid_parameter(c, "holder_fd");
+                if (uid != c->cred.uid && !c->admin)
+                        return conn_errorf(c, "io.vfiod.PermissionDenied", "operation", "acquire",
+                                           "address", NULL, NULL);
+                r = process_starttime(s->root, pid, &starttime);
+                if (r < 0 || !pidfd_alive(pidfd))
+                        return errno_error(c, "acquire", NULL, -ESRCH,
+                                           "the lease holder has exited");
+                r = holder_get(s, pid, starttime, &pidfd, &h);
+                if (r < 0)
+                        return r;
+                a->h = h;
+                a->holder_uid = uid;
+        } else {
+                if (!c->holder) {
+                        _cleanup_close_ int pidfd =
+                                c->pidfd >= 0 ? fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3)
+                                              : (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
+                        uint64_t starttime;
+                        if (pidfd < 0 || process_starttime(s->root, c->cred.pid, &starttime) < 0 ||
+                            !pidfd_alive(pidfd))
+                                return errno_error(c, "acquire", NULL, -ESRCH,
+                                                   "the caller has exited");
+                        r = holder_get(s, c->cred.pid, starttime, &pidfd, &c->holder);
+                        if (r < 0)
+                                return r;
+                }
+                a->h = h = holder_ref(c->holder);
+        }
+        if (h->exited)
+                return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
+        a->backend = backend;
+        a->group_fds = group_fds;
+        a->on_release = rule ? rule->on_release : RELEASE_RESTORE;
+        a->memlock = rule ? rule->memlock : POLICY_MEMLOCK_UNSET;
+
+        /* The modules first: one that cannot be loaded leaves everything as it was. */
+        _cleanup_free_ char *why = NULL;
+        if (!need_bind) {
+                r = modules_need(s, backend >= 0 ? vfio_modules_for_backend(backend) : 0, &why);
+                if (r < 0)
+                        return errno_error(c, "acquire", &req[0], r, why);
+                acquire_finish(c, a);
+                return 0;
+        }
+        /* Bind what is not on vfio-pci yet, in a job; the rest follows when it is done
+         * (acquire_bound()), remembering what to undo on failure. */
+        r = bind_plan_build(t, req, n_req, 0, &a->plan, &why);
+        if (r < 0) {
+                char buf[PCI_ADDR_STRLEN];
+                return busy(c, pci_addr_format(&req[0], buf), "%s", why ? why : strerror(-r));
+        }
+        if (devices_taken(c, a->plan.devices, a->plan.n_devices))
+                return 0;
+        a->modules = VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) |
+                     (backend >= 0 ? vfio_modules_for_backend(backend) : 0);
+        struct acquire *job = TAKE_PTR(a); /* the job's from here on */
+        return call_job(c, "bind", job->plan.devices, job->plan.n_devices, acquire_bind_work,
+                        acquire_bound, job, acquire_free);
 }
 
 static int method_release(struct conn *c, struct jspan params, int *fds, size_t n_fds)
@@ -2142,6 +2630,10 @@ static int method_release(struct conn *c, struct jspan params, int *fds, size_t 
                         continue;
                 if (l->uid != c->cred.uid && !c->admin)
                         break; /* someone else's: as if there were none */
+                if (l->ending) {
+                        char buf[PCI_ADDR_STRLEN];
+                        return lease_busy(c, pci_addr_format(&l->devices[0], buf), l);
+                }
                 for (size_t k = 0; k < l->n_devices; k++) {
                         int pid;
                         char buf[PCI_ADDR_STRLEN];
@@ -2154,8 +2646,9 @@ static int method_release(struct conn *c, struct jspan params, int *fds, size_t 
                                                       "still in use through VFIO: close its "
                                                       "file descriptors before Release");
                 }
-                lease_end(s, l, "lease-released", /* checked= */ true);
-                return conn_reply(c, NULL, NULL, 0);
+                /* Answered once its devices are back. */
+                lease_end(s, l, "lease-released", /* checked= */ true, c);
+                return 0;
         }
         json_object *p = json_object_new_object();
         if (!p)
@@ -2176,7 +2669,37 @@ static int method_list_leases(struct conn *c, struct jspan params, int *fds, siz
                 if (!first)
                         jbuf_lit(&p, ",");
                 first = false;
-                lease_write_json(s->leases[i], false, &p);
+                const struct lease *l = s->leases[i];
+                lease_write_json(l, false, &p);
+                /* Its state, inside the object lease_write_json() closed. */
+                if (!p.oom && p.len > 0)
+                        p.len--;
+                jbuf_lit(&p, ",\"state\":");
+                jbuf_str(&p, l->ending ? "ending" : "active");
+                if (l->ending) {
+                        jbuf_lit(&p, ",\"pending\":[");
+                        bool firstp = true;
+                        for (size_t k = 0; k < l->n_devices; k++) {
+                                if (l->returning[k] == LEASE_DEVICE_RETURNED)
+                                        continue;
+                                char buf[PCI_ADDR_STRLEN];
+                                if (!firstp)
+                                        jbuf_lit(&p, ",");
+                                firstp = false;
+                                jbuf_lit(&p, "{\"address\":");
+                                jbuf_str(&p, pci_addr_format(&l->devices[k], buf));
+                                jbuf_lit(&p, ",\"state\":");
+                                jbuf_str(&p, returning_names[l->returning[k]]);
+                                struct job *j = job_of_device(s, &l->devices[k]);
+                                if (j) {
+                                        jbuf_lit(&p, ",\"operation\":");
+                                        job_write_json(j, &p);
+                                }
+                                jbuf_lit(&p, "}");
+                        }
+                        jbuf_lit(&p, "]");
+                }
+                jbuf_lit(&p, "}");
         }
         jbuf_lit(&p, "]}");
         int r = p.oom ? -ENOMEM : conn_reply_text(c, &p, NULL, 0);
@@ -2184,12 +2707,13 @@ static int method_list_leases(struct conn *c, struct jspan params, int *fds, siz
         return r;
 }
 
-int journal_recover(struct server *s)
+/* In the worker: a bind or restore that a crash interrupted (of this daemon or of
+ * vfioctl) is rolled back: the device returns to what the journal says it had. Confirmed
+ * assignments stay. A corrupt entry names its device; vfio_device_restore() then works
+ * the state out from sysfs. The journal's lock may be held by a worker an earlier daemon
+ * left waiting for the kernel: this one waits for it, the loop does not. */
+static int journal_recover_work(struct server *s, void *data, char **ret_why)
 {
-        /* A bind or restore that a crash interrupted (of this daemon or of vfioctl) is
-         * rolled back: the device returns to what the journal says it had. Confirmed
-         * assignments stay. A corrupt entry names its device; vfio_device_restore() then
-         * works the state out from sysfs. */
         _cleanup_(journal_freep) struct journal *j = NULL;
         int r = open_journal(s, &j);
         if (r < 0) {
@@ -2230,8 +2754,28 @@ int journal_recover(struct server *s)
                         log_msg(LOG_NOTICE, "%s: an interrupted bind or restore was rolled back",
                                 name);
         }
-        server_invalidate(s);
         return 0;
+}
+
+static void journal_recover_done(struct server *s, struct job *j, int r, const char *why)
+{
+        server_invalidate(s);
+        if (r >= 0)
+                server_broadcast(s, "device-changed", NULL, 0);
+}
+
+int journal_recover(struct server *s)
+{
+        /* Every device is busy until it is done: none changes hands meanwhile. */
+        int r = job_start(s,
+                          &(struct job_spec){.operation = "journal recovery",
+                                             .all_devices = true,
+                                             .work = journal_recover_work,
+                                             .done = journal_recover_done},
+                          NULL);
+        if (r < 0)
+                log_msg(LOG_ERR, "cannot start the journal's recovery: %s", strerror(-r));
+        return r;
 }
 
 int leases_recover(struct server *s)
@@ -2279,7 +2823,7 @@ int leases_recover(struct server *s)
                         }
                 }
                 /* Its holder is gone (or cannot be watched): give the devices back now. */
-                lease_end(s, l, "lease-expired", false);
+                lease_end(s, l, "lease-expired", false, NULL);
         }
         free(list);
         /* The log starts again with only what is live. */

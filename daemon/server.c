@@ -456,6 +456,8 @@ static void conn_free(struct conn *c)
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
+        if (c->job) /* it goes on; its answer has nobody to go to */
+                job_forget_conn(c->job);
         conn_set_monitor(c, false);
         conn_set_waiting(c, false);
         if (c->admin)
@@ -481,7 +483,7 @@ static int on_idle(sd_event_source *src, uint64_t usec, void *userdata)
 {
         struct conn *c = userdata;
         uint64_t deadline = c->last_active_usec + c->server->cfg.idle_timeout_usec;
-        if (!c->monitor && now_usec(CLOCK_MONOTONIC) >= deadline) {
+        if (!c->monitor && !c->job && now_usec(CLOCK_MONOTONIC) >= deadline) {
                 log_msg(LOG_DEBUG, "closing idle connection of pid %d", (int)c->cred.pid);
                 conn_free(c);
                 return 0;
@@ -519,11 +521,11 @@ static void conn_arm_idle(struct conn *c)
 
 /* Whether the connection's next call must wait: its replies are over the bound, or one
  * with fds is not sent yet (one set in flight at a time), or its uid is past its share
- * of queued output. */
+ * of queued output, or the call before it waits for a job (replies go out in order). */
 static bool conn_output_full(const struct conn *c)
 {
         return varlink_stream_pending(&c->stream) >= CONN_OUTPUT_MAX || c->stream.n_out_fds > 0 ||
-               conn_share_blocked(c);
+               conn_share_blocked(c) || c->job;
 }
 
 static void conn_update_events(struct conn *c)
@@ -715,20 +717,20 @@ static unsigned conn_serve_buffered(struct conn *c)
         return n;
 }
 
-static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+/* What the connection's events call for (revents 0: none, only the calls buffered). */
+static void conn_process(struct conn *c, uint32_t revents)
 {
-        struct conn *c = userdata;
         bool active = false;
 
         if (c->closing && (revents & (EPOLLHUP | EPOLLERR))) {
                 conn_free(c);
-                return 0;
+                return;
         }
         if (revents & EPOLLOUT) {
                 int r = varlink_stream_flush(&c->stream);
                 if (r < 0 || (r > 0 && c->closing)) {
                         conn_free(c);
-                        return 0;
+                        return;
                 }
                 conn_account(c);
                 active = true;
@@ -749,7 +751,7 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
                         c->closing = true;
                 else if (r < 0 && r != -EAGAIN) {
                         conn_free(c);
-                        return 0;
+                        return;
                 } else if (r > 0) {
                         conn_count_fds(c);
                         served += conn_serve_buffered(c);
@@ -757,16 +759,27 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
         }
         if (c->closing && !varlink_stream_has_output(&c->stream)) {
                 conn_free(c);
-                return 0;
+                return;
         }
         if (served > 0 || active)
                 conn_arm_idle(c);
         if (conn_watch_partial(c) < 0) {
                 conn_free(c);
-                return 0;
+                return;
         }
         conn_update_events(c);
+}
+
+static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        conn_process(userdata, revents);
         return 0;
+}
+
+void conn_resume(struct conn *c)
+{
+        conn_arm_idle(c); /* the answer is activity */
+        conn_process(c, 0);
 }
 
 static void refuse(int fd, const char *limit, int64_t value)
@@ -1287,6 +1300,8 @@ struct server *server_free(struct server *s)
 {
         if (!s)
                 return NULL;
+        jobs_free(s);
+        sd_event_source_disable_unref(s->stop_timer);
         while (s->conns)
                 conn_free(s->conns);
         for (size_t i = 0; i < s->n_leases; i++) {

@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "cdev-watch.h"
+#include "job.h"
 #include "json-text.h"
 #include "lease.h"
 #include "macro.h"
@@ -36,6 +37,8 @@ struct server_config {
         unsigned request_rate;      /* calls per second per uid (burst: twice that); 0: no limit */
         size_t max_output_per_uid;  /* replies and events queued for one uid; 0: no limit */
         size_t max_output;          /* the same for all connections together; 0: no limit */
+        uint64_t operation_timeout_usec; /* a kernel operation is reported late after it */
+        uint64_t stop_timeout_usec;      /* a stop waits this long for operations to finish */
         int verbose;
 };
 
@@ -153,17 +156,29 @@ struct server {
 
         void *udev, *udev_monitor;
         sd_event_source *udev_source;
+
+        /* Kernel operations running in their workers (job.h). */
+        struct job *jobs;
+        unsigned n_jobs;
+        uint64_t next_job_id;
+        bool stopping; /* SIGTERM came: exit once no job runs, or at stop_timer */
+        sd_event_source *stop_timer;
 };
+
+/* The defaults of server_config.operation_timeout_usec and .stop_timeout_usec. */
+#define SERVER_OPERATION_TIMEOUT_USEC (10u * 1000000u)
+#define SERVER_STOP_TIMEOUT_USEC      (3u * 1000000u)
 
 struct holder;
 
 /* A device an ended lease left open (its holder passed the files on): followed until
- * they close, through the events of its cdev node where the lease handed that out, else
- * by looking again on a timer (a type1 lease's group and device files make no events on
- * any node). */
+ * they close (the lease stays recorded meanwhile), through the events of its cdev node where the
+ * lease handed that out, else by looking again on a timer (a type1 lease's group and device files
+ * make no events on any node). */
 struct orphan {
         struct pci_addr addr;
         bool by_timer;
+        uint64_t lease; /* the ended lease that stays until the device is back */
 };
 #define ORPHAN_RECHECK_USEC (250 * 1000)
 
@@ -194,6 +209,9 @@ struct conn {
         struct monitor_scope *monitor_scope; /* the events it may see; NULL: all */
         bool closing;                        /* send what is queued, then close */
         bool oneway;                         /* the call being served wants no reply */
+        /* The job the call being served waits for: no further call of the connection
+         * is read or served until it is answered. */
+        struct job *job;
 };
 
 int server_new(const struct server_config *cfg, struct server **ret);
@@ -207,6 +225,10 @@ void server_fit_fd_limit(struct server_config *cfg);
 /* Sets up the sockets (from systemd, or bound here), the udev monitor, and adopts or
  * ends the leases an earlier instance left. */
 int server_start(struct server *s);
+
+/* Serves a connection's calls buffered while it waited for a job, once that call is
+ * answered. */
+void conn_resume(struct conn *c);
 
 /* Replies to the call being served: parameters taken. */
 int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds);

@@ -44,12 +44,18 @@ static void help(void)
                "                            connections, 0 no limit (default 8M): past it their\n"
                "                            calls wait and its slowest Monitor is ended\n"
                "  --max-output BYTES        the same for all uids together (default 64M)\n"
+               "  --operation-timeout SECONDS  a kernel operation (bind, unbind, restore, SR-IOV)\n"
+               "                            not done this long is reported late and its call\n"
+               "                            answered OperationPending; it goes on (default 10)\n"
+               "  --stop-timeout SECONDS    on SIGTERM, wait this long for running operations,\n"
+               "                            then exit and leave them to finish (default 3)\n"
                "  -v, --verbose             log each call\n"
                "  -h, --help, --version\n"
                "\n"
                "With systemd socket activation (vfiod.socket) the sockets come from systemd;\n"
                "without it vfiod binds them itself and runs in the foreground. SIGTERM and\n"
-               "SIGINT stop it; leases stay recorded and are adopted at the next start.\n",
+               "SIGINT stop it; leases stay recorded and are adopted at the next start, and an\n"
+               "operation still waiting for the kernel is finished from the journal.\n",
                VFIOD_SOCKET_PATH_DEFAULT, VFIOD_ADMIN_PATH_DEFAULT);
 }
 
@@ -86,10 +92,12 @@ static int parse_size(const char *s, const char *opt, uint64_t max, uint64_t *re
         return 0;
 }
 
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
 {
+        struct server *s = userdata;
         log_msg(LOG_INFO, "stopping on signal %u; leases stay recorded", si->ssi_signo);
-        return sd_event_exit(sd_event_source_get_event(s), 0);
+        jobs_stop(s, s->cfg.stop_timeout_usec);
+        return 0;
 }
 
 int main(int argc, char **argv)
@@ -109,6 +117,8 @@ int main(int argc, char **argv)
                 ARG_RATE,
                 ARG_MAX_OUTPUT_UID,
                 ARG_MAX_OUTPUT,
+                ARG_OPERATION_TIMEOUT,
+                ARG_STOP_TIMEOUT,
                 ARG_VERSION,
         };
         static const struct option options[] = {
@@ -126,6 +136,8 @@ int main(int argc, char **argv)
                 {"request-rate", required_argument, NULL, ARG_RATE},
                 {"max-output-per-uid", required_argument, NULL, ARG_MAX_OUTPUT_UID},
                 {"max-output", required_argument, NULL, ARG_MAX_OUTPUT},
+                {"operation-timeout", required_argument, NULL, ARG_OPERATION_TIMEOUT},
+                {"stop-timeout", required_argument, NULL, ARG_STOP_TIMEOUT},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
@@ -146,6 +158,8 @@ int main(int argc, char **argv)
                 .request_rate = 1000,
                 .max_output_per_uid = SERVER_OUTPUT_PER_UID_MAX,
                 .max_output = SERVER_OUTPUT_MAX,
+                .operation_timeout_usec = SERVER_OPERATION_TIMEOUT_USEC,
+                .stop_timeout_usec = SERVER_STOP_TIMEOUT_USEC,
         };
         int c;
         uint64_t v;
@@ -214,6 +228,21 @@ int main(int argc, char **argv)
                                 return 2;
                         cfg.max_output = (size_t)v;
                         break;
+                case ARG_OPERATION_TIMEOUT:
+                        if (parse_unsigned(optarg, "--operation-timeout", 3600, &v) < 0)
+                                return 2;
+                        if (v == 0) {
+                                fprintf(stderr,
+                                        "vfiod: --operation-timeout wants at least 1 second\n");
+                                return 2;
+                        }
+                        cfg.operation_timeout_usec = v * 1000000u;
+                        break;
+                case ARG_STOP_TIMEOUT:
+                        if (parse_unsigned(optarg, "--stop-timeout", 300, &v) < 0)
+                                return 2;
+                        cfg.stop_timeout_usec = v * 1000000u;
+                        break;
                 case 'v':
                         cfg.verbose++;
                         log_max_level = LOG_DEBUG;
@@ -260,9 +289,9 @@ int main(int argc, char **argv)
         }
         r = server_start(s);
         if (r >= 0)
-                r = sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, NULL);
+                r = sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, s);
         if (r >= 0)
-                r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, NULL);
+                r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, s);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot start: %s", strerror(-r));
                 server_free(s);

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,21 @@ int journal_open(const struct root *root, const char *state_dir, struct journal 
         j->path = TAKE_PTR(path);
         *ret = j;
         return 0;
+}
+
+static void entry_name(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN + 8]);
+
+bool journal_has_entry(const struct root *root, const char *state_dir, const struct pci_addr *addr)
+{
+        char name[PCI_ADDR_STRLEN + 8], path[PATH_MAX];
+        if (!state_dir)
+                state_dir = VFIOD_STATE_DIR_DEFAULT;
+        while (*state_dir == '/')
+                state_dir++;
+        entry_name(addr, name);
+        if (snprintf(path, sizeof(path), "%s/journal/%s", state_dir, name) >= (int)sizeof(path))
+                return true; /* cannot tell: as if it had */
+        return root_exists(root, path);
 }
 
 struct journal *journal_free(struct journal *j)

@@ -43,6 +43,9 @@ struct journal {
  * exclusive, waiting) until journal_free(); state_dir is root-relative (a leading '/' is
  * ignored) or NULL for the default. */
 int journal_open(const struct root *root, const char *state_dir, struct journal **ret);
+/* Whether the journal below state_dir has an entry for addr, looked up without the lock
+ * (a hint: what holds the lock may be adding or removing it right now). */
+bool journal_has_entry(const struct root *root, const char *state_dir, const struct pci_addr *addr);
 struct journal *journal_free(struct journal *j);
 
 static inline void journal_freep(struct journal **j)
