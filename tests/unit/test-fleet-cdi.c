@@ -16,61 +16,19 @@
 #include <cmocka.h>
 
 #include "cdi.h"
+#include "fleet-tree.h"
 #include "inventory.h"
 #include "macro.h"
 #include "pools.h"
 
-static const char *mkfixture, *fixture_dir, *add_nodes, *vfioctl;
-static char tmp[PATH_MAX - 256];
-
-static const char pools_text[] =
-        "{\"pools\": [{\"name\": \"igb-vf\", \"devices\": [\"8086:10ca\"]},"
-        " {\"name\": \"edu\", \"devices\": [\"1234:11e8\"]}]}";
-
-static int run(const char *const argv[])
-{
-        pid_t pid = fork();
-        int st;
-
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                if (!freopen("/dev/null", "w", stdout))
-                        _exit(127);
-                execv(argv[0], (char *const *)argv);
-                _exit(127);
-        }
-        assert_int_equal(waitpid(pid, &st, 0), pid);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-/* The fleet fixture with the nodes of kind ("iommufd" or "type1") at tmp/kind. */
-static void tree(const char *kind, char out[static PATH_MAX])
-{
-        char desc[PATH_MAX];
-
-        snprintf(out, PATH_MAX, "%s/%s", tmp, kind);
-        snprintf(desc, sizeof(desc), "%s/fleet-numa.txt", fixture_dir);
-        if (access(out, F_OK) == 0)
-                return;
-        assert_int_equal(run((const char *[]){"/usr/bin/python3", mkfixture, desc, out, NULL}), 0);
-        assert_int_equal(run((const char *[]){"/bin/sh", add_nodes, out, kind, NULL}), 0);
-}
+static const char *vfioctl;
 
 static json_object *spec_of(const char *kind, struct fleet_inventory **ret_inv)
 {
-        _cleanup_(root_freep) struct root *root = NULL;
-        _cleanup_(topology_freep) struct topology *t = NULL;
         _cleanup_(fleet_config_freep) struct fleet_config *c = NULL;
-        struct fleet_inventory *inv = NULL;
-        char path[PATH_MAX];
-        json_object *spec;
+        struct fleet_inventory *inv = fleet_tree_inventory(kind, &c);
+        json_object *spec = cdi_spec_build(c, inv);
 
-        tree(kind, path);
-        assert_int_equal(root_open(path, &root), 0);
-        assert_int_equal(topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t), 0);
-        assert_int_equal(fleet_config_parse(pools_text, &c, NULL), 0);
-        assert_int_equal(fleet_inventory_build(root, t, c, &inv), 0);
-        spec = cdi_spec_build(c, inv);
         assert_non_null(spec);
         if (ret_inv)
                 *ret_inv = inv;
@@ -280,7 +238,7 @@ static void the_spec_is_replaced_whole_and_nothing_else_is_left(void **state)
         _cleanup_free_ char *path = NULL, *text = NULL;
         char dir[PATH_MAX];
 
-        snprintf(dir, sizeof(dir), "%s/cdi", tmp);
+        snprintf(dir, sizeof(dir), "%s/cdi", fleet_tmp);
         assert_int_equal(cdi_spec_write(dir, "vfiod.io/pci", "{\"a\": 1}\n", &path, NULL), 0);
         assert_int_equal(cdi_spec_write(dir, "vfiod.io/pci", "{\"b\": 2}\n", NULL, NULL), 0);
         assert_string_equal(path + strlen(dir), "/vfiod.io-pci.json");
@@ -297,9 +255,9 @@ static void a_spec_directory_that_is_a_symlink_or_a_file_is_refused(void **state
         _cleanup_free_ char *detail = NULL;
         char target[PATH_MAX], link[PATH_MAX], file[PATH_MAX];
 
-        snprintf(target, sizeof(target), "%s/elsewhere", tmp);
-        snprintf(link, sizeof(link), "%s/cdi-link", tmp);
-        snprintf(file, sizeof(file), "%s/cdi-file", tmp);
+        snprintf(target, sizeof(target), "%s/elsewhere", fleet_tmp);
+        snprintf(link, sizeof(link), "%s/cdi-link", fleet_tmp);
+        snprintf(file, sizeof(file), "%s/cdi-file", fleet_tmp);
         assert_int_equal(mkdir(target, 0755), 0);
         assert_int_equal(symlink(target, link), 0);
         assert_int_equal(cdi_spec_write(link, "vfiod.io/pci", "{}", NULL, &detail), -ELOOP);
@@ -327,7 +285,7 @@ static void a_spec_directory_that_cannot_be_written_is_refused(void **state)
         /* Permission bits do not stop root. */
         if (geteuid() == 0)
                 skip();
-        snprintf(dir, sizeof(dir), "%s/cdi-ro", tmp);
+        snprintf(dir, sizeof(dir), "%s/cdi-ro", fleet_tmp);
         assert_int_equal(mkdir(dir, 0555), 0);
         assert_int_equal(cdi_spec_write(dir, "vfiod.io/pci", "{}", NULL, &detail), -EACCES);
         assert_non_null(strstr(detail, "cannot write a file in the CDI spec directory"));
@@ -343,21 +301,21 @@ static void vfioctl_cdi_prints_and_writes_the_spec_offline(void **state)
         json_object *doc, *want = spec_of("type1", NULL);
         FILE *f;
 
-        tree("type1", t);
-        snprintf(cfg, sizeof(cfg), "%s/pools.json", tmp);
-        snprintf(bad, sizeof(bad), "%s/bad.json", tmp);
-        snprintf(out, sizeof(out), "%s/cli-out", tmp);
-        snprintf(link, sizeof(link), "%s/cdi-link", tmp);
+        fleet_tree("type1", t);
+        snprintf(cfg, sizeof(cfg), "%s/pools.json", fleet_tmp);
+        snprintf(bad, sizeof(bad), "%s/bad.json", fleet_tmp);
+        snprintf(out, sizeof(out), "%s/cli-out", fleet_tmp);
+        snprintf(link, sizeof(link), "%s/cdi-link", fleet_tmp);
         snprintf(spec, sizeof(spec), "%s/vfiod.io-pci.json", out);
         f = fopen(cfg, "we");
-        fputs(pools_text, f);
+        fputs(fleet_pools_text, f);
         fclose(f);
         f = fopen(bad, "we");
         fputs("{\"pools\": [{\"name\": \"x\"}]}", f);
         fclose(f);
 
-        assert_int_equal(run((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
-                                              "--output", out, NULL}),
+        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
+                                                    "--output", out, NULL}),
                          0);
         text = read_text(spec);
         doc = json_tokener_parse(text);
@@ -365,15 +323,15 @@ static void vfioctl_cdi_prints_and_writes_the_spec_offline(void **state)
         json_object_put(doc);
         json_object_put(want);
 
-        assert_int_equal(run((const char *[]){vfioctl, "--root", t, "cdi", "--config", bad, NULL}),
-                         1);
+        assert_int_equal(
+                fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", bad, NULL}), 1);
         if (access(link, F_OK) != 0)
                 assert_int_equal(symlink(out, link), 0);
-        assert_int_equal(run((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
-                                              "--output", link, NULL}),
+        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
+                                                    "--output", link, NULL}),
                          1);
-        assert_int_equal(run((const char *[]){vfioctl, "--root", t, "cdi", "--config",
-                                              "/nonexistent/pools.json", NULL}),
+        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config",
+                                                    "/nonexistent/pools.json", NULL}),
                          1);
 }
 
@@ -390,7 +348,6 @@ int main(int argc, char **argv)
                 cmocka_unit_test(a_spec_directory_that_cannot_be_written_is_refused),
                 cmocka_unit_test(vfioctl_cdi_prints_and_writes_the_spec_offline),
         };
-        char cmd[PATH_MAX + 16];
         int r;
 
         if (argc != 5) {
@@ -398,16 +355,10 @@ int main(int argc, char **argv)
                         argv[0]);
                 return 2;
         }
-        mkfixture = argv[1];
-        fixture_dir = argv[2];
-        add_nodes = argv[3];
         vfioctl = argv[4];
-        snprintf(tmp, sizeof(tmp), "%s/vfiod-test-fleet-cdi.XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        if (!mkdtemp(tmp))
+        if (fleet_tree_init(argv[1], argv[2], argv[3]) < 0)
                 return 1;
         r = cmocka_run_group_tests(tests, NULL, NULL);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-        (void)!system(cmd);
+        fleet_tree_done();
         return r;
 }
