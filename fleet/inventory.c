@@ -38,9 +38,10 @@ static char *root_complex(const struct pci_device *d)
 }
 
 static int device_fill(const struct root *r, const struct topology *t, const struct pci_device *d,
-                       size_t pool, struct fleet_device *ret)
+                       size_t pool, enum fleet_pool_backend want, struct fleet_device *ret)
 {
         enum vfio_backend b;
+        char group_node[32];
         int n, q;
 
         if (!driver_is_vfio(d->driver) || d->iommu_group < 0)
@@ -59,11 +60,17 @@ static int device_fill(const struct root *r, const struct topology *t, const str
         };
         memcpy(f.name, d->name, sizeof(f.name));
         memcpy(f.pf, f.is_vf ? topology_device(t, d->physfn)->name : d->name, sizeof(f.pf));
-        if (b == VFIO_BACKEND_IOMMUFD && vfio_device_cdev_index(r, &d->addr, &n) >= 0) {
+        if (b == VFIO_BACKEND_IOMMUFD && want != FLEET_POOL_BACKEND_TYPE1 &&
+            vfio_device_cdev_index(r, &d->addr, &n) >= 0) {
                 f.backend = FLEET_BACKEND_IOMMUFD;
                 f.nodes[0] = strdup("/dev/iommu");
                 q = asprintf(&f.nodes[1], "/dev/vfio/devices/vfio%d", n);
         } else {
+                /* Detection prefers iommufd: the group node may be absent (a kernel built
+                 * without the legacy container), and a pool may want only cdevs. */
+                snprintf(group_node, sizeof(group_node), "dev/vfio/%d", d->iommu_group);
+                if (want == FLEET_POOL_BACKEND_IOMMUFD || !root_exists(r, group_node))
+                        return -ENODEV;
                 f.backend = FLEET_BACKEND_TYPE1;
                 f.nodes[0] = strdup("/dev/vfio/vfio");
                 q = asprintf(&f.nodes[1], "/dev/vfio/%d", d->iommu_group);
@@ -94,7 +101,8 @@ int fleet_inventory_build(const struct root *r, const struct topology *t,
                 const struct fleet_pool *p = fleet_config_pool_of(c, t, d);
                 if (!p)
                         continue;
-                int q = device_fill(r, t, d, (size_t)(p - c->pools), &inv->devices[inv->n_devices]);
+                int q = device_fill(r, t, d, (size_t)(p - c->pools), p->backend,
+                                    &inv->devices[inv->n_devices]);
                 if (q == -ENODEV)
                         continue;
                 if (q < 0)

@@ -38,7 +38,9 @@ struct fleet_inventory {
 /* The devices of t that the configuration's pools export and that vfio-pci holds with a
  * node a container can open: on vfio-pci (or a variant), in an IOMMU group, not in
  * vfio's no-IOMMU mode, not a bridge. A device has the iommufd pair when /dev/iommu
- * exists and its vfio cdev node does, else the type1 pair; never both. */
+ * exists and its vfio cdev node does, else the type1 pair; never both. A pool's
+ * "backend" narrows that: "type1" takes the group nodes even where iommufd is there,
+ * "iommufd" leaves out devices without a cdev. */
 int fleet_inventory_build(const struct root *r, const struct topology *t,
                           const struct fleet_config *c, struct fleet_inventory **ret);
 

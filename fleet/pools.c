@@ -71,7 +71,7 @@ struct fleet_config *fleet_config_free(struct fleet_config *c)
 
 static int parse_pool(json_object *o, size_t idx, struct fleet_pool *pool, char **ret_detail)
 {
-        json_object *name = NULL, *devices = NULL, *resource = NULL;
+        json_object *name = NULL, *devices = NULL, *resource = NULL, *backend = NULL;
 
         if (!json_object_is_type(o, json_type_object))
                 return detail_errno(ret_detail, -EINVAL, "pool %zu is not an object", idx);
@@ -83,10 +83,12 @@ static int parse_pool(json_object *o, size_t idx, struct fleet_pool *pool, char 
                         devices = val;
                 else if (strcmp(key, "resource") == 0)
                         resource = val;
+                else if (strcmp(key, "backend") == 0)
+                        backend = val;
                 else if (strcmp(key, "comment") != 0)
                         return detail_errno(ret_detail, -EINVAL,
                                             "pool %zu: unknown key \"%s\" (name, resource, "
-                                            "devices, comment)",
+                                            "backend, devices, comment)",
                                             idx, key);
         }
         if (!name || !json_object_is_type(name, json_type_string) ||
@@ -115,6 +117,26 @@ static int parse_pool(json_object *o, size_t idx, struct fleet_pool *pool, char 
                 pool->resource = NULL;
         if (!pool->resource)
                 return -ENOMEM;
+
+        if (backend) {
+                static const char *const names[] = {
+                        [FLEET_POOL_BACKEND_AUTO] = "auto",
+                        [FLEET_POOL_BACKEND_IOMMUFD] = "iommufd",
+                        [FLEET_POOL_BACKEND_TYPE1] = "type1",
+                };
+                const char *s = json_object_is_type(backend, json_type_string)
+                                        ? json_object_get_string(backend)
+                                        : "";
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(names) && strcmp(names[i], s) != 0; i++)
+                        ;
+                if (i == ELEMENTSOF(names))
+                        return detail_errno(ret_detail, -EINVAL,
+                                            "pool \"%s\": \"backend\" is \"auto\", \"iommufd\" "
+                                            "or \"type1\"",
+                                            n);
+                pool->backend = (enum fleet_pool_backend)i;
+        }
 
         if (!devices || !json_object_is_type(devices, json_type_array) ||
             json_object_array_length(devices) == 0)

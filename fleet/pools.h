@@ -7,7 +7,8 @@
  *
  *   {"cdi_kind": "vfiod.io/pci",
  *    "pools": [{"name": "igb-vf", "devices": ["0000:01:00.0/vf*"]},
- *              {"name": "edu", "resource": "vfiod.io/edu", "devices": ["1234:11e8"]}]}
+ *              {"name": "edu", "resource": "vfiod.io/edu", "backend": "type1",
+ *               "devices": ["1234:11e8"]}]}
  *
  * Devices are named with the policy's selectors (selector.h). A device that two pools
  * select belongs to the first. */
@@ -21,9 +22,17 @@
 #define FLEET_CDI_KIND_DEFAULT   "vfiod.io/pci"
 #define FLEET_RESOURCE_DOMAIN    "vfiod.io"
 
+/* Which VFIO nodes a pool's devices carry. */
+enum fleet_pool_backend {
+        FLEET_POOL_BACKEND_AUTO,    /* iommufd where the kernel has it, else type1 */
+        FLEET_POOL_BACKEND_IOMMUFD, /* only devices with a vfio cdev and /dev/iommu */
+        FLEET_POOL_BACKEND_TYPE1,   /* the group nodes, for programs that use only them */
+};
+
 struct fleet_pool {
         char *name;     /* a DNS label: "igb-vf" */
         char *resource; /* kubelet's extended resource name: "vfiod.io/igb-vf" */
+        enum fleet_pool_backend backend;
         struct pci_selector *selectors;
         size_t n_selectors;
 };

@@ -68,7 +68,8 @@ void fleet_tree(const char *kind, char out[static PATH_MAX])
         assert_int_equal(fleet_run((const char *[]){"/bin/sh", add_nodes, out, kind, NULL}), 0);
 }
 
-struct fleet_inventory *fleet_tree_inventory(const char *kind, struct fleet_config **ret_config)
+struct fleet_inventory *fleet_tree_inventory(const char *kind, const char *pools,
+                                             struct fleet_config **ret_config)
 {
         _cleanup_(root_freep) struct root *root = NULL;
         _cleanup_(topology_freep) struct topology *t = NULL;
@@ -79,7 +80,7 @@ struct fleet_inventory *fleet_tree_inventory(const char *kind, struct fleet_conf
         fleet_tree(kind, path);
         assert_int_equal(root_open(path, &root), 0);
         assert_int_equal(topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t), 0);
-        assert_int_equal(fleet_config_parse(fleet_pools_text, &c, NULL), 0);
+        assert_int_equal(fleet_config_parse(pools ? pools : fleet_pools_text, &c, NULL), 0);
         assert_int_equal(fleet_inventory_build(root, t, c, &inv), 0);
         if (ret_config)
                 *ret_config = c;

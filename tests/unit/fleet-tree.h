@@ -26,5 +26,7 @@ int fleet_run(const char *const argv[]);
 /* The tree with the nodes of kind ("iommufd" or "type1"), built once, at out. */
 void fleet_tree(const char *kind, char out[static PATH_MAX]);
 
-/* The inventory of fleet_pools_text on that tree; *ret_config when not NULL. */
-struct fleet_inventory *fleet_tree_inventory(const char *kind, struct fleet_config **ret_config);
+/* The inventory of pools (NULL: fleet_pools_text) on that tree; *ret_config when not
+ * NULL. */
+struct fleet_inventory *fleet_tree_inventory(const char *kind, const char *pools,
+                                             struct fleet_config **ret_config);

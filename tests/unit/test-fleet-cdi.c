@@ -26,7 +26,7 @@ static const char *vfioctl;
 static json_object *spec_of(const char *kind, struct fleet_inventory **ret_inv)
 {
         _cleanup_(fleet_config_freep) struct fleet_config *c = NULL;
-        struct fleet_inventory *inv = fleet_tree_inventory(kind, &c);
+        struct fleet_inventory *inv = fleet_tree_inventory(kind, NULL, &c);
         json_object *spec = cdi_spec_build(c, inv);
 
         assert_non_null(spec);
@@ -144,6 +144,26 @@ static void the_inventory_knows_each_device_pf_numa_node_and_root_complex(void *
         assert_null(fleet_inventory_find(inv, "0000:00:04.0"));
 }
 
+static void a_pool_can_ask_for_the_group_nodes_or_only_cdevs(void **state)
+{
+        _cleanup_(fleet_inventory_freep) struct fleet_inventory *type1 = fleet_tree_inventory(
+                "iommufd",
+                "{\"pools\": [{\"name\": \"edu\", \"backend\": \"type1\", \"devices\": "
+                "[\"1234:11e8\"]}]}",
+                NULL);
+        _cleanup_(fleet_inventory_freep) struct fleet_inventory *cdevs = fleet_tree_inventory(
+                "type1",
+                "{\"pools\": [{\"name\": \"edu\", \"backend\": \"iommufd\", \"devices\": "
+                "[\"1234:11e8\"]}]}",
+                NULL);
+
+        assert_int_equal(type1->n_devices, 1);
+        assert_int_equal(type1->devices[0].backend, FLEET_BACKEND_TYPE1);
+        assert_string_equal(type1->devices[0].nodes[0], "/dev/vfio/vfio");
+        assert_string_equal(type1->devices[0].nodes[1], "/dev/vfio/4");
+        assert_int_equal(cdevs->n_devices, 0);
+}
+
 static void expect_bad(const char *text, int err, const char *needle)
 {
         _cleanup_(fleet_config_freep) struct fleet_config *c = NULL;
@@ -178,6 +198,9 @@ static void a_configuration_that_does_not_parse_is_refused_with_its_reason(void 
                    "[\"1234:11e8\"]}]}",
                    -EINVAL, "DOMAIN/NAME");
         expect_bad("{\"cdi_kind\": \"pci\", \"pools\": []}", -EINVAL, "VENDOR/CLASS");
+        expect_bad("{\"pools\": [{\"name\": \"a\", \"backend\": \"vfio\", \"devices\": "
+                   "[\"1234:11e8\"]}]}",
+                   -EINVAL, "\"backend\" is \"auto\", \"iommufd\" or \"type1\"");
 }
 
 static void a_configuration_names_kind_resources_and_selectors(void **state)
@@ -341,6 +364,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(the_iommufd_spec_gives_each_exported_device_its_cdev_and_iommu),
                 cmocka_unit_test(the_type1_spec_gives_each_exported_device_its_group_and_container),
                 cmocka_unit_test(the_inventory_knows_each_device_pf_numa_node_and_root_complex),
+                cmocka_unit_test(a_pool_can_ask_for_the_group_nodes_or_only_cdevs),
                 cmocka_unit_test(a_configuration_that_does_not_parse_is_refused_with_its_reason),
                 cmocka_unit_test(a_configuration_names_kind_resources_and_selectors),
                 cmocka_unit_test(the_spec_is_replaced_whole_and_nothing_else_is_left),

@@ -137,7 +137,7 @@ int main(int argc, char **argv)
         }
         if (fleet_tree_init(argv[1], argv[2], argv[3]) < 0)
                 return 1;
-        inv = fleet_tree_inventory("iommufd", NULL);
+        inv = fleet_tree_inventory("iommufd", NULL, NULL);
         r = cmocka_run_group_tests(tests, NULL, NULL);
         fleet_inventory_free(inv);
         fleet_tree_done();
