@@ -49,14 +49,11 @@ int verb_cdi(struct cli *c)
                 return out ? EXIT_FAILED : r;
         }
 
-        if (inv->n_devices > 0)
-                r = cdi_spec_write(out, cfg->cdi_kind,
-                                   json_object_to_json_string_ext(
-                                           spec, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE),
-                                   &path, &detail);
-        else
-                r = cdi_spec_remove(out, cfg->cdi_kind, &detail);
+        r = cdi_spec_publish(out, cfg,
+                             json_object_to_json_string_ext(
+                                     spec, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+                             inv->n_devices, &path, &detail);
         json_object_put(spec);
         if (r < 0) {
                 fprintf(stderr, "vfioctl: cdi: %s\n", detail ? detail : strerror(-r));

@@ -256,3 +256,13 @@ int cdi_spec_remove(const char *dir, const char *kind, char **ret_detail)
         }
         return 0;
 }
+
+int cdi_spec_publish(const char *dir, const struct fleet_config *c, const char *text,
+                     size_t n_devices, char **ret_path, char **ret_detail)
+{
+        if (ret_path)
+                *ret_path = NULL;
+        if (n_devices == 0)
+                return cdi_spec_remove(dir, c->cdi_kind, ret_detail);
+        return cdi_spec_write(dir, c->cdi_kind, text, ret_path, ret_detail);
+}

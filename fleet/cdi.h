@@ -37,6 +37,12 @@ char *cdi_spec_file_name(const char *kind);
 int cdi_spec_write(const char *dir, const char *kind, const char *text, char **ret_path,
                    char **ret_detail);
 
+/* What a spec directory should hold for the configuration's kind: the spec text when
+ * n_devices > 0 (cdi_spec_write(); *ret_path its path), else no spec at all
+ * (cdi_spec_remove(); *ret_path NULL). */
+int cdi_spec_publish(const char *dir, const struct fleet_config *c, const char *text,
+                     size_t n_devices, char **ret_path, char **ret_detail);
+
 /* Removes the spec of kind from dir (a spec without devices is not valid CDI); 0 when
  * there was none. The same refusals as cdi_spec_write(). */
 int cdi_spec_remove(const char *dir, const char *kind, char **ret_detail);

@@ -219,7 +219,5 @@ char *plugin_view_cdi_spec(const struct plugin_view *v)
 int plugin_view_cdi_write(const struct plugin_view *v, const char *dir, const char *text,
                           char **ret_detail)
 {
-        if (v->inv->n_devices == 0)
-                return cdi_spec_remove(dir, v->config->cdi_kind, ret_detail);
-        return cdi_spec_write(dir, v->config->cdi_kind, text, NULL, ret_detail);
+        return cdi_spec_publish(dir, v->config, text, v->inv->n_devices, NULL, ret_detail);
 }

@@ -356,6 +356,16 @@ static void vfioctl_cdi_prints_and_writes_the_spec_offline(void **state)
         assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config",
                                                     "/nonexistent/pools.json", NULL}),
                          1);
+
+        /* Nothing exported any more: the spec goes (CDI has no spec without devices). */
+        f = fopen(bad, "we");
+        fputs("{\"pools\": [{\"name\": \"x\", \"devices\": [\"dead:beef\"]}]}", f);
+        fclose(f);
+        assert_int_equal(access(spec, F_OK), 0);
+        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", bad,
+                                                    "--output", out, NULL}),
+                         0);
+        assert_int_equal(access(spec, F_OK), -1);
 }
 
 int main(int argc, char **argv)
