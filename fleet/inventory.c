@@ -116,10 +116,21 @@ int fleet_inventory_build(const struct root *r, const struct topology *t,
 const struct fleet_device *fleet_inventory_find(const struct fleet_inventory *inv, const char *name)
 {
         struct pci_addr a;
+        size_t lo = 0, hi = inv->n_devices;
+
         if (pci_addr_parse(name, &a) < 0)
                 return NULL;
-        for (size_t i = 0; i < inv->n_devices; i++)
-                if (pci_addr_equal(&inv->devices[i].addr, &a))
-                        return &inv->devices[i];
+        /* Sorted by address (the topology's order): kubelet's requests name every device
+         * of a pool, so a linear search would make them quadratic. */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = pci_addr_compare(&inv->devices[mid].addr, &a);
+                if (c == 0)
+                        return &inv->devices[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         return NULL;
 }

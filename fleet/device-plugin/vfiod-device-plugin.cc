@@ -10,11 +10,13 @@
 // use. It reads the host itself (the same fleet inventory as `vfioctl cdi`) and asks
 // vfiod, a client of its varlink socket, which devices are leased outside Kubernetes.
 //
-// Every --interval (and at once on a PCI uevent) it rescans: ListAndWatch streams a new
-// list when a device's health changes (Unhealthy: gone from the host, taken off
-// vfio-pci, or leased from vfiod), and the CDI spec in --cdi-dir is rewritten when it
-// changes. When kubelet restarts it removes the plugins' sockets and creates its own
-// anew: the plugin then serves again and registers again.
+// It rescans the host at once on a PCI uevent (and every --rescan, for what no uevent
+// tells) and asks vfiod for its leases every --interval: ListAndWatch streams a new list
+// when a device's health changes (Unhealthy: gone from the host, taken off vfio-pci, or
+// leased from vfiod), and the CDI spec in --cdi-dir is rewritten when it changes. A
+// rescan of a host with a thousand VFs costs tens of milliseconds of CPU, a lease
+// query a fraction of one. When kubelet restarts it removes the plugins' sockets and creates its
+// own anew: the plugin then serves again and registers again.
 
 #include <grpcpp/grpcpp.h>
 #include <libudev.h>
@@ -52,7 +54,8 @@ struct Options {
         std::string plugin_dir = "/var/lib/kubelet/device-plugins";
         std::string cdi_dir = "/var/run/cdi";
         std::string daemon_socket = "/run/vfiod/io.vfiod";
-        int interval_ms = 1000;
+        int interval_ms = 1000; // leases asked of vfiod, kubelet's socket checked
+        int rescan_ms = 30000;  // the host rescanned even without a uevent
 };
 
 void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -103,25 +106,23 @@ class Host
         bool update(plugin_view *v)
         {
                 std::lock_guard<std::mutex> lock(mu_);
-                std::vector<std::map<std::string, DeviceState>> lists(
-                        plugin_config_n_pools(config_));
-                for (size_t p = 0; p < lists.size(); p++)
-                        for (const auto &[name, st] : lists_.size() > p ? lists_[p] : lists[p])
-                                lists[p][name] = DeviceState{false, st.numa_node};
-                for (size_t i = 0; i < plugin_view_n_devices(v); i++) {
-                        plugin_device d;
-                        plugin_view_device(v, i, &d);
-                        lists[d.pool][d.name] = DeviceState{!d.leased, d.numa_node};
-                }
-                bool changed = lists != lists_;
                 plugin_view_free(view_);
                 view_ = v;
-                lists_ = std::move(lists);
-                if (changed) {
-                        generation_++;
-                        cv_.notify_all();
-                }
-                return changed;
+                return relist();
+        }
+
+        // Asks vfiod for the leases of the current view; false when it did not answer.
+        // Only the main thread changes view_, so it reads it without the lock while it
+        // waits for vfiod, and takes the lock to apply the answer.
+        bool update_leases(const std::string &socket)
+        {
+                bool *leased = nullptr;
+                if (!view_ || plugin_view_read_leases(view_, socket.c_str(), &leased) < 0)
+                        return false;
+                std::lock_guard<std::mutex> lock(mu_);
+                plugin_view_set_leases(view_, leased);
+                relist();
+                return true;
         }
 
         void stop()
@@ -161,6 +162,29 @@ class Host
         }
 
       private:
+        // The pools' lists from view_, devices seen before and gone kept as Unhealthy;
+        // true when one changed. Called with mu_ held.
+        bool relist()
+        {
+                std::vector<std::map<std::string, DeviceState>> lists(
+                        plugin_config_n_pools(config_));
+                for (size_t p = 0; p < lists.size(); p++)
+                        for (const auto &[name, st] : lists_.size() > p ? lists_[p] : lists[p])
+                                lists[p][name] = DeviceState{false, st.numa_node};
+                for (size_t i = 0; i < plugin_view_n_devices(view_); i++) {
+                        plugin_device d;
+                        plugin_view_device(view_, i, &d);
+                        lists[d.pool][d.name] = DeviceState{!d.leased, d.numa_node};
+                }
+                bool changed = lists != lists_;
+                lists_ = std::move(lists);
+                if (changed) {
+                        generation_++;
+                        cv_.notify_all();
+                }
+                return changed;
+        }
+
         fleet_config *config_;
         std::mutex mu_;
         std::condition_variable cv_;
@@ -443,7 +467,10 @@ void help()
                "                       empty: do not write it)\n"
                "  --daemon SOCKET      vfiod's socket, for its leases (default\n"
                "                       /run/vfiod/io.vfiod; empty: do not ask)\n"
-               "  --interval MS        rescan period in milliseconds (default 1000)\n");
+               "  --interval MS        how often vfiod's leases are asked and kubelet's\n"
+               "                       socket is checked (default 1000)\n"
+               "  --rescan MS          how often the host is rescanned without a PCI\n"
+               "                       uevent (default 30000; with --root, no uevents come)\n");
 }
 
 // kubelet.sock's identity: a new one means a restarted kubelet.
@@ -477,14 +504,12 @@ int main(int argc, char **argv)
                         o.cdi_dir = val;
                 else if (a == "--daemon")
                         o.daemon_socket = val;
-                else if (a == "--interval") {
+                else if (a == "--interval" || a == "--rescan") {
                         char *end;
                         long ms = strtol(val.c_str(), &end, 10);
-                        if (*end || ms < 10 || ms > 600000)
-                                return usage("--interval takes milliseconds, 10 to 600000, "
-                                             "not " +
-                                             val);
-                        o.interval_ms = (int)ms;
+                        if (*end || ms < 10 || ms > 3600000)
+                                return usage(a + " takes milliseconds, 10 to 3600000, not " + val);
+                        (a == "--interval" ? o.interval_ms : o.rescan_ms) = (int)ms;
                 } else
                         return usage(std::string("unknown option ") + argv[i - 1]);
         }
@@ -507,7 +532,11 @@ int main(int argc, char **argv)
 
         // PCI uevents wake the loop early; without udev (a test tree) it just polls.
         struct udev *udev = o.root.empty() ? udev_new() : nullptr;
-        struct udev_monitor *mon = udev ? udev_monitor_new_from_netlink(udev, "udev") : nullptr;
+        // Without udevd (a minimal host, a container) the kernel's uevents say the same.
+        struct udev_monitor *mon =
+                udev ? udev_monitor_new_from_netlink(
+                               udev, access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel")
+                     : nullptr;
         if (mon && (udev_monitor_filter_add_match_subsystem_devtype(mon, "pci", nullptr) < 0 ||
                     udev_monitor_enable_receiving(mon) < 0))
                 mon = udev_monitor_unref(mon);
@@ -518,17 +547,35 @@ int main(int argc, char **argv)
                 servers.push_back(std::make_unique<PoolServer>(host.get(), p, o));
 
         std::string spec_written;
-        bool leases_warned = false, registered = false;
+        bool leases_warned = false, registered = false, rescan = true;
+        auto last_scan = std::chrono::steady_clock::now();
         ino_t kubelet = 0;
         for (;;) {
                 plugin_view *v = nullptr;
                 bool leases_known = false;
                 free(detail);
                 detail = nullptr;
-                r = plugin_view_load(o.root.empty() ? nullptr : o.root.c_str(), cfg,
-                                     o.daemon_socket.empty() ? nullptr : o.daemon_socket.c_str(),
-                                     &v, &leases_known, &detail);
-                if (r < 0)
+                auto now = std::chrono::steady_clock::now();
+                if (!rescan && now - last_scan < std::chrono::milliseconds(o.rescan_ms)) {
+                        bool known =
+                                !o.daemon_socket.empty() && host->update_leases(o.daemon_socket);
+                        if (!known && !o.daemon_socket.empty() && !leases_warned)
+                                log_line("vfiod does not answer on %s: leases are not known "
+                                         "(devices leased there will not turn Unhealthy)",
+                                         o.daemon_socket.c_str());
+                        leases_warned = !known;
+                        r = 1; // nothing new to publish
+                } else {
+                        rescan = false;
+                        last_scan = now;
+                        r = plugin_view_load(o.root.empty() ? nullptr : o.root.c_str(), cfg,
+                                             o.daemon_socket.empty() ? nullptr
+                                                                     : o.daemon_socket.c_str(),
+                                             &v, &leases_known, &detail);
+                }
+                if (r > 0)
+                        ;
+                else if (r < 0)
                         log_line("cannot read the host: %s", detail ? detail : strerror(-r));
                 else {
                         if (!leases_known && !o.daemon_socket.empty() && !leases_warned)
@@ -575,8 +622,10 @@ int main(int argc, char **argv)
                                 break;
                 }
                 if (n > 0 && (fds[1].revents & POLLIN))
-                        while (struct udev_device *d = udev_monitor_receive_device(mon))
+                        while (struct udev_device *d = udev_monitor_receive_device(mon)) {
                                 udev_device_unref(d);
+                                rescan = true;
+                        }
         }
         host->stop();
         servers.clear();

@@ -68,8 +68,9 @@ static void plugin_view_freep(struct plugin_view **v)
         plugin_view_free(*v);
 }
 
-/* Marks the devices of every lease vfiod holds; -errno when it cannot be asked. */
-static int leases_read(struct plugin_view *v, const char *socket)
+/* Marks the devices of every lease vfiod holds in leased (zeroed first); -errno when it
+ * cannot be asked. */
+static int leases_read(const struct plugin_view *v, const char *socket, bool *leased)
 {
         struct vfiod_client *c = NULL;
         json_object *reply = NULL, *leases;
@@ -77,6 +78,7 @@ static int leases_read(struct plugin_view *v, const char *socket)
 
         if (r < 0)
                 return r;
+        memset(leased, 0, (v->inv->n_devices ? v->inv->n_devices : 1) * sizeof(*leased));
         r = vfiod_client_call(c, "io.vfiod.ListLeases", NULL, NULL, 0, &reply, NULL, NULL, NULL);
         vfiod_client_free(c);
         if (r < 0) {
@@ -92,7 +94,7 @@ static int leases_read(struct plugin_view *v, const char *socket)
                                         v->inv,
                                         json_object_get_string(json_object_array_get_idx(devs, k)));
                                 if (d)
-                                        v->leased[d - v->inv->devices] = true;
+                                        leased[d - v->inv->devices] = true;
                         }
                 }
         json_object_put(reply);
@@ -124,9 +126,30 @@ int plugin_view_load(const char *root_path, const struct fleet_config *c, const 
         v->leased = calloc(v->inv->n_devices ? v->inv->n_devices : 1, sizeof(*v->leased));
         if (!v->leased)
                 return -ENOMEM;
-        *ret_leases_known = daemon_socket && leases_read(v, daemon_socket) >= 0;
+        *ret_leases_known = daemon_socket && leases_read(v, daemon_socket, v->leased) >= 0;
         *ret = TAKE_PTR(v);
         return 0;
+}
+
+int plugin_view_read_leases(const struct plugin_view *v, const char *daemon_socket, bool **ret)
+{
+        _cleanup_free_ bool *leased =
+                calloc(v->inv->n_devices ? v->inv->n_devices : 1, sizeof(*leased));
+        int r;
+
+        if (!leased)
+                return -ENOMEM;
+        r = leases_read(v, daemon_socket, leased);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(leased);
+        return 0;
+}
+
+void plugin_view_set_leases(struct plugin_view *v, bool *leased)
+{
+        free(v->leased);
+        v->leased = leased;
 }
 
 size_t plugin_view_n_devices(const struct plugin_view *v)

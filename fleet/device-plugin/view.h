@@ -31,6 +31,13 @@ int plugin_view_load(const char *root_path, const struct fleet_config *c, const 
                      struct plugin_view **ret, bool *ret_leases_known, char **ret_detail);
 void plugin_view_free(struct plugin_view *v);
 
+/* Asks vfiod again which of the view's devices are leased, without rescanning the host
+ * (leases change far more often than devices): *ret, one flag per device, for
+ * plugin_view_set_leases(). -errno when vfiod cannot be asked. */
+int plugin_view_read_leases(const struct plugin_view *v, const char *daemon_socket, bool **ret);
+/* Takes leased (from plugin_view_read_leases() on the same view). */
+void plugin_view_set_leases(struct plugin_view *v, bool *leased);
+
 struct plugin_device {
         const char *name;     /* the PCI address, kubelet's device id */
         size_t pool;          /* index into the configuration's pools */

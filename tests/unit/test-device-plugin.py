@@ -170,7 +170,8 @@ def main():
                                 registrations)
         proc = subprocess.Popen([plugin, "--root", tree, "--config", pools, "--plugin-dir",
                                  plugdir, "--cdi-dir", cdi, "--daemon",
-                                 os.path.join(tmp, "vfiod.sock"), "--interval", "100"])
+                                 os.path.join(tmp, "vfiod.sock"), "--interval", "100",
+                                 "--rescan", "100"])  # no uevents below --root
 
         regs = registered(registrations, 2)
         check([(r.version, r.endpoint, r.resource_name,
