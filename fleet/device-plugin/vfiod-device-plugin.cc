@@ -519,6 +519,7 @@ int main(int argc, char **argv)
         int r = plugin_config_load(o.config.c_str(), &cfg, &detail);
         if (r < 0) {
                 log_line("%s", detail ? detail : strerror(-r));
+                free(detail);
                 return 1;
         }
 
@@ -550,51 +551,52 @@ int main(int argc, char **argv)
         bool leases_warned = false, registered = false, rescan = true;
         auto last_scan = std::chrono::steady_clock::now();
         ino_t kubelet = 0;
+        // Says once that vfiod does not answer, and again after it did.
+        auto note_leases = [&](bool known) {
+                if (!known && !o.daemon_socket.empty() && !leases_warned)
+                        log_line("vfiod does not answer on %s: leases are not known (devices "
+                                 "leased there will not turn Unhealthy)",
+                                 o.daemon_socket.c_str());
+                leases_warned = !known;
+        };
         for (;;) {
-                plugin_view *v = nullptr;
-                bool leases_known = false;
-                free(detail);
-                detail = nullptr;
                 auto now = std::chrono::steady_clock::now();
                 if (!rescan && now - last_scan < std::chrono::milliseconds(o.rescan_ms)) {
-                        bool known =
-                                !o.daemon_socket.empty() && host->update_leases(o.daemon_socket);
-                        if (!known && !o.daemon_socket.empty() && !leases_warned)
-                                log_line("vfiod does not answer on %s: leases are not known "
-                                         "(devices leased there will not turn Unhealthy)",
-                                         o.daemon_socket.c_str());
-                        leases_warned = !known;
-                        r = 1; // nothing new to publish
+                        note_leases(!o.daemon_socket.empty() &&
+                                    host->update_leases(o.daemon_socket));
                 } else {
+                        plugin_view *v = nullptr;
+                        bool leases_known = false;
                         rescan = false;
                         last_scan = now;
+                        free(detail);
+                        detail = nullptr;
                         r = plugin_view_load(o.root.empty() ? nullptr : o.root.c_str(), cfg,
                                              o.daemon_socket.empty() ? nullptr
                                                                      : o.daemon_socket.c_str(),
                                              &v, &leases_known, &detail);
-                }
-                if (r > 0)
-                        ;
-                else if (r < 0)
-                        log_line("cannot read the host: %s", detail ? detail : strerror(-r));
-                else {
-                        if (!leases_known && !o.daemon_socket.empty() && !leases_warned)
-                                log_line("vfiod does not answer on %s: leases are not known "
-                                         "(devices leased there will not turn Unhealthy)",
-                                         o.daemon_socket.c_str());
-                        leases_warned = !leases_known;
-                        char *spec = plugin_view_cdi_spec(v);
-                        if (spec && !o.cdi_dir.empty() && spec_written != spec) {
+                        if (r < 0)
+                                log_line("cannot read the host: %s",
+                                         detail ? detail : strerror(-r));
+                        else {
+                                note_leases(leases_known);
+                                // A spec that could not be written is tried again at the
+                                // next rescan.
+                                char *spec = plugin_view_cdi_spec(v);
                                 free(detail);
                                 detail = nullptr;
-                                if (plugin_view_cdi_write(v, o.cdi_dir.c_str(), spec, &detail) < 0)
-                                        log_line("%s",
-                                                 detail ? detail : "cannot write the CDI spec");
-                                else
-                                        spec_written = spec;
+                                if (spec && !o.cdi_dir.empty() && spec_written != spec) {
+                                        if (plugin_view_cdi_write(v, o.cdi_dir.c_str(), spec,
+                                                                  &detail) < 0)
+                                                log_line("%s", detail ? detail
+                                                                      : "cannot write the CDI "
+                                                                        "spec");
+                                        else
+                                                spec_written = spec;
+                                }
+                                free(spec);
+                                host->update(v);
                         }
-                        free(spec);
-                        host->update(v);
                 }
 
                 // A new kubelet.sock, or our socket gone: serve again and register again.

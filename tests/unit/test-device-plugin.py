@@ -15,7 +15,9 @@ stand-in vfiod answers io.vfiod.ListLeases on a varlink socket. Checked:
 - GetPreferredAllocation: exact choices; an impossible size is INVALID_ARGUMENT;
 - re-registration when kubelet restarts (its socket and the plugins' removed, a new
   kubelet.sock), and a working plugin socket afterwards;
-- SIGTERM: exit 0, sockets removed.
+- SIGTERM: exit 0, sockets removed;
+- bad input: a configuration that does not parse (exit 1, the file and the reason), a CDI
+  directory that is a symbolic link (refused, named; the pools are served anyway).
 
 usage: test-device-plugin.py PLUGIN API_PROTO MKFIXTURE FIXTURES_DIR ADD_VFIO_NODES
 """
@@ -309,6 +311,33 @@ def main():
         proc = None
         left = sorted(n for n in os.listdir(plugdir) if n != "kubelet.sock")
         check(rc == 0 and left == [], "SIGTERM: exit 0, sockets removed", f"{rc} {left}")
+
+        # Bad input: a configuration that does not parse stops it with the reason; a CDI
+        # directory that is a symbolic link is refused and the pools are served anyway.
+        bad = os.path.join(tmp, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"pools": [{"name": "x", "devices": ["8086:zzzz"]}]}')
+        run = subprocess.run([plugin, "--root", tree, "--config", bad, "--plugin-dir", plugdir],
+                             capture_output=True, text=True, timeout=10)
+        check(run.returncode == 1 and bad in run.stderr and
+              'bad device selector "8086:zzzz"' in run.stderr,
+              "a configuration that does not parse is refused with its reason", run.stderr)
+        link = os.path.join(tmp, "cdi-link")
+        os.symlink(cdi, link)
+        registrations = queue.Queue()
+        proc = subprocess.Popen([plugin, "--root", tree, "--config", pools, "--plugin-dir",
+                                 plugdir, "--cdi-dir", link, "--daemon", "", "--rescan", "100"],
+                                stderr=subprocess.PIPE, text=True)
+        kubelet.stop(0).wait()
+        kubelet = kubelet_start(api_grpc, api, os.path.join(plugdir, "kubelet.sock"),
+                                registrations)
+        regs = registered(registrations, 2)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=10)[1]
+        proc = None
+        check(len(regs) == 2 and f"CDI spec directory {link} is a symbolic link" in err,
+              "a CDI directory that is a symbolic link is refused, the pools still served",
+              err)
         kubelet.stop(0)
     finally:
         if proc:
