@@ -51,6 +51,7 @@ enum opt_id {
         OPT_ID,      /* value */
         OPT_BUS,     /* value */
         OPT_NO_DAEMON,
+        OPT_OUTPUT, /* value */
         _OPT_MAX,
 };
 
@@ -137,3 +138,4 @@ int verb_exec(struct cli *c);
 int verb_qemu_attach(struct cli *c);
 int verb_leases(struct cli *c);
 int verb_release(struct cli *c);
+int verb_cdi(struct cli *c);

@@ -262,6 +262,27 @@ static const struct verb verbs[] = {
          "2 for bad usage or an unknown device.\n",
          verb_qemu_attach, 1, 1,
          OPT_BIT(OPT_QMP) | OPT_BIT(OPT_ID) | OPT_BIT(OPT_BUS) | OPT_BIT(OPT_BACKEND)},
+        {"cdi", "cdi [--config FILE] [--output DIR]",
+         "Print or write the CDI spec of the exported pools",
+         "Makes the Container Device Interface spec of the devices that the pools of the\n"
+         "configuration export (default /etc/vfiod/pools.json; see vfiod(8)): one CDI device\n"
+         "per device, named by its PCI address, of kind vfiod.io/pci (or the file's\n"
+         "cdi_kind), so that podman, CRI-O or containerd give a container the device with\n"
+         "'--device vfiod.io/pci=0000:01:10.0'. A device is in the spec when a pool selects\n"
+         "it, it is on vfio-pci and it has an IOMMU group (never in vfio's no-IOMMU mode,\n"
+         "never a bridge). With iommufd (/dev/iommu and the device's vfio cdev exist) it\n"
+         "carries /dev/iommu and /dev/vfio/devices/vfioN; otherwise /dev/vfio/vfio and its\n"
+         "group's /dev/vfio/N (a pool's \"backend\" can ask for either). Its environment,\n"
+         "VFIOD_PCI_<ADDR>_ADDRESS, _POOL, _NODE, _PF (a VF's PF) and _NUMA_NODE, with ADDR\n"
+         "the address with '_' for ':' and '.', names it in the container. Works offline\n"
+         "with --root.\n"
+         "\n"
+         "  --config FILE  the pool configuration\n"
+         "  --output DIR   write the spec into DIR (/var/run/cdi for runtimes) atomically\n"
+         "                 as VENDOR-CLASS.json (vfiod.io-pci.json), instead of\n"
+         "                 printing it; with no device exported, remove it from DIR. DIR is\n"
+         "                 created if missing; a DIR that is a symbolic link is refused.\n",
+         verb_cdi, 0, 0, OPT_BIT(OPT_CONFIG) | OPT_BIT(OPT_OUTPUT)},
         {"leases", "leases", "List the daemon's leases",
          "Asks the vfiod daemon for its leases: each with its id, the holder's pid and uid, the\n"
          "backend, what happens to its devices when it ends (pool or restore), whether it was\n"
@@ -318,6 +339,7 @@ static const struct {
         {"--id", OPT_ID, true},
         {"--bus", OPT_BUS, true},
         {"--no-daemon", OPT_NO_DAEMON, false},
+        {"--output", OPT_OUTPUT, true},
 };
 
 static const struct verb *verb_find(const char *name)

@@ -83,104 +83,6 @@ static int parse_id(const char *s, unsigned long *ret)
         return 0;
 }
 
-static int parse_hex(const char *s, size_t digits, uint32_t *ret)
-{
-        if (strlen(s) != digits)
-                return -EINVAL;
-        uint32_t v = 0;
-        for (size_t i = 0; i < digits; i++) {
-                int d = unhexchar(s[i]);
-                if (d < 0)
-                        return -EINVAL;
-                v = v << 4 | (uint32_t)d;
-        }
-        *ret = v;
-        return 0;
-}
-
-/* "0000:01:00.0", "8086:10ca", "8086:*", "class:0200", "class:020000",
- * "0000:02:00.0/vf*", "0000:02:00.0/vf0-3", "0000:02:00.0/vf2". */
-static int parse_selector(const char *s, struct policy_selector *ret)
-{
-        struct policy_selector sel = {};
-        uint32_t v;
-
-        if (strncmp(s, "class:", 6) == 0) {
-                const char *c = s + 6;
-                sel.kind = SELECTOR_CLASS;
-                if (parse_hex(c, 4, &v) == 0) {
-                        sel.class_value = v << 8;
-                        sel.class_mask = 0xffff00;
-                } else if (parse_hex(c, 6, &v) == 0) {
-                        sel.class_value = v;
-                        sel.class_mask = 0xffffff;
-                } else
-                        return -EINVAL;
-                *ret = sel;
-                return 0;
-        }
-
-        const char *slash = strchr(s, '/');
-        if (slash) {
-                char addr[PCI_ADDR_STRLEN];
-                if ((size_t)(slash - s) >= sizeof(addr))
-                        return -EINVAL;
-                memcpy(addr, s, (size_t)(slash - s));
-                addr[slash - s] = 0;
-                if (pci_addr_parse(addr, &sel.addr) < 0 || strncmp(slash + 1, "vf", 2) != 0)
-                        return -EINVAL;
-                sel.kind = SELECTOR_VFS;
-                const char *range = slash + 3;
-                if (strcmp(range, "*") == 0) {
-                        sel.vf_first = 0;
-                        sel.vf_last = INT_MAX;
-                } else {
-                        char *end;
-                        errno = 0;
-                        long a = strtol(range, &end, 10), b = a;
-                        if (end == range || a < 0 || a > 65535 || errno)
-                                return -EINVAL;
-                        if (*end == '-') {
-                                const char *second = end + 1;
-                                b = strtol(second, &end, 10);
-                                if (end == second || b < a || b > 65535 || errno)
-                                        return -EINVAL;
-                        }
-                        if (*end)
-                                return -EINVAL;
-                        sel.vf_first = (int)a;
-                        sel.vf_last = (int)b;
-                }
-                *ret = sel;
-                return 0;
-        }
-
-        if (pci_addr_parse(s, &sel.addr) == 0) {
-                sel.kind = SELECTOR_ADDRESS;
-                *ret = sel;
-                return 0;
-        }
-
-        /* vendor:device */
-        if (strlen(s) < 6 || s[4] != ':')
-                return -EINVAL;
-        char vendor[5];
-        memcpy(vendor, s, 4);
-        vendor[4] = 0;
-        if (parse_hex(vendor, 4, &v) < 0)
-                return -EINVAL;
-        sel.kind = SELECTOR_IDS;
-        sel.vendor = (uint16_t)v;
-        if (strcmp(s + 5, "*") == 0)
-                sel.any_device = true;
-        else if (parse_hex(s + 5, 4, &v) == 0)
-                sel.device = (uint16_t)v;
-        else
-                return -EINVAL;
-        *ret = sel;
-        return 0;
-}
-
 static int append_id(void **array, size_t *n, size_t size, unsigned long id)
 {
         void *p = reallocarray(*array, *n + 1, size);
@@ -303,12 +205,11 @@ static int parse_rule(json_object *o, size_t idx, struct policy_rule *rule, char
                                         return detail_errno(ret_detail, -EINVAL,
                                                             "rule %zu: devices are strings", idx);
                                 }
-                                if (parse_selector(s, &rule->selectors[rule->n_selectors]) < 0)
-                                        return detail_errno(
-                                                ret_detail, -EINVAL,
-                                                "rule %zu: bad device selector \"%s\" (address, "
-                                                "vendor:device, class:CCSS, PF/vfN-M or \"*\")",
-                                                idx, s);
+                                if (pci_selector_parse(s, &rule->selectors[rule->n_selectors]) < 0)
+                                        return detail_errno(ret_detail, -EINVAL,
+                                                            "rule %zu: bad device selector \"%s\" "
+                                                            "(" PCI_SELECTOR_FORMS " or \"*\")",
+                                                            idx, s);
                                 rule->n_selectors++;
                         }
                 } else if (strcmp(key, "on_release") == 0) {
@@ -427,39 +328,6 @@ static bool rule_matches_client(const struct policy_rule *r, const struct policy
         return false;
 }
 
-static int vf_index(const struct topology *t, const struct pci_device *d)
-{
-        if (d->physfn < 0)
-                return -1;
-        const struct pci_device *pf = topology_device(t, d->physfn);
-        for (size_t i = 0; i < pf->n_virtfn; i++)
-                if (pf->virtfn[i] >= 0 && topology_device(t, pf->virtfn[i]) == d)
-                        return (int)i;
-        return -1;
-}
-
-static bool selector_matches(const struct policy_selector *s, const struct topology *t,
-                             const struct pci_device *d)
-{
-        switch (s->kind) {
-        case SELECTOR_ADDRESS:
-                return pci_addr_equal(&s->addr, &d->addr);
-        case SELECTOR_IDS:
-                return d->have_ids && d->vendor == s->vendor &&
-                       (s->any_device || d->device == s->device);
-        case SELECTOR_CLASS:
-                return d->have_ids && (d->class & s->class_mask) == s->class_value;
-        case SELECTOR_VFS: {
-                if (d->physfn < 0 ||
-                    !pci_addr_equal(&topology_device(t, d->physfn)->addr, &s->addr))
-                        return false;
-                int i = vf_index(t, d);
-                return i >= s->vf_first && i <= s->vf_last;
-        }
-        }
-        return false;
-}
-
 const struct policy_rule *policy_check(const struct policy *p, const struct policy_client *c,
                                        enum policy_op op, const struct topology *t,
                                        const struct pci_device *d)
@@ -477,7 +345,7 @@ const struct policy_rule *policy_check(const struct policy *p, const struct poli
                 if (!d || r->all_devices)
                         return r;
                 for (size_t k = 0; k < r->n_selectors; k++)
-                        if (selector_matches(&r->selectors[k], t, d))
+                        if (pci_selector_matches(&r->selectors[k], t, d))
                                 return r;
         }
         return NULL;

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "pci-addr.h"
+#include "selector.h"
 #include "topology.h"
 
 enum policy_op {
@@ -39,20 +40,6 @@ enum release_action release_action_from_string(const char *s);
 #define POLICY_MEMLOCK_UNSET     (-2)
 #define POLICY_MEMLOCK_UNLIMITED (-1)
 
-struct policy_selector {
-        enum {
-                SELECTOR_ADDRESS, /* "0000:01:00.0" */
-                SELECTOR_IDS,     /* "8086:10ca" or "8086:*" */
-                SELECTOR_CLASS,   /* "class:0200" (base+sub) or "class:020000" */
-                SELECTOR_VFS,     /* "0000:02:00.0/vf0-3", "0000:02:00.0/vf*" */
-        } kind;
-        struct pci_addr addr;
-        uint16_t vendor, device;
-        bool any_device;
-        uint32_t class_value, class_mask;
-        int vf_first, vf_last;
-};
-
 struct policy_rule {
         bool any_user;
         uid_t *uids;
@@ -61,7 +48,7 @@ struct policy_rule {
         size_t n_gids;
         unsigned ops; /* 1u << enum policy_op */
         bool all_devices;
-        struct policy_selector *selectors;
+        struct pci_selector *selectors;
         size_t n_selectors;
         enum release_action on_release;
         int64_t memlock; /* bytes, POLICY_MEMLOCK_UNLIMITED or POLICY_MEMLOCK_UNSET */
