@@ -105,6 +105,10 @@ static const struct verb verbs[] = {
          "                   Refused while a VF that would go away is used by the host or\n"
          "                   open through VFIO. A partial enable is rolled back. N = 0\n"
          "                   releases: VF settings restored, VFs removed, autoprobe restored.\n"
+         "                   Only the VFs are bound (no --group): when the kernel puts them\n"
+         "                   in a group with their PF or another device on a host driver,\n"
+         "                   they are carved all the same and a warning says what blocks\n"
+         "                   the group; carve from the PF on vfio-pci to use them.\n"
          "  --driver vfio-pci|host  where new VFs go (host: autoprobe on, the PF's VF driver)\n"
          "  --vf I           the VF (index from 0) the settings below apply to, through the\n"
          "                   PF's network interface (rtnetlink); its original settings are\n"
@@ -123,7 +127,8 @@ static const struct verb verbs[] = {
          OPT_BIT(OPT_NUMVFS) | OPT_BIT(OPT_DRIVER) | OPT_BIT(OPT_VF) | OPT_BIT(OPT_MAC) |
                  OPT_BIT(OPT_VLAN) | OPT_BIT(OPT_TRUST) | OPT_BIT(OPT_SPOOFCHK) |
                  OPT_BIT(OPT_LINK_STATE) | OPT_BIT(OPT_MAX_RATE) | OPT_BIT(OPT_MIN_RATE) |
-                 OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_NO_DAEMON)},
+                 OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_NO_DAEMON) |
+                 OPT_BIT(OPT_GROUP)},
         {"persisted", "persisted [DEVICE]", "List boot-time assignments, or test one",
          "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, exits\n"
          "0 if it is recorded and 1 if not (for udev's PROGRAM match).\n",
