@@ -51,6 +51,7 @@ enum opt_id {
         OPT_ID,      /* value */
         OPT_BUS,     /* value */
         OPT_NO_DAEMON,
+        OPT_OPEN_NODES,
         _OPT_MAX,
 };
 

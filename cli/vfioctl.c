@@ -207,7 +207,8 @@ static const struct verb verbs[] = {
          verb_probe, 1, SIZE_MAX,
          OPT_BIT(OPT_BACKEND) | OPT_BIT(OPT_ALLOW_UNSAFE_INTERRUPTS) | OPT_BIT(OPT_NOIOMMU) |
                  OPT_BIT(OPT_MEMLOCK) | OPT_BIT(OPT_FDS)},
-        {"exec", "exec --device DEVICE... [--backend iommufd|type1] -- VMM [ARGS...]",
+        {"exec",
+         "exec --device DEVICE... [--backend iommufd|type1] [--open-nodes] -- VMM [ARGS...]",
          "Acquire devices from vfiod and run a VMM with their file descriptors",
          "Asks the vfiod daemon for the devices as one lease held by this process, then\n"
          "executes VMM in its place, so the lease lasts exactly as long as the VMM (it ends\n"
@@ -236,11 +237,15 @@ static const struct verb verbs[] = {
          "\n"
          "  --device DEVICE  a PCI address to acquire (at least one)\n"
          "  --backend B      iommufd or type1 instead of the daemon's choice\n"
+         "  --open-nodes     type1 without handles, for a program that opens the group\n"
+         "                   nodes itself (DPDK, or any user of /dev/vfio/N): the lease\n"
+         "                   opens them to this uid as for QEMU (implies --backend type1)\n"
          "\n"
          "The daemon's socket is /run/vfiod/io.vfiod, or $VFIOD_SOCKET. Exit status: 1 when\n"
          "the daemon cannot be reached or refuses, 2 for bad usage or an unknown device,\n"
          "126 or 127 when VMM cannot be executed; otherwise VMM's own.\n",
-         verb_exec, 1, SIZE_MAX, OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BACKEND)},
+         verb_exec, 1, SIZE_MAX,
+         OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BACKEND) | OPT_BIT(OPT_OPEN_NODES)},
         {"qemu-attach",
          "qemu-attach --qmp SOCKET [--id ID] [--bus BUS] [--backend iommufd|type1] DEVICE",
          "Hot-plug a device from vfiod into a running QEMU",
@@ -323,6 +328,7 @@ static const struct {
         {"--id", OPT_ID, true},
         {"--bus", OPT_BUS, true},
         {"--no-daemon", OPT_NO_DAEMON, false},
+        {"--open-nodes", OPT_OPEN_NODES, false},
 };
 
 static const struct verb *verb_find(const char *name)
