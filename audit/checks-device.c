@@ -253,6 +253,19 @@ static int check_group_shared(struct audit_ctx *c, const struct iommu_group *g)
         return r < 0 ? r : audit_evidence(c, path, "%s", members);
 }
 
+/* Whether a member of g to be assigned is a VF of pf. */
+static bool group_holds_vf_of(const struct audit_ctx *c, const struct iommu_group *g,
+                              const struct pci_device *pf)
+{
+        for (size_t k = 0; k < g->n_members; k++) {
+                int i = g->members[k];
+                const struct pci_device *m = &c->t->devices[i];
+                if (c->assigned[i] && m->physfn >= 0 && &c->t->devices[m->physfn] == pf)
+                        return true;
+        }
+        return false;
+}
+
 static int check_group_viable(struct audit_ctx *c, const struct iommu_group *g)
 {
         const struct topology *t = c->t;
@@ -278,7 +291,20 @@ static int check_group_viable(struct audit_ctx *c, const struct iommu_group *g)
         if (taken || blocker->in_use)
                 sev = AUDIT_SEVERITY_HIGH;
         snprintf(subject, sizeof(subject), "group %d", g->id);
-        if (blocker)
+        if (blocker && group_holds_vf_of(c, g, blocker))
+                /* No ACS above the PF: its VFs joined its group, and the PF cannot leave
+                 * its driver without taking them away, so --group is no way out. */
+                r = audit_add(c, AUDIT_CHECK_GROUP_VIABLE, sev, subject, NULL,
+                              "Carve the VFs from the PF bound to vfio-pci (vfioctl bind PF, "
+                              "then vfioctl sriov PF --numvfs N), or move the PF behind a port "
+                              "with ACS.",
+                              "IOMMU group %d holds VFs of %s to be assigned together with "
+                              "their PF, bound to %s%s%s%s: vfio cannot open them while the PF "
+                              "keeps its driver, and the PF cannot leave it without removing "
+                              "them",
+                              g->id, blocker->name, blocker->driver, blocker->in_use ? " (" : "",
+                              blocker->in_use ? blocker->in_use : "", blocker->in_use ? ")" : "");
+        else if (blocker)
                 r = audit_add(c, AUDIT_CHECK_GROUP_VIABLE, sev, subject, NULL,
                               "Assign the group's other endpoints too (vfioctl bind --group), "
                               "unbind them from their drivers, or leave this group on the host.",

@@ -52,6 +52,7 @@ enum opt_id {
         OPT_BUS,     /* value */
         OPT_NO_DAEMON,
         OPT_OUTPUT, /* value */
+        OPT_OPEN_NODES,
         _OPT_MAX,
 };
 

@@ -298,7 +298,7 @@ int verb_exec(struct cli *c)
         _cleanup_(vfiod_lease_freep) struct vfiod_lease *l = NULL;
         _cleanup_(strv_freep) char **devices = NULL;
         const char *backend = c->values[OPT_BACKEND];
-        bool qemu = is_qemu(c->args[0]);
+        bool qemu = is_qemu(c->args[0]), open_nodes = cli_has(c, OPT_OPEN_NODES);
         size_t n_devices = 0;
         char q[300];
         int r;
@@ -313,6 +313,12 @@ int verb_exec(struct cli *c)
         if (backend && strcmp(backend, "iommufd") != 0 && strcmp(backend, "type1") != 0)
                 return usage_error("exec: --backend takes iommufd or type1, not '%s'",
                                    cli_quote(backend, q));
+        /* A group node can be open only once: a program that opens it itself must get
+         * no handle to it. Only type1 leases grant the nodes. */
+        if (open_nodes && backend && strcmp(backend, "type1") != 0)
+                return usage_error("exec: --open-nodes goes with the type1 backend only");
+        if (open_nodes)
+                backend = "type1";
 
         r = cli_daemon_connect("exec", &client);
         if (r != 0)
@@ -320,7 +326,7 @@ int verb_exec(struct cli *c)
         /* QEMU takes handed-over handles only with iommufd; with type1 it opens the group
          * nodes itself, which the lease opens to this uid. */
         r = cli_daemon_acquire("exec", client, devices, n_devices, backend, -EBADF,
-                               qemu ? VFIOD_ACQUIRE_NO_GROUP_FDS : 0, &l);
+                               qemu || open_nodes ? VFIOD_ACQUIRE_NO_GROUP_FDS : 0, &l);
         if (r != 0)
                 return r;
 

@@ -10,6 +10,7 @@
 #include "journal.h"
 #include "modules.h"
 #include "sriov.h"
+#include "strv.h"
 
 static int parse_on_off(const char *opt, const char *v, bool *ret)
 {
@@ -153,9 +154,96 @@ static json_object *vf_config_json(const struct vf_config *v)
         return o;
 }
 
+/* A VF on vfio-pci can be opened only when every other member of its IOMMU group is on a
+ * driver vfio accepts. Without ACS above the PF the kernel puts the VFs in the PF's group:
+ * then the PF's host driver blocks them, and the PF cannot leave that driver without
+ * taking its VFs away. One warning per such group, naming its first blocking member;
+ * *ret_blocker[k] is that member for the k-th VF of pf, or NULL. */
+static int vf_group_warnings(const struct topology *t, const struct pci_device *pf,
+                             const struct pci_device **ret_blocker, char ***ret_warnings,
+                             size_t *ret_n)
+{
+        for (size_t k = 0; k < pf->n_virtfn; k++) {
+                const struct pci_device *vf = &t->devices[pf->virtfn[k]], *blocker = NULL;
+                const struct iommu_group *g;
+                _cleanup_free_ char *vfs = NULL;
+                size_t len = 0;
+                bool reported = false;
+                FILE *f;
+                int r;
+
+                ret_blocker[k] = NULL;
+                g = driver_is_vfio(vf->driver) ? topology_find_group(t, vf->iommu_group) : NULL;
+                if (!g || g->viable)
+                        continue;
+                for (size_t m = 0; m < g->n_members && !blocker; m++)
+                        if (!driver_is_vfio_compatible(t->devices[g->members[m]].driver))
+                                blocker = &t->devices[g->members[m]];
+                if (!blocker)
+                        continue;
+                ret_blocker[k] = blocker;
+                for (size_t i = 0; i < k && !reported; i++)
+                        reported = ret_blocker[i] &&
+                                   t->devices[pf->virtfn[i]].iommu_group == vf->iommu_group;
+                if (reported)
+                        continue;
+                f = open_memstream(&vfs, &len);
+                if (!f)
+                        return -ENOMEM;
+                for (size_t i = k, n = 0; i < pf->n_virtfn; i++) {
+                        const struct pci_device *o = &t->devices[pf->virtfn[i]];
+                        if (o->iommu_group == vf->iommu_group && driver_is_vfio(o->driver))
+                                fprintf(f, "%s%s", n++ ? " " : "", o->name);
+                }
+                if (fclose(f) != 0 || !vfs)
+                        return -ENOMEM;
+                if (blocker == pf)
+                        r = strv_pushf(ret_warnings, ret_n,
+                                       "%s: VFs %s are on vfio-pci in IOMMU group %d with their "
+                                       "PF, which is bound to %s: vfio cannot open them while "
+                                       "the PF keeps its driver, and the PF cannot leave it "
+                                       "without removing them; carve them from the PF on "
+                                       "vfio-pci instead (vfioctl bind %s, then vfioctl sriov %s "
+                                       "--numvfs N) or move the PF behind a port with ACS",
+                                       pf->name, vfs, g->id, blocker->driver, pf->name, pf->name);
+                else
+                        r = strv_pushf(ret_warnings, ret_n,
+                                       "%s: VFs %s are on vfio-pci in IOMMU group %d with %s, "
+                                       "which is bound to %s: vfio cannot open them until it "
+                                       "is released or bound to vfio-pci as well",
+                                       pf->name, vfs, g->id, blocker->name, blocker->driver);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* {"address", "driver", "is_pf"} of what keeps vf's group from vfio, or NULL. */
+static json_object *vf_blocker_json(const struct topology *t, const struct pci_device *pf,
+                                    const struct pci_device *vf,
+                                    const struct pci_device *const *blockers)
+{
+        json_object *o;
+
+        for (size_t k = 0; pf && vf && blockers && k < pf->n_virtfn; k++) {
+                const struct pci_device *b = blockers[k];
+                if (&t->devices[pf->virtfn[k]] != vf || !b)
+                        continue;
+                o = json_object_new_object();
+                json_object_object_add(o, "address", json_object_new_string(b->name));
+                json_object_object_add(o, "driver", json_object_new_string(b->driver));
+                json_object_object_add(o, "is_pf", json_object_new_boolean(b == pf));
+                return o;
+        }
+        return NULL;
+}
+
 static int show(struct cli *c, const struct pci_addr *a)
 {
         _cleanup_free_ char *token = NULL;
+        _cleanup_free_ const struct pci_device **blockers = NULL;
+        _cleanup_(strv_freep) char **warnings = NULL;
+        size_t n_warnings = 0;
         struct topology *t;
         const struct pci_device *d;
         struct sriov_pf pf;
@@ -181,6 +269,13 @@ static int show(struct cli *c, const struct pci_addr *a)
                 if (journal_open(c->root, c->state_dir, &j) >= 0)
                         (void)sriov_pf_vf_token(j, a, &token);
         }
+        if (d && d->n_virtfn) {
+                blockers = calloc(d->n_virtfn, sizeof(*blockers));
+                if (!blockers || vf_group_warnings(t, d, blockers, &warnings, &n_warnings) < 0) {
+                        fprintf(stderr, "vfioctl: sriov: out of memory\n");
+                        return EXIT_FAILED;
+                }
+        }
         doc = json_object_new_object();
         vfs = json_object_new_array();
         if (!c->json)
@@ -197,7 +292,7 @@ static int show(struct cli *c, const struct pci_addr *a)
                 const struct pci_device *vf;
                 struct vf_config cfg;
                 bool have_cfg;
-                json_object *e = json_object_new_object();
+                json_object *e = json_object_new_object(), *blk;
                 char addr[PCI_ADDR_STRLEN];
 
                 if (sriov_vf_address(&pf, k, &vfa) < 0)
@@ -213,6 +308,7 @@ static int show(struct cli *c, const struct pci_addr *a)
                         e, "iommu_group",
                         vf && vf->iommu_group >= 0 ? json_object_new_int(vf->iommu_group) : NULL);
                 json_object_object_add(e, "settings", have_cfg ? vf_config_json(&cfg) : NULL);
+                json_object_object_add(e, "group_blocked_by", vf_blocker_json(t, d, vf, blockers));
                 json_object_array_add(vfs, e);
                 if (c->json)
                         continue;
@@ -224,9 +320,18 @@ static int show(struct cli *c, const struct pci_addr *a)
                         printf(" ");
                         print_vf_config(&cfg);
                 }
+                if ((blk = json_object_object_get(e, "group_blocked_by")))
+                        printf(" (group blocked by %s%s on %s)",
+                               json_object_get_boolean(json_object_object_get(blk, "is_pf"))
+                                       ? "the PF "
+                                       : "",
+                               json_object_get_string(json_object_object_get(blk, "address")),
+                               json_object_get_string(json_object_object_get(blk, "driver")));
                 printf("\n");
         }
         if (!c->json) {
+                STRV_FOREACH (w, warnings)
+                        fprintf(stderr, "vfioctl: sriov: warning: %s\n", *w);
                 json_object_put(doc);
                 json_object_put(vfs);
                 return 0;
@@ -248,6 +353,10 @@ static int show(struct cli *c, const struct pci_addr *a)
                 json_object_object_add(doc, "vf_token",
                                        token ? json_object_new_string(token) : NULL);
                 json_object_object_add(doc, "vfs", vfs);
+                json_object_object_add(doc, "warnings", json_object_new_array());
+                STRV_FOREACH (w, warnings)
+                        json_object_array_add(json_object_object_get(doc, "warnings"),
+                                              json_object_new_string(*w));
                 cli_json_add_modules(c, doc);
         }
         return print_json(doc, JSON_C_TO_STRING_PRETTY) || puts("") < 0;
@@ -270,6 +379,12 @@ int verb_sriov(struct cli *c)
                         cli_quote(c->args[0], q));
                 return EXIT_USAGE;
         }
+        if (cli_has(c, OPT_GROUP))
+                /* Taking the rest of the VFs' group would take the PF when it shares it,
+                 * and a PF leaving its driver takes its VFs away. */
+                return usage_error("sriov: --group does not apply: --numvfs binds only the "
+                                   "VFs; when they share a group with their PF, bind the PF "
+                                   "to vfio-pci first and carve from there");
         if (cli_has(c, OPT_NUMVFS) && (cli_has(c, OPT_VF) || settings || cli_has(c, OPT_RELEASE)))
                 return usage_error("sriov: --numvfs does not combine with --vf and VF settings");
         if ((settings || cli_has(c, OPT_RELEASE)) && !cli_has(c, OPT_VF))

@@ -105,6 +105,10 @@ static const struct verb verbs[] = {
          "                   Refused while a VF that would go away is used by the host or\n"
          "                   open through VFIO. A partial enable is rolled back. N = 0\n"
          "                   releases: VF settings restored, VFs removed, autoprobe restored.\n"
+         "                   Only the VFs are bound (no --group): when the kernel puts them\n"
+         "                   in a group with their PF or another device on a host driver,\n"
+         "                   they are carved all the same and a warning says what blocks\n"
+         "                   the group; carve from the PF on vfio-pci to use them.\n"
          "  --driver vfio-pci|host  where new VFs go (host: autoprobe on, the PF's VF driver)\n"
          "  --vf I           the VF (index from 0) the settings below apply to, through the\n"
          "                   PF's network interface (rtnetlink); its original settings are\n"
@@ -123,7 +127,8 @@ static const struct verb verbs[] = {
          OPT_BIT(OPT_NUMVFS) | OPT_BIT(OPT_DRIVER) | OPT_BIT(OPT_VF) | OPT_BIT(OPT_MAC) |
                  OPT_BIT(OPT_VLAN) | OPT_BIT(OPT_TRUST) | OPT_BIT(OPT_SPOOFCHK) |
                  OPT_BIT(OPT_LINK_STATE) | OPT_BIT(OPT_MAX_RATE) | OPT_BIT(OPT_MIN_RATE) |
-                 OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_NO_DAEMON)},
+                 OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_NO_DAEMON) |
+                 OPT_BIT(OPT_GROUP)},
         {"persisted", "persisted [DEVICE]", "List boot-time assignments, or test one",
          "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, exits\n"
          "0 if it is recorded and 1 if not (for udev's PROGRAM match).\n",
@@ -202,7 +207,8 @@ static const struct verb verbs[] = {
          verb_probe, 1, SIZE_MAX,
          OPT_BIT(OPT_BACKEND) | OPT_BIT(OPT_ALLOW_UNSAFE_INTERRUPTS) | OPT_BIT(OPT_NOIOMMU) |
                  OPT_BIT(OPT_MEMLOCK) | OPT_BIT(OPT_FDS)},
-        {"exec", "exec --device DEVICE... [--backend iommufd|type1] -- VMM [ARGS...]",
+        {"exec",
+         "exec --device DEVICE... [--backend iommufd|type1] [--open-nodes] -- VMM [ARGS...]",
          "Acquire devices from vfiod and run a VMM with their file descriptors",
          "Asks the vfiod daemon for the devices as one lease held by this process, then\n"
          "executes VMM in its place, so the lease lasts exactly as long as the VMM (it ends\n"
@@ -231,11 +237,15 @@ static const struct verb verbs[] = {
          "\n"
          "  --device DEVICE  a PCI address to acquire (at least one)\n"
          "  --backend B      iommufd or type1 instead of the daemon's choice\n"
+         "  --open-nodes     type1 without handles, for a program that opens the group\n"
+         "                   nodes itself (DPDK, or any user of /dev/vfio/N): the lease\n"
+         "                   opens them to this uid as for QEMU (implies --backend type1)\n"
          "\n"
          "The daemon's socket is /run/vfiod/io.vfiod, or $VFIOD_SOCKET. Exit status: 1 when\n"
          "the daemon cannot be reached or refuses, 2 for bad usage or an unknown device,\n"
          "126 or 127 when VMM cannot be executed; otherwise VMM's own.\n",
-         verb_exec, 1, SIZE_MAX, OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BACKEND)},
+         verb_exec, 1, SIZE_MAX,
+         OPT_BIT(OPT_DEVICE) | OPT_BIT(OPT_BACKEND) | OPT_BIT(OPT_OPEN_NODES)},
         {"qemu-attach",
          "qemu-attach --qmp SOCKET [--id ID] [--bus BUS] [--backend iommufd|type1] DEVICE",
          "Hot-plug a device from vfiod into a running QEMU",
@@ -340,6 +350,7 @@ static const struct {
         {"--bus", OPT_BUS, true},
         {"--no-daemon", OPT_NO_DAEMON, false},
         {"--output", OPT_OUTPUT, true},
+        {"--open-nodes", OPT_OPEN_NODES, false},
 };
 
 static const struct verb *verb_find(const char *name)

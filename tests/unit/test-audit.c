@@ -606,6 +606,46 @@ static void vfio_without_parameters_is_told_from_vfio_not_loaded(void **state)
         audit_report_free(r);
 }
 
+/* An 82576 behind a switch port without ACS: its VFs, carved onto vfio-pci, joined the
+ * PF's group, where the PF's igb keeps vfio from opening them. */
+static void vfs_in_the_group_of_their_pf_on_igb_are_named_as_such(void **state)
+{
+        char desc[PATH_MAX], root[PATH_MAX];
+        const struct audit_finding *f;
+        struct audit_report *r;
+        FILE *out;
+
+        snprintf(desc, sizeof(desc), "%s/vf-with-pf.txt", tmp);
+        out = fopen(desc, "we");
+        assert_non_null(out);
+        fputs("cmdline ro intel_iommu=on\n"
+              "iommu dmar0 intel cap=d2008c222f0686 ecap=f00f4a\n"
+              "interrupts remap=on\n"
+              "driver vfio-pci\n"
+              "dev 0000:00:00.0 vendor=8086 device=29c0 class=060000 group=0\n"
+              "dev 0000:00:05.0 vendor=1b36 device=000c class=060400 group=1 driver=pcieport "
+              "bus=04-06 acs=1f/1d\n"
+              "dev 0000:04:00.0 vendor=104c device=8232 class=060400 group=2 driver=pcieport "
+              "pcie=upstream bus=05-06\n"
+              "dev 0000:05:00.0 vendor=104c device=8233 class=060400 group=3 driver=pcieport "
+              "pcie=downstream bus=06\n"
+              "dev 0000:06:00.0 vendor=8086 device=10c9 class=020000 group=3 driver=igb "
+              "net=eth1:down sriov=7,2,128,2,10ca vfgroups=3,3 vfdriver=vfio-pci\n",
+              out);
+        assert_int_equal(fclose(out), 0);
+        generate_from(desc, "vf-with-pf", root);
+        (void)state;
+
+        /* The VFs on vfio-pci are what is assigned: the PF is named as theirs. */
+        r = audit_tree(root, NULL);
+        expect(r, "medium", "group.viable", "group 3", NULL);
+        f = find(r, "group.viable", "group 3", NULL);
+        assert_non_null(strstr(f->message, "VFs of 0000:06:00.0"));
+        assert_non_null(strstr(f->message, "together with their PF, bound to igb"));
+        assert_non_null(strstr(f->fix, "vfioctl bind PF"));
+        audit_report_free(r);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -621,6 +661,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(plans_must_name_existing_devices_and_may_be_empty),
                 cmocka_unit_test(the_dma_fault_probe_reports_what_it_could_not_prove),
                 cmocka_unit_test(vfio_without_parameters_is_told_from_vfio_not_loaded),
+                cmocka_unit_test(vfs_in_the_group_of_their_pf_on_igb_are_named_as_such),
         };
         char cmd[PATH_MAX + 16];
         int r;

@@ -7,7 +7,8 @@
 # VFs are carved for the host), VF settings read back by iproute2 and put back on
 # release, clear refusals that leave the PF as it was (a count above the total, a VF in
 # use or assigned, a partial enable), a crash at every step of a carve undone by
-# `restore --all`, and VFs that share their PF's group reported as not isolated.
+# `restore --all`, and VFs that share their PF's group reported as not isolated, with a
+# warning (text, JSON) and an audit finding naming the PF that blocks the group.
 # shellcheck source=tests/vm/lib.sh
 source "$VFIOD_LAB_LIB"
 
@@ -258,7 +259,37 @@ sweep VFIOD_TEST_SRIOV_CRASH_AFTER 5 "carve steps"
 sweep VFIOD_TEST_CRASH_AFTER 8 "VF bind steps"
 
 # --- 4. VFs behind a switch without ACS share their PF's group ---------------------------
-check "carve 2 VFs on the igb behind the switch" "$vfioctl" sriov $IGB_SW --numvfs 2
+out=$("$vfioctl" sriov $IGB_SW --numvfs 2 2>"$tmp/sw.err") && rc=0 || rc=$?
+check_eq "carve 2 VFs on the igb behind the switch (exit 0)" 0 "$rc"
+sw_group=$(group_of $IGB_SW)
+[[ $(cat "$tmp/sw.err") == *"warning: $IGB_SW: VFs "*" are on vfio-pci in IOMMU group $sw_group with their PF, which is bound to igb"* ]] &&
+	pass "the carve warns that the VFs share group $sw_group with their PF on igb" ||
+	fail "the carve warns about the PF's group" "$(cat "$tmp/sw.err")"
+[[ $out == *"(group blocked by the PF $IGB_SW on igb)"* ]] &&
+	pass "each VF line names the PF as what blocks its group" ||
+	fail "VF lines name the blocking PF" "$out"
+"$vfioctl" sriov $IGB_SW --json >"$tmp/sw.json" 2>/dev/null
+python3 -S -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["vfs"]) == 2, d["vfs"]
+for v in d["vfs"]:
+    assert v["group_blocked_by"] == {"address": sys.argv[2], "driver": "igb", "is_pf": True}, v
+assert len(d["warnings"]) == 1 and "with their PF" in d["warnings"][0], d["warnings"]
+' "$tmp/sw.json" $IGB_SW && pass "JSON: group_blocked_by names the PF on each VF, one warning" ||
+	fail "JSON group_blocked_by and warnings" "$(cat "$tmp/sw.json")"
+"$vfioctl" audit --json >"$tmp/sw-audit.json" 2>/dev/null || true
+python3 -S -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = [f for f in d["findings"] if f["id"] == "group.viable" and f["subject"] == "group " + sys.argv[3]]
+assert len(f) == 1, f
+assert "holds VFs of " + sys.argv[2] in f[0]["message"] and "with their PF, bound to igb" in f[0]["message"], f[0]
+' "$tmp/sw-audit.json" $IGB_SW "$sw_group" && pass "audit: group.viable finding on group $sw_group names the VFs' PF" ||
+	fail "audit finding for the VFs in their PF's group" "$(head -c 3000 "$tmp/sw-audit.json")"
+out=$("$vfioctl" sriov $IGB_SW --numvfs 2 --group 2>&1) && rc=0 || rc=$?
+check_eq "--numvfs with --group is refused as bad usage (exit 2)" 2 "$rc"
+[[ $out == *"--group does not apply"* ]] && pass "and says why: ${out##*sriov: }" || fail "--group refusal" "$out"
 for vf in $(vfs_of $IGB_SW); do
 	check_eq "the kernel puts $vf in its PF's group" "$(group_of $IGB_SW)" "$(group_of "$vf")"
 	"$vfioctl" show "$vf" --json >"$tmp/vf.json"
