@@ -195,6 +195,20 @@ def leases(d):
     return r.get("parameters", {}).get("leases", []) if r else []
 
 
+def serving(d, timeout=10):
+    """Waits until the daemon answers on both sockets (a socket file exists from bind(),
+    a moment before listen())."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            for path in (d.sock, d.admin):
+                connect(path).close()
+            return True
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    return False
+
+
 def wait_for(pred, timeout):
     end = time.time() + timeout
     while time.time() < end:
@@ -229,6 +243,7 @@ def main():
         args = ("--operation-timeout", "1", "--stop-timeout", "2", "--request-rate", "0", "-v")
         d = Daemon(vfiod, root, tmp, *args)
         daemons.append(d)
+        check(serving(d), "the daemon serves")
 
         mon = connect(d.admin)
         send(mon, {"method": "io.vfiod.Monitor", "parameters": {}, "more": True})
@@ -321,6 +336,7 @@ def main():
         os.rename(os.path.join(tmp, "vfiod.log"), os.path.join(tmp, "vfiod-first.log"))
         d2 = Daemon(vfiod, root, tmp, *args)
         daemons.append(d2)
+        check(serving(d2), "the next daemon serves")
         t3 = time.perf_counter()
         g = call(d2.sock, "org.varlink.service.GetInfo")
         check(g and "error" not in g and time.perf_counter() - t3 < 1,
