@@ -1796,6 +1796,8 @@ static void lease_end(struct server *s, struct lease *l, const char *kind, bool 
         if (!l->returning) {
                 log_msg(LOG_ERR, "lease %" PRIu64 ": out of memory: ended at the next start",
                         l->id);
+                if (conn)
+                        (void)errno_error(conn, "release", NULL, -ENOMEM, NULL);
                 return;
         }
         l->ending = true;

@@ -49,11 +49,12 @@ driver_of() {
 }
 
 daemon_pid=
+# start_daemon [OPTION...]: vfiod with the scenario's paths and these options.
 start_daemon() {
 	rm -f "$sock" "$admin"
 	"$vfiod" --policy "$tmp/policy.json" --runtime-dir "$rundir" \
 		--state-dir /run/vfiod-lab-daemon --socket "$sock" --admin-socket "$admin" \
-		-v >>"$tmp/vfiod.log" 2>&1 &
+		-v "$@" >>"$tmp/vfiod.log" 2>&1 &
 	daemon_pid=$!
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -89,10 +90,12 @@ trap 'kill -9 $(jobs -p) 2>/dev/null || true' EXIT
 
 # start_daemon WHAT: not through check: the daemon's pid must reach this shell.
 start_daemon_checked() {
-	if start_daemon; then
-		pass "$1"
+	local what=$1
+	shift
+	if start_daemon "$@"; then
+		pass "$what"
 	else
-		fail "$1" "$(tail -n 20 "$tmp/vfiod.log")"
+		fail "$what" "$(tail -n 20 "$tmp/vfiod.log")"
 	fi
 }
 
@@ -251,12 +254,18 @@ grep -q "lease 1 of pid $holder1 ends (lease-expired)" "$tmp/vfiod.log" &&
 	fail "no lease-expired record in the daemon log" "$(tail -n 20 "$tmp/vfiod.log")"
 
 # on_release "pool": the device stays on vfio-pci for the next lease.
-"${NOBODY[@]}" $client hold "$sock" "$EDU2" >"$tmp/hold2.json" &
-holder2=$!
-check "a second lease (pool device) is handed out" wait_until 20 test -s "$tmp/hold2.json"
-kill -9 "$holder2"
-ms=$(wait_until 1 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
-	pass "pool device: lease ended in ${ms} ms" || fail "pool device: lease not ended within 1 s"
+# pool_lease_dies WHAT: a lease of EDU2 (a pool device), its holder killed: the lease
+# must be gone within a second.
+pool_lease_dies() {
+	"${NOBODY[@]}" $client hold "$sock" "$EDU2" >"$tmp/hold-pool.json" &
+	local holder=$! ms
+	check "$1: a lease of a pool device is handed out" wait_until 20 test -s "$tmp/hold-pool.json"
+	kill -9 "$holder"
+	ms=$(wait_until 1 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
+		pass "$1: the lease ends ${ms} ms after its holder's death" ||
+		fail "$1: the lease did not end within 1 s of its holder's death"
+}
+pool_lease_dies "pool device"
 check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(driver_of $EDU2)"
 
 # A holder that hands its fds to a child and dies: the lease ends, but the device is
@@ -272,7 +281,9 @@ orphan_lease() {
 	check "$2 whose holder hands its fds to a child" wait_until 20 test -s "$tmp/hold-fork.json"
 	child=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["child"])' "$tmp/hold-fork.json")
 	kill -9 "$holder"
-	check "... its lease ends with the holder" wait_until 5 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]"
+	# (A pool lease goes at once; one whose device is to be restored stays recorded,
+	# "ending", until the device is back.)
+	check "... its lease ends with the holder" wait_until 5 grep -q "of pid $holder ends" "$tmp/vfiod.log"
 }
 orphan_lease "$EDU2" "a pool lease"
 out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU2\"]}")
@@ -303,6 +314,13 @@ orphan_lease "$EDU" "an edu lease" --in-flight
 check "the daemon answers while the edu's file is in flight" \
 	timeout 5 $client call "$sock" org.varlink.service.GetInfo
 check_eq "the edu stays on vfio-pci while its file is in flight" vfio-pci "$(driver_of $EDU)"
+out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.ListLeases)
+check_eq "... its ended lease is listed as ending, the edu waiting for its files to close" \
+	"ending $EDU waiting for its files to close" \
+	"$(python3 -S -c 'import json,sys; l=json.loads(sys.argv[1])["parameters"]["leases"]; print(*(x for e in l for x in (e["state"], e["pending"][0]["address"], e["pending"][0]["state"])))' "$out" 2>&1)"
+out=$($client call "$admin" io.vfiod.ShowDevice "{\"address\": \"$EDU\"}")
+check_eq "... and ShowDevice tells the restore pending" "restore waiting for its files to close" \
+	"$(python3 -S -c 'import json,sys; o=json.loads(sys.argv[1])["parameters"]["device"]["operation"]; print(o["operation"], o["state"])' "$out" 2>&1)"
 out=$("${NOBODY[@]}" timeout 5 $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$EDU\"]}" || true)
 check_eq "... and Acquire of it is DeviceBusy" "io.vfiod.DeviceBusy" \
 	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out" 2>&1)"
@@ -405,8 +423,90 @@ start_daemon_checked "vfiod starts after the crashed bind"
 check_eq "vfiod rolled the interrupted bind back: nvme on nvme again" nvme "$(driver_of $NVME)"
 check_eq "... with its override cleared" "(null)" "$(cat /sys/bus/pci/devices/$NVME/driver_override)"
 
+# 5. Kernel work off the event loop. Root holds the edu's cdev open, outside any lease:
+# an admin Unbind waits in the kernel until that file closes (vfio-pci asks its holder
+# through the request interrupt). It is answered OperationPending after
+# --operation-timeout, the daemon serves everyone meanwhile, a VMM's lease still ends
+# within a second of its death, and SIGTERM stops the daemon while the unbind waits.
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" || true
+if lab_has_iommufd "an unbind that waits for an open cdev runs off the event loop"; then
+start_daemon_checked "vfiod starts with --operation-timeout 2" --operation-timeout 2 --stop-timeout 2
+out=$($client call "$admin" io.vfiod.Bind "{\"devices\": [\"$EDU\"]}")
+check_eq "admin Bind puts the edu on vfio-pci" vfio-pci "$(driver_of $EDU)"
+node=/dev/vfio/devices/$(basename /sys/bus/pci/devices/$EDU/vfio-dev/vfio*)
+python3 -S -c 'import os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR); print(fd, flush=True); time.sleep(600)' "$node" >"$tmp/opener" &
+opener=$!
+check "root holds the edu's cdev $node open" wait_until 10 test -s "$tmp/opener"
+t0=$(date +%s%N)
+out=$($client call "$admin" io.vfiod.Unbind "{\"devices\": [\"$EDU\"]}")
+ms=$((($(date +%s%N) - t0) / 1000000))
+check_eq "admin Unbind of the open edu is answered OperationPending (after ${ms} ms)" \
+	"io.vfiod.OperationPending" \
+	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out" 2>&1)"
+out=$($client call "$admin" io.vfiod.ShowDevice "{\"address\": \"$EDU\"}")
+check_eq "ShowDevice: unbind in progress, late" "unbind True" \
+	"$(python3 -S -c 'import json,sys; o=json.loads(sys.argv[1])["parameters"]["device"]["operation"]; print(o["operation"], o["late"])' "$out" 2>&1)"
+# Meanwhile: 32 clients, GetInfo and ListDevices, their p99. One process holds the 32
+# connections, each calling every 20 ms, staggered (32 interpreters would measure the
+# emulated CPU's scheduler rather than the daemon).
+lat=$(python3 -S - "$sock" <<'PY'
+import json, select, socket, sys, time
+conns, lat = [], []
+for k in range(32):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    conns.append({"s": s, "n": 0, "next": time.monotonic() + k * 0.02 / 32, "sent": None, "buf": b""})
+end = time.monotonic() + 3
+while time.monotonic() < end or any(c["sent"] for c in conns):
+    now = time.monotonic()
+    for c in conns:
+        if c["sent"] is None and now >= c["next"] and now < end:
+            m = ("org.varlink.service.GetInfo", "io.vfiod.ListDevices")[c["n"] % 2]
+            c["s"].sendall(json.dumps({"method": m, "parameters": {}}).encode() + b"\0")
+            c["sent"], c["n"] = now, c["n"] + 1
+    waiting = [c["s"] for c in conns if c["sent"] is not None]
+    ready, _, _ = select.select(waiting, [], [], 0.002)
+    for c in conns:
+        if c["s"] in ready:
+            c["buf"] += c["s"].recv(1 << 16)
+            if c["buf"].endswith(b"\0"):
+                t = time.monotonic()
+                lat.append(t - c["sent"] if b'"error"' not in c["buf"] else 99)
+                c["sent"], c["buf"], c["next"] = None, b"", t + 0.02
+lat.sort()
+print(f"{lat[int(len(lat) * 0.99)] * 1000:.1f} {len(lat)}")
+PY
+)
+n_calls=${lat#* }
+lat=${lat% *}
+# Under TCG a system call costs 10-40 us and the emulated CPUs share the host's: the
+# 50 ms bound is the host's (tests/unit/test-daemon-jobs.py); here every call must be
+# answered, none held behind the waiting unbind (that would be seconds), and the p99 is
+# reported.
+check "32 clients' GetInfo and ListDevices all answered meanwhile: p99 ${lat} ms over $n_calls calls (under 1 s)" \
+	python3 -S -c "import sys; sys.exit(float(sys.argv[1]) >= 1000)" "$lat"
+pool_lease_dies "while the unbind waits"
+t0=$(date +%s%N)
+kill -TERM "$daemon_pid"
+rc=0
+wait "$daemon_pid" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "SIGTERM stops vfiod in ${ms} ms (under 5 s) while the unbind waits" test "$rc" = 0 -a "$ms" -lt 5000
+# (The kernel takes the driver link away first, then waits in vfio-pci's remove.)
+worker=$(sed -n 's/.*stopping with unbind of .* (worker pid \([0-9]*\)).*/\1/p' "$tmp/vfiod.log" | tail -n 1)
+check "... its worker (pid ${worker:-none}) still waits in the kernel for the file" test -n "$worker" -a -d "/proc/$worker"
+kill -9 "$opener"
+ms=$(wait_until 10 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
+	pass "the unbind completes ${ms} ms after the file closes, the daemon gone" ||
+	fail "the edu was not unbound after its file closed (driver $(driver_of $EDU))"
+start_daemon_checked "vfiod starts again"
+check_eq "... with nothing left in the journal for the edu" "" \
+	"$(ls /run/vfiod-lab-daemon/journal 2>/dev/null | grep "$EDU" || true)"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || true
+fi
+
 printf '    | %s\n' "$(grep -c . "$tmp/vfiod.log") daemon log lines:"
 sed 's/^/    | /' "$tmp/vfiod.log"
 lab_done
