@@ -22,6 +22,7 @@ stand-in vfiod answers io.vfiod.ListLeases on a varlink socket. Checked:
 usage: test-device-plugin.py PLUGIN API_PROTO MKFIXTURE FIXTURES_DIR ADD_VFIO_NODES
 """
 
+import importlib.util
 import json
 import os
 import queue
@@ -37,16 +38,12 @@ from concurrent import futures
 
 import grpc
 
-failures = 0
-
-
-def check(ok, what, detail=""):
-    global failures
-    if ok:
-        print(f"ok - {what}")
-    else:
-        failures += 1
-        print(f"FAIL - {what}" + (f": {detail}" if detail else ""))
+# The check() of the daemon's tests (test-daemon.py), which counts the failures.
+_spec = importlib.util.spec_from_file_location(
+    "test_daemon", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-daemon.py"))
+td = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(td)
+check = td.check
 
 
 def generate_stubs(proto, out):
@@ -344,8 +341,8 @@ def main():
             proc.kill()
             proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{failures} failed")
-    return 1 if failures else 0
+    print(f"{td.failures} failed")
+    return 1 if td.failures else 0
 
 
 if __name__ == "__main__":
