@@ -216,7 +216,6 @@ static int on_job_exit(sd_event_source *src, int fd, uint32_t revents, void *use
                         (int)res.r);
 
         job_unlink(s, j);
-        sd_event_source_set_enabled(j->exit_source, SD_EVENT_OFF);
         if (j->late)
                 job_broadcast(s, "operation-done", j);
         if (j->done)
