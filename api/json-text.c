@@ -218,8 +218,11 @@ static bool key_equal(struct jspan s, const char *key)
         return n < sizeof(buf) && jscan_string(s, buf, sizeof(buf)) == 0 && strcmp(buf, key) == 0;
 }
 
-uint32_t jscan_members(struct jspan obj, const char *const *keys, size_t n_keys, struct jspan *ret)
+uint32_t jscan_members_known(struct jspan obj, const char *const *keys, size_t n_keys,
+                             struct jspan *ret, struct jspan *ret_other)
 {
+        if (ret_other)
+                *ret_other = (struct jspan){NULL, 0};
         if (jscan_type(obj) != JTYPE_OBJECT || n_keys > 32)
                 return 0;
         const char *end = obj.p + obj.n, *p = skip_ws(obj.p + 1, end);
@@ -231,16 +234,25 @@ uint32_t jscan_members(struct jspan obj, const char *const *keys, size_t n_keys,
                 p = skip_ws(p, end);
                 p = skip_ws(p < end ? p + 1 : end, end); /* past the colon */
                 const char *v = skip_value(p, end);
+                bool known = false;
                 for (size_t i = 0; i < n_keys; i++)
                         if (key_equal(ks, keys[i])) {
                                 ret[i] = (struct jspan){p, (size_t)(v - p)};
                                 found |= UINT32_C(1) << i;
+                                known = true;
                         }
+                if (!known && ret_other && !ret_other->p)
+                        *ret_other = ks;
                 p = skip_ws(v, end);
                 if (p < end && *p == ',')
                         p = skip_ws(p + 1, end);
         }
         return found;
+}
+
+uint32_t jscan_members(struct jspan obj, const char *const *keys, size_t n_keys, struct jspan *ret)
+{
+        return jscan_members_known(obj, keys, n_keys, ret, NULL);
 }
 
 bool jscan_member(struct jspan obj, const char *key, struct jspan *ret)

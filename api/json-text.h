@@ -44,6 +44,11 @@ bool jscan_member(struct jspan obj, const char *key, struct jspan *ret);
 /* The values of several keys in one pass over obj: ret[i] for keys[i] (at most 32 keys);
  * returns the mask of the keys found, bit i for keys[i]. */
 uint32_t jscan_members(struct jspan obj, const char *const *keys, size_t n_keys, struct jspan *ret);
+/* The same, and *ret_other is set to the first key of obj (its text, quotes included) that
+ * is none of keys, or to {NULL, 0} when there is none: for readers that refuse what they
+ * do not know. */
+uint32_t jscan_members_known(struct jspan obj, const char *const *keys, size_t n_keys,
+                             struct jspan *ret, struct jspan *ret_other);
 
 /* The elements of an array, one per call: *pos starts at 0; false after the last. */
 bool jscan_next(struct jspan array, size_t *pos, struct jspan *ret);

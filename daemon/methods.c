@@ -29,6 +29,7 @@
 #include "macro.h"
 #include "modules.h"
 #include "node-access.h"
+#include "params.h"
 #include "reset.h"
 #include "server.h"
 #include "sriov.h"
@@ -37,14 +38,15 @@
 #include "topology-json.h"
 #include "vfiod-interface.h"
 
-#define ERR_INVALID_PARAMETER "org.varlink.service.InvalidParameter"
-
 /* ---- parameters --------------------------------------------------------------------- */
 
-static int invalid_parameter(struct conn *c, const char *name)
+/* Refuses every parameter: for the methods that take none. */
+static int read_no_params(struct conn *c, struct jspan params)
 {
-        return conn_errorf(c, ERR_INVALID_PARAMETER, "parameter", name, NULL);
+        return params_read(c, params, NULL, 0, NULL);
 }
+
+#define READ_PARAMS(c, params, table, out) params_read(c, params, table, ELEMENTSOF(table), out)
 
 static int errno_error(struct conn *c, const char *operation, const struct pci_addr *a, int r,
                        const char *message)
@@ -62,108 +64,6 @@ static int errno_error(struct conn *c, const char *operation, const struct pci_a
                 p, "message",
                 json_object_new_string(message ? message : strerror_r(-r, ebuf, sizeof(ebuf))));
         return conn_error(c, "io.vfiod.OperationFailed", p);
-}
-
-/* A parameter: false when absent or null (as varlink reads a null optional). */
-static bool param(struct jspan params, const char *key, struct jspan *ret)
-{
-        return jscan_member(params, key, ret) && jscan_type(*ret) != JTYPE_NULL;
-}
-
-/* A string parameter's value (up to size - 1 bytes): 1 when there, 0 when absent, -EINVAL
- * when of another type, too long or holding a NUL. */
-static int param_string(struct jspan params, const char *key, char *buf, size_t size)
-{
-        struct jspan v;
-        if (!param(params, key, &v))
-                return 0;
-        return jscan_string(v, buf, size) == 0 ? 1 : -EINVAL;
-}
-
-/* Parses an address string; answers the call and returns 1 when it is bad. */
-static int parse_address(struct conn *c, const struct jspan *v, const char *param,
-                         struct pci_addr *ret)
-{
-        char buf[128];
-        if (!v || jscan_string(*v, buf, sizeof(buf)) < 0) {
-                invalid_parameter(c, param);
-                return 1;
-        }
-        if (pci_addr_parse(buf, ret) < 0) {
-                conn_errorf(c, "io.vfiod.InvalidAddress", "address", buf, NULL);
-                return 1;
-        }
-        return 0;
-}
-
-static int param_address(struct conn *c, struct jspan params, const char *key, struct pci_addr *ret)
-{
-        struct jspan v;
-        return parse_address(c, param(params, key, &v) ? &v : NULL, key, ret);
-}
-
-/* An optional boolean: answers and returns 1 when present with another type. */
-static int param_bool(struct conn *c, struct jspan params, const char *key, bool *ret)
-{
-        struct jspan v;
-        if (!param(params, key, &v))
-                return 0;
-        if (jscan_bool(v, ret) < 0) {
-                invalid_parameter(c, key);
-                return 1;
-        }
-        return 0;
-}
-
-/* An integer in [min, max]: 0 with *ret set (absent: *ret untouched and, when required,
- * answered as invalid), or 1 when the call was answered as invalid. */
-static int param_int(struct conn *c, struct jspan params, const char *key, int64_t min, int64_t max,
-                     bool required, int64_t *ret)
-{
-        struct jspan v;
-        int64_t x;
-        if (!param(params, key, &v)) {
-                if (required) {
-                        invalid_parameter(c, key);
-                        return 1;
-                }
-                return 0;
-        }
-        if (jscan_int(v, &x) < 0 || x < min || x > max) {
-                invalid_parameter(c, key);
-                return 1;
-        }
-        *ret = x;
-        return 0;
-}
-
-/* A list of 1..max addresses, duplicates refused. */
-static int parse_address_list(struct conn *c, struct jspan params, const char *key, size_t max,
-                              struct pci_addr **ret, size_t *ret_n)
-{
-        struct jspan v, e;
-        size_t n = 0;
-        if (!param(params, key, &v) || jscan_type(v) != JTYPE_ARRAY || (n = jscan_count(v)) == 0 ||
-            n > max) {
-                invalid_parameter(c, key);
-                return 1;
-        }
-        _cleanup_free_ struct pci_addr *l = calloc(n, sizeof(*l));
-        if (!l)
-                return -ENOMEM;
-        size_t pos = 0;
-        for (size_t i = 0; i < n && jscan_next(v, &pos, &e); i++) {
-                if (parse_address(c, &e, key, &l[i]))
-                        return 1;
-                for (size_t k = 0; k < i; k++)
-                        if (pci_addr_equal(&l[k], &l[i])) {
-                                invalid_parameter(c, key);
-                                return 1;
-                        }
-        }
-        *ret = TAKE_PTR(l);
-        *ret_n = n;
-        return 0;
 }
 
 /* ---- authorization ------------------------------------------------------------------ */
@@ -323,6 +223,9 @@ static int refuse_bridge(struct conn *c, const struct topology *t, const struct 
 
 static int method_get_info(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
+        int r = read_no_params(c, params);
+        if (r != 0)
+                return r < 0 ? r : 0;
         json_object *p = json_object_new_object(), *ifaces = json_object_new_array();
         if (!p || !ifaces) {
                 json_object_put(p);
@@ -342,9 +245,13 @@ static int method_get_info(struct conn *c, struct jspan params, int *fds, size_t
 static int method_get_interface_description(struct conn *c, struct jspan params, int *fds,
                                             size_t n_fds)
 {
+        static const struct param table[] = {
+                {"interface", PARAM_STRING, true, 0, .size = 256},
+        };
         char name[256];
-        if (param_string(params, "interface", name, sizeof(name)) <= 0)
-                return invalid_parameter(c, "interface");
+        int r = READ_PARAMS(c, params, table, name);
+        if (r != 0)
+                return r < 0 ? r : 0;
         const char *text = strcmp(name, "io.vfiod") == 0 ? vfiod_interface_io_vfiod
                            : strcmp(name, "org.varlink.service") == 0
                                    ? vfiod_interface_org_varlink_service
@@ -453,11 +360,17 @@ static int reply_topology_list(struct conn *c, const char *key, bool groups)
 
 static int method_list_devices(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
+        int r = read_no_params(c, params);
+        if (r != 0)
+                return r < 0 ? r : 0;
         return reply_topology_list(c, "devices", false);
 }
 
 static int method_list_groups(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
+        int r = read_no_params(c, params);
+        if (r != 0)
+                return r < 0 ? r : 0;
         return reply_topology_list(c, "groups", true);
 }
 
@@ -501,11 +414,15 @@ static json_object *device_operation_json(struct server *s, const struct pci_add
 
 static int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
+        static const struct param table[] = {
+                {"address", PARAM_ADDRESS, true, 0},
+        };
         struct pci_addr a;
-        if (param_address(c, params, "address", &a))
-                return 0;
+        int r = READ_PARAMS(c, params, table, &a);
+        if (r != 0)
+                return r < 0 ? r : 0;
         const struct topology *t;
-        int r = server_topology_for(c->server, &a, 1, &t);
+        r = server_topology_for(c->server, &a, 1, &t);
         if (r < 0)
                 return errno_error(c, "scan", &a, r, NULL);
         const struct pci_device *d;
@@ -624,14 +541,21 @@ static void bind_job_done(struct server *s, struct job *j, int r, const char *wh
 static int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        _cleanup_free_ struct pci_addr *req = NULL;
-        size_t n_req;
-        bool group = false, force = false;
-        int r = parse_address_list(c, params, "devices", 256, &req, &n_req);
+        struct {
+                struct pci_addrs devices;
+                int group, force;
+        } p;
+        static const struct param table[] = {
+                {"devices", PARAM_ADDRESSES, true, offsetof(typeof(p), devices), .max = 256},
+                {"group", PARAM_BOOL, false, offsetof(typeof(p), group)},
+                {"force", PARAM_BOOL, false, offsetof(typeof(p), force)},
+        };
+        int r = READ_PARAMS(c, params, table, &p);
         if (r != 0)
                 return r < 0 ? r : 0;
-        if (param_bool(c, params, "group", &group) || param_bool(c, params, "force", &force))
-                return 0;
+        _cleanup_free_ struct pci_addr *req = p.devices.v;
+        size_t n_req = p.devices.n;
+        bool group = p.group > 0, force = p.force > 0;
 
         const struct topology *t;
         r = server_topology_for(s, req, n_req, &t);
@@ -727,11 +651,15 @@ static void unbind_job_done(struct server *s, struct job *j, int r, const char *
 static int method_unbind(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        _cleanup_free_ struct pci_addr *req = NULL;
-        size_t n_req;
-        int r = parse_address_list(c, params, "devices", 256, &req, &n_req);
+        static const struct param table[] = {
+                {"devices", PARAM_ADDRESSES, true, 0, .max = 256},
+        };
+        struct pci_addrs devices;
+        int r = READ_PARAMS(c, params, table, &devices);
         if (r != 0)
                 return r < 0 ? r : 0;
+        _cleanup_free_ struct pci_addr *req = devices.v;
+        size_t n_req = devices.n;
         const struct topology *t;
         r = server_topology_for(s, req, n_req, &t);
         if (r < 0)
@@ -831,27 +759,29 @@ static void sriov_job_done(struct server *s, struct job *j, int r, const char *w
 static int method_set_numvfs(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        struct pci_addr pf;
-        if (param_address(c, params, "pf", &pf))
-                return 0;
-        int64_t n;
-        if (param_int(c, params, "numvfs", 0, 65535, true, &n))
-                return 0;
+        struct {
+                struct pci_addr pf;
+                int64_t numvfs;
+                char driver[32];
+        } p;
+        static const struct param table[] = {
+                {"pf", PARAM_ADDRESS, true, offsetof(typeof(p), pf)},
+                {"numvfs", PARAM_INT, true, offsetof(typeof(p), numvfs), .max = 65535},
+                {"driver", PARAM_STRING, false, offsetof(typeof(p), driver), .size = 32},
+        };
+        int r = READ_PARAMS(c, params, table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        struct pci_addr pf = p.pf;
+        int64_t n = p.numvfs;
         enum sriov_driver driver = SRIOV_DRIVER_VFIO;
-        char dn[32];
-        int k = param_string(params, "driver", dn, sizeof(dn));
-        if (k != 0) {
-                const char *d = k > 0 ? dn : "";
-                if (strcmp(d, "vfio-pci") == 0)
-                        driver = SRIOV_DRIVER_VFIO;
-                else if (strcmp(d, "host") == 0)
-                        driver = SRIOV_DRIVER_HOST;
-                else
-                        return invalid_parameter(c, "driver");
-        }
+        if (strcmp(p.driver, "host") == 0)
+                driver = SRIOV_DRIVER_HOST;
+        else if (p.driver[0] && strcmp(p.driver, "vfio-pci") != 0)
+                return params_invalid(c, "driver");
 
         const struct topology *t;
-        int r = server_topology_for(s, &pf, 1, &t);
+        r = server_topology_for(s, &pf, 1, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         const struct pci_device *d;
@@ -922,65 +852,69 @@ static void vf_job_done(struct server *s, struct job *j, int r, const char *why)
 static int method_configure_vf(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        struct pci_addr pf;
-        if (param_address(c, params, "pf", &pf))
-                return 0;
-        int64_t vf, vlan = -1, qos = -1;
-        if (param_int(c, params, "vf", 0, 65535, true, &vf) ||
-            param_int(c, params, "vlan", 0, 4095, false, &vlan) ||
-            param_int(c, params, "qos", 0, 7, false, &qos))
-                return 0;
-        struct vf_config want = {.vf = (int)vf};
+        struct {
+                struct pci_addr pf;
+                int64_t vf, vlan, qos, max_rate, min_rate;
+                char mac[64], link_state[32];
+                int trust, spoof_check;
+        } p;
+#define F(name) offsetof(typeof(p), name)
+        static const struct param table[] = {
+                {"pf", PARAM_ADDRESS, true, F(pf)},
+                {"vf", PARAM_INT, true, F(vf), .max = 65535},
+                {"mac", PARAM_STRING, false, F(mac), .size = 64},
+                {"vlan", PARAM_INT, false, F(vlan), .max = 4095},
+                {"qos", PARAM_INT, false, F(qos), .max = 7},
+                {"trust", PARAM_BOOL, false, F(trust)},
+                {"spoof_check", PARAM_BOOL, false, F(spoof_check)},
+                {"link_state", PARAM_STRING, false, F(link_state), .size = 32},
+                {"max_rate", PARAM_INT, false, F(max_rate), .max = UINT32_MAX},
+                {"min_rate", PARAM_INT, false, F(min_rate), .max = UINT32_MAX},
+        };
+#undef F
+        int r = READ_PARAMS(c, params, table, &p);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        struct pci_addr pf = p.pf;
+        struct vf_config want = {.vf = (int)p.vf};
         unsigned fields = 0;
-        struct jspan v;
-        char text[64];
-        int k;
-        if ((k = param_string(params, "mac", text, sizeof(text))) != 0) {
-                if (k < 0 || vf_mac_parse(text, want.mac) < 0)
-                        return invalid_parameter(c, "mac");
+        if (p.mac[0]) {
+                if (vf_mac_parse(p.mac, want.mac) < 0)
+                        return params_invalid(c, "mac");
                 fields |= VF_FIELD_MAC;
         }
-        if (qos >= 0 && vlan < 0)
-                return invalid_parameter(c, "qos"); /* a priority needs its VLAN */
-        if (vlan >= 0) {
-                want.vlan = (uint16_t)vlan;
-                want.qos = qos >= 0 ? (uint8_t)qos : 0;
+        if (p.qos >= 0 && p.vlan < 0)
+                return params_invalid(c, "qos"); /* a priority needs its VLAN */
+        if (p.vlan >= 0) {
+                want.vlan = (uint16_t)p.vlan;
+                want.qos = p.qos >= 0 ? (uint8_t)p.qos : 0;
                 fields |= VF_FIELD_VLAN;
         }
-        bool b;
-        if (param(params, "trust", &v)) {
-                if (param_bool(c, params, "trust", &b))
-                        return 0;
-                want.trust = b;
+        if (p.trust >= 0) {
+                want.trust = p.trust;
                 fields |= VF_FIELD_TRUST;
         }
-        if (param(params, "spoof_check", &v)) {
-                if (param_bool(c, params, "spoof_check", &b))
-                        return 0;
-                want.spoofchk = b;
+        if (p.spoof_check >= 0) {
+                want.spoofchk = p.spoof_check;
                 fields |= VF_FIELD_SPOOFCHK;
         }
-        if ((k = param_string(params, "link_state", text, sizeof(text))) != 0) {
-                int ls = k > 0 ? vf_link_state_from_string(text) : -EINVAL;
+        if (p.link_state[0]) {
+                int ls = vf_link_state_from_string(p.link_state);
                 if (ls < 0)
-                        return invalid_parameter(c, "link_state");
+                        return params_invalid(c, "link_state");
                 want.link_state = ls;
                 fields |= VF_FIELD_LINK_STATE;
         }
-        int64_t max_rate = -1, min_rate = -1;
-        if (param_int(c, params, "max_rate", 0, UINT32_MAX, false, &max_rate) ||
-            param_int(c, params, "min_rate", 0, UINT32_MAX, false, &min_rate))
-                return 0;
-        if (max_rate >= 0 || min_rate >= 0) {
-                want.max_rate = max_rate >= 0 ? (uint32_t)max_rate : 0;
-                want.min_rate = min_rate >= 0 ? (uint32_t)min_rate : 0;
+        if (p.max_rate >= 0 || p.min_rate >= 0) {
+                want.max_rate = p.max_rate >= 0 ? (uint32_t)p.max_rate : 0;
+                want.min_rate = p.min_rate >= 0 ? (uint32_t)p.min_rate : 0;
                 fields |= VF_FIELD_RATE;
         }
         if (fields == 0)
-                return invalid_parameter(c, "mac");
+                return params_invalid(c, "mac");
 
         const struct topology *t;
-        int r = server_topology_for(s, &pf, 1, &t);
+        r = server_topology_for(s, &pf, 1, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (device_allowed(c, POLICY_OP_SRIOV, t, &pf, NULL, NULL) || devices_taken(c, &pf, 1))
@@ -997,24 +931,27 @@ static int method_configure_vf(struct conn *c, struct jspan params, int *fds, si
 static int method_audit(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
-        _cleanup_free_ struct pci_addr *devs = NULL;
-        size_t n_devs = 0;
-        struct jspan v;
-        if (param(params, "devices", &v)) {
-                int r = parse_address_list(c, params, "devices", 4096, &devs, &n_devs);
-                if (r != 0)
-                        return r < 0 ? r : 0;
-        }
+        struct {
+                struct pci_addrs devices;
+                char fail_on[32];
+        } in;
+        static const struct param table[] = {
+                {"devices", PARAM_ADDRESSES, false, offsetof(typeof(in), devices), .max = 4096},
+                {"fail_on", PARAM_STRING, false, offsetof(typeof(in), fail_on), .size = 32},
+        };
+        int r = READ_PARAMS(c, params, table, &in);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        _cleanup_free_ struct pci_addr *devs = in.devices.v;
+        size_t n_devs = in.devices.n;
         enum audit_severity fail_on = AUDIT_SEVERITY_MEDIUM;
-        char text[32];
-        int k = param_string(params, "fail_on", text, sizeof(text));
-        if (k != 0) {
-                fail_on = k > 0 ? audit_severity_from_string(text) : _AUDIT_SEVERITY_INVALID;
+        if (in.fail_on[0]) {
+                fail_on = audit_severity_from_string(in.fail_on);
                 if (fail_on < 0)
-                        return invalid_parameter(c, "fail_on");
+                        return params_invalid(c, "fail_on");
         }
         const struct topology *t;
-        int r = server_topology_for(s, devs, n_devs, &t);
+        r = server_topology_for(s, devs, n_devs, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_AUDIT, t, NULL))
@@ -1180,10 +1117,15 @@ bool monitor_sees(struct conn *c, const struct pci_addr *addr, uint64_t lease)
 
 static int method_monitor(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
+        int r = read_no_params(c, params);
+        if (r != 0) {
+                conn_set_monitor(c, false);
+                return r < 0 ? r : 0;
+        }
         if (!c->monitor)
                 return conn_errorf(c, "org.varlink.service.ExpectedMore", NULL);
         const struct topology *t;
-        int r = server_topology(c->server, &t);
+        r = server_topology(c->server, &t);
         if (r < 0)
                 return errno_error(c, "scan", NULL, r, NULL);
         if (!allowed(c, POLICY_OP_MONITOR, t, NULL)) {
@@ -2121,21 +2063,49 @@ static int device_open_elsewhere(struct server *s, const struct pci_addr *a, int
 
 /* ---- acquire: checks, the bind (a job, when a device is not on vfio-pci), the lease -- */
 
-/* One Acquire, from its checks to its reply. */
+/* One Acquire, from its parameters to its reply. Each step below reads what the ones
+ * before it filled and returns 0 to go on, 1 when it answered the call (a refusal), or
+ * -errno with ->why saying what failed; acquire_free() releases whatever a failed step
+ * left, whichever it was. */
 struct acquire {
+        /* The call. */
         struct pci_addr req[ACQUIRE_DEVICES_MAX];
         size_t n_req;
+        enum vfio_backend backend; /* asked for, or _VFIO_BACKEND_INVALID: chosen */
+        bool group_fds;
+        bool holder_fd; /* the caller sent the holder's pidfd */
+        /* The checks. */
         enum release_action req_release[ACQUIRE_DEVICES_MAX];
         enum release_action on_release; /* the first device's rule's */
         int64_t memlock;                /* the rule's RLIMIT_MEMLOCK, or POLICY_MEMLOCK_UNSET */
-        enum vfio_backend backend;      /* asked for, or _VFIO_BACKEND_INVALID: chosen */
-        bool group_fds;
+        bool need_bind;
         struct holder *h; /* a reference */
         uid_t holder_uid;
+        /* The bind step. */
         struct bind_plan plan; /* what the bind step binds, undone on a later failure */
         unsigned modules;      /* loaded by the bind step */
         bool bound;            /* the bind step is done */
+        /* The lease, built once every device is on vfio-pci. */
+        const struct topology *t;
+        struct lease *lease; /* ours until the lease table has it */
+        bool leased;         /* the lease table has it */
+        int fds[VARLINK_FDS_MAX];
+        size_t n_fds;
+        int handle_index;  /* of the iommufd or container in fds, or -1 */
+        struct jbuf reply; /* written as the steps go */
+        char *why;
 };
+
+static struct acquire *acquire_new(void)
+{
+        struct acquire *a = calloc(1, sizeof(*a));
+        if (a) {
+                a->backend = _VFIO_BACKEND_INVALID;
+                a->memlock = POLICY_MEMLOCK_UNSET;
+                a->handle_index = -1;
+        }
+        return a;
+}
 
 static void acquire_free(void *p)
 {
@@ -2144,12 +2114,469 @@ static void acquire_free(void *p)
                 return;
         holder_unref(a->h);
         bind_plan_done(&a->plan);
+        close_all(a->fds, a->n_fds);
+        if (a->lease && !a->leased) {
+                lease_done(a->lease);
+                free(a->lease);
+        }
+        jbuf_done(&a->reply);
+        free(a->why);
         free(a);
 }
 
 static inline void acquire_freep(struct acquire **a)
 {
         acquire_free(*a);
+}
+
+/* Sets ->why to text and returns r, for a step's failures. */
+static int acquire_fail(struct acquire *a, int r, const char *text)
+{
+        free(a->why);
+        a->why = strdup(text);
+        return r;
+}
+
+/* A step's "answered": what conn_error() returned when it failed, else 1. */
+static int answered(int r)
+{
+        return r < 0 ? r : 1;
+}
+
+static int acquire_read_params(struct conn *c, struct jspan params, struct acquire *a)
+{
+        struct {
+                struct pci_addrs devices;
+                char backend[32];
+                int group_fds;
+                int64_t holder_fd;
+        } p;
+        static const struct param table[] = {
+                {"devices", PARAM_ADDRESSES, true, offsetof(typeof(p), devices),
+                 .max = ACQUIRE_DEVICES_MAX},
+                {"backend", PARAM_STRING, false, offsetof(typeof(p), backend), .size = 32},
+                {"group_fds", PARAM_BOOL, false, offsetof(typeof(p), group_fds)},
+                /* The index of the holder's pidfd among the call's fds: the only one. */
+                {"holder_fd", PARAM_INT, false, offsetof(typeof(p), holder_fd), .max = 0},
+        };
+        int r = READ_PARAMS(c, params, table, &p);
+        if (r != 0)
+                return r;
+        memcpy(a->req, p.devices.v, p.devices.n * sizeof(*a->req));
+        a->n_req = p.devices.n;
+        pci_addrs_done(&p.devices);
+        if (p.backend[0]) {
+                a->backend = vfio_backend_from_string(p.backend);
+                if (a->backend != VFIO_BACKEND_IOMMUFD && a->backend != VFIO_BACKEND_TYPE1)
+                        return answered(params_invalid(c, "backend"));
+        }
+        /* With type1, a VMM that opens the group nodes itself (QEMU's host=) wants none
+         * of the daemon's handles: one open group fd would keep it from its own. */
+        a->group_fds = p.group_fds != 0;
+        a->holder_fd = p.holder_fd == 0;
+        return 0;
+}
+
+/* The policy first, so that a refused client learns nothing about holders; then each
+ * device free: in no operation or lease, open nowhere else, its group leased to nobody.
+ * Notes which devices need binding. */
+static int acquire_check(struct conn *c, struct acquire *a)
+{
+        struct server *s = c->server;
+        const struct topology *t;
+        int r = server_topology_for(s, a->req, a->n_req, &t);
+        if (r < 0)
+                return answered(errno_error(c, "scan", NULL, r, NULL));
+        a->t = t;
+        for (size_t i = 0; i < a->n_req; i++) {
+                const struct pci_device *d;
+                const struct policy_rule *rule;
+                if (refuse_bridge(c, t, &a->req[i]) ||
+                    device_allowed(c, POLICY_OP_ACQUIRE, t, &a->req[i], &d, &rule))
+                        return 1;
+                if (i == 0) {
+                        a->on_release = rule->on_release;
+                        a->memlock = rule->memlock;
+                }
+                a->req_release[i] = rule->on_release;
+                if (devices_taken(c, &a->req[i], 1))
+                        return 1;
+                int opener;
+                if (device_open_elsewhere(s, &a->req[i], &opener) > 0)
+                        return answered(opener > 0 ? busy(c, d->name,
+                                                          "still open in pid %d: not handed out "
+                                                          "until that file is closed",
+                                                          opener)
+                                                   : busy(c, d->name,
+                                                          "still open in another process: not "
+                                                          "handed out until that file is closed"));
+                /* One IOMMU group is one DMA owner: the kernel would refuse a second
+                 * iommufd (or container) anyway; say why before handing out fds. */
+                const struct iommu_group *g = topology_find_group(t, d->iommu_group);
+                for (size_t m = 0; g && m < g->n_members; m++) {
+                        const struct pci_device *md = topology_device(t, g->members[m]);
+                        struct lease *ml = md != d ? lease_of_device(s, &md->addr) : NULL;
+                        if (ml)
+                                return answered(busy(c, d->name,
+                                                     "shares IOMMU group %d with %s, leased to "
+                                                     "pid %d (lease %" PRIu64 ")",
+                                                     g->id, md->name, (int)ml->pid, ml->id));
+                }
+                if (!driver_is_vfio(d->driver))
+                        a->need_bind = true;
+        }
+        return 0;
+}
+
+/* The holder named by the pidfd the caller sent: a live process of the caller's uid
+ * (any uid, for root's admin socket). */
+static int acquire_holder_sent(struct conn *c, struct acquire *a, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        if (n_fds != 1)
+                return answered(params_invalid(c, "holder_fd"));
+        _cleanup_close_ int pidfd = TAKE_FD(fds[0]);
+        pid_t pid;
+        uid_t uid;
+        uint64_t starttime;
+        if (pidfd_get_pid(pidfd, &pid) < 0 || process_uid(s->root, pid, &uid) < 0 ||
+            !pidfd_alive(pidfd))
+                return answered(params_invalid(c, "holder_fd"));
+        if (uid != c->cred.uid && !c->admin)
+                return answered(conn_errorf(c, "io.vfiod.PermissionDenied", "operation", "acquire",
+                                            "address", NULL, NULL));
+        int r = process_starttime(s->root, pid, &starttime);
+        if (r < 0 || !pidfd_alive(pidfd))
+                return answered(
+                        errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited"));
+        r = holder_get(s, pid, starttime, &pidfd, &a->h);
+        if (r < 0)
+                return r;
+        a->holder_uid = uid;
+        return 0;
+}
+
+/* The holder: the caller, or the process of the pidfd it sent. The caller's holder is
+ * looked up once per connection and kept with it: its pidfd was taken at accept, so it
+ * cannot be another process by now; its watch tells when it is gone (a connection can
+ * outlive its process, inherited by a child). */
+static int acquire_holder(struct conn *c, struct acquire *a, int *fds, size_t n_fds)
+{
+        struct server *s = c->server;
+        a->holder_uid = c->cred.uid;
+        if (!a->holder_fd && n_fds > 0) {
+                json_object *p = json_object_new_object();
+                if (!p)
+                        return -ENOMEM;
+                json_object_object_add(p, "count", json_object_new_int((int)n_fds));
+                return answered(conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p));
+        }
+        if (a->holder_fd) {
+                int r = acquire_holder_sent(c, a, fds, n_fds);
+                if (r != 0)
+                        return r;
+        } else {
+                if (!c->holder) {
+                        _cleanup_close_ int pidfd =
+                                c->pidfd >= 0 ? fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3)
+                                              : (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
+                        uint64_t starttime;
+                        if (pidfd < 0 || process_starttime(s->root, c->cred.pid, &starttime) < 0 ||
+                            !pidfd_alive(pidfd))
+                                return answered(errno_error(c, "acquire", NULL, -ESRCH,
+                                                            "the caller has exited"));
+                        int r = holder_get(s, c->cred.pid, starttime, &pidfd, &c->holder);
+                        if (r < 0)
+                                return r;
+                }
+                a->h = holder_ref(c->holder);
+        }
+        if (a->h->exited)
+                return answered(
+                        errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited"));
+        return 0;
+}
+
+/* The backend, when the caller left it to the daemon (by the first device and what the
+ * kernel offers), with its modules loaded; never a no-IOMMU group. */
+static int acquire_backend(struct server *s, struct acquire *a)
+{
+        int r = server_topology(s, &a->t);
+        if (r < 0)
+                return r;
+        if (a->h->exited)
+                return acquire_fail(a, -ESRCH, "the lease holder has exited");
+        if (a->backend < 0) {
+                r = device_backend(s, a->t, &a->req[0], &a->backend, &a->why);
+                if (r >= 0)
+                        r = modules_need(s, vfio_modules_for_backend(a->backend), &a->why);
+                if (r < 0)
+                        return r;
+        }
+        if (a->backend == VFIO_BACKEND_NOIOMMU)
+                return acquire_fail(a, -EPERM,
+                                    "the device is in a no-IOMMU group: it could DMA anywhere; "
+                                    "not handed out");
+        return 0;
+}
+
+/* The lease's devices: those asked for and, with type1, every other member of their
+ * groups, since the fds reach whole groups: the caller needs the right to each, and none
+ * may be leased already. */
+static int acquire_devices(struct conn *c, struct acquire *a)
+{
+        struct server *s = c->server;
+        const struct topology *t = a->t;
+        struct lease *l = a->lease = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->owner = s;
+        size_t cap = a->backend == VFIO_BACKEND_TYPE1 ? t->n_devices : a->n_req;
+        l->devices = calloc(cap ? cap : 1, sizeof(*l->devices));
+        l->device_release = calloc(cap ? cap : 1, sizeof(*l->device_release));
+        if (!l->devices || !l->device_release)
+                return -ENOMEM;
+        /* The parameters had no duplicates. */
+        for (size_t i = 0; i < a->n_req; i++) {
+                l->device_release[l->n_devices] = a->req_release[i];
+                l->devices[l->n_devices++] = a->req[i];
+        }
+        for (size_t i = 0; a->backend == VFIO_BACKEND_TYPE1 && i < a->n_req; i++) {
+                const struct pci_device *d = topology_find_device(t, &a->req[i]);
+                const struct iommu_group *g = d ? topology_find_group(t, d->iommu_group) : NULL;
+                for (size_t m = 0; g && m < g->n_members; m++) {
+                        const struct pci_device *md = topology_device(t, g->members[m]);
+                        if (pci_device_is_bridge(md))
+                                continue;
+                        bool dup = false;
+                        for (size_t k = 0; k < l->n_devices; k++)
+                                dup = dup || pci_addr_equal(&l->devices[k], &md->addr);
+                        if (dup)
+                                continue;
+                        const struct policy_rule *rm = allowed(c, POLICY_OP_ACQUIRE, t, md);
+                        if (!rm)
+                                return answered(denied(c, POLICY_OP_ACQUIRE, md));
+                        if (lease_of_device(s, &md->addr))
+                                return answered(busy(c, md->name,
+                                                     "shares IOMMU group %d with %s and is leased",
+                                                     g->id, d->name));
+                        l->device_release[l->n_devices] = rm->on_release;
+                        l->devices[l->n_devices++] = md->addr;
+                }
+        }
+        return 0;
+}
+
+/* One device's fd for the lease: its vfio cdev (iommufd) from the nodes the daemon looked
+ * up, checked, else by the full lookup (a group node for type1); *ret_cdev is the cdev's
+ * N, or -1. */
+static int acquire_open_device(struct server *s, struct acquire *a, const struct pci_addr *addr,
+                               int *ret_fd, int *ret_cdev)
+{
+        free(a->why);
+        a->why = NULL;
+        const struct vfio_nodes *nodes = device_nodes(s, addr);
+        int fd = a->backend == VFIO_BACKEND_IOMMUFD && nodes && nodes->cdev >= 0
+                         ? open_cdev_checked(s, addr, nodes->cdev, bound_now(&a->plan, addr))
+                         : -ENOENT;
+        if (fd >= 0) {
+                *ret_fd = fd;
+                *ret_cdev = nodes->cdev;
+                return 0;
+        }
+        /* Not looked up yet, or stale. */
+        _cleanup_free_ char *node = NULL;
+        int r = vfio_device_open_raw(s->root, addr, a->backend, &fd, &node, &a->why);
+        if (r < 0)
+                return r;
+        /* The cdev's N is in the node just opened. */
+        int cdev;
+        if (a->backend != VFIO_BACKEND_IOMMUFD ||
+            sscanf(node, "dev/vfio/devices/vfio%d", &cdev) != 1)
+                cdev = -1;
+        *ret_fd = fd;
+        *ret_cdev = cdev;
+        return 0;
+}
+
+/* The lease's fds: the address space handle (iommufd or container) first, then one per
+ * device (iommufd) or per group (type1), none when the caller opens the group nodes
+ * itself; the reply's "devices" say which fd is whose. A type1 lease opens each group
+ * node to the holder's uid: what the nodes are now is planned here, to be recorded. */
+static int acquire_open(struct server *s, struct acquire *a)
+{
+        struct lease *l = a->lease;
+        bool handles = a->backend == VFIO_BACKEND_IOMMUFD || a->group_fds;
+        int r;
+        if (a->backend == VFIO_BACKEND_TYPE1) {
+                r = lease_grants_plan(l, a->t, a->holder_uid, &a->why);
+                if (r < 0)
+                        return r;
+        }
+        if (handles) {
+                int fd;
+                bool accounting = false;
+                r = vfio_iommu_open_raw(s->root, a->backend, VFIO_IOMMU_PROCESS_ACCOUNTING, &fd,
+                                        &accounting, &a->why);
+                if (r < 0)
+                        return r;
+                a->handle_index = (int)a->n_fds;
+                a->fds[a->n_fds++] = fd;
+        }
+        int group_fd_index[VARLINK_FDS_MAX], group_ids[VARLINK_FDS_MAX];
+        size_t n_groups = 0;
+        jbuf_lit(&a->reply, "{\"devices\":[");
+        for (size_t i = 0; i < l->n_devices; i++) {
+                const struct pci_device *d = topology_find_device(a->t, &l->devices[i]);
+                int group = d ? d->iommu_group : -1, idx = -1, cdev = -1;
+                for (size_t k = 0; a->backend == VFIO_BACKEND_TYPE1 && k < n_groups; k++)
+                        if (group_ids[k] == group)
+                                idx = group_fd_index[k];
+                if (idx < 0 && handles) {
+                        if (a->n_fds >= VARLINK_FDS_MAX)
+                                return -E2BIG;
+                        int fd;
+                        r = acquire_open_device(s, a, &l->devices[i], &fd, &cdev);
+                        if (r < 0)
+                                return r;
+                        idx = (int)a->n_fds;
+                        a->fds[a->n_fds++] = fd;
+                        if (a->backend == VFIO_BACKEND_TYPE1) {
+                                group_ids[n_groups] = group;
+                                group_fd_index[n_groups++] = idx;
+                        }
+                }
+                char buf[PCI_ADDR_STRLEN];
+                if (i > 0)
+                        jbuf_lit(&a->reply, ",");
+                jbuf_lit(&a->reply, "{\"address\":");
+                jbuf_str(&a->reply, pci_addr_format(&l->devices[i], buf));
+                if (idx >= 0) {
+                        jbuf_lit(&a->reply, ",\"fd\":");
+                        jbuf_int(&a->reply, idx);
+                }
+                jbuf_lit(&a->reply, ",\"group\":");
+                jbuf_int(&a->reply, group);
+                if (cdev >= 0) {
+                        jbuf_lit(&a->reply, ",\"cdev\":");
+                        jbuf_int(&a->reply, cdev);
+                }
+                jbuf_lit(&a->reply, "}");
+        }
+        return 0;
+}
+
+/* The lease made real. It is recorded before any fd leaves or any node or limit
+ * changes, so that a crash from here on finds it and what to put back; then the group
+ * nodes are opened to the holder's uid and its RLIMIT_MEMLOCK raised to the policy's (the
+ * limit as it was recorded with the lease, to be lowered back); then the lease table
+ * takes it. A failure undoes what this step did, in reverse. */
+static int acquire_commit(struct conn *c, struct acquire *a)
+{
+        struct server *s = c->server;
+        struct lease *l = a->lease;
+        struct holder *h = a->h;
+        l->id = s->next_lease_id;
+        l->uid = c->cred.uid;
+        l->pid = h->pid;
+        l->starttime = h->starttime;
+        l->backend = a->backend;
+        l->on_release = a->on_release;
+        if (a->memlock != POLICY_MEMLOCK_UNSET) {
+                int r = holder_memlock_plan(h->pid, a->memlock, &l->memlock);
+                if (r < 0)
+                        return acquire_fail(a, r, "cannot read the holder's RLIMIT_MEMLOCK");
+                l->memlock_raised = r > 0;
+        }
+        int r = lease_log_add(&s->lease_log, l);
+        if (r < 0)
+                return acquire_fail(a, r, "cannot record the lease");
+        free(a->why);
+        a->why = NULL;
+        bool granted = false, raised = false;
+        r = lease_grants_apply(l, &a->why);
+        if (r < 0)
+                goto undo;
+        granted = true;
+        if (l->memlock_raised) {
+                r = holder_memlock_apply(h->pid, l->memlock.set_cur, l->memlock.set_max);
+                if (r < 0) {
+                        acquire_fail(a, r, "cannot raise the holder's RLIMIT_MEMLOCK");
+                        goto undo;
+                }
+                raised = true;
+                /* prlimit() went by pid: it must still have been the holder's (a lease
+                 * without a memlock grant needs no second look: the watch sees an exit). */
+                if (!pidfd_alive(h->pidfd)) {
+                        r = acquire_fail(a, -ESRCH, "the lease holder has exited");
+                        goto undo;
+                }
+        }
+        r = lease_add(s, l);
+        if (r < 0)
+                goto undo;
+        a->leased = true;
+        l->holder = TAKE_PTR(a->h);
+        return 0;
+
+undo:
+        if (raised)
+                (void)holder_memlock_apply(h->pid, l->memlock.was_cur, l->memlock.was_max);
+        if (granted)
+                lease_grants_end(l);
+        (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
+        return r;
+}
+
+/* The reply, with the fds, once the lease is in the table. */
+static void acquire_reply(struct conn *c, struct acquire *a)
+{
+        struct server *s = c->server;
+        const struct lease *l = a->lease;
+        const char *handle =
+                a->backend == VFIO_BACKEND_IOMMUFD ? "],\"iommufd\":" : "],\"container\":";
+        if (a->handle_index >= 0) {
+                jbuf_raw(&a->reply, handle, strlen(handle));
+                jbuf_int(&a->reply, a->handle_index);
+        } else
+                jbuf_lit(&a->reply, "]");
+        if (a->memlock != POLICY_MEMLOCK_UNSET) {
+                jbuf_lit(&a->reply, ",\"memlock\":");
+                jbuf_int(&a->reply, l->memlock.set_cur);
+        }
+        jbuf_lit(&a->reply, ",\"lease\":");
+        jbuf_int(&a->reply, (int64_t)l->id);
+        jbuf_lit(&a->reply, ",\"backend\":");
+        jbuf_str(&a->reply, vfio_backend_to_string(a->backend));
+        jbuf_lit(&a->reply, "}");
+        log_msg(LOG_INFO, "lease %" PRIu64 ": %zu device(s) to pid %d uid %u (%s)", l->id,
+                l->n_devices, (int)l->pid, l->uid, vfio_backend_to_string(a->backend));
+        for (size_t i = 0; i < l->n_devices; i++)
+                server_broadcast(s, "lease-acquired", &l->devices[i], l->id);
+        /* The fds are the reply's now, sent or not. */
+        (void)conn_reply_text(c, &a->reply, a->fds, a->n_fds);
+        a->n_fds = 0;
+}
+
+/* The rest of an Acquire, once every device is on vfio-pci. On failure, what its bind
+ * step bound goes back. */
+static void acquire_finish(struct conn *c, struct acquire *a)
+{
+        int r = acquire_backend(c->server, a);
+        if (r == 0)
+                r = acquire_devices(c, a);
+        if (r == 0)
+                r = acquire_open(c->server, a);
+        if (r == 0)
+                r = a->reply.oom ? -ENOMEM : acquire_commit(c, a);
+        if (r == 0) {
+                acquire_reply(c, a);
+                return;
+        }
+        if (r < 0)
+                (void)errno_error(c, "acquire", &a->req[0], r, a->why);
+        if (a->bound && a->plan.n_devices > 0)
+                (void)restore_start(c->server, 0, a->plan.devices, a->plan.n_devices, NULL);
 }
 
 static int acquire_bind_work(struct server *s, void *data, char **ret_why)
@@ -2163,8 +2590,6 @@ static int acquire_bind_work(struct server *s, void *data, char **ret_why)
                 r = vfio_bind_plan(s->root, j, &a->plan, false, ret_why);
         return r;
 }
-
-static void acquire_finish(struct conn *c, struct acquire *a);
 
 static void acquire_bound(struct server *s, struct job *j, int r, const char *why)
 {
@@ -2187,444 +2612,61 @@ static void acquire_bound(struct server *s, struct job *j, int r, const char *wh
         acquire_finish(j->conn, a);
 }
 
-/* The rest of an Acquire, once every device is on vfio-pci: the backend, the lease and
- * its record, the fds, the reply. On failure, the devices its bind step bound go back. */
-static void acquire_finish(struct conn *c, struct acquire *a)
+/* Every device on vfio-pci already: the modules the backend needs, then the rest at
+ * once. Otherwise a job binds what is not (acquire_bound() goes on from there), with the
+ * plan kept to undo it on a later failure; the job owns the acquire from then on. */
+static int acquire_start(struct conn *c, struct acquire **ap)
 {
         struct server *s = c->server;
-        const struct pci_addr *req = a->req;
-        size_t n_req = a->n_req;
-        enum vfio_backend backend = a->backend;
-        struct holder *h = a->h;
-        pid_t holder_pid = h->pid;
-        uid_t holder_uid = a->holder_uid;
+        struct acquire *a = *ap;
+        unsigned backend_modules = a->backend >= 0 ? vfio_modules_for_backend(a->backend) : 0;
         _cleanup_free_ char *why = NULL;
-        const struct topology *t;
-        int r = server_topology(s, &t);
-        if (r < 0)
-                goto fail;
-        if (h->exited) {
-                r = -ESRCH;
-                why = strdup("the lease holder has exited");
-                goto fail;
-        }
-
-        if (backend < 0) {
-                r = device_backend(s, t, &req[0], &backend, &why);
-                if (r >= 0)
-                        r = modules_need(s, vfio_modules_for_backend(backend), &why);
+        int r;
+        if (!a->need_bind) {
+                r = modules_need(s, backend_modules, &why);
                 if (r < 0)
-                        goto fail;
+                        return errno_error(c, "acquire", &a->req[0], r, why);
+                acquire_finish(c, a);
+                return 0;
         }
-        if (backend == VFIO_BACKEND_NOIOMMU) {
-                r = -EPERM;
-                free(why);
-                why = strdup(
-                        "the device is in a no-IOMMU group: it could DMA anywhere; not handed out");
-                goto fail;
-        }
-
-        /* The lease covers what the fds reach: with type1 that is whole groups. */
-        struct lease *l = calloc(1, sizeof(*l));
-        if (!l) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        l->owner = s;
-        int out[VARLINK_FDS_MAX];
-        size_t n_out = 0;
-        /* The reply, written as it is made: {"devices": [...], then the rest. */
-        struct jbuf p = {};
-        jbuf_lit(&p, "{\"devices\":[");
-
-        size_t cap = backend == VFIO_BACKEND_TYPE1 ? t->n_devices : n_req;
-        l->devices = calloc(cap ? cap : 1, sizeof(*l->devices));
-        if (!l->devices) {
-                r = -ENOMEM;
-                goto free_lease;
-        }
-        l->device_release = calloc(cap ? cap : 1, sizeof(*l->device_release));
-        if (!l->device_release) {
-                r = -ENOMEM;
-                goto free_lease;
-        }
-        /* parse_address_list() refused duplicates. */
-        for (size_t i = 0; i < n_req; i++) {
-                l->device_release[l->n_devices] = a->req_release[i];
-                l->devices[l->n_devices++] = req[i];
-        }
-
-        if (backend == VFIO_BACKEND_TYPE1) {
-                /* Every member of each group goes with it: the client must have the right
-                 * to all of them, and none may be leased already. */
-                for (size_t i = 0; i < n_req; i++) {
-                        const struct pci_device *d = topology_find_device(t, &req[i]);
-                        const struct iommu_group *g =
-                                d ? topology_find_group(t, d->iommu_group) : NULL;
-                        for (size_t m = 0; g && m < g->n_members; m++) {
-                                const struct pci_device *md = topology_device(t, g->members[m]);
-                                if (pci_device_is_bridge(md))
-                                        continue;
-                                bool dup = false;
-                                for (size_t k = 0; k < l->n_devices; k++)
-                                        dup = dup || pci_addr_equal(&l->devices[k], &md->addr);
-                                if (dup)
-                                        continue;
-                                const struct policy_rule *rm = allowed(c, POLICY_OP_ACQUIRE, t, md);
-                                if (!rm) {
-                                        denied(c, POLICY_OP_ACQUIRE, md);
-                                        r = 0;
-                                        goto free_lease;
-                                }
-                                if (lease_of_device(s, &md->addr)) {
-                                        busy(c, md->name,
-                                             "shares IOMMU group %d with %s and is leased", g->id,
-                                             d->name);
-                                        r = 0;
-                                        goto free_lease;
-                                }
-                                l->device_release[l->n_devices] = rm->on_release;
-                                l->devices[l->n_devices++] = md->addr;
-                        }
-                }
-        }
-
-        /* A type1 lease opens each group node to the holder's uid: what the nodes are
-         * now is part of the record, written before they change. */
-        if (backend == VFIO_BACKEND_TYPE1) {
-                r = lease_grants_plan(l, t, holder_uid, &why);
-                if (r < 0)
-                        goto free_lease;
-        }
-        bool handles = backend == VFIO_BACKEND_IOMMUFD || a->group_fds;
-
-        /* The address space handle first, then one fd per device (iommufd) or group. */
-        int kfd, handle_index = -1;
-        bool accounting = false;
-        if (handles) {
-                r = vfio_iommu_open_raw(s->root, backend, VFIO_IOMMU_PROCESS_ACCOUNTING, &kfd,
-                                        &accounting, &why);
-                if (r < 0)
-                        goto free_lease;
-                out[n_out] = kfd;
-                handle_index = (int)n_out;
-                n_out++;
-        }
-        int group_fd_index[VARLINK_FDS_MAX], group_ids[VARLINK_FDS_MAX];
-        size_t n_groups = 0;
-        for (size_t i = 0; i < l->n_devices; i++) {
-                const struct pci_device *d = topology_find_device(t, &l->devices[i]);
-                int group = d ? d->iommu_group : -1, idx = -1, cdev = -1;
-                for (size_t k = 0; backend == VFIO_BACKEND_TYPE1 && k < n_groups; k++)
-                        if (group_ids[k] == group)
-                                idx = group_fd_index[k];
-                if (idx < 0 && handles) {
-                        if (n_out >= VARLINK_FDS_MAX) {
-                                r = -E2BIG;
-                                goto free_lease;
-                        }
-                        _cleanup_free_ char *node = NULL;
-                        free(why);
-                        why = NULL;
-                        const struct vfio_nodes *nodes = device_nodes(s, &l->devices[i]);
-                        kfd = backend == VFIO_BACKEND_IOMMUFD && nodes && nodes->cdev >= 0
-                                      ? open_cdev_checked(s, &l->devices[i], nodes->cdev,
-                                                          bound_now(&a->plan, &l->devices[i]))
-                                      : -ENOENT;
-                        if (kfd >= 0)
-                                cdev = nodes->cdev;
-                        else {
-                                /* Not cached, or stale: the full lookup. */
-                                r = vfio_device_open_raw(s->root, &l->devices[i], backend, &kfd,
-                                                         &node, &why);
-                                if (r < 0)
-                                        goto free_lease;
-                                /* The cdev's N is in the node just opened. */
-                                if (backend == VFIO_BACKEND_IOMMUFD &&
-                                    sscanf(node, "dev/vfio/devices/vfio%d", &cdev) != 1)
-                                        cdev = -1;
-                        }
-                        idx = (int)n_out;
-                        out[n_out++] = kfd;
-                        if (backend == VFIO_BACKEND_TYPE1 && n_groups < VARLINK_FDS_MAX) {
-                                group_ids[n_groups] = group;
-                                group_fd_index[n_groups++] = idx;
-                        }
-                }
+        r = bind_plan_build(a->t, a->req, a->n_req, 0, &a->plan, &why);
+        if (r < 0) {
                 char buf[PCI_ADDR_STRLEN];
-                if (i > 0)
-                        jbuf_lit(&p, ",");
-                jbuf_lit(&p, "{\"address\":");
-                jbuf_str(&p, pci_addr_format(&l->devices[i], buf));
-                if (idx >= 0) {
-                        jbuf_lit(&p, ",\"fd\":");
-                        jbuf_int(&p, idx);
-                }
-                jbuf_lit(&p, ",\"group\":");
-                jbuf_int(&p, group);
-                if (cdev >= 0) {
-                        jbuf_lit(&p, ",\"cdev\":");
-                        jbuf_int(&p, cdev);
-                }
-                jbuf_lit(&p, "}");
+                return busy(c, pci_addr_format(&a->req[0], buf), "%s", why ? why : strerror(-r));
         }
-
-        l->id = s->next_lease_id;
-        l->uid = c->cred.uid;
-        l->pid = holder_pid;
-        l->starttime = h->starttime;
-        l->backend = backend;
-        l->on_release = a->on_release;
-
-        /* The holder's RLIMIT_MEMLOCK as it is and as the policy wants it, recorded with
-         * the lease so that it can be lowered back. */
-        int64_t memlock = POLICY_MEMLOCK_UNSET;
-        if (a->memlock != POLICY_MEMLOCK_UNSET) {
-                r = holder_memlock_plan(holder_pid, a->memlock, &l->memlock);
-                if (r < 0) {
-                        why = strdup("cannot read the holder's RLIMIT_MEMLOCK");
-                        goto free_lease;
-                }
-                l->memlock_raised = r > 0;
-                memlock = l->memlock.set_cur;
-        }
-
-        /* Recorded before any fd leaves or any node or limit changes: a crash from here
-         * on finds the lease, and what to put back. */
-        r = lease_log_add(&s->lease_log, l);
-        if (r < 0) {
-                why = strdup("cannot record the lease");
-                goto free_lease;
-        }
-        free(why);
-        why = NULL;
-        r = lease_grants_apply(l, &why);
-        bool granted = r >= 0;
-        /* prlimit() went by pid: make sure it was still the holder's (a lease without a
-         * memlock grant needs no second look; the watch below sees an exit anyway). */
-        if (r >= 0 && l->memlock_raised) {
-                r = holder_memlock_apply(holder_pid, l->memlock.set_cur, l->memlock.set_max);
-                if (r < 0)
-                        why = strdup("cannot raise the holder's RLIMIT_MEMLOCK");
-                else if (!pidfd_alive(h->pidfd))
-                        r = -ESRCH;
-        }
-        if (r < 0) {
-                if (granted)
-                        lease_grants_end(l);
-                (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
-                if (r == -ESRCH) {
-                        free(why);
-                        why = strdup("the lease holder has exited");
-                }
-                goto free_lease;
-        }
-        r = lease_add(s, l);
-        if (r < 0) {
-                (void)lease_log_end(&s->lease_log, l->id, s->leases, s->n_leases);
-                goto free_lease;
-        }
-        l->holder = TAKE_PTR(a->h);
-        const char *handle =
-                backend == VFIO_BACKEND_IOMMUFD ? "],\"iommufd\":" : "],\"container\":";
-        if (handle_index >= 0) {
-                jbuf_raw(&p, handle, strlen(handle));
-                jbuf_int(&p, handle_index);
-        } else
-                jbuf_lit(&p, "]");
-        if (memlock != POLICY_MEMLOCK_UNSET) {
-                jbuf_lit(&p, ",\"memlock\":");
-                jbuf_int(&p, memlock);
-        }
-        jbuf_lit(&p, ",\"lease\":");
-        jbuf_int(&p, (int64_t)l->id);
-        jbuf_lit(&p, ",\"backend\":");
-        jbuf_str(&p, vfio_backend_to_string(backend));
-        jbuf_lit(&p, "}");
-        log_msg(LOG_INFO, "lease %" PRIu64 ": %zu device(s) to pid %d uid %u (%s)", l->id,
-                l->n_devices, (int)l->pid, l->uid, vfio_backend_to_string(backend));
-        for (size_t i = 0; i < l->n_devices; i++)
-                server_broadcast(s, "lease-acquired", &l->devices[i], l->id);
-        (void)conn_reply_text(c, &p, out, n_out);
-        jbuf_done(&p);
-        return;
-
-free_lease:
-        close_all(out, n_out);
-        jbuf_done(&p);
-        lease_done(l);
-        free(l);
-fail:
-        /* r == 0: the refusal was answered already. */
-        if (r < 0)
-                errno_error(c, "acquire", &req[0], r, why);
-        if (a->bound && a->plan.n_devices > 0)
-                (void)restore_start(s, 0, a->plan.devices, a->plan.n_devices, NULL);
+        if (devices_taken(c, a->plan.devices, a->plan.n_devices))
+                return 0;
+        a->modules = VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) | backend_modules;
+        a = TAKE_PTR(*ap);
+        return call_job(c, "bind", a->plan.devices, a->plan.n_devices, acquire_bind_work,
+                        acquire_bound, a, acquire_free);
 }
 
 static int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
-        struct server *s = c->server;
-        _cleanup_(acquire_freep) struct acquire *a = calloc(1, sizeof(*a));
+        _cleanup_(acquire_freep) struct acquire *a = acquire_new();
         if (!a)
                 return -ENOMEM;
-        _cleanup_free_ struct pci_addr *req = NULL;
-        size_t n_req;
-        int r = parse_address_list(c, params, "devices", ACQUIRE_DEVICES_MAX, &req, &n_req);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        memcpy(a->req, req, n_req * sizeof(*req));
-        a->n_req = n_req;
-
-        enum vfio_backend backend = _VFIO_BACKEND_INVALID;
-        struct jspan v;
-        char text[32];
-        int found = param_string(params, "backend", text, sizeof(text));
-        if (found != 0) {
-                backend = found > 0 ? vfio_backend_from_string(text) : _VFIO_BACKEND_INVALID;
-                if (backend != VFIO_BACKEND_IOMMUFD && backend != VFIO_BACKEND_TYPE1)
-                        return invalid_parameter(c, "backend");
-        }
-        /* With type1, a VMM that opens the group nodes itself (QEMU's host=) wants none
-         * of the daemon's handles: one open group fd would keep it from its own. */
-        bool group_fds = true;
-        if (param_bool(c, params, "group_fds", &group_fds))
-                return 0;
-
-        /* The policy first: a refused client learns nothing about holders. */
-        const struct topology *t;
-        r = server_topology_for(s, req, n_req, &t);
-        if (r < 0)
-                return errno_error(c, "scan", NULL, r, NULL);
-        const struct policy_rule *rule = NULL;
-        bool need_bind = false;
-        for (size_t i = 0; i < n_req; i++) {
-                const struct pci_device *d;
-                const struct policy_rule *ri;
-                if (refuse_bridge(c, t, &req[i]) ||
-                    device_allowed(c, POLICY_OP_ACQUIRE, t, &req[i], &d, &ri))
-                        return 0;
-                if (!rule)
-                        rule = ri;
-                a->req_release[i] = ri->on_release;
-                if (devices_taken(c, &req[i], 1))
-                        return 0;
-                int opener;
-                if (device_open_elsewhere(s, &req[i], &opener) > 0)
-                        return opener > 0 ? busy(c, d->name,
-                                                 "still open in pid %d: not handed out until "
-                                                 "that file is closed",
-                                                 opener)
-                                          : busy(c, d->name,
-                                                 "still open in another process: not handed "
-                                                 "out until that file is closed");
-                /* One IOMMU group is one DMA owner: the kernel would refuse a second
-                 * iommufd (or container) anyway; say why before handing out fds. */
-                const struct iommu_group *g = topology_find_group(t, d->iommu_group);
-                for (size_t m = 0; g && m < g->n_members; m++) {
-                        const struct pci_device *md = topology_device(t, g->members[m]);
-                        struct lease *ml = md != d ? lease_of_device(s, &md->addr) : NULL;
-                        if (ml)
-                                return busy(c, d->name,
-                                            "shares IOMMU group %d with %s, leased to pid %d "
-                                            "(lease %" PRIu64 ")",
-                                            g->id, md->name, (int)ml->pid, ml->id);
-                }
-                if (!driver_is_vfio(d->driver))
-                        need_bind = true;
-        }
-
-        /* The holder: the caller, or the process of the pidfd it sent. The caller's
-         * holder is looked up once per connection and kept with it: its pidfd was taken
-         * at accept, so it cannot be another process by now; its watch tells when it is
-         * gone (a connection can outlive its process, inherited by a child). */
-        struct holder *h = NULL;
-        a->holder_uid = c->cred.uid;
-        bool has_holder = param(params, "holder_fd", &v);
-        int64_t holder_index;
-        if (!has_holder && n_fds > 0) {
-                json_object *p = json_object_new_object();
-                if (!p)
-                        return -ENOMEM;
-                json_object_object_add(p, "count", json_object_new_int((int)n_fds));
-                return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
-        }
-        if (has_holder) {
-                if (jscan_int(v, &holder_index) < 0 || holder_index != 0 || n_fds != 1)
-                        return invalid_parameter(c, "holder_fd");
-                _cleanup_close_ int pidfd = TAKE_FD(fds[0]);
-                pid_t pid;
-                uid_t uid;
-                uint64_t starttime;
-                if (pidfd_get_pid(pidfd, &pid) < 0 || process_uid(s->root, pid, &uid) < 0 ||
-                    !pidfd_alive(pidfd))
-                        return invalid_parameter(c, "holder_fd");
-                if (uid != c->cred.uid && !c->admin)
-                        return conn_errorf(c, "io.vfiod.PermissionDenied", "operation", "acquire",
-                                           "address", NULL, NULL);
-                r = process_starttime(s->root, pid, &starttime);
-                if (r < 0 || !pidfd_alive(pidfd))
-                        return errno_error(c, "acquire", NULL, -ESRCH,
-                                           "the lease holder has exited");
-                r = holder_get(s, pid, starttime, &pidfd, &h);
-                if (r < 0)
-                        return r;
-                a->h = h;
-                a->holder_uid = uid;
-        } else {
-                if (!c->holder) {
-                        _cleanup_close_ int pidfd =
-                                c->pidfd >= 0 ? fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3)
-                                              : (int)syscall(SYS_pidfd_open, c->cred.pid, 0);
-                        uint64_t starttime;
-                        if (pidfd < 0 || process_starttime(s->root, c->cred.pid, &starttime) < 0 ||
-                            !pidfd_alive(pidfd))
-                                return errno_error(c, "acquire", NULL, -ESRCH,
-                                                   "the caller has exited");
-                        r = holder_get(s, c->cred.pid, starttime, &pidfd, &c->holder);
-                        if (r < 0)
-                                return r;
-                }
-                a->h = h = holder_ref(c->holder);
-        }
-        if (h->exited)
-                return errno_error(c, "acquire", NULL, -ESRCH, "the lease holder has exited");
-        a->backend = backend;
-        a->group_fds = group_fds;
-        a->on_release = rule ? rule->on_release : RELEASE_RESTORE;
-        a->memlock = rule ? rule->memlock : POLICY_MEMLOCK_UNSET;
-
-        /* The modules first: one that cannot be loaded leaves everything as it was. */
-        _cleanup_free_ char *why = NULL;
-        if (!need_bind) {
-                r = modules_need(s, backend >= 0 ? vfio_modules_for_backend(backend) : 0, &why);
-                if (r < 0)
-                        return errno_error(c, "acquire", &req[0], r, why);
-                acquire_finish(c, a);
-                return 0;
-        }
-        /* Bind what is not on vfio-pci yet, in a job; the rest follows when it is done
-         * (acquire_bound()), remembering what to undo on failure. */
-        r = bind_plan_build(t, req, n_req, 0, &a->plan, &why);
-        if (r < 0) {
-                char buf[PCI_ADDR_STRLEN];
-                return busy(c, pci_addr_format(&req[0], buf), "%s", why ? why : strerror(-r));
-        }
-        if (devices_taken(c, a->plan.devices, a->plan.n_devices))
-                return 0;
-        a->modules = VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) |
-                     (backend >= 0 ? vfio_modules_for_backend(backend) : 0);
-        struct acquire *job = TAKE_PTR(a); /* the job's from here on */
-        return call_job(c, "bind", job->plan.devices, job->plan.n_devices, acquire_bind_work,
-                        acquire_bound, job, acquire_free);
+        int r = acquire_read_params(c, params, a);
+        if (r == 0)
+                r = acquire_check(c, a);
+        if (r == 0)
+                r = acquire_holder(c, a, fds, n_fds);
+        if (r == 0)
+                return acquire_start(c, &a);
+        return r < 0 ? r : 0;
 }
 
 static int method_release(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
+        static const struct param table[] = {
+                {"lease", PARAM_INT, true, 0, .min = 1, .max = INT64_MAX},
+        };
         int64_t lease;
-        if (param_int(c, params, "lease", 1, INT64_MAX, true, &lease))
-                return 0;
+        int r = READ_PARAMS(c, params, table, &lease);
+        if (r != 0)
+                return r < 0 ? r : 0;
         uint64_t id = (uint64_t)lease;
         for (size_t i = 0; i < s->n_leases; i++) {
                 struct lease *l = s->leases[i];
@@ -2662,6 +2704,9 @@ static int method_release(struct conn *c, struct jspan params, int *fds, size_t 
 static int method_list_leases(struct conn *c, struct jspan params, int *fds, size_t n_fds)
 {
         struct server *s = c->server;
+        int r = read_no_params(c, params);
+        if (r != 0)
+                return r < 0 ? r : 0;
         struct jbuf p = {};
         jbuf_lit(&p, "{\"leases\":[");
         bool first = true;
@@ -2704,7 +2749,7 @@ static int method_list_leases(struct conn *c, struct jspan params, int *fds, siz
                 jbuf_lit(&p, "}");
         }
         jbuf_lit(&p, "]}");
-        int r = p.oom ? -ENOMEM : conn_reply_text(c, &p, NULL, 0);
+        r = p.oom ? -ENOMEM : conn_reply_text(c, &p, NULL, 0);
         jbuf_done(&p);
         return r;
 }

@@ -113,6 +113,21 @@ static void members_are_found_the_last_one_wins_and_nulls_are_there(void **state
         assert_int_equal(vs[4].n, p.n);
         assert_int_equal(jscan_members(valid("[1]"), keys, 5, vs), 0); /* not an object */
         assert_int_equal(jscan_members(valid("{}"), keys, 5, vs), 0);
+        /* The first key that is none of those asked for, for readers that refuse it. */
+        struct jspan other;
+        static const char *const two[] = {"method", "more"};
+        assert_int_equal(jscan_members_known(o, two, 2, vs, &other), 1u << 0 | 1u << 1);
+        assert_non_null(other.p);
+        assert_int_equal(jscan_string(other, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "parameters");
+        assert_int_equal(jscan_members_known(o, keys, 5, vs, &other), 0x1du);
+        assert_int_equal(jscan_string(other, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "n"); /* a null is a key all the same */
+        static const char *const all[] = {"more", "n", "method", "key", "parameters"};
+        assert_int_equal(jscan_members_known(o, all, 5, vs, &other), 0x1fu);
+        assert_null(other.p);
+        assert_int_equal(jscan_members_known(valid("{}"), keys, 5, vs, &other), 0);
+        assert_null(other.p);
         /* Readers refuse the wrong type. */
         assert_int_equal(jscan_string(p, buf, sizeof(buf)), -EINVAL);
         assert_int_equal(jscan_int(valid("\"1\""), &x), -EINVAL);
