@@ -162,6 +162,12 @@ def load(sock_path, seconds, clients=32):
     return lat, errors
 
 
+def sanitized(pid):
+    """Whether the daemon runs with AddressSanitizer."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def p99(v):
     v = sorted(v)
     return v[min(len(v) - 1, int(len(v) * 0.99))] if v else float("inf")
@@ -303,8 +309,14 @@ def main():
         q = p99(lat) * 1000
         print(f"# 32 clients: {len(lat)} calls, p50 {sorted(lat)[len(lat) // 2] * 1000:.2f} ms,"
               f" p99 {q:.2f} ms, max {max(lat) * 1000:.1f} ms")
-        check(len(lat) > 100 and q < 50 and not result["errors"],
-              "32 clients' GetInfo and ListDevices p99 under 50 ms meanwhile", result["errors"][:3])
+        check(len(lat) > 100 and not result["errors"],
+              "32 clients' GetInfo and ListDevices are answered meanwhile", result["errors"][:3])
+        if sanitized(d.proc.pid):
+            # Its shadow memory and checks make the latency say nothing of the daemon's.
+            print("# not checked (AddressSanitizer build): the p99 under 50 ms")
+        else:
+            check(q < 50, "32 clients' GetInfo and ListDevices p99 under 50 ms meanwhile",
+                  f"{q:.2f} ms")
         mon.settimeout(2)
         events = b""
         try:
