@@ -521,15 +521,26 @@ static void acquire_finish(struct conn *c, struct acquire *a)
                 (void)restore_start(c->server, 0, a->plan.devices, a->plan.n_devices, NULL);
 }
 
+/* In the worker: the modules loaded and what is not on vfio-pci yet bound. */
 static int acquire_bind_work(struct server *s, void *data, char **ret_why)
 {
         struct acquire *a = data;
-        _cleanup_(journal_freep) struct journal *j = NULL;
         int r = modules_need(s, a->modules, ret_why);
-        if (r >= 0)
+        if (r >= 0 && a->plan.n_devices > 0) {
+                _cleanup_(journal_freep) struct journal *j = NULL;
                 r = open_journal(s, &j);
-        if (r >= 0)
-                r = vfio_bind_plan(s->root, j, &a->plan, false, ret_why);
+                if (r >= 0)
+                        r = vfio_bind_plan(s->root, j, &a->plan, false, ret_why);
+        }
+        if (r >= 0 && a->backend < 0) {
+                /* The backend the first device opens through by default is known once
+                 * it is bound (its nodes are there): its modules are loaded here too,
+                 * so that acquire_backend() finds them present and loads nothing on the
+                 * event loop. A failure is acquire_backend()'s to report. */
+                enum vfio_backend b;
+                if (vfio_backend_detect(s->root, &a->req[0], &b, NULL) >= 0)
+                        (void)modules_need(s, vfio_modules_for_backend(b), NULL);
+        }
         return r;
 }
 
@@ -541,7 +552,9 @@ static void acquire_bound(struct server *s, struct job *j, int r, const char *wh
         if (r < 0) {
                 /* vfio_bind_plan() undid its part. */
                 if (j->conn)
-                        (void)errno_error(j->conn, "bind", NULL, r, why);
+                        (void)(a->plan.n_devices > 0
+                                       ? errno_error(j->conn, "bind", NULL, r, why)
+                                       : errno_error(j->conn, "acquire", &a->req[0], r, why));
                 return;
         }
         a->bound = true;
@@ -554,34 +567,43 @@ static void acquire_bound(struct server *s, struct job *j, int r, const char *wh
         acquire_finish(j->conn, a);
 }
 
-/* Every device on vfio-pci already: the modules the backend needs, then the rest at
- * once. Otherwise a job binds what is not (acquire_bound() goes on from there), with the
- * plan kept to undo it on a later failure; the job owns the acquire from then on. */
+/* Every device on vfio-pci already and the backend's modules there: the rest at once.
+ * Otherwise a job loads the modules and binds what is not on vfio-pci (loading a module
+ * and binding are kernel work, kept off the event loop); acquire_bound() goes on from
+ * there, with the plan kept to undo the bind on a later failure. The job owns the acquire
+ * from then on. */
 static int acquire_start(struct conn *c, struct acquire **ap)
 {
         struct server *s = c->server;
         struct acquire *a = *ap;
-        unsigned backend_modules = a->backend >= 0 ? vfio_modules_for_backend(a->backend) : 0;
+        enum vfio_backend b = a->backend;
+        if (b < 0 && !a->need_bind && device_backend(s, a->t, &a->req[0], &b, NULL) < 0)
+                b = _VFIO_BACKEND_INVALID; /* acquire_backend() says why */
+        unsigned modules = b >= 0 ? vfio_modules_for_backend(b) : 0;
         _cleanup_free_ char *why = NULL;
         int r;
-        if (!a->need_bind) {
-                r = modules_need(s, backend_modules, &why);
-                if (r < 0)
-                        return errno_error(c, "acquire", &a->req[0], r, why);
+        if (!a->need_bind && vfio_modules_check(s->root, modules, NULL) == 0) {
                 acquire_finish(c, a);
                 return 0;
         }
-        r = bind_plan_build(a->t, a->req, a->n_req, 0, &a->plan, &why);
-        if (r < 0) {
-                char buf[PCI_ADDR_STRLEN];
-                return busy(c, pci_addr_format(&a->req[0], buf), "%s", why ? why : strerror(-r));
+        if (a->need_bind) {
+                r = bind_plan_build(a->t, a->req, a->n_req, 0, &a->plan, &why);
+                if (r < 0) {
+                        char buf[PCI_ADDR_STRLEN];
+                        return busy(c, pci_addr_format(&a->req[0], buf), "%s",
+                                    why ? why : strerror(-r));
+                }
+                if (devices_taken(c, a->plan.devices, a->plan.n_devices))
+                        return 0;
+                modules |= VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI);
         }
-        if (devices_taken(c, a->plan.devices, a->plan.n_devices))
-                return 0;
-        a->modules = VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) | backend_modules;
+        a->modules = modules;
         a = TAKE_PTR(*ap);
-        return call_job(c, "bind", a->plan.devices, a->plan.n_devices, acquire_bind_work,
-                        acquire_bound, a, acquire_free);
+        if (a->plan.n_devices > 0)
+                return call_job(c, "bind", a->plan.devices, a->plan.n_devices, acquire_bind_work,
+                                acquire_bound, a, acquire_free);
+        return call_job(c, "acquire", a->req, a->n_req, acquire_bind_work, acquire_bound, a,
+                        acquire_free);
 }
 
 int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds)
