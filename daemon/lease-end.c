@@ -166,6 +166,8 @@ static void lease_device_returned(struct server *s, struct lease *l, size_t k)
         server_broadcast(s, "device-changed", &l->devices[k], 0);
 }
 
+static int orphan_timer_arm(struct server *s);
+
 /* Each orphan (of those followed by_timer, or by events) whose files are all closed is
  * restored, in a job. */
 static void orphans_check(struct server *s, bool by_timer)
@@ -201,12 +203,15 @@ static void orphans_check(struct server *s, bool by_timer)
                         continue;
                 }
                 log_msg(LOG_INFO, "%s: its last file is closed: restoring it", name);
+                if (!restore_start(s, l->id, &o.addr, 1, NULL)) {
+                        /* Tried again on the timer (an event may never come again). */
+                        s->orphans[i++].by_timer = true;
+                        if (orphan_timer_arm(s) < 0)
+                                log_msg(LOG_ERR, "%s: its restore could not start", name);
+                        continue;
+                }
                 orphan_drop(s, i);
                 l->returning[k] = LEASE_DEVICE_RESTORING;
-                if (!restore_start(s, l->id, &o.addr, 1, NULL)) {
-                        lease_device_returned(s, l, (size_t)k);
-                        lease_finish(s, l);
-                }
         }
 }
 
@@ -231,6 +236,22 @@ static int on_orphan_timer(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
+static int on_orphan_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
+/* Arms the timer that looks at the orphans followed by_timer again. */
+static int orphan_timer_arm(struct server *s)
+{
+        if (!s->orphan_timer) {
+                int r = sd_event_add_time_relative(s->event, &s->orphan_timer, CLOCK_MONOTONIC,
+                                                   ORPHAN_RECHECK_USEC, 0, on_orphan_timer, s);
+                if (r < 0)
+                        return r;
+        }
+        (void)sd_event_source_set_time_relative(s->orphan_timer, ORPHAN_RECHECK_USEC);
+        (void)sd_event_source_set_enabled(s->orphan_timer, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 /* Follows a (of lease) until its last file closes, then restores it: through its cdev
  * node's events (iommufd), else by looking again on a timer. Returns 0, or -errno when
  * it cannot be followed. */
@@ -249,18 +270,36 @@ static int orphan_add(struct server *s, const struct pci_addr *a, uint64_t lease
         if (r >= 0 && !by_timer && !s->orphan_source)
                 r = sd_event_add_io(s->event, &s->orphan_source, s->cdev_watches.fd, EPOLLIN,
                                     on_orphan_events, s);
-        if (r >= 0 && by_timer && !s->orphan_timer)
-                r = sd_event_add_time_relative(s->event, &s->orphan_timer, CLOCK_MONOTONIC,
-                                               ORPHAN_RECHECK_USEC, 0, on_orphan_timer, s);
+        if (r >= 0 && by_timer)
+                r = orphan_timer_arm(s);
         if (r < 0)
                 return r;
         v[s->n_orphans++] = (struct orphan){.addr = *a, .by_timer = by_timer, .lease = lease};
-        if (by_timer) {
-                (void)sd_event_source_set_time_relative(s->orphan_timer, ORPHAN_RECHECK_USEC);
-                (void)sd_event_source_set_enabled(s->orphan_timer, SD_EVENT_ONESHOT);
-        } else
+        if (!by_timer)
                 (void)sd_event_source_set_enabled(s->orphan_source, SD_EVENT_ON);
         return 0;
+}
+
+/* Device k of ending lease l is to be restored, but no job could start for it (no
+ * memory, no worker process): it is followed on the timer, as an orphan whose files are
+ * closed, so that the restore is tried again, and the lease stays, ending, meanwhile. */
+static void restore_later(struct server *s, struct lease *l, size_t k)
+{
+        char buf[PCI_ADDR_STRLEN];
+        const char *name = pci_addr_format(&l->devices[k], buf);
+        if (orphan_add(s, &l->devices[k], l->id, /* iommufd= */ false) >= 0) {
+                log_msg(LOG_WARNING,
+                        "lease %" PRIu64 ": %s: its restore could not start: "
+                        "tried again in a moment",
+                        l->id, name);
+                l->returning[k] = LEASE_DEVICE_WAITING;
+                return;
+        }
+        log_msg(LOG_ERR,
+                "lease %" PRIu64 ": %s: its restore could not start: it stays on "
+                "vfio-pci until 'vfioctl restore --all' or the next start of vfiod",
+                l->id, name);
+        lease_device_returned(s, l, k);
 }
 
 /* Ends a lease: its devices go back to the pool (stay on vfio-pci) or, when their policy
@@ -332,8 +371,11 @@ void lease_end(struct server *s, struct lease *l, const char *kind, bool checked
                 }
                 /* Only what vfiod bound has anything to go back to (the journal has
                  * it): the rest stays, with no worker to start. */
-                if (to_restore && restore &&
-                    journal_has_entry(s->root, s->cfg.state_dir, &l->devices[i])) {
+                if (to_restore && journal_has_entry(s->root, s->cfg.state_dir, &l->devices[i])) {
+                        if (!restore) {
+                                restore_later(s, l, i);
+                                continue;
+                        }
                         restore[n_restore++] = l->devices[i];
                         l->returning[i] = LEASE_DEVICE_RESTORING;
                         continue;
@@ -344,7 +386,7 @@ void lease_end(struct server *s, struct lease *l, const char *kind, bool checked
         if (n_restore > 0 && !restore_start(s, id, restore, n_restore, conn)) {
                 for (size_t i = 0; i < l->n_devices; i++)
                         if (l->returning[i] == LEASE_DEVICE_RESTORING)
-                                lease_device_returned(s, l, i);
+                                restore_later(s, l, i);
                 n_restore = 0;
         }
         if (n_restore == 0 && conn)
