@@ -133,6 +133,34 @@ static int via_daemon(struct cli *c, struct outcome *o, bool bind, const struct 
         return r != 0 ? r : finish(c, o, bind ? "vfiod.bind/1" : "vfiod.unbind/1", NULL);
 }
 
+/* What vfio_bind_plan() (returning r, with why) did to each device of the plan; each
+ * newly bound one is reset first with --reset. */
+static void report_plan(struct cli *c, struct outcome *o, struct topology *t,
+                        const struct bind_plan *plan, int r, const char *why)
+{
+        if (r < 0) {
+                for (size_t i = 0; i < plan->n_devices; i++) {
+                        _cleanup_free_ char *now = current_driver(c, &plan->devices[i]);
+                        const struct pci_device *d = topology_find_device(t, &plan->devices[i]);
+                        report(c, o, &plan->devices[i], "unchanged", d->driver, now, NULL);
+                }
+                report(c, o, &plan->devices[0], "failed", NULL, NULL, why ? why : strerror(-r));
+                return;
+        }
+        for (size_t i = 0; i < plan->n_devices; i++) {
+                const struct pci_device *d = topology_find_device(t, &plan->devices[i]);
+                _cleanup_free_ char *rwhy = NULL;
+                bool was = d->driver && strcmp(d->driver, VFIO_PCI_DRIVER) == 0;
+
+                if (cli_has(c, OPT_RESET) && vfio_device_reset(c->root, t, d, &rwhy) < 0) {
+                        report(c, o, &d->addr, "bound", d->driver, VFIO_PCI_DRIVER, rwhy);
+                        continue;
+                }
+                report(c, o, &d->addr, was ? "already-bound" : "bound", d->driver, VFIO_PCI_DRIVER,
+                       NULL);
+        }
+}
+
 int verb_bind(struct cli *c)
 {
         _cleanup_free_ struct pci_addr *req = NULL;
@@ -226,26 +254,7 @@ int verb_bind(struct cli *c)
                 return r;
         }
         r = vfio_bind_plan(c->root, j, &plan, cli_has(c, OPT_PERSIST), &why);
-        if (r < 0) {
-                for (size_t i = 0; i < plan.n_devices; i++) {
-                        _cleanup_free_ char *now = current_driver(c, &plan.devices[i]);
-                        const struct pci_device *d = topology_find_device(t, &plan.devices[i]);
-                        report(c, &o, &plan.devices[i], "unchanged", d->driver, now, NULL);
-                }
-                report(c, &o, &plan.devices[0], "failed", NULL, NULL, why ? why : strerror(-r));
-        } else
-                for (size_t i = 0; i < plan.n_devices; i++) {
-                        const struct pci_device *d = topology_find_device(t, &plan.devices[i]);
-                        _cleanup_free_ char *rwhy = NULL;
-                        bool was = d->driver && strcmp(d->driver, VFIO_PCI_DRIVER) == 0;
-
-                        if (cli_has(c, OPT_RESET) && vfio_device_reset(c->root, t, d, &rwhy) < 0) {
-                                report(c, &o, &d->addr, "bound", d->driver, VFIO_PCI_DRIVER, rwhy);
-                                continue;
-                        }
-                        report(c, &o, &d->addr, was ? "already-bound" : "bound", d->driver,
-                               VFIO_PCI_DRIVER, NULL);
-                }
+        report_plan(c, &o, t, &plan, r, why);
         if (r >= 0 && cli_has(c, OPT_PERSIST)) {
                 _cleanup_free_ char *pwhy = NULL;
                 int k = persist_update(c->root, plan.devices, plan.n_devices, NULL, 0, &pwhy);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vfioctl probe: open a device bound to vfio-pci through a VFIO backend and prove DMA
- * remapping and interrupt delivery on it (a full self-test on QEMU's edu device); or
- * hand the two kernel handles to a command, as a VMM would receive them. */
+ * remapping and interrupt delivery on it (a full self-test on a test device such as
+ * QEMU's edu); or hand the two kernel handles to a command, as a VMM would receive them.
+ * The tests are vfio/selftest.h's; this file opens the device, and shows what they
+ * found as text or as a JSON document. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -9,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -19,32 +19,26 @@
 #include "dma.h"
 #include "interrupt-remap.h"
 #include "iommu.h"
-#include "irq.h"
 #include "modules.h"
-#include "probe.h"
-
-#define PROBE_IRQ_RAISE    0x1
-#define PCI_COMMAND_MEMORY 0x2
-#define PCI_COMMAND_MASTER 0x4
-
-/* The bad-input checks' IOVAs: clear of the DMA probe's (probe.h). */
-#define IOVA_CHECKS 0x400000
-
-#define IRQ_TIMEOUT_MS 2000
-/* After an interrupt arrives, how long to watch for a spurious second one. */
-#define IRQ_SETTLE_MS 50
+#include "selftest.h"
 
 struct probe {
         struct cli *c;
         FILE *out; /* text output: stdout, or stderr when a command owns stdout */
         char name[PCI_ADDR_STRLEN];
+        struct pci_addr addr;
+        enum vfio_backend backend, want;
+        unsigned flags;
+        bool noiommu, handover, fds;
+        int ifd, dfd; /* the inherited handles (--fds) */
         json_object *doc, *checks, *warnings, *info;
-        size_t n_checks, n_failed;
+        struct vfio_selftest st; /* every check and warning, in order */
 };
 
 static void probe_done(struct probe *p)
 {
         json_object_put(p->doc);
+        vfio_selftest_done(&p->st);
 }
 
 static json_object *jstr(const char *s)
@@ -59,33 +53,42 @@ static json_object *jhex(uint64_t v)
         return json_object_new_string(b);
 }
 
-static _printf_(4, 5) void check(struct probe *p, const char *id, bool ok, const char *fmt, ...)
+/* The text rendering of a result, as it is recorded: a check on the text output (none
+ * in JSON mode), a warning on stderr. */
+static void show_result(const struct vfio_selftest_result *r, void *userdata)
 {
-        _cleanup_free_ char *text = NULL;
-        va_list ap;
-        json_object *e;
+        struct probe *p = userdata;
 
-        va_start(ap, fmt);
-        if (vasprintf(&text, fmt, ap) < 0)
-                text = NULL;
-        va_end(ap);
-        p->n_checks++;
-        p->n_failed += !ok;
-        e = json_object_new_object();
-        json_object_object_add(e, "id", json_object_new_string(id));
-        json_object_object_add(e, "ok", json_object_new_boolean(ok));
-        json_object_object_add(e, "detail", jstr(text));
-        json_object_array_add(p->checks, e);
-        if (!p->c->json)
-                fprintf(p->out, "  %-4s %s: %s\n", ok ? "ok" : "FAIL", id, text ? text : "");
+        if (r->kind == VFIO_SELFTEST_WARNING)
+                fprintf(stderr, "vfioctl: warning: %s\n", r->detail);
+        else if (!p->c->json)
+                fprintf(p->out, "  %-4s %s: %s\n", r->ok ? "ok" : "FAIL", r->id,
+                        r->detail ? r->detail : "");
+}
+
+/* The JSON rendering of the results: the "checks" and "warnings" arrays. */
+static void render_results(struct probe *p)
+{
+        for (size_t i = 0; i < p->st.n_results; i++) {
+                const struct vfio_selftest_result *r = &p->st.results[i];
+                json_object *e;
+
+                if (r->kind == VFIO_SELFTEST_WARNING) {
+                        json_object_array_add(p->warnings, json_object_new_string(r->detail));
+                        continue;
+                }
+                e = json_object_new_object();
+                json_object_object_add(e, "id", json_object_new_string(r->id));
+                json_object_object_add(e, "ok", json_object_new_boolean(r->ok));
+                json_object_object_add(e, "detail", jstr(r->detail));
+                json_object_array_add(p->checks, e);
+        }
 }
 
 static _printf_(2, 3) void warn(struct probe *p, const char *fmt, ...)
 {
         _cleanup_free_ char *text = NULL;
         va_list ap;
-
-        const char *t;
 
         va_start(ap, fmt);
         if (vasprintf(&text, fmt, ap) < 0)
@@ -94,9 +97,7 @@ static _printf_(2, 3) void warn(struct probe *p, const char *fmt, ...)
         if (!text)
                 return;
         /* The library shouts its warnings; one "warning:" is enough here. */
-        t = strncmp(text, "WARNING: ", 9) == 0 ? text + 9 : text;
-        json_object_array_add(p->warnings, json_object_new_string(t));
-        fprintf(stderr, "vfioctl: warning: %s\n", t);
+        vfio_selftest_warn(&p->st, "%s", strncmp(text, "WARNING: ", 9) == 0 ? text + 9 : text);
 }
 
 /* A fact about the device or the address space: a JSON member and a line of text. */
@@ -117,23 +118,25 @@ static _printf_(4, 5) void info(struct probe *p, const char *key, json_object *v
 
 static int finish(struct probe *p, int exit_code)
 {
-        json_object_object_add(p->doc, "checks_run", json_object_new_int64((int64_t)p->n_checks));
+        render_results(p);
+        json_object_object_add(p->doc, "checks_run",
+                               json_object_new_int64((int64_t)p->st.n_checks));
         json_object_object_add(p->doc, "checks_failed",
-                               json_object_new_int64((int64_t)p->n_failed));
+                               json_object_new_int64((int64_t)p->st.n_failed));
         json_object_object_add(p->doc, "passed",
-                               json_object_new_boolean(exit_code == 0 && p->n_failed == 0));
+                               json_object_new_boolean(exit_code == 0 && p->st.n_failed == 0));
         cli_json_add_modules(p->c, p->doc);
-        if (p->n_failed && exit_code == 0)
+        if (p->st.n_failed && exit_code == 0)
                 exit_code = EXIT_FAILED;
         if (p->c->json) {
                 if (print_json(p->doc, JSON_C_TO_STRING_PRETTY) == 0)
                         puts("");
                 p->doc = NULL;
         } else if (exit_code == 0)
-                fprintf(p->out, "%s: probe passed: %zu checks\n", p->name, p->n_checks);
-        else if (p->n_checks)
+                fprintf(p->out, "%s: probe passed: %zu checks\n", p->name, p->st.n_checks);
+        else if (p->st.n_checks)
                 fprintf(p->out, "%s: probe FAILED: %zu of %zu checks failed\n", p->name,
-                        p->n_failed, p->n_checks);
+                        p->st.n_failed, p->st.n_checks);
         return exit_code;
 }
 
@@ -150,13 +153,6 @@ static _printf_(3, 4) int fatal(struct probe *p, int exit_code, const char *fmt,
         fprintf(stderr, "vfioctl: probe: %s\n", text ? text : "out of memory");
         json_object_object_add(p->doc, "error", jstr(text));
         return finish(p, exit_code);
-}
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
 }
 
 /* "256M", "1G", "65536", "unlimited" -> bytes. */
@@ -320,19 +316,17 @@ static int parse_fds(const char *s, int *ret_iommu, int *ret_device)
         return 0;
 }
 
-static void report_ranges(struct probe *p, struct vfio_iommu *m)
+static void show_ranges(struct probe *p)
 {
-        _cleanup_free_ char *why = NULL, *text = NULL;
+        _cleanup_free_ char *text = NULL;
         const struct iova_range *r;
         size_t n, len = 0;
         uint64_t page;
         json_object *a;
         FILE *f;
 
-        if (vfio_dma_get_ranges(m, &r, &n, &page, &why) < 0) {
-                check(p, "iommu.ranges", false, "%s", why);
+        if (vfio_selftest_ranges(&p->st, &r, &n, &page) < 0)
                 return;
-        }
         a = json_object_new_array();
         f = open_memstream(&text, &len);
         for (size_t i = 0; i < n; i++) {
@@ -356,18 +350,13 @@ static const char *irq_index_name(unsigned i)
         return i < ELEMENTSOF(names) ? names[i] : "other";
 }
 
-static void report_device(struct probe *p, struct vfio_device *d)
+static void show_device_info(struct probe *p, struct vfio_device *d)
 {
         const struct vfio_device_info *di = vfio_device_get_info(d);
-        _cleanup_free_ struct vfio_hot_reset_dep *deps = NULL;
         _cleanup_free_ char *why = NULL;
-        json_object *irqs = json_object_new_array(), *o;
         struct vfio_region_info bar0;
-        bool by_devid = false;
-        size_t n = 0;
-        int q;
+        json_object *o = json_object_new_object();
 
-        o = json_object_new_object();
         json_object_object_add(o, "regions", json_object_new_int64(di->num_regions));
         json_object_object_add(o, "irqs", json_object_new_int64(di->num_irqs));
         json_object_object_add(o, "reset",
@@ -375,18 +364,25 @@ static void report_device(struct probe *p, struct vfio_device *d)
         info(p, "device_info", o, "%u regions, %u IRQ indexes, function reset %s", di->num_regions,
              di->num_irqs, (di->flags & VFIO_DEVICE_FLAGS_RESET) ? "available" : "unavailable");
 
-        if (vfio_device_get_region_info(d, VFIO_PCI_BAR0_REGION_INDEX, &bar0, &why) >= 0) {
-                o = json_object_new_object();
-                json_object_object_add(o, "size", json_object_new_int64((int64_t)bar0.size));
-                json_object_object_add(
-                        o, "mmap",
-                        json_object_new_boolean(bar0.flags & VFIO_REGION_INFO_FLAG_MMAP));
-                info(p, "bar0", o, "%" PRIu64 " bytes%s", (uint64_t)bar0.size,
-                     (bar0.flags & VFIO_REGION_INFO_FLAG_MMAP) ? ", mmap" : "");
-        }
+        if (vfio_device_get_region_info(d, VFIO_PCI_BAR0_REGION_INDEX, &bar0, &why) < 0)
+                return;
+        o = json_object_new_object();
+        json_object_object_add(o, "size", json_object_new_int64((int64_t)bar0.size));
+        json_object_object_add(o, "mmap",
+                               json_object_new_boolean(bar0.flags & VFIO_REGION_INFO_FLAG_MMAP));
+        info(p, "bar0", o, "%" PRIu64 " bytes%s", (uint64_t)bar0.size,
+             (bar0.flags & VFIO_REGION_INFO_FLAG_MMAP) ? ", mmap" : "");
+}
+
+static void show_irq_info(struct probe *p, struct vfio_device *d)
+{
+        const struct vfio_device_info *di = vfio_device_get_info(d);
+        json_object *irqs = json_object_new_array();
 
         for (unsigned i = 0; i < di->num_irqs && i <= VFIO_PCI_MSIX_IRQ_INDEX; i++) {
                 struct vfio_irq_info ii;
+                json_object *o;
+
                 if (vfio_device_get_irq_info(d, i, &ii, NULL) < 0)
                         continue;
                 o = json_object_new_object();
@@ -399,524 +395,340 @@ static void report_device(struct probe *p, struct vfio_device *d)
                 json_object_array_add(irqs, o);
         }
         info(p, "irq_info", irqs, "%zu indexes (INTx, MSI, MSI-X)", json_object_array_length(irqs));
-
-        q = vfio_device_get_hot_reset_info(d, &deps, &n, &by_devid, &why);
-        o = json_object_new_object();
-        if (q < 0) {
-                json_object_object_add(o, "error", jstr(why ? why : strerror(-q)));
-                info(p, "hot_reset", o, "%s", why ? why : strerror(-q));
-        } else {
-                json_object *a = json_object_new_array();
-                for (size_t i = 0; i < n; i++) {
-                        char s[PCI_ADDR_STRLEN];
-                        json_object_array_add(
-                                a, json_object_new_string(pci_addr_format(&deps[i].addr, s)));
-                }
-                json_object_object_add(o, "by_devid", json_object_new_boolean(by_devid));
-                json_object_object_add(o, "devices", a);
-                info(p, "hot_reset", o, "a bus reset would reset %zu device%s", n,
-                     n == 1 ? "" : "s");
-        }
-
-        q = vfio_device_ioctl_reset(d, &why);
-        if (q == -ENOTTY)
-                info(p, "reset", json_object_new_string("unavailable"), "%s", why);
-        else
-                check(p, "device.reset", q >= 0, "%s",
-                      q >= 0 ? "VFIO_DEVICE_RESET succeeded" : why);
 }
 
-/* Waits for one interrupt on the vector and then watches for a second: the count. */
-static uint64_t irq_count(struct irq_set *s, uint32_t vector)
+static void show_hot_reset(struct probe *p, struct vfio_device *d)
 {
-        uint64_t n = 0, more = 0;
-
-        if (irq_set_wait(s, vector, IRQ_TIMEOUT_MS, &n) < 0)
-                return 0;
-        if (n > 0) {
-                sleep_ms(IRQ_SETTLE_MS);
-                if (irq_set_wait(s, vector, 0, &more) == 0)
-                        n += more;
-        }
-        return n;
-}
-
-static void *anon_page(size_t n)
-{
-        void *b = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return b == MAP_FAILED ? NULL : b;
-}
-
-static const char *msi_text(uint64_t n, char buf[static 64])
-{
-        snprintf(buf, 64, "the MSI eventfd fired %" PRIu64 " time%s", n, n == 1 ? "" : "s");
-        return buf;
-}
-
-/* The DMA part of the edu test (the library's DMA fault probe, with interrupts): a round
- * trip through the device, then a write to an IOVA that was mapped and is no more. Each
- * step is a check of its own. */
-static void edu_dma_test(struct probe *p, struct vfio_iommu *m, volatile void *bar,
-                         struct irq_set *msi, const struct pci_addr *addr)
-{
-        _cleanup_(vfio_probe_result_done) struct vfio_probe_result res = {0};
-        json_object *o = json_object_new_object(), *per;
-        char t[64];
-        bool untouched;
-
-        vfio_probe_edu_dma(p->c->root, m, bar, irq_set_eventfd(msi, 0), addr, &res);
-        if (res.stop == VFIO_PROBE_STOP_SETUP) {
-                check(p, "dma.setup", false, "%s", strna(res.stop_detail));
-                goto out;
-        }
-        check(p, "dma.map_user", res.stop != VFIO_PROBE_STOP_MAP_USER, "%s",
-              res.stop == VFIO_PROBE_STOP_MAP_USER
-                      ? strna(res.stop_detail)
-                      : "4 KiB of anonymous memory mapped at IOVA 0x100000, device-readable");
-        if (res.stop == VFIO_PROBE_STOP_MAP_USER)
-                goto out;
-        check(p, "dma.map_memfd", res.stop != VFIO_PROBE_STOP_MAP_MEMFD, "%s",
-              res.stop == VFIO_PROBE_STOP_MAP_MEMFD
-                      ? strna(res.stop_detail)
-                      : "memfd page 1 mapped at IOVA 0x200000, device-writable");
-        if (res.stop == VFIO_PROBE_STOP_MAP_MEMFD)
-                goto out;
-
-        check(p, "dma.to_device", res.to_device, "%s",
-              res.to_device ? "edu read 4 KiB from IOVA 0x100000 into its buffer"
-                            : "the DMA did not complete");
-        check(p, "dma.to_device.msi", res.msi[0] == 1, "%s", msi_text(res.msi[0], t));
-        check(p, "dma.to_ram", res.to_ram, "%s",
-              res.to_ram ? "edu wrote its buffer to IOVA 0x200000" : "the DMA did not complete");
-        check(p, "dma.to_ram.msi", res.msi[1] == 1, "%s", msi_text(res.msi[1], t));
-        check(p, "dma.round_trip", res.round_trip, "%s",
-              res.round_trip ? "the 4 KiB came back intact"
-                             : "the data differs after the round trip");
-        check(p, "dma.memfd_backing", res.memfd_backing, "%s",
-              res.memfd_backing ? "the memfd holds the data at offset 4096"
-                                : "the memfd does not hold the data");
-
-        check(p, "dma.fault.setup", !res.fault_setup_error, "%s",
-              res.fault_setup_error ? res.fault_setup_error
-                                    : "IOVA 0x300000 mapped and unmapped again");
-        untouched = res.fault_changed == 0;
-        check(p, "dma.fault.untouched", untouched && res.fault_done, "%s",
-              !res.fault_done ? "the DMA did not complete"
-              : untouched     ? "a DMA to the unmapped IOVA 0x300000 left the memory untouched"
-                              : "memory behind the unmapped IOVA was written");
-        check(p, "dma.fault.msi", res.msi[2] == 1, "%s", msi_text(res.msi[2], t));
-        if (res.kmsg)
-                check(p, "dma.fault.logged", res.fault_line, "%s%s",
-                      res.fault_line ? res.fault_line
-                                     : "no IOMMU fault naming the device and IOVA 0x300000 in "
-                                       "the kernel log, twice in 3 s",
-                      res.fault_retried ? " (on a second try: the kernel rate-limits these)" : "");
-        else
-                warn(p, "cannot read the kernel log (/dev/kmsg): the IOMMU fault cannot be "
-                        "confirmed here (look for it in dmesg)");
-
-        json_object_object_add(o, "bytes", json_object_new_int64(VFIO_PROBE_BYTES));
-        json_object_object_add(o, "iova_src", jhex(VFIO_PROBE_IOVA_SRC));
-        json_object_object_add(o, "iova_dst", jhex(VFIO_PROBE_IOVA_DST));
-        json_object_object_add(o, "iova_fault", jhex(VFIO_PROBE_IOVA_FAULT));
-        per = json_object_new_array();
-        for (size_t i = 0; i < ELEMENTSOF(res.msi); i++)
-                json_object_array_add(per, json_object_new_int64((int64_t)res.msi[i]));
-        json_object_object_add(o, "msi_per_dma", per);
-        json_object_object_add(o, "fault_untouched", json_object_new_boolean(untouched));
-        json_object_object_add(o, "fault_message", jstr(res.fault_line));
-out:
-        json_object_object_add(p->doc, "dma", o);
-}
-
-static const char *errno_name(int e)
-{
-        const char *n = e ? strerrorname_np(e) : "0";
-        return n ? n : "?";
-}
-
-/* One refused request: the expected errno, and a message. */
-static void expect(struct probe *p, json_object *a, const char *id, int got, int want,
-                   const char *why)
-{
-        json_object *e = json_object_new_object();
-
-        json_object_object_add(e, "case", json_object_new_string(id));
-        json_object_object_add(e, "errno", json_object_new_string(errno_name(-got)));
-        json_object_object_add(e, "message", jstr(why));
-        json_object_array_add(a, e);
-        check(p, id, got == want, "%s%s%s%s (expected %s)", got ? "-" : "", errno_name(-got),
-              why && got ? ": " : "", why && got ? why : "", errno_name(-want));
-}
-
-/* Bad requests are refused with the right errno and a message, and leave nothing
- * behind: the same range maps again afterwards. */
-static void dma_input_test(struct probe *p, struct vfio_iommu *m)
-{
+        _cleanup_free_ struct vfio_hot_reset_dep *deps = NULL;
         _cleanup_free_ char *why = NULL;
-        const struct iova_range *r;
-        json_object *a = json_object_new_array();
-        uint64_t pg = 4096, base = IOVA_CHECKS, outside = 0;
-        uint8_t *buf;
+        json_object *o = json_object_new_object(), *a;
+        bool by_devid = false;
         size_t n = 0;
         int q;
 
+        q = vfio_device_get_hot_reset_info(d, &deps, &n, &by_devid, &why);
+        if (q < 0) {
+                json_object_object_add(o, "error", jstr(why ? why : strerror(-q)));
+                info(p, "hot_reset", o, "%s", why ? why : strerror(-q));
+                return;
+        }
+        a = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                char s[PCI_ADDR_STRLEN];
+                json_object_array_add(a, json_object_new_string(pci_addr_format(&deps[i].addr, s)));
+        }
+        json_object_object_add(o, "by_devid", json_object_new_boolean(by_devid));
+        json_object_object_add(o, "devices", a);
+        info(p, "hot_reset", o, "a bus reset would reset %zu device%s", n, n == 1 ? "" : "s");
+}
+
+/* What the kernel says about the device, then its function reset (a check when it has
+ * one, a fact when not). */
+static void show_device(struct probe *p, struct vfio_device *d)
+{
+        _cleanup_free_ char *why = NULL;
+
+        show_device_info(p, d);
+        show_irq_info(p, d);
+        show_hot_reset(p, d);
+        if (vfio_selftest_reset(&p->st, &why) == -ENOTTY)
+                info(p, "reset", json_object_new_string("unavailable"), "%s", why);
+}
+
+/* The figures of the DMA fault probe, when it ran: empty when it stopped early. */
+static void render_dma(struct probe *p)
+{
+        const struct vfio_probe_result *res = &p->st.dma;
+        json_object *o, *per;
+
+        if (!p->st.dma_ran)
+                return;
+        o = json_object_new_object();
+        if (res->stop == VFIO_PROBE_RAN) {
+                json_object_object_add(o, "bytes", json_object_new_int64(VFIO_PROBE_BYTES));
+                json_object_object_add(o, "iova_src", jhex(VFIO_PROBE_IOVA_SRC));
+                json_object_object_add(o, "iova_dst", jhex(VFIO_PROBE_IOVA_DST));
+                json_object_object_add(o, "iova_fault", jhex(VFIO_PROBE_IOVA_FAULT));
+                per = json_object_new_array();
+                for (size_t i = 0; i < ELEMENTSOF(res->msi); i++)
+                        json_object_array_add(per, json_object_new_int64((int64_t)res->msi[i]));
+                json_object_object_add(o, "msi_per_dma", per);
+                json_object_object_add(o, "fault_untouched",
+                                       json_object_new_boolean(res->fault_changed == 0));
+                json_object_object_add(o, "fault_message", jstr(res->fault_line));
+        }
+        json_object_object_add(p->doc, "dma", o);
+}
+
+/* The bad requests, when they were tried: each with the errno it got. */
+static void render_inputs(struct probe *p)
+{
+        json_object *a;
+
+        if (!p->st.inputs_ran)
+                return;
+        a = json_object_new_array();
+        for (size_t i = 0; i < p->st.n_inputs; i++) {
+                const struct vfio_selftest_input *in = &p->st.inputs[i];
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "case", json_object_new_string(in->id));
+                json_object_object_add(e, "errno",
+                                       json_object_new_string(vfio_selftest_errno_name(-in->got)));
+                json_object_object_add(e, "message", jstr(in->message));
+                json_object_array_add(a, e);
+        }
         json_object_object_add(p->doc, "bad_input", a);
-        if (vfio_dma_get_ranges(m, &r, &n, &pg, &why) < 0 || !(buf = anon_page(8 * pg))) {
-                check(p, "input.setup", false, "%s", why ? why : "out of memory");
-                return;
-        }
-#define TRY(id, call, want)                     \
-        do {                                    \
-                free(why);                      \
-                why = NULL;                     \
-                q = (call);                     \
-                expect(p, a, id, q, want, why); \
-        } while (0)
-        TRY("input.map", vfio_dma_map(m, buf, base, 2 * pg, VFIO_DMA_READ_WRITE, &why), 0);
-        TRY("input.overlap",
-            vfio_dma_map(m, buf + 2 * pg, base + pg, 2 * pg, VFIO_DMA_READ_WRITE, &why), -EEXIST);
-        TRY("input.unaligned_iova",
-            vfio_dma_map(m, buf + 4 * pg, base + 8 * pg + pg / 2, pg, VFIO_DMA_READ_WRITE, &why),
-            -EINVAL);
-        TRY("input.unaligned_size",
-            vfio_dma_map(m, buf + 4 * pg, base + 8 * pg, pg / 2, VFIO_DMA_READ_WRITE, &why),
-            -EINVAL);
-        /* Outside: the first hole between ranges (the MSI window on x86), or past the
-         * end of the last range. */
-        if (n > 1)
-                outside = r[0].last + 1;
-        else if (n == 1 && r[0].last < UINT64_MAX - pg)
-                outside = (r[0].last + 1) & ~(pg - 1);
-        if (n > 0 && outside)
-                TRY("input.outside_ranges",
-                    vfio_dma_map(m, buf + 4 * pg, outside, pg, VFIO_DMA_READ_WRITE, &why), -ERANGE);
-        else
-                check(p, "input.outside_ranges", true,
-                      "skipped: the IOVA ranges leave no address outside them");
-        TRY("input.unmap_never_mapped", vfio_dma_unmap(m, base + 0x100000, pg, &why), -ENOENT);
-        TRY("input.unmap_split", vfio_dma_unmap(m, base, pg, &why), -EINVAL);
-        TRY("input.unmap", vfio_dma_unmap(m, base, 2 * pg, &why), 0);
-        /* Had a refused request left a mapping in the kernel, this would be -EEXIST. */
-        TRY("input.no_leak", vfio_dma_map(m, buf, base, 2 * pg, VFIO_DMA_READ_WRITE, &why), 0);
-        TRY("input.no_leak_unmap", vfio_dma_unmap(m, base, 2 * pg, &why), 0);
-#undef TRY
-        check(p, "input.table_empty", vfio_dma_table(m)->n == 0,
-              "%zu mapping%s left in the handle's table", vfio_dma_table(m)->n,
-              vfio_dma_table(m)->n == 1 ? "" : "s");
-        munmap(buf, 8 * pg);
 }
 
-/* edu: BAR0 registers, MSI without DMA, DMA when there is an IOMMU, then INTx. */
-static void edu_test(struct probe *p, struct vfio_device *d, struct vfio_iommu *m,
-                     const struct pci_addr *addr, bool noiommu)
+static int parse_args(struct probe *p)
 {
-        _cleanup_(irq_set_freep) struct irq_set *msi = NULL, *intx = NULL;
-        _cleanup_free_ char *why = NULL;
-        volatile void *bar = NULL;
-        uint64_t bar_size = 0, n;
-        uint32_t id, live;
-        int q;
-
-        q = vfio_device_map_region(d, VFIO_PCI_BAR0_REGION_INDEX, &bar, &bar_size, &why);
-        check(p, "edu.bar0_mmap", q >= 0 && bar_size >= EDU_BAR_MIN, "%s",
-              q < 0 ? why : "BAR0 mapped into the process");
-        if (q < 0 || bar_size < EDU_BAR_MIN)
-                return;
-        q = vfio_device_enable_command(d, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, &why);
-        check(p, "edu.bus_master", q >= 0, "%s",
-              q >= 0 ? "memory decoding and bus mastering on" : why);
-
-        id = mmio_read32(bar, EDU_REG_ID);
-        check(p, "edu.id", (id & 0xffff) == 0x00ed, "identification register 0x%08x", id);
-        mmio_write32(bar, EDU_REG_LIVENESS, 0x5aa5c33c);
-        live = mmio_read32(bar, EDU_REG_LIVENESS);
-        check(p, "edu.liveness", live == (uint32_t)~0x5aa5c33cu,
-              "wrote 0x5aa5c33c, read back 0x%08x", live);
-
-        q = irq_set_enable(vfio_device_fd(d), VFIO_PCI_MSI_IRQ_INDEX, 1, &msi, &why);
-        check(p, "irq.msi_enable", q >= 0, "%s", q >= 0 ? "MSI vector 0 wired to an eventfd" : why);
-        if (q < 0)
-                return;
-        mmio_write32(bar, EDU_REG_IRQ_RAISE, PROBE_IRQ_RAISE);
-        n = irq_count(msi, 0);
-        mmio_write32(bar, EDU_REG_IRQ_ACK, PROBE_IRQ_RAISE);
-        check(p, "irq.msi", n == 1,
-              "an interrupt raised by the device fired the eventfd %" PRIu64 " time%s", n,
-              n == 1 ? "" : "s");
-
-        if (noiommu)
-                check(p, "dma.skipped", true,
-                      "no-IOMMU mode: no DMA mapping attempted, no DMA started");
-        else {
-                edu_dma_test(p, m, bar, msi, addr);
-                dma_input_test(p, m);
-        }
-
-        /* INTx: the kernel masks it on each interrupt; ack the device, then unmask. */
-        msi = irq_set_free(msi);
-        q = irq_set_enable(vfio_device_fd(d), VFIO_PCI_INTX_IRQ_INDEX, 1, &intx, &why);
-        check(p, "irq.intx_enable", q >= 0, "%s", q >= 0 ? "INTx wired to an eventfd" : why);
-        if (q < 0)
-                return;
-        mmio_write32(bar, EDU_REG_IRQ_RAISE, PROBE_IRQ_RAISE);
-        n = irq_count(intx, 0);
-        mmio_write32(bar, EDU_REG_IRQ_ACK, PROBE_IRQ_RAISE);
-        q = irq_set_unmask(intx, &why);
-        check(p, "irq.intx", n == 1 && q >= 0, "the eventfd fired %" PRIu64 " time%s%s%s", n,
-              n == 1 ? "" : "s", q < 0 ? "; " : ", unmasked", q < 0 ? why : "");
-}
-
-/* Any other device: MSI-X wiring and resizing, the part of the test that needs no
- * knowledge of the device. */
-static void generic_irq_test(struct probe *p, struct vfio_device *d)
-{
-        _cleanup_(irq_set_freep) struct irq_set *s = NULL;
-        _cleanup_free_ char *why = NULL;
-        struct vfio_irq_info ii;
-        bool in_place = false;
-        uint32_t grow;
-        int q;
-
-        if (vfio_device_get_irq_info(d, VFIO_PCI_MSIX_IRQ_INDEX, &ii, NULL) < 0 || ii.count == 0)
-                return;
-        q = irq_set_enable(vfio_device_fd(d), VFIO_PCI_MSIX_IRQ_INDEX, 1, &s, &why);
-        check(p, "irq.msix_enable", q >= 0, "%s", q >= 0 ? "1 MSI-X vector enabled" : why);
-        if (q < 0)
-                return;
-        grow = ii.count < 4 ? ii.count : 4;
-        q = irq_set_resize(s, grow, &in_place, &why);
-        check(p, "irq.msix_resize", q >= 0 && irq_set_count(s) == grow, "%s%s",
-              q >= 0 ? "resized to the new count " : why,
-              q < 0      ? ""
-              : in_place ? "in place (dynamic MSI-X allocation)"
-                         : "by disabling and enabling again (NORESIZE)");
-        q = irq_set_disable(s, &why);
-        check(p, "irq.msix_disable", q >= 0, "%s", q >= 0 ? "MSI-X disabled" : why);
-}
-
-int verb_probe(struct cli *c)
-{
-        _cleanup_(vfio_iommu_freep) struct vfio_iommu *m = NULL;
-        _cleanup_(vfio_device_freep) struct vfio_device *d = NULL;
-        _cleanup_free_ char *why = NULL;
-        struct probe p = {.c = c, .out = c->n_args > 1 ? stderr : stdout};
-        struct interrupt_remap_status irs;
-        const struct pci_device *pd;
-        struct topology *t;
-        struct pci_addr a;
-        enum vfio_backend b = _VFIO_BACKEND_INVALID, want = _VFIO_BACKEND_INVALID;
-        unsigned flags = 0;
-        bool noiommu = cli_has(c, OPT_NOIOMMU), handover = c->n_args > 1;
-        bool fds = cli_has(c, OPT_FDS);
-        int ifd = -EBADF, dfd = -EBADF, q, r;
-        uint32_t vd = 0;
+        struct cli *c = p->c;
         char buf[300];
 
-        if (pci_addr_parse(c->args[0], &a) < 0)
+        if (pci_addr_parse(c->args[0], &p->addr) < 0)
                 return usage_error("probe: '%s' is not a PCI address (expected DDDD:BB:DD.F or "
                                    "BB:DD.F in hexadecimal)",
                                    cli_quote(c->args[0], buf));
         if (cli_has(c, OPT_BACKEND)) {
-                want = vfio_backend_from_string(c->values[OPT_BACKEND]);
-                if (want != VFIO_BACKEND_TYPE1 && want != VFIO_BACKEND_IOMMUFD)
+                p->want = vfio_backend_from_string(c->values[OPT_BACKEND]);
+                if (p->want != VFIO_BACKEND_TYPE1 && p->want != VFIO_BACKEND_IOMMUFD)
                         return usage_error("probe: --backend takes type1 or iommufd, not '%s'",
                                            cli_quote(c->values[OPT_BACKEND], buf));
         }
-        if (handover && fds)
+        if (p->handover && p->fds)
                 return usage_error("probe: --fds and a COMMAND exclude each other");
         /* Inherited handles cannot say which kind they are: the sender must. */
-        if (fds && want == _VFIO_BACKEND_INVALID)
+        if (p->fds && p->want == _VFIO_BACKEND_INVALID)
                 return usage_error("probe: --fds needs --backend type1 or iommufd");
-        if (fds && parse_fds(c->values[OPT_FDS], &ifd, &dfd) < 0)
+        if (p->fds && parse_fds(c->values[OPT_FDS], &p->ifd, &p->dfd) < 0)
                 return usage_error("probe: --fds takes two open file descriptors, IOMMU,DEVICE "
                                    "(like 3,4), not '%s'",
                                    cli_quote(c->values[OPT_FDS], buf));
+        return 0;
+}
 
-        pci_addr_format(&a, p.name);
-        p.doc = json_object_new_object();
-        p.checks = json_object_new_array();
-        p.warnings = json_object_new_array();
-        p.info = json_object_new_object();
-        json_object_object_add(p.doc, "schema", json_object_new_string("vfiod.probe/1"));
-        json_object_object_add(p.doc, "device", json_object_new_string(p.name));
-        json_object_object_add(p.doc, "warnings", p.warnings);
-        json_object_object_add(p.doc, "info", p.info);
-        json_object_object_add(p.doc, "checks", p.checks);
+/* The document's frame, in the order its members are shown. */
+static void probe_start(struct probe *p)
+{
+        pci_addr_format(&p->addr, p->name);
+        p->st.observe = show_result;
+        p->st.userdata = p;
+        p->doc = json_object_new_object();
+        p->checks = json_object_new_array();
+        p->warnings = json_object_new_array();
+        p->info = json_object_new_object();
+        json_object_object_add(p->doc, "schema", json_object_new_string("vfiod.probe/1"));
+        json_object_object_add(p->doc, "device", json_object_new_string(p->name));
+        json_object_object_add(p->doc, "warnings", p->warnings);
+        json_object_object_add(p->doc, "info", p->info);
+        json_object_object_add(p->doc, "checks", p->checks);
+}
 
-        if (cli_has(c, OPT_MEMLOCK) && (r = apply_memlock(&p, c->values[OPT_MEMLOCK]))) {
-                probe_done(&p);
-                return r;
-        }
+/* Binding is not this verb's job: the device must be on vfio-pci already. Picks the
+ * backend; the no-IOMMU one only when asked for. */
+static int choose_backend(struct probe *p)
+{
+        _cleanup_free_ char *why = NULL;
+        int q;
 
-        /* Binding is not this verb's job: the device must be on vfio-pci already. */
-        q = vfio_backend_detect(c->root, &a, &b, &why);
-        if (q < 0) {
-                r = fatal(&p, q == -ENODEV ? EXIT_USAGE : EXIT_FAILED, "%s", why);
-                probe_done(&p);
-                return r;
-        }
-        if (b == VFIO_BACKEND_NOIOMMU) {
-                if (!noiommu || want == VFIO_BACKEND_IOMMUFD) {
-                        r = fatal(&p, EXIT_FAILED,
-                                  "%s is in a no-IOMMU group: vfio's unsafe mode, where the "
-                                  "device can DMA anywhere in memory and nothing isolates it; "
-                                  "%s",
-                                  p.name,
-                                  want == VFIO_BACKEND_IOMMUFD
-                                          ? "iommufd cannot open it (only the legacy group path "
-                                            "can, with --noiommu)"
-                                          : "pass --noiommu to open it anyway (no DMA mapping is "
-                                            "ever made then)");
-                        probe_done(&p);
-                        return r;
-                }
-                flags |= VFIO_IOMMU_ALLOW_NOIOMMU;
+        q = vfio_backend_detect(p->c->root, &p->addr, &p->backend, &why);
+        if (q < 0)
+                return fatal(p, q == -ENODEV ? EXIT_USAGE : EXIT_FAILED, "%s", why);
+        if (p->backend == VFIO_BACKEND_NOIOMMU) {
+                if (!p->noiommu || p->want == VFIO_BACKEND_IOMMUFD)
+                        return fatal(p, EXIT_FAILED,
+                                     "%s is in a no-IOMMU group: vfio's unsafe mode, where the "
+                                     "device can DMA anywhere in memory and nothing isolates it; "
+                                     "%s",
+                                     p->name,
+                                     p->want == VFIO_BACKEND_IOMMUFD
+                                             ? "iommufd cannot open it (only the legacy group "
+                                               "path can, with --noiommu)"
+                                             : "pass --noiommu to open it anyway (no DMA mapping "
+                                               "is ever made then)");
+                p->flags |= VFIO_IOMMU_ALLOW_NOIOMMU;
         } else {
-                if (noiommu)
-                        warn(&p, "--noiommu has no effect: %s is behind an IOMMU", p.name);
-                noiommu = false;
-                if (want != _VFIO_BACKEND_INVALID)
-                        b = want;
+                if (p->noiommu)
+                        warn(p, "--noiommu has no effect: %s is behind an IOMMU", p->name);
+                p->noiommu = false;
+                if (p->want != _VFIO_BACKEND_INVALID)
+                        p->backend = p->want;
         }
-        json_object_object_add(p.doc, "backend", json_object_new_string(vfio_backend_to_string(b)));
-        json_object_object_add(p.doc, "unsafe", json_object_new_boolean(noiommu));
-        if (!c->json)
-                fprintf(p.out, "%s: backend %s%s\n", p.name, vfio_backend_to_string(b),
-                        noiommu ? " (UNSAFE: no IOMMU)" : "");
-        if (noiommu)
-                warn(&p,
+        json_object_object_add(p->doc, "backend",
+                               json_object_new_string(vfio_backend_to_string(p->backend)));
+        json_object_object_add(p->doc, "unsafe", json_object_new_boolean(p->noiommu));
+        if (!p->c->json)
+                fprintf(p->out, "%s: backend %s%s\n", p->name, vfio_backend_to_string(p->backend),
+                        p->noiommu ? " (UNSAFE: no IOMMU)" : "");
+        if (p->noiommu)
+                warn(p,
                      "%s is opened in vfio's no-IOMMU mode: it can read and write all of "
                      "memory, its interrupts are not isolated and the kernel is tainted; no "
                      "DMA mapping is attempted",
-                     p.name);
+                     p->name);
+        return 0;
+}
 
+/* Interrupt isolation, before the kernel is asked (it refuses too, less clearly). */
+static int check_interrupts(struct probe *p, const struct topology *t, const struct pci_device *pd)
+{
+        _cleanup_free_ char *why = NULL;
+        struct interrupt_remap_status irs;
+        json_object *o = json_object_new_object();
+        int q;
+
+        interrupt_remap_status_get(p->c->root, t, pd, &irs);
+        json_object_object_add(o, "isolation", jstr(irq_isolation_to_string(irs.isolation)));
+        json_object_object_add(o, "unit", jstr(irs.unit));
+        json_object_object_add(o, "posted", json_object_new_boolean(irs.posted));
+        json_object_object_add(o, "why", jstr(irs.why));
+        info(p, "interrupts", o, "%s (%s)", irq_isolation_to_string(irs.isolation), irs.why);
+        if (p->noiommu)
+                return 0;
+        q = interrupt_remap_check_assignment(&irs, p->name, p->backend == VFIO_BACKEND_IOMMUFD,
+                                             cli_has(p->c, OPT_ALLOW_UNSAFE_INTERRUPTS), &why);
+        if (q < 0)
+                return fatal(p, EXIT_FAILED, "%s", why);
+        if (why)
+                warn(p, "%s", why);
+        if (irs.isolation == IRQ_ISOLATION_NONE)
+                json_object_object_add(p->doc, "unsafe", json_object_new_boolean(true));
+        return 0;
+}
+
+/* Everything up to opening: memlock, backend, modules, the device and its interrupts. */
+static int prepare(struct probe *p)
+{
+        _cleanup_free_ char *why = NULL;
+        const struct pci_device *pd;
+        struct topology *t;
+        int q, r;
+
+        if (cli_has(p->c, OPT_MEMLOCK) && (r = apply_memlock(p, p->c->values[OPT_MEMLOCK])))
+                return r;
+        r = choose_backend(p);
+        if (r)
+                return r;
         /* The backend's IOMMU side, which distribution kernels leave unloaded; handles
          * passed in were opened by someone for whom it was there. */
-        if (!fds) {
-                q = cli_modules_need(c, vfio_modules_for_backend(b), &why);
-                if (q < 0) {
-                        r = fatal(&p, EXIT_FAILED, "%s: %s", p.name, why ? why : strerror(-q));
-                        probe_done(&p);
-                        return r;
-                }
+        if (!p->fds) {
+                q = cli_modules_need(p->c, vfio_modules_for_backend(p->backend), &why);
+                if (q < 0)
+                        return fatal(p, EXIT_FAILED, "%s: %s", p->name, why ? why : strerror(-q));
         }
-
-        r = cli_topology_unnamed(c, &t);
-        if (r) {
-                probe_done(&p);
+        r = cli_topology_unnamed(p->c, &t);
+        if (r)
                 return r;
-        }
-        pd = topology_find_device(t, &a);
-        if (!pd) {
-                r = fatal(&p, EXIT_USAGE, "%s: no such PCI device", p.name);
-                probe_done(&p);
-                return r;
-        }
+        pd = topology_find_device(t, &p->addr);
+        if (!pd)
+                return fatal(p, EXIT_USAGE, "%s: no such PCI device", p->name);
+        return check_interrupts(p, t, pd);
+}
 
-        /* Interrupt isolation, before the kernel is asked (it refuses too, less clearly). */
-        interrupt_remap_status_get(c->root, t, pd, &irs);
-        {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "isolation",
-                                       jstr(irq_isolation_to_string(irs.isolation)));
-                json_object_object_add(o, "unit", jstr(irs.unit));
-                json_object_object_add(o, "posted", json_object_new_boolean(irs.posted));
-                json_object_object_add(o, "why", jstr(irs.why));
-                info(&p, "interrupts", o, "%s (%s)", irq_isolation_to_string(irs.isolation),
-                     irs.why);
-        }
-        if (!noiommu) {
-                q = interrupt_remap_check_assignment(&irs, p.name, b == VFIO_BACKEND_IOMMUFD,
-                                                     cli_has(c, OPT_ALLOW_UNSAFE_INTERRUPTS), &why);
-                if (q < 0) {
-                        r = fatal(&p, EXIT_FAILED, "%s", why);
-                        probe_done(&p);
-                        return r;
-                }
-                if (why) {
-                        warn(&p, "%s", why);
-                        free(why);
-                        why = NULL;
-                }
-                if (irs.isolation == IRQ_ISOLATION_NONE)
-                        json_object_object_add(p.doc, "unsafe", json_object_new_boolean(true));
-        }
+/* Opens the address space and the device into it, from inherited handles with --fds. */
+static int open_device(struct probe *p, struct vfio_iommu **ret_m, struct vfio_device **ret_d)
+{
+        _cleanup_(vfio_iommu_freep) struct vfio_iommu *m = NULL;
+        _cleanup_free_ char *why = NULL;
+        int q;
 
-        if (handover) {
-                flags |= VFIO_IOMMU_PROCESS_ACCOUNTING;
-                r = hand_over(&p, &a, b, flags, c->args + 1);
-                probe_done(&p);
-                return r;
-        }
-
-        if (fds)
-                q = vfio_iommu_new_from_fd(c->root, ifd, b, flags, &m, &why);
+        if (p->fds)
+                q = vfio_iommu_new_from_fd(p->c->root, p->ifd, p->backend, p->flags, &m, &why);
         else
-                q = vfio_iommu_new(c->root, b, flags, &m, &why);
+                q = vfio_iommu_new(p->c->root, p->backend, p->flags, &m, &why);
         if (q < 0) {
-                if (fds)
-                        safe_close(dfd);
-                r = fatal(&p, EXIT_FAILED, "%s", why ? why : strerror(-q));
-                probe_done(&p);
-                return r;
+                if (p->fds)
+                        safe_close(p->dfd);
+                return fatal(p, EXIT_FAILED, "%s", why ? why : strerror(-q));
         }
-        if (fds)
-                q = vfio_device_open_fd(m, dfd, &a, &d, &why);
+        if (p->fds)
+                q = vfio_device_open_fd(m, p->dfd, &p->addr, ret_d, &why);
         else
-                q = vfio_device_open(m, &a, &d, &why);
-        if (q < 0) {
-                r = fatal(&p, EXIT_FAILED, "%s", why ? why : strerror(-q));
-                probe_done(&p);
+                q = vfio_device_open(m, &p->addr, ret_d, &why);
+        if (q < 0)
+                return fatal(p, EXIT_FAILED, "%s", why ? why : strerror(-q));
+        /* The detail of a success is the no-IOMMU warning, already given. */
+        *ret_m = TAKE_PTR(m);
+        return 0;
+}
+
+static void show_opened(struct probe *p, struct vfio_iommu *m, struct vfio_device *d)
+{
+        bool iommufd = p->backend == VFIO_BACKEND_IOMMUFD;
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "fds_inherited", json_object_new_boolean(p->fds));
+        json_object_object_add(o, "group",
+                               vfio_device_group(d) >= 0 ? json_object_new_int(vfio_device_group(d))
+                                                         : NULL);
+        json_object_object_add(o, "cdev",
+                               vfio_device_cdev(d) >= 0 ? json_object_new_int(vfio_device_cdev(d))
+                                                        : NULL);
+        json_object_object_add(o, "ioas",
+                               iommufd ? json_object_new_int64(vfio_iommu_ioas(m)) : NULL);
+        json_object_object_add(o, "process_accounting",
+                               json_object_new_boolean(vfio_iommu_process_accounting(m)));
+        info(p, "opened", o, "%s%s", p->fds ? "from inherited file descriptors, " : "",
+             iommufd ? "device cdev bound to an iommufd IOAS" : "group attached to a container");
+}
+
+/* Opens the device and runs the self-test on it. */
+static int test_device(struct probe *p)
+{
+        _cleanup_(vfio_iommu_freep) struct vfio_iommu *m = NULL;
+        _cleanup_(vfio_device_freep) struct vfio_device *d = NULL;
+        int r;
+
+        r = open_device(p, &m, &d);
+        if (r)
                 return r;
-        }
-        free(why); /* the no-IOMMU warning, already given */
-        why = NULL;
-        {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "fds_inherited", json_object_new_boolean(fds));
-                json_object_object_add(o, "group",
-                                       vfio_device_group(d) >= 0
-                                               ? json_object_new_int(vfio_device_group(d))
-                                               : NULL);
-                json_object_object_add(
-                        o, "cdev",
-                        vfio_device_cdev(d) >= 0 ? json_object_new_int(vfio_device_cdev(d)) : NULL);
-                json_object_object_add(o, "ioas",
-                                       b == VFIO_BACKEND_IOMMUFD
-                                               ? json_object_new_int64(vfio_iommu_ioas(m))
-                                               : NULL);
-                json_object_object_add(o, "process_accounting",
-                                       json_object_new_boolean(vfio_iommu_process_accounting(m)));
-                info(&p, "opened", o, "%s%s", fds ? "from inherited file descriptors, " : "",
-                     b == VFIO_BACKEND_IOMMUFD ? "device cdev bound to an iommufd IOAS"
-                                               : "group attached to a container");
-        }
-        check(&p, "device.open", true, "opened through %s", vfio_backend_to_string(b));
+        show_opened(p, m, d);
+        vfio_selftest_check(&p->st, "device.open", true, "opened through %s",
+                            vfio_backend_to_string(p->backend));
+        p->st.root = p->c->root;
+        p->st.m = m;
+        p->st.d = d;
+        p->st.addr = p->addr;
+        p->st.noiommu = p->noiommu;
 
-        report_device(&p, d);
-        if (!noiommu)
-                report_ranges(&p, m);
-
-        /* Config space says what the device is, whatever the snapshot could read. */
-        if (vfio_device_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, 0, &vd, sizeof(vd)) < 0)
-                vd = 0;
-        json_object_object_add(p.doc, "ids", jhex(vd));
-        if ((vd & 0xffff) == EDU_VENDOR && (vd >> 16) == EDU_DEVICE)
-                edu_test(&p, d, m, &a, noiommu);
-        else {
-                if (!noiommu)
-                        dma_input_test(&p, m);
-                generic_irq_test(&p, d);
-        }
-        if (noiommu) {
-                /* The library refuses without asking the kernel: prove it. */
-                q = vfio_dma_map(m, &p, 0, 4096, VFIO_DMA_READ_WRITE, &why);
-                check(&p, "dma.noiommu_refused", q == -EOPNOTSUPP, "%s", why ? why : strerror(-q));
-        }
+        show_device(p, d);
+        if (!p->noiommu)
+                show_ranges(p);
+        vfio_selftest_run(&p->st);
+        json_object_object_add(p->doc, "ids", jhex(p->st.ids));
+        render_dma(p);
+        render_inputs(p);
 
         d = vfio_device_free(d);
-        r = finish(&p, 0);
+        return finish(p, 0);
+}
+
+int verb_probe(struct cli *c)
+{
+        struct probe p = {
+                .c = c,
+                .out = c->n_args > 1 ? stderr : stdout,
+                .backend = _VFIO_BACKEND_INVALID,
+                .want = _VFIO_BACKEND_INVALID,
+                .noiommu = cli_has(c, OPT_NOIOMMU),
+                .handover = c->n_args > 1,
+                .fds = cli_has(c, OPT_FDS),
+                .ifd = -EBADF,
+                .dfd = -EBADF,
+        };
+        int r;
+
+        r = parse_args(&p);
+        if (r)
+                return r;
+        probe_start(&p);
+        r = prepare(&p);
+        if (r == 0 && p.handover) {
+                p.flags |= VFIO_IOMMU_PROCESS_ACCOUNTING;
+                r = hand_over(&p, &p.addr, p.backend, p.flags, c->args + 1);
+        } else if (r == 0)
+                r = test_device(&p);
         probe_done(&p);
         return r;
 }

@@ -238,6 +238,29 @@ static json_object *vf_blocker_json(const struct topology *t, const struct pci_d
         return NULL;
 }
 
+/* The text line of VF k: its JSON entry e says what keeps its group from vfio. */
+static void print_vf(int k, const char *addr, const struct pci_device *vf,
+                     const struct vf_config *cfg, json_object *e)
+{
+        json_object *blk;
+
+        printf("  vf %-3d %s %-10s group %-4s", k, addr, vf && vf->driver ? vf->driver : "-",
+               vf && vf->iommu_group >= 0 ? "" : "-");
+        if (vf && vf->iommu_group >= 0)
+                printf("\b\b\b\b%-4d", vf->iommu_group);
+        if (cfg) {
+                printf(" ");
+                print_vf_config(cfg);
+        }
+        if ((blk = json_object_object_get(e, "group_blocked_by")))
+                printf(" (group blocked by %s%s on %s)",
+                       json_object_get_boolean(json_object_object_get(blk, "is_pf")) ? "the PF "
+                                                                                     : "",
+                       json_object_get_string(json_object_object_get(blk, "address")),
+                       json_object_get_string(json_object_object_get(blk, "driver")));
+        printf("\n");
+}
+
 static int show(struct cli *c, const struct pci_addr *a)
 {
         _cleanup_free_ char *token = NULL;
@@ -292,7 +315,7 @@ static int show(struct cli *c, const struct pci_addr *a)
                 const struct pci_device *vf;
                 struct vf_config cfg;
                 bool have_cfg;
-                json_object *e = json_object_new_object(), *blk;
+                json_object *e = json_object_new_object();
                 char addr[PCI_ADDR_STRLEN];
 
                 if (sriov_vf_address(&pf, k, &vfa) < 0)
@@ -310,24 +333,8 @@ static int show(struct cli *c, const struct pci_addr *a)
                 json_object_object_add(e, "settings", have_cfg ? vf_config_json(&cfg) : NULL);
                 json_object_object_add(e, "group_blocked_by", vf_blocker_json(t, d, vf, blockers));
                 json_object_array_add(vfs, e);
-                if (c->json)
-                        continue;
-                printf("  vf %-3d %s %-10s group %-4s", k, addr,
-                       vf && vf->driver ? vf->driver : "-", vf && vf->iommu_group >= 0 ? "" : "-");
-                if (vf && vf->iommu_group >= 0)
-                        printf("\b\b\b\b%-4d", vf->iommu_group);
-                if (have_cfg) {
-                        printf(" ");
-                        print_vf_config(&cfg);
-                }
-                if ((blk = json_object_object_get(e, "group_blocked_by")))
-                        printf(" (group blocked by %s%s on %s)",
-                               json_object_get_boolean(json_object_object_get(blk, "is_pf"))
-                                       ? "the PF "
-                                       : "",
-                               json_object_get_string(json_object_object_get(blk, "address")),
-                               json_object_get_string(json_object_object_get(blk, "driver")));
-                printf("\n");
+                if (!c->json)
+                        print_vf(k, addr, vf, have_cfg ? &cfg : NULL, e);
         }
         if (!c->json) {
                 STRV_FOREACH (w, warnings)

@@ -8,12 +8,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <linux/pci_regs.h>
+
 #include "detail.h"
 #include "device.h"
 #include "iommu-internal.h"
 #include "macro.h"
-
-#define PCI_COMMAND_OFFSET 0x04
 
 struct region {
         struct vfio_region_info info;
@@ -272,7 +272,7 @@ int vfio_device_enable_command(struct vfio_device *d, uint16_t bits, char **ret_
         int q;
 
         /* Config space is little endian, as is every host vfiod runs on. */
-        q = vfio_device_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND_OFFSET, &cmd,
+        q = vfio_device_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &cmd,
                                     sizeof(cmd));
         if (q < 0)
                 return detail_errno(ret_detail, q, "%s: reading the command register: %s", d->name,
@@ -280,7 +280,7 @@ int vfio_device_enable_command(struct vfio_device *d, uint16_t bits, char **ret_
         if ((cmd & bits) == bits)
                 return 0;
         cmd |= bits;
-        q = vfio_device_region_write(d, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND_OFFSET, &cmd,
+        q = vfio_device_region_write(d, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &cmd,
                                      sizeof(cmd));
         if (q < 0)
                 return detail_errno(ret_detail, q, "%s: writing the command register: %s", d->name,

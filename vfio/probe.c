@@ -2,24 +2,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
+
+#include <linux/pci_regs.h>
 
 #include "detail.h"
 #include "device.h"
 #include "dma.h"
 #include "probe.h"
+#include "test-device.h"
 
-/* DMA completes on a QEMU timer (100 ms of virtual time) and TCG is slow: be patient. */
-#define DMA_TIMEOUT_MS 5000
-#define IRQ_TIMEOUT_MS 2000
-/* After an interrupt arrives, how long to watch for a spurious second one. */
-#define IRQ_SETTLE_MS 50
 /* How long the kernel may take to log the fault. */
 #define FAULT_LOG_MS 3000
 /* dmar_fault()'s rate limit window (DEFAULT_RATELIMIT_INTERVAL), and a little more. */
@@ -27,12 +23,9 @@
 /* The memory the stray write must not reach. */
 #define FAULT_PATTERN 0x5a
 
-#define PCI_COMMAND_MEMORY 0x2
-#define PCI_COMMAND_MASTER 0x4
-
 bool vfio_probe_can_drive(uint16_t vendor, uint16_t device)
 {
-        return vendor == EDU_VENDOR && device == EDU_DEVICE;
+        return vfio_test_driver_find(vendor, device) != NULL;
 }
 
 void vfio_probe_result_done(struct vfio_probe_result *r)
@@ -49,69 +42,16 @@ bool vfio_probe_result_blocked(const struct vfio_probe_result *r)
                r->fault_changed == 0 && r->fault_line;
 }
 
-static void sleep_ms(long ms)
-{
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Reads the eventfd's counter (which resets it) when it fires within timeout_ms. */
-static uint64_t eventfd_take(int fd, int timeout_ms)
-{
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        uint64_t n = 0;
-
-        if (poll(&p, 1, timeout_ms) <= 0 || read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-                return 0;
-        return n;
-}
-
-/* One interrupt, then a short watch for a spurious second: the count. */
-static uint64_t irq_count(int fd)
-{
-        uint64_t n = eventfd_take(fd, IRQ_TIMEOUT_MS);
-
-        if (n > 0) {
-                sleep_ms(IRQ_SETTLE_MS);
-                n += eventfd_take(fd, 0);
-        }
-        return n;
-}
-
-static bool edu_dma(volatile void *bar, uint64_t src, uint64_t dst, uint32_t cmd)
-{
-        uint64_t deadline = now_ms() + DMA_TIMEOUT_MS;
-
-        mmio_write64(bar, EDU_REG_DMA_SRC, src);
-        mmio_write64(bar, EDU_REG_DMA_DST, dst);
-        mmio_write64(bar, EDU_REG_DMA_COUNT, EDU_BUFFER_SIZE);
-        mmio_write64(bar, EDU_REG_DMA_CMD, cmd | EDU_DMA_START);
-        while (mmio_read64(bar, EDU_REG_DMA_CMD) & EDU_DMA_START) {
-                if (now_ms() > deadline)
-                        return false;
-                sleep_ms(1);
-        }
-        return true;
-}
-
-/* A DMA of edu's buffer, with its interrupt counted and acknowledged when irq_fd is
+/* A DMA of the device's buffer, with its interrupt counted and acknowledged when msi is
  * given. */
-static bool edu_dma_counted(volatile void *bar, int irq_fd, uint64_t src, uint64_t dst,
-                            uint32_t cmd, uint64_t *ret_irqs)
+static bool dma_counted(const struct vfio_test_device *t, struct irq_set *msi, uint64_t iova,
+                        bool to_ram, uint64_t *ret_irqs)
 {
-        bool done = edu_dma(bar, src, dst, cmd | (irq_fd >= 0 ? EDU_DMA_IRQ : 0));
+        bool done = t->ops->dma(t, iova, VFIO_PROBE_BYTES, to_ram, msi != NULL);
 
-        if (irq_fd >= 0) {
-                *ret_irqs = irq_count(irq_fd);
-                mmio_write32(bar, EDU_REG_IRQ_ACK, EDU_IRQ_DMA);
+        if (msi) {
+                *ret_irqs = vfio_test_irq_count(msi, 0);
+                t->ops->dma_irq_ack(t);
         }
         return done;
 }
@@ -121,17 +61,17 @@ static bool edu_dma_counted(volatile void *bar, int irq_fd, uint64_t src, uint64
 static char *find_fault(int kmsg, const struct pci_addr *a, uint64_t iova)
 {
         char dev[16], addr[24], rec[8192]; /* a whole kmsg record always fits */
-        uint64_t deadline = now_ms() + FAULT_LOG_MS;
+        uint64_t deadline = vfio_test_now_ms() + FAULT_LOG_MS;
 
         /* VT-d says "[01:00.0] fault addr 0x300000", AMD-Vi "device=01:00.0 ...
          * address=0x300000": the bus/device/function and the address are in both. */
         snprintf(dev, sizeof(dev), "%02x:%02x.%x", a->bus, a->dev, a->fn);
         snprintf(addr, sizeof(addr), "0x%" PRIx64, iova);
-        while (now_ms() < deadline) {
+        while (vfio_test_now_ms() < deadline) {
                 ssize_t n = read(kmsg, rec, sizeof(rec) - 1);
                 const char *msg;
                 if (n < 0 && errno == EAGAIN) {
-                        sleep_ms(20);
+                        vfio_test_sleep_ms(20);
                         continue;
                 }
                 if (n < 0 && errno == EPIPE) /* overwritten records: go on */
@@ -152,12 +92,6 @@ static char *find_fault(int kmsg, const struct pci_addr *a, uint64_t iova)
         return NULL;
 }
 
-static void *anon_page(size_t n)
-{
-        void *b = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return b == MAP_FAILED ? NULL : b;
-}
-
 static size_t bytes_changed(const uint8_t *p, size_t n)
 {
         size_t k = 0;
@@ -176,9 +110,9 @@ static void stop(struct vfio_probe_result *r, enum vfio_probe_stop where, char *
 
 /* The stray write: to an IOVA that was mapped (so the kernel knew it) and is no more.
  * The memory that was behind it must stay as it was. */
-static void stray_write(const struct root *root, struct vfio_iommu *m, volatile void *bar,
-                        int irq_fd, const struct pci_addr *a, uint8_t *target,
-                        struct vfio_probe_result *r)
+static void stray_write(const struct root *root, struct vfio_iommu *m,
+                        const struct vfio_test_device *t, struct irq_set *msi,
+                        const struct pci_addr *a, uint8_t *target, struct vfio_probe_result *r)
 {
         const size_t sz = VFIO_PROBE_BYTES;
         _cleanup_close_ int kmsg = -EBADF;
@@ -198,8 +132,7 @@ static void stray_write(const struct root *root, struct vfio_iommu *m, volatile 
         if (kmsg >= 0 && lseek(kmsg, 0, SEEK_END) < 0)
                 kmsg = safe_close(kmsg);
         r->kmsg = kmsg >= 0;
-        r->fault_done = edu_dma_counted(bar, irq_fd, EDU_BUFFER, VFIO_PROBE_IOVA_FAULT,
-                                        EDU_DMA_TO_RAM, &r->msi[2]);
+        r->fault_done = dma_counted(t, msi, VFIO_PROBE_IOVA_FAULT, true, &r->msi[2]);
         r->fault_changed = bytes_changed(target, sz);
         if (kmsg < 0)
                 return;
@@ -207,8 +140,8 @@ static void stray_write(const struct root *root, struct vfio_iommu *m, volatile 
         if (!r->fault_line) {
                 /* The kernel prints at most a few IOMMU faults per 5 s and drops the
                  * rest: after the window, one more try. */
-                sleep_ms(FAULT_RATELIMIT_MS);
-                if (edu_dma(bar, EDU_BUFFER, VFIO_PROBE_IOVA_FAULT, EDU_DMA_TO_RAM)) {
+                vfio_test_sleep_ms(FAULT_RATELIMIT_MS);
+                if (t->ops->dma(t, VFIO_PROBE_IOVA_FAULT, sz, true, false)) {
                         r->fault_line = find_fault(kmsg, a, VFIO_PROBE_IOVA_FAULT);
                         r->fault_retried = r->fault_line;
                 }
@@ -216,8 +149,8 @@ static void stray_write(const struct root *root, struct vfio_iommu *m, volatile 
         }
 }
 
-void vfio_probe_edu_dma(const struct root *root, struct vfio_iommu *m, volatile void *bar,
-                        int irq_fd, const struct pci_addr *a, struct vfio_probe_result *ret)
+void vfio_probe_dma(const struct root *root, struct vfio_iommu *m, const struct vfio_test_device *t,
+                    struct irq_set *msi, const struct pci_addr *a, struct vfio_probe_result *ret)
 {
         const size_t sz = VFIO_PROBE_BYTES;
         _cleanup_close_ int memfd = -EBADF;
@@ -226,9 +159,9 @@ void vfio_probe_edu_dma(const struct root *root, struct vfio_iommu *m, volatile 
         void *dst = NULL;
         int q;
 
-        *ret = (struct vfio_probe_result){.irqs = irq_fd >= 0};
-        src = anon_page(sz);
-        target = anon_page(sz);
+        *ret = (struct vfio_probe_result){.irqs = msi != NULL};
+        src = vfio_test_anon_pages(sz);
+        target = vfio_test_anon_pages(sz);
         memfd = memfd_create("vfiod-probe", MFD_CLOEXEC);
         if (!src || !target || memfd < 0 || ftruncate(memfd, 2 * (off_t)sz) < 0) {
                 (void)detail_errno(&why, -errno, "cannot allocate the test buffers: %m");
@@ -256,15 +189,13 @@ void vfio_probe_edu_dma(const struct root *root, struct vfio_iommu *m, volatile 
         }
         memset(dst, 0, sz);
 
-        ret->to_device =
-                edu_dma_counted(bar, irq_fd, VFIO_PROBE_IOVA_SRC, EDU_BUFFER, 0, &ret->msi[0]);
-        ret->to_ram = edu_dma_counted(bar, irq_fd, EDU_BUFFER, VFIO_PROBE_IOVA_DST, EDU_DMA_TO_RAM,
-                                      &ret->msi[1]);
+        ret->to_device = dma_counted(t, msi, VFIO_PROBE_IOVA_SRC, false, &ret->msi[0]);
+        ret->to_ram = dma_counted(t, msi, VFIO_PROBE_IOVA_DST, true, &ret->msi[1]);
         ret->round_trip = memcmp(src, dst, sz) == 0;
         ret->memfd_backing =
                 pread(memfd, back, sz, (off_t)sz) == (ssize_t)sz && memcmp(src, back, sz) == 0;
 
-        stray_write(root, m, bar, irq_fd, a, target, ret);
+        stray_write(root, m, t, msi, a, target, ret);
 out:
         /* Whatever of the two buffers is mapped (the range may span gaps). */
         if (vfio_dma_table(m)->n > 0)
@@ -284,9 +215,9 @@ int vfio_probe_device(const struct root *root, const struct pci_addr *a, enum vf
         _cleanup_(vfio_device_freep) struct vfio_device *d = NULL;
         _cleanup_free_ char *why = NULL;
         char name[PCI_ADDR_STRLEN];
+        char drivers[128];
         enum vfio_backend b;
-        volatile void *bar = NULL;
-        uint64_t bar_size = 0;
+        struct vfio_test_device t = {0};
         uint32_t ids = 0;
         int r;
 
@@ -310,16 +241,18 @@ int vfio_probe_device(const struct root *root, const struct pci_addr *a, enum vf
                 return detail_errno(ret_detail, r, "%s: cannot open through %s: %s", name,
                                     vfio_backend_to_string(b), why ? why : strerror(-r));
         /* Config space says what the device is, whatever sysfs said. */
-        if (vfio_device_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, 0, &ids, sizeof(ids)) < 0 ||
-            !vfio_probe_can_drive(ids & 0xffff, ids >> 16))
+        if (vfio_device_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID, &ids,
+                                    sizeof(ids)) < 0 ||
+            !(t.ops = vfio_test_driver_find(ids & 0xffff, ids >> 16)))
                 return detail_errno(ret_detail, -EOPNOTSUPP,
                                     "%s (%04x:%04x) has no DMA engine the probe can drive "
-                                    "(only QEMU's edu, %04x:%04x)",
-                                    name, ids & 0xffff, ids >> 16, EDU_VENDOR, EDU_DEVICE);
+                                    "(only %s)",
+                                    name, ids & 0xffff, ids >> 16,
+                                    vfio_test_drivers_describe(drivers, sizeof(drivers)));
         free(why);
         why = NULL;
-        r = vfio_device_map_region(d, VFIO_PCI_BAR0_REGION_INDEX, &bar, &bar_size, &why);
-        if (r >= 0 && bar_size < EDU_BAR_MIN)
+        r = vfio_device_map_region(d, VFIO_PCI_BAR0_REGION_INDEX, &t.bar, &t.bar_size, &why);
+        if (r >= 0 && t.bar_size < t.ops->bar_min)
                 r = -ERANGE;
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot map BAR0: %s", name,
@@ -328,7 +261,7 @@ int vfio_probe_device(const struct root *root, const struct pci_addr *a, enum vf
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot enable bus mastering: %s", name,
                                     why ? why : strerror(-r));
-        vfio_probe_edu_dma(root, m, bar, -1, a, ret);
+        vfio_probe_dma(root, m, &t, NULL, a, ret);
         if (ret_backend)
                 *ret_backend = b;
         return 0;

@@ -6,8 +6,8 @@
  * and back (which shows that its DMA engine and the mappings work), then writes to an
  * IOVA that was mapped and unmapped again: the memory that was behind it must stay as it
  * was, and the kernel must log the IOMMU's fault naming the device and the address. A
- * probe needs a DMA engine it knows how to drive: QEMU's edu test device (1234:11e8,
- * docs/specs/edu.rst in QEMU). Errors are -errno with a one-line detail. */
+ * probe needs a DMA engine it knows how to drive: a test device (test-device.h; QEMU's
+ * edu first). Errors are -errno with a one-line detail. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,50 +15,15 @@
 
 #include "iommu.h"
 
-/* edu: a 4 KiB DMA engine and interrupt source behind BAR0. */
-#define EDU_VENDOR        0x1234
-#define EDU_DEVICE        0x11e8
-#define EDU_REG_ID        0x00
-#define EDU_REG_LIVENESS  0x04
-#define EDU_REG_IRQ_RAISE 0x60
-#define EDU_REG_IRQ_ACK   0x64
-#define EDU_REG_DMA_SRC   0x80
-#define EDU_REG_DMA_DST   0x88
-#define EDU_REG_DMA_COUNT 0x90
-#define EDU_REG_DMA_CMD   0x98
-#define EDU_DMA_START     0x1
-#define EDU_DMA_TO_RAM    0x2
-#define EDU_DMA_IRQ       0x4
-#define EDU_IRQ_DMA       0x100
-#define EDU_BUFFER        0x40000
-#define EDU_BUFFER_SIZE   4096
-#define EDU_BAR_MIN       0x100
-
 /* The probe's IOVAs: below edu's 28-bit DMA mask, apart from each other. */
 #define VFIO_PROBE_IOVA_SRC   0x100000
 #define VFIO_PROBE_IOVA_DST   0x200000
 #define VFIO_PROBE_IOVA_FAULT 0x300000
-#define VFIO_PROBE_BYTES      EDU_BUFFER_SIZE
+/* What each DMA moves: one page, which every test device's buffer holds. */
+#define VFIO_PROBE_BYTES 4096
 
-static inline uint32_t mmio_read32(volatile void *bar, size_t off)
-{
-        return *(volatile uint32_t *)((volatile char *)bar + off);
-}
-
-static inline void mmio_write32(volatile void *bar, size_t off, uint32_t v)
-{
-        *(volatile uint32_t *)((volatile char *)bar + off) = v;
-}
-
-static inline uint64_t mmio_read64(volatile void *bar, size_t off)
-{
-        return *(volatile uint64_t *)((volatile char *)bar + off);
-}
-
-static inline void mmio_write64(volatile void *bar, size_t off, uint64_t v)
-{
-        *(volatile uint64_t *)((volatile char *)bar + off) = v;
-}
+struct irq_set;
+struct vfio_test_device;
 
 /* Whether the probe can drive a device with these ids. */
 bool vfio_probe_can_drive(uint16_t vendor, uint16_t device);
@@ -93,17 +58,17 @@ void vfio_probe_result_done(struct vfio_probe_result *r);
  * logged the fault. */
 bool vfio_probe_result_blocked(const struct vfio_probe_result *r);
 
-/* Runs the probe's DMA on an edu already opened into m (which must translate: not the
- * no-IOMMU backend), with BAR0 mapped at bar and memory decoding and bus mastering on.
- * irq_fd is the eventfd of its MSI vector 0 (each DMA then raises an interrupt, and they
- * are counted), or -1. a names the device in the kernel's fault report; the kernel log
- * is read from dev/kmsg below root. Whatever happens is in *ret. */
-void vfio_probe_edu_dma(const struct root *root, struct vfio_iommu *m, volatile void *bar,
-                        int irq_fd, const struct pci_addr *a, struct vfio_probe_result *ret);
+/* Runs the probe's DMA on a test device t already opened into m (which must translate:
+ * not the no-IOMMU backend) and set up for driving. msi is the device's enabled MSI
+ * (each DMA then raises an interrupt on vector 0, and they are counted), or NULL. a
+ * names the device in the kernel's fault report; the kernel log is read from dev/kmsg
+ * below root. Whatever happens is in *ret. */
+void vfio_probe_dma(const struct root *root, struct vfio_iommu *m, const struct vfio_test_device *t,
+                    struct irq_set *msi, const struct pci_addr *a, struct vfio_probe_result *ret);
 
 /* The whole probe on device a, which must be bound to a vfio driver: opens it through
- * backend want (or the automatic choice for _VFIO_BACKEND_INVALID), checks that it is an
- * edu, maps BAR0, turns on bus mastering, runs vfio_probe_edu_dma() without interrupts
+ * backend want (or the automatic choice for _VFIO_BACKEND_INVALID), checks that it is a
+ * test device, maps BAR0, turns on bus mastering, runs vfio_probe_dma() without interrupts
  * and closes it again. *ret_backend is the backend used. -ENODEV: no such device;
  * -EMEDIUMTYPE: not on a vfio driver; -EOPNOTSUPP: a device the probe cannot drive;
  * -EPERM: a no-IOMMU group, where the stray write would land in physical memory, so it
