@@ -28,8 +28,8 @@ rounds=4000
 limit=${VFIOD_BENCH_MAX_RATIO:-2}
 while (($#)); do
 	case $1 in
-	--build) build=$2 shift 2 ;;
-	--rounds) rounds=$2 shift 2 ;;
+	--build) build=$2; shift 2 ;;
+	--rounds) rounds=$2; shift 2 ;;
 	*)
 		echo "usage: $0 [--build DIR] [--rounds N]" >&2
 		exit 2

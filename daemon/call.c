@@ -182,15 +182,32 @@ int refuse_bridge(struct conn *c, const struct topology *t, const struct pci_add
         return 1;
 }
 
+/* Whether the modules in want are there. Once seen they are taken to stay until the
+ * topology is dropped, so that an Acquire checks nothing in sysfs: a module in use cannot
+ * be removed, and one removed while unused fails the open that needs it, with the
+ * kernel's error, until the next rescan. */
+bool modules_present(struct server *s, unsigned want)
+{
+        if ((s->modules_present & want) == want)
+                return true;
+        if (vfio_modules_check(s->root, want, NULL) < 0)
+                return false;
+        s->modules_present |= want;
+        return true;
+}
+
 /* Loads the kernel modules an operation needs that are absent (vfio_modules_need()),
  * logging each one loaded. */
 int modules_need(struct server *s, unsigned want, char **ret_detail)
 {
+        if (modules_present(s, want))
+                return 0;
         _cleanup_(strv_freep) char **loaded = NULL;
         int r = vfio_modules_need(s->root, want, &loaded, ret_detail);
 
         if (r < 0)
                 return r;
+        s->modules_present |= want;
         STRV_FOREACH (m, loaded)
                 log_msg(LOG_INFO, "loaded kernel module %s", *m);
         if (loaded)

@@ -77,6 +77,7 @@ int busy(struct conn *c, const char *address, const char *fmt, ...) _printf_(3, 
 int lease_busy(struct conn *c, const char *address, const struct lease *l);
 int devices_taken(struct conn *c, const struct pci_addr *a, size_t n);
 int refuse_bridge(struct conn *c, const struct topology *t, const struct pci_addr *a);
+bool modules_present(struct server *s, unsigned want);
 int modules_need(struct server *s, unsigned want, char **ret_detail);
 int open_journal(struct server *s, struct journal **ret);
 int call_job(struct conn *c, const char *operation, const struct pci_addr *devices,

@@ -582,7 +582,7 @@ static int acquire_start(struct conn *c, struct acquire **ap)
         unsigned modules = b >= 0 ? vfio_modules_for_backend(b) : 0;
         _cleanup_free_ char *why = NULL;
         int r;
-        if (!a->need_bind && vfio_modules_check(s->root, modules, NULL) == 0) {
+        if (!a->need_bind && modules_present(s, modules)) {
                 acquire_finish(c, a);
                 return 0;
         }

@@ -986,6 +986,7 @@ void server_invalidate(struct server *s)
         s->nodes = NULL;
         s->n_nodes = 0;
         s->have_iommufd = -1;
+        s->modules_present = 0;
 }
 
 void conn_set_monitor(struct conn *c, bool on)

@@ -143,8 +143,9 @@ struct server {
         /* Each device's VFIO nodes as last looked up, dropped with the topology. */
         struct vfio_nodes *nodes;
         size_t n_nodes;
-        int have_iommufd; /* /dev/iommu exists: -1 unknown, 0, 1 */
-        int dev_char_fd;  /* sys/dev/char below the root, opened on first use */
+        int have_iommufd;         /* /dev/iommu exists: -1 unknown, 0, 1 */
+        unsigned modules_present; /* VFIO_MODULE_BIT()s seen there, dropped with the topology */
+        int dev_char_fd;          /* sys/dev/char below the root, opened on first use */
         /* Open files of the cdev nodes handed out (kept through a topology rescan). */
         struct cdev_watches cdev_watches;
         /* Devices to restore that a dead iommufd holder's files still held when its
