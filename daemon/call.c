@@ -226,6 +226,8 @@ int call_job(struct conn *c, const char *operation, const struct pci_addr *devic
              size_t n_devices, job_work_fn work, job_done_fn done, void *data,
              void (*free_data)(void *data))
 {
+        /* Out of the CDI spec before the kernel changes anything. */
+        cdi_export_now(c->server, devices, n_devices);
         int r = job_start(c->server,
                           &(struct job_spec){.operation = operation,
                                              .devices = devices,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "job.h"
+#include "cdi-export.h"
 #include "json-text.h"
 #include "macro.h"
 #include "server.h"
@@ -220,6 +221,7 @@ static int on_job_exit(sd_event_source *src, int fd, uint32_t revents, void *use
                 job_broadcast(s, "operation-done", j);
         if (j->done)
                 j->done(s, j, res.r, why);
+        cdi_export_changed(s); /* its devices are free again */
         job_unpark(j);
         job_free(j);
         if (s->stopping && !s->jobs)

@@ -82,6 +82,7 @@ static void lease_finish(struct server *s, struct lease *l)
                         strerror(-r));
         server_broadcast(s, l->end_kind, NULL, l->id);
         lease_destroy(l);
+        cdi_export_changed(s); /* a pooled device is offered again */
 }
 
 static void restore_job_done(struct server *s, struct job *j, int r, const char *why)
@@ -122,6 +123,7 @@ struct job *restore_start(struct server *s, uint64_t lease, const struct pci_add
                 snprintf(rj->what, sizeof(rj->what), "lease %" PRIu64, lease);
         else
                 snprintf(rj->what, sizeof(rj->what), "acquire rollback");
+        cdi_export_now(s, a, n);
         struct job *j;
         int r = job_start(s,
                           &(struct job_spec){.operation = "restore",

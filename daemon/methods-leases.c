@@ -459,6 +459,8 @@ static int acquire_commit(struct conn *c, struct acquire *a)
                 goto undo;
         a->leased = true;
         l->holder = TAKE_PTR(a->h);
+        /* Out of the CDI spec before its fds leave. */
+        cdi_export_now(s, NULL, 0);
         return 0;
 
 undo:

@@ -987,6 +987,7 @@ void server_invalidate(struct server *s)
         s->n_nodes = 0;
         s->have_iommufd = -1;
         s->modules_present = 0;
+        cdi_export_changed(s);
 }
 
 void conn_set_monitor(struct conn *c, bool on)
@@ -1302,6 +1303,7 @@ struct server *server_free(struct server *s)
         if (!s)
                 return NULL;
         jobs_free(s);
+        cdi_export_done(s);
         sd_event_source_disable_unref(s->stop_timer);
         while (s->conns)
                 conn_free(s->conns);
@@ -1385,5 +1387,6 @@ int server_start(struct server *s)
         r = setup_udev(s);
         if (r < 0)
                 return r;
+        cdi_export_start(s);
         return setup_sockets(s);
 }

@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "cdev-watch.h"
+#include "cdi-export.h"
 #include "job.h"
 #include "json-text.h"
 #include "lease.h"
@@ -39,6 +40,8 @@ struct server_config {
         size_t max_output;          /* the same for all connections together; 0: no limit */
         uint64_t operation_timeout_usec; /* a kernel operation is reported late after it */
         uint64_t stop_timeout_usec;      /* a stop waits this long for operations to finish */
+        const char *pools_path;          /* the exported pools (cdi-export.h) */
+        const char *cdi_dir;             /* where their CDI spec is kept; NULL: nowhere */
         int verbose;
 };
 
@@ -143,6 +146,7 @@ struct server {
         /* Each device's VFIO nodes as last looked up, dropped with the topology. */
         struct vfio_nodes *nodes;
         size_t n_nodes;
+        struct cdi_export cdi;
         int have_iommufd;         /* /dev/iommu exists: -1 unknown, 0, 1 */
         unsigned modules_present; /* VFIO_MODULE_BIT()s seen there, dropped with the topology */
         int dev_char_fd;          /* sys/dev/char below the root, opened on first use */

@@ -49,6 +49,11 @@ static void help(void)
                "                            answered OperationPending; it goes on (default 10)\n"
                "  --stop-timeout SECONDS    on SIGTERM, wait this long for running operations,\n"
                "                            then exit and leave them to finish (default 3)\n"
+               "  --cdi-dir DIR             keep the CDI spec of the exported pools in DIR\n"
+               "                            (/var/run/cdi for podman, CRI-O, containerd), a\n"
+               "                            device taken out before it changes hands (default:\n"
+               "                            no spec)\n"
+               "  --pools FILE              the exported pools (default /etc/vfiod/pools.json)\n"
                "  -v, --verbose             log each call\n"
                "  -h, --help, --version\n"
                "\n"
@@ -119,6 +124,8 @@ int main(int argc, char **argv)
                 ARG_MAX_OUTPUT,
                 ARG_OPERATION_TIMEOUT,
                 ARG_STOP_TIMEOUT,
+                ARG_CDI_DIR,
+                ARG_POOLS,
                 ARG_VERSION,
         };
         static const struct option options[] = {
@@ -138,6 +145,8 @@ int main(int argc, char **argv)
                 {"max-output", required_argument, NULL, ARG_MAX_OUTPUT},
                 {"operation-timeout", required_argument, NULL, ARG_OPERATION_TIMEOUT},
                 {"stop-timeout", required_argument, NULL, ARG_STOP_TIMEOUT},
+                {"cdi-dir", required_argument, NULL, ARG_CDI_DIR},
+                {"pools", required_argument, NULL, ARG_POOLS},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
@@ -160,6 +169,7 @@ int main(int argc, char **argv)
                 .max_output = SERVER_OUTPUT_MAX,
                 .operation_timeout_usec = SERVER_OPERATION_TIMEOUT_USEC,
                 .stop_timeout_usec = SERVER_STOP_TIMEOUT_USEC,
+                .pools_path = "/etc/vfiod/pools.json",
         };
         int c;
         uint64_t v;
@@ -242,6 +252,12 @@ int main(int argc, char **argv)
                         if (parse_unsigned(optarg, "--stop-timeout", 300, &v) < 0)
                                 return 2;
                         cfg.stop_timeout_usec = v * 1000000u;
+                        break;
+                case ARG_CDI_DIR:
+                        cfg.cdi_dir = optarg;
+                        break;
+                case ARG_POOLS:
+                        cfg.pools_path = optarg;
                         break;
                 case 'v':
                         cfg.verbose++;

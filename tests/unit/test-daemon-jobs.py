@@ -15,6 +15,11 @@ the test opens the other end (a stand-in for the kernel returning).
 - The next daemon serves at once; once the "kernel" returns, the old workers finish, and
   the new one ends the lease that was left: its record goes, and the device's journal
   entry with the restore.
+- With --cdi-dir, the CDI spec of the exported pool leaves out a device before anything
+  happens to it: the device being unbound from the moment the unbind starts, the leased
+  ones from before their fds leave; a pooled device is back in it within 1 s of its
+  lease's end. A spec directory that is a symbolic link and a pool file that does not
+  parse are logged, and the daemon serves all the same.
 
 usage: test-daemon-jobs.py VFIOD MKFIXTURE TREE_DESCRIPTION
 """
@@ -225,6 +230,44 @@ def wait_for(pred, timeout):
     return pred()
 
 
+def spec_names(cdi):
+    """The devices of the CDI spec in cdi, or None when there is none."""
+    try:
+        with open(os.path.join(cdi, "vfiod.io-pci.json")) as f:
+            return sorted(x["name"] for x in json.load(f)["devices"])
+    except FileNotFoundError:
+        return None
+
+
+def bad_exports(vfiod, root, tmp):
+    """A spec directory that is a symbolic link, a pool file that does not parse: an
+    error each in the log, and the daemon serves."""
+    os.symlink(os.path.join(tmp, "cdi"), os.path.join(tmp, "cdi-link"))
+    with open(os.path.join(tmp, "bad-pools.json"), "w") as f:
+        f.write('{"pools": [')
+    for what, args, says in [
+            ("a spec directory that is a symbolic link",
+             ("--cdi-dir", os.path.join(tmp, "cdi-link")), "symbolic link"),
+            ("a pool file that does not parse",
+             ("--cdi-dir", os.path.join(tmp, "cdi-bad"),
+              "--pools", os.path.join(tmp, "bad-pools.json")), "bad-pools.json")]:
+        for path in (os.path.join(tmp, "io.vfiod"), os.path.join(tmp, "io.vfiod.admin")):
+            if os.path.exists(path):
+                os.unlink(path)
+        d = Daemon(vfiod, root, tmp, "--pools", os.path.join(tmp, "pools.json"), *args)
+        try:
+            g = call(d.sock, "org.varlink.service.GetInfo") if serving(d) else None
+            out = d.output()
+            check(g and "error" not in g, f"{what}: the daemon serves", out[-500:])
+            line = [x for x in out.splitlines() if x.startswith("<3>") and says in x]
+            print(f"# {line[0] if line else 'nothing logged'}")
+            check(line, "... and says why in its log", out[-500:])
+            check(not os.path.exists(os.path.join(tmp, "cdi-bad")),
+                  "... and writes no spec anywhere else")
+        finally:
+            d.stop()
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
@@ -246,10 +289,18 @@ def main():
                  "on_release": "restore"},
                 {"users": ["root"], "operations": ["acquire"], "devices": [POOLED],
                  "on_release": "pool"}]}, f)
-        args = ("--operation-timeout", "1", "--stop-timeout", "2", "--request-rate", "0", "-v")
+        cdi = os.path.join(tmp, "cdi")
+        with open(os.path.join(tmp, "pools.json"), "w") as f:
+            json.dump({"cdi_kind": "vfiod.io/pci", "pools": [{"name": "all", "devices": DEVICES}]},
+                      f)
+        args = ("--operation-timeout", "1", "--stop-timeout", "2", "--request-rate", "0", "-v",
+                "--cdi-dir", cdi, "--pools", os.path.join(tmp, "pools.json"))
         d = Daemon(vfiod, root, tmp, *args)
         daemons.append(d)
         check(serving(d), "the daemon serves")
+        # (None while the journal's recovery at start keeps every device busy.)
+        check(wait_for(lambda: spec_names(cdi) == DEVICES, 2),
+              "the CDI spec offers the pool's 5 devices", spec_names(cdi))
 
         mon = connect(d.admin)
         send(mon, {"method": "io.vfiod.Monitor", "parameters": {}, "more": True})
@@ -272,6 +323,9 @@ def main():
         check(error_of(reply) == "io.vfiod.OperationPending" and 0.9 <= took < 3,
               f"the blocked Unbind is answered OperationPending after --operation-timeout "
               f"({took:.2f} s)", reply)
+        check(spec_names(cdi) == DEVICES[1:],
+              "the device being unbound left the CDI spec before its unbind began",
+              spec_names(cdi))
         check("unbind in progress since" in reply.get("parameters", {}).get("reason", ""),
               "... saying what and since when", reply)
         show = call(d.admin, "io.vfiod.ShowDevice", {"address": UNBOUND})
@@ -288,6 +342,8 @@ def main():
         hp2, r2 = holder(d.sock, POOLED)
         check("lease" in r1.get("parameters", {}) and "lease" in r2.get("parameters", {}),
               "two holders take their leases", (r1, r2))
+        check(spec_names(cdi) == DEVICES[3:], "the leased devices left the CDI spec first",
+              spec_names(cdi))
         lease1 = r1.get("parameters", {}).get("lease")
         lease2 = r2.get("parameters", {}).get("lease")
         os.kill(hp1, 9)
@@ -299,6 +355,9 @@ def main():
         gone = wait_for(lambda: all(x["id"] != lease2 for x in leases(d)), 1)
         check(gone, f"the pool lease ends {time.time() - t1:.2f} s after its holder's death "
               "(under 1 s)")
+        back = wait_for(lambda: POOLED in (spec_names(cdi) or []), 1)
+        check(back, f"the pooled device is back in the CDI spec {time.time() - t1:.2f} s after "
+              "its holder's death (under 1 s)", spec_names(cdi))
         mine = [x for x in leases(d) if x["id"] == lease1]
         pend = mine[0].get("pending", []) if mine else []
         check(mine and mine[0].get("state") == "ending" and pend and
@@ -364,8 +423,12 @@ def main():
         check(not os.path.exists(os.path.join(root, f"var/lib/vfiod/journal/{RESTORED}.json")),
               "the dead holder's device was restored: its journal entry is gone")
         check("restore failed" not in d2.output(), "... with no failure logged")
+        check(wait_for(lambda: spec_names(cdi) == [POOLED] + DEVICES[3:], 1),
+              "the unbound and restored devices stay out of the CDI spec, the pooled one in it",
+              spec_names(cdi))
         rc = d2.stop()
         check(rc == 0, "the next daemon exits 0 on SIGTERM")
+        bad_exports(vfiod, root, tmp)
         if td.failures:
             for x in (d, d2):
                 x.log.seek(0)
