@@ -119,10 +119,13 @@ const struct vfio_nodes *device_nodes(struct server *s, const struct pci_addr *a
         return n;
 }
 
-/* No count of the files of vfioN (a's cdev): the node is watched first, then every
- * process's open files are searched (which sees a cdev that is open and not bound), and
- * the count begins when none is found. Returns the search's answer: 1 open (by the
- * process in *ret_pid), 0 not, or -errno. */
+/* Whether device a's cdev node (/dev/vfio/devices/vfio<cdev>) is open anywhere, for a
+ * node whose open files the daemon does not count yet (cdev-watch.h). Every process's
+ * open files are searched, which also finds a cdev opened but not yet bound to an
+ * iommufd. The node's watch is added before the search, so that a close during the
+ * search is not missed; when the search finds the node closed, the count starts from
+ * zero there. Returns 1 when it is open (by the process in *ret_pid, 0 when unknown), 0
+ * when it is not, or -errno. */
 static int search_and_count(struct server *s, int cdev, const struct pci_addr *a, int *ret_pid)
 {
         bool uncounted = false;
