@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "archive-dlopen.h"
+#include "detail.h"
+#include "fd-util.h"
 #include "macro.h"
 #include "snapshot.h"
 #include "strv.h"
@@ -43,21 +45,6 @@ void snapshot_stats_done(struct snapshot_stats *s)
         strv_free(s->warnings);
         s->warnings = NULL;
         s->n_warnings = 0;
-}
-
-static int set_detail(char **ret_detail, const char *fmt, ...) _printf_(2, 3);
-static int set_detail(char **ret_detail, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!ret_detail)
-                return 0;
-        free(*ret_detail);
-        va_start(ap, fmt);
-        if (vasprintf(ret_detail, fmt, ap) < 0)
-                *ret_detail = NULL;
-        va_end(ap);
-        return 0;
 }
 
 static void entries_free(struct entry *e, size_t n)
@@ -207,20 +194,17 @@ typedef int (*link_fn)(struct capture *c, const char *resolved, const char *name
  * itself so that an empty one survives, and fn on each link's target. */
 static int capture_links_in(struct capture *c, const char *dir, const char *prefix, link_fn fn)
 {
-        _cleanup_close_ int fd = root_openat(c->root, dir, O_RDONLY | O_DIRECTORY);
-        DIR *d;
-        int r;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = root_opendir(c->root, dir, &d);
 
-        if (fd < 0)
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 return 0;
         r = capture_push(c, 'd', dir, NULL, 0);
         if (r < 0)
                 return r;
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        FOREACH_DIRENT (de, d) {
                 _cleanup_free_ char *resolved = NULL;
 
                 if (de->d_name[0] == '.' ||
@@ -231,29 +215,29 @@ static int capture_links_in(struct capture *c, const char *dir, const char *pref
                 r = capture_link(c, dir, de->d_name, fn ? &resolved : NULL);
                 if (r >= 0 && fn && resolved)
                         r = fn(c, resolved, de->d_name);
+                if (r < 0)
+                        return r;
         }
-        closedir(d);
-        return r;
+        return 0;
 }
 
 /* Every regular file in dir (module parameters). */
 static int capture_files_in(struct capture *c, const char *dir)
 {
-        _cleanup_close_ int fd = root_openat(c->root, dir, O_RDONLY | O_DIRECTORY);
-        DIR *d;
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = root_opendir(c->root, dir, &d);
 
-        if (fd < 0)
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 return 0;
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));)
-                if (de->d_name[0] != '.' && (de->d_type == DT_REG || de->d_type == DT_UNKNOWN))
+        FOREACH_DIRENT (de, d)
+                if (de->d_name[0] != '.' && (de->d_type == DT_REG || de->d_type == DT_UNKNOWN)) {
                         r = capture_filef(c, "%s/%s", dir, de->d_name);
-        closedir(d);
-        return r;
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
 }
 
 /* What the topology scan and the audit read of each PCI function. */
@@ -285,14 +269,14 @@ static int capture_device(struct capture *c, const char *dir, const char *name)
                 r = capture_dir(c, driver);
         if (r >= 0) {
                 /* The VF links, without a directory entry of their own. */
-                _cleanup_close_ int fd = root_openat(c->root, dir, O_RDONLY | O_DIRECTORY);
-                DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-                if (d) {
-                        fd = -EBADF;
-                        for (struct dirent *de; r >= 0 && (de = readdir(d));)
-                                if (strncmp(de->d_name, "virtfn", 6) == 0)
+                _cleanup_closedir_ DIR *d = NULL;
+                if (root_opendir(c->root, dir, &d) >= 0) {
+                        FOREACH_DIRENT (de, d)
+                                if (strncmp(de->d_name, "virtfn", 6) == 0) {
                                         r = capture_link(c, dir, de->d_name, NULL);
-                        closedir(d);
+                                        if (r < 0)
+                                                break;
+                                }
                 }
         }
         return r;
@@ -340,19 +324,17 @@ static int capture_thunderbolt(struct capture *c, const char *dir, const char *n
 
 static int capture_groups(struct capture *c)
 {
-        _cleanup_close_ int fd =
-                root_openat(c->root, "sys/kernel/iommu_groups", O_RDONLY | O_DIRECTORY);
-        DIR *d;
-        int r;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = root_opendir(c->root, "sys/kernel/iommu_groups", &d);
 
-        if (fd < 0)
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 return 0;
         r = capture_push(c, 'd', "sys/kernel/iommu_groups", NULL, 0);
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        if (r < 0)
+                return r;
+        FOREACH_DIRENT (de, d) {
                 _cleanup_free_ char *devices = NULL;
 
                 if (!str_is_decimal(de->d_name))
@@ -363,9 +345,10 @@ static int capture_groups(struct capture *c)
                         r = -ENOMEM;
                 if (r >= 0)
                         r = capture_links_in(c, devices, NULL, NULL);
+                if (r < 0)
+                        return r;
         }
-        closedir(d);
-        return r;
+        return 0;
 }
 
 /* vfio's safety switches and their neighbours. */
@@ -550,9 +533,9 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
         if (r < 0)
                 goto out;
         if (c.n == 0) {
-                set_detail(ret_detail, "%s holds none of the files a snapshot takes (sys/, proc/)",
-                           root->path);
-                r = -ENOENT;
+                r = detail_errno(ret_detail, -ENOENT,
+                                 "%s holds none of the files a snapshot takes (sys/, proc/)",
+                                 root->path);
                 goto out;
         }
         entries_sort_unique(&c);
@@ -578,8 +561,8 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
         }
         if (fd < 0) {
                 r = negative_errno();
-                set_detail(ret_detail, "cannot create %s: %s", to_stdout ? "output" : out_path,
-                           strerror(-r));
+                detail_errno(ret_detail, r, "cannot create %s: %s", to_stdout ? "output" : out_path,
+                             strerror(-r));
                 free(tmp);
                 tmp = NULL;
                 goto out;
@@ -597,8 +580,8 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
         else if (!to_stdout && has_suffix(out_path, ".zst"))
                 sym_archive_write_add_filter_zstd(a);
         if (sym_archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-                set_detail(ret_detail, "cannot start the archive: %s", sym_archive_error_string(a));
-                r = -EIO;
+                r = detail_errno(ret_detail, -EIO, "cannot start the archive: %s",
+                                 sym_archive_error_string(a));
                 goto out;
         }
         /* The manifest first: a truncated archive still says what it should have held. */
@@ -608,15 +591,15 @@ int snapshot_write(const struct root *root, const char *out_path, struct snapsho
         if (r >= 0 && sym_archive_write_close(a) != ARCHIVE_OK)
                 r = -EIO;
         if (r < 0) {
-                set_detail(ret_detail, "cannot write %s: %s", to_stdout ? "the archive" : out_path,
-                           sym_archive_error_string(a) ? sym_archive_error_string(a)
-                                                       : strerror(-r));
+                detail_errno(
+                        ret_detail, r, "cannot write %s: %s", to_stdout ? "the archive" : out_path,
+                        sym_archive_error_string(a) ? sym_archive_error_string(a) : strerror(-r));
                 goto out;
         }
         if (!to_stdout) {
                 if (fsync(fd) < 0 || rename(tmp, out_path) < 0) {
                         r = negative_errno();
-                        set_detail(ret_detail, "cannot write %s: %s", out_path, strerror(-r));
+                        detail_errno(ret_detail, r, "cannot write %s: %s", out_path, strerror(-r));
                         goto out;
                 }
                 free(tmp);
@@ -639,56 +622,12 @@ out:
 
 /* --- Reading ---------------------------------------------------------------------- */
 
-static int rm_rf_children(int dirfd)
-{
-        int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        DIR *d;
-        int r = 0;
-
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -ENOMEM;
-        }
-        for (struct dirent *de; (de = readdir(d));) {
-                struct stat st;
-
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        continue;
-                if (S_ISDIR(st.st_mode)) {
-                        _cleanup_close_ int sub = openat(
-                                dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (sub >= 0)
-                                (void)rm_rf_children(sub);
-                        if (unlinkat(dirfd, de->d_name, AT_REMOVEDIR) < 0 && r == 0)
-                                r = negative_errno();
-                } else if (unlinkat(dirfd, de->d_name, 0) < 0 && r == 0)
-                        r = negative_errno();
-        }
-        closedir(d);
-        return r;
-}
-
-static int rm_rf(const char *path)
-{
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-        if (fd < 0)
-                return negative_errno();
-        (void)rm_rf_children(fd);
-        return rmdir(path) < 0 ? negative_errno() : 0;
-}
-
 struct snapshot *snapshot_free(struct snapshot *s)
 {
         if (!s)
                 return NULL;
         if (s->temporary && s->dir)
-                (void)rm_rf(s->dir);
+                (void)rm_rf_at(AT_FDCWD, s->dir);
         free(s->path);
         free(s->dir);
         free(s->created);
@@ -733,28 +672,26 @@ static int extract_member(struct archive *a, struct archive_entry *e, const stru
         mode_t type = sym_archive_entry_filetype(e);
 
         if (sym_archive_entry_hardlink(e)) {
-                set_detail(ret_detail, "member %s is a hard link, which snapshots never hold",
-                           name);
-                return -EBADMSG;
+                return detail_errno(ret_detail, -EBADMSG,
+                                    "member %s is a hard link, which snapshots never hold", name);
         }
         if (type == AE_IFDIR) {
                 int fd = root_mkdir_p(r, name);
                 if (fd < 0) {
-                        set_detail(ret_detail, "cannot create directory %s: %s", name,
-                                   strerror(-fd));
-                        return fd;
+                        return detail_errno(ret_detail, fd, "cannot create directory %s: %s", name,
+                                            strerror(-fd));
                 }
                 close(fd);
                 return 0;
         }
         if (type != AE_IFREG && type != AE_IFLNK) {
-                set_detail(ret_detail, "member %s is neither a file, a directory nor a link", name);
-                return -EBADMSG;
+                return detail_errno(ret_detail, -EBADMSG,
+                                    "member %s is neither a file, a directory nor a link", name);
         }
         k = parent_of(r, name, &dfd, &own, &base);
         if (k < 0) {
-                set_detail(ret_detail, "cannot create the directory of %s: %s", name, strerror(-k));
-                return k;
+                return detail_errno(ret_detail, k, "cannot create the directory of %s: %s", name,
+                                    strerror(-k));
         }
         if (type == AE_IFLNK) {
                 const char *target = sym_archive_entry_symlink(e);
@@ -767,8 +704,8 @@ static int extract_member(struct archive *a, struct archive_entry *e, const stru
 
                 if (size < 0 || (uint64_t)size > SNAPSHOT_MAX_FILE ||
                     *total + (uint64_t)size > SNAPSHOT_MAX_TOTAL) {
-                        set_detail(ret_detail, "member %s is too large for a snapshot", name);
-                        k = -EFBIG;
+                        k = detail_errno(ret_detail, -EFBIG,
+                                         "member %s is too large for a snapshot", name);
                         goto done;
                 }
                 *total += (size_t)size;
@@ -782,9 +719,9 @@ static int extract_member(struct archive *a, struct archive_entry *e, const stru
                         if (n == 0)
                                 break;
                         if (n < 0) {
-                                set_detail(ret_detail, "damaged or truncated at %s: %s", name,
-                                           sym_archive_error_string(a));
-                                k = -EBADMSG;
+                                k = detail_errno(ret_detail, -EBADMSG,
+                                                 "damaged or truncated at %s: %s", name,
+                                                 sym_archive_error_string(a));
                                 goto done;
                         }
                         for (la_ssize_t off = 0; off < n;) {
@@ -799,9 +736,9 @@ static int extract_member(struct archive *a, struct archive_entry *e, const stru
         }
 done:
         if (k == -EEXIST)
-                set_detail(ret_detail, "member %s appears twice", name);
+                detail_errno(ret_detail, k, "member %s appears twice", name);
         else if (k < 0 && k != -EBADMSG && k != -EFBIG)
-                set_detail(ret_detail, "cannot extract %s: %s", name, strerror(-k));
+                detail_errno(ret_detail, k, "cannot extract %s: %s", name, strerror(-k));
         if (own)
                 close(dfd);
         return k == -EEXIST ? -EBADMSG : k;
@@ -827,13 +764,12 @@ static int extract(const char *archive_path, const char *dir, size_t *ret_member
         sym_archive_read_support_format_tar(a);
         k = root_open(dir, &r);
         if (k < 0) {
-                set_detail(ret_detail, "cannot open %s: %s", dir, strerror(-k));
+                detail_errno(ret_detail, k, "cannot open %s: %s", dir, strerror(-k));
                 goto out;
         }
         if (sym_archive_read_open_filename(a, archive_path, 64 * 1024) != ARCHIVE_OK) {
-                set_detail(ret_detail, "not a readable tar archive: %s",
-                           sym_archive_error_string(a));
-                k = -EBADMSG;
+                k = detail_errno(ret_detail, -EBADMSG, "not a readable tar archive: %s",
+                                 sym_archive_error_string(a));
                 goto out;
         }
         for (;;) {
@@ -843,14 +779,14 @@ static int extract(const char *archive_path, const char *dir, size_t *ret_member
                 if (k == ARCHIVE_EOF)
                         break;
                 if (k < ARCHIVE_WARN) {
-                        set_detail(ret_detail, "damaged or truncated archive after %zu members: %s",
-                                   n, sym_archive_error_string(a));
-                        k = -EBADMSG;
+                        k = detail_errno(ret_detail, -EBADMSG,
+                                         "damaged or truncated archive after %zu members: %s", n,
+                                         sym_archive_error_string(a));
                         goto out;
                 }
                 if (++n > SNAPSHOT_MAX_ENTRIES) {
-                        set_detail(ret_detail, "more than %u members", SNAPSHOT_MAX_ENTRIES);
-                        k = -EFBIG;
+                        k = detail_errno(ret_detail, -EFBIG, "more than %u members",
+                                         SNAPSHOT_MAX_ENTRIES);
                         goto out;
                 }
                 name = sym_archive_entry_pathname(e);
@@ -867,11 +803,10 @@ static int extract(const char *archive_path, const char *dir, size_t *ret_member
                                 trimmed[--len] = '\0';
                         if (!trimmed || !path_is_safe_relative(trimmed) ||
                             sym_archive_entry_filetype(e) != AE_IFDIR) {
-                                set_detail(ret_detail,
-                                           "member name '%.200s' is not a safe "
-                                           "relative path",
-                                           name ? name : "(null)");
-                                k = -EBADMSG;
+                                k = detail_errno(ret_detail, -EBADMSG,
+                                                 "member name '%.200s' is not a safe "
+                                                 "relative path",
+                                                 name ? name : "(null)");
                                 goto out;
                         }
                         k = extract_member(a, e, r, trimmed, &total, ret_detail);
@@ -948,20 +883,18 @@ static int validate(struct snapshot *s, char **ret_detail)
 
         k = root_open(s->dir, &r);
         if (k < 0) {
-                set_detail(ret_detail, "cannot open %s: %s", s->dir, strerror(-k));
-                return k;
+                return detail_errno(ret_detail, k, "cannot open %s: %s", s->dir, strerror(-k));
         }
         k = root_read_file(r, SNAPSHOT_MANIFEST, 256u << 20, &buf, NULL);
         if (k == -ENOENT) {
-                set_detail(ret_detail,
-                           "no %s: not a vfioctl snapshot, or one that lost its "
-                           "first member",
-                           SNAPSHOT_MANIFEST);
-                return -EBADMSG;
+                return detail_errno(ret_detail, -EBADMSG,
+                                    "no %s: not a vfioctl snapshot, or one that lost its "
+                                    "first member",
+                                    SNAPSHOT_MANIFEST);
         }
         if (k < 0) {
-                set_detail(ret_detail, "cannot read %s: %s", SNAPSHOT_MANIFEST, strerror(-k));
-                return k;
+                return detail_errno(ret_detail, k, "cannot read %s: %s", SNAPSHOT_MANIFEST,
+                                    strerror(-k));
         }
         for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 char type = line[0], *rest = line + 2, *path, *target = NULL;
@@ -971,9 +904,9 @@ static int validate(struct snapshot *s, char **ret_detail)
 
                 if (!header) {
                         if (strcmp(line, "vfiod-snapshot 1") != 0) {
-                                set_detail(ret_detail, "%s is not a version 1 snapshot manifest",
-                                           SNAPSHOT_MANIFEST);
-                                return -EBADMSG;
+                                return detail_errno(ret_detail, -EBADMSG,
+                                                    "%s is not a version 1 snapshot manifest",
+                                                    SNAPSHOT_MANIFEST);
                         }
                         header = true;
                         continue;
@@ -995,16 +928,15 @@ static int validate(struct snapshot *s, char **ret_detail)
                 if (sscanf(line, "end %zu", &end) == 1)
                         break;
                 if ((type != 'f' && type != 'l' && type != 'd') || line[1] != ' ') {
-                        set_detail(ret_detail, "%s: unreadable line '%.80s'", SNAPSHOT_MANIFEST,
-                                   line);
-                        return -EBADMSG;
+                        return detail_errno(ret_detail, -EBADMSG, "%s: unreadable line '%.80s'",
+                                            SNAPSHOT_MANIFEST, line);
                 }
                 if (type == 'f') {
                         char *sp = strchr(rest, ' ');
                         if (!sp || sscanf(rest, "%llu", &size) != 1) {
-                                set_detail(ret_detail, "%s: unreadable line '%.80s'",
-                                           SNAPSHOT_MANIFEST, line);
-                                return -EBADMSG;
+                                return detail_errno(ret_detail, -EBADMSG,
+                                                    "%s: unreadable line '%.80s'",
+                                                    SNAPSHOT_MANIFEST, line);
                         }
                         rest = sp + 1;
                 }
@@ -1012,9 +944,9 @@ static int validate(struct snapshot *s, char **ret_detail)
                 if (type == 'l') {
                         target = strchr(rest, ' ');
                         if (!target) {
-                                set_detail(ret_detail, "%s: unreadable line '%.80s'",
-                                           SNAPSHOT_MANIFEST, line);
-                                return -EBADMSG;
+                                return detail_errno(ret_detail, -EBADMSG,
+                                                    "%s: unreadable line '%.80s'",
+                                                    SNAPSHOT_MANIFEST, line);
                         }
                         *target++ = '\0';
                         utarget = unescape(target);
@@ -1028,18 +960,18 @@ static int validate(struct snapshot *s, char **ret_detail)
                         return -ENOMEM;
         }
         if (!header || end == SIZE_MAX || end != seen || declared != seen) {
-                set_detail(ret_detail, "%s is truncated or damaged (%zu of %zu entries, %s)",
-                           SNAPSHOT_MANIFEST, seen, declared,
-                           end == SIZE_MAX ? "no end line" : "counts disagree");
-                return -EBADMSG;
+                return detail_errno(ret_detail, -EBADMSG,
+                                    "%s is truncated or damaged (%zu of %zu entries, %s)",
+                                    SNAPSHOT_MANIFEST, seen, declared,
+                                    end == SIZE_MAX ? "no end line" : "counts disagree");
         }
         s->n_entries = seen;
         if (bad > 0) {
-                set_detail(ret_detail,
-                           "incomplete: %zu of the %zu entries its manifest lists are missing or "
-                           "differ (first: %s)",
-                           bad, seen, first);
-                return -EUCLEAN;
+                return detail_errno(
+                        ret_detail, -EUCLEAN,
+                        "incomplete: %zu of the %zu entries its manifest lists are missing or "
+                        "differ (first: %s)",
+                        bad, seen, first);
         }
         return 0;
 }
@@ -1058,8 +990,7 @@ int snapshot_open(const char *path, const char *tmpdir, struct snapshot **ret, c
                 return -ENOMEM;
         if (stat(path, &st) < 0) {
                 k = negative_errno();
-                set_detail(ret_detail, "%s", strerror(-k));
-                return k;
+                return detail_errno(ret_detail, k, "%s", strerror(-k));
         }
         if (S_ISDIR(st.st_mode)) {
                 char manifest[PATH_MAX];
@@ -1080,29 +1011,26 @@ int snapshot_open(const char *path, const char *tmpdir, struct snapshot **ret, c
                 }
                 if (!mkdtemp(s->dir)) {
                         k = negative_errno();
-                        set_detail(ret_detail,
-                                   "cannot create a directory below %s to extract "
-                                   "into: %s",
-                                   tmpdir, strerror(-k));
-                        return k;
+                        return detail_errno(ret_detail, k,
+                                            "cannot create a directory below %s to extract "
+                                            "into: %s",
+                                            tmpdir, strerror(-k));
                 }
                 s->temporary = true;
                 k = extract(path, s->dir, &members, ret_detail);
                 if (k < 0)
                         return k;
         } else {
-                set_detail(ret_detail, "neither a directory nor an archive");
-                return -EINVAL;
+                return detail_errno(ret_detail, -EINVAL, "neither a directory nor an archive");
         }
         k = validate(s, ret_detail);
         /* An archive cut at a member boundary reads as a shorter archive: only the
          * manifest (the first member) tells how many should follow it. */
         if (k == -EUCLEAN && s->temporary && members < s->n_entries + 1) {
-                set_detail(ret_detail,
-                           "truncated: the archive ends after %zu of the %zu members its "
-                           "manifest announces",
-                           members, s->n_entries + 1);
-                return -EBADMSG;
+                return detail_errno(ret_detail, -EBADMSG,
+                                    "truncated: the archive ends after %zu of the %zu members its "
+                                    "manifest announces",
+                                    members, s->n_entries + 1);
         }
         if (k < 0)
                 return k;

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +11,21 @@
 #include <unistd.h>
 
 #include "bind.h"
+#include "detail.h"
 #include "device.h"
 #include "macro.h"
 #include "sriov.h"
+#include "string-table.h"
 #include "sysfs-pci.h"
 
 #define VF_LINK_TIMEOUT_MS 5000
+
+static const char *const sriov_driver_table[_SRIOV_DRIVER_MAX] = {
+        [SRIOV_DRIVER_VFIO] = "vfio-pci",
+        [SRIOV_DRIVER_HOST] = "host",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(sriov_driver, enum sriov_driver);
 
 #ifdef VFIOD_TEST_HOOKS
 /* Fault injection for the lab, compiled into test builds only:
@@ -61,20 +69,6 @@ static inline int numvfs_to_write(int n)
         return n;
 }
 #endif
-
-static _printf_(2, 3) void detail(char **ret, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!ret)
-                return;
-        free(*ret);
-        *ret = NULL;
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-}
 
 static int pf_dir(const struct root *root, const struct pci_addr *pf)
 {
@@ -383,8 +377,8 @@ static int pf_set_vf_token(const struct root *root, const struct pci_addr *pf, c
                 return r;
         if (ioctl(vfio_device_fd(d), VFIO_DEVICE_FEATURE, f) < 0) {
                 r = negative_errno();
-                detail(ret_detail, "VFIO_DEVICE_FEATURE PCI_VF_TOKEN: %s", strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "VFIO_DEVICE_FEATURE PCI_VF_TOKEN: %s",
+                                    strerror(-r));
         }
         return 0;
 }
@@ -401,17 +395,17 @@ static int vf_check_free(const struct root *root, const struct topology *t,
         int fd;
 
         if (vf->in_use) {
-                detail(ret_detail, "VF %s is in use by the host: %s", vf->name, vf->in_use);
-                return -EBUSY;
+                return detail_errno(ret_detail, -EBUSY, "VF %s is in use by the host: %s", vf->name,
+                                    vf->in_use);
         }
         if (vf->iommu_group < 0 || !driver_is_vfio(vf->driver))
                 return 0;
         snprintf(p, sizeof(p), "dev/vfio/%d", vf->iommu_group);
         fd = root_openat(root, p, O_RDWR);
         if (fd == -EBUSY) {
-                detail(ret_detail, "VF %s is assigned: its VFIO group %d is open", vf->name,
-                       vf->iommu_group);
-                return -EBUSY;
+                return detail_errno(ret_detail, -EBUSY,
+                                    "VF %s is assigned: its VFIO group %d is open", vf->name,
+                                    vf->iommu_group);
         }
         if (fd >= 0)
                 close(fd);
@@ -460,21 +454,20 @@ static int write_numvfs(const struct root *root, const struct pci_addr *pf, int 
 
         pci_addr_format(pf, addr);
         if (r < 0) {
-                detail(ret_detail, "%s: writing %d to sriov_numvfs failed: %s", addr, n,
-                       strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: writing %d to sriov_numvfs failed: %s",
+                                    addr, n, strerror(-r));
         }
         r = sriov_pf_read(root, pf, &now);
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read sriov_numvfs back: %s", addr, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read sriov_numvfs back: %s", addr,
+                                    strerror(-r));
         }
         if (now.numvfs != n) {
-                detail(ret_detail,
-                       "%s: asked for %d VFs, the kernel enabled %d (a partial enable: the PF "
-                       "driver set up fewer)",
-                       addr, n, now.numvfs);
-                return -EIO;
+                return detail_errno(
+                        ret_detail, -EIO,
+                        "%s: asked for %d VFs, the kernel enabled %d (a partial enable: the PF "
+                        "driver set up fewer)",
+                        addr, n, now.numvfs);
         }
         return n > 0 ? wait_for_vfs(root, pf, n) : 0;
 }
@@ -515,8 +508,8 @@ static int pf_reset_to(const struct root *root, struct journal *j, const struct 
         }
         r = pf_write(root, pf, "sriov_drivers_autoprobe", autoprobe);
         if (r < 0) {
-                detail(ret_detail, "cannot restore sriov_drivers_autoprobe: %s", strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "cannot restore sriov_drivers_autoprobe: %s",
+                                    strerror(-r));
         }
         return current != numvfs ? write_numvfs(root, pf, numvfs, ret_detail) : 0;
 }
@@ -535,18 +528,18 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
         pci_addr_format(pfa, addr);
         r = sriov_pf_read(root, pfa, &pf);
         if (r == -ENOTSUP || r == -ENODEV) {
-                detail(ret_detail, "%s: %s", addr,
-                       r == -ENODEV ? "no such PCI device" : "is not an SR-IOV physical function");
-                return r;
+                return detail_errno(ret_detail, r, "%s: %s", addr,
+                                    r == -ENODEV ? "no such PCI device"
+                                                 : "is not an SR-IOV physical function");
         }
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read its SR-IOV attributes: %s", addr, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read its SR-IOV attributes: %s",
+                                    addr, strerror(-r));
         }
         if (n < 0 || n > pf.totalvfs) {
-                detail(ret_detail, "%s: %d VFs asked, the device supports 0 to %d", addr, n,
-                       pf.totalvfs);
-                return -EINVAL;
+                return detail_errno(ret_detail, -EINVAL,
+                                    "%s: %d VFs asked, the device supports 0 to %d", addr, n,
+                                    pf.totalvfs);
         }
         /* Existing VFs that would go away must be free. */
         if (pfd && pf.numvfs != n)
@@ -559,9 +552,9 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
         k = sriov_journal_get(j, pfa, &e);
         had_entry = k >= 0;
         if (k == -EBADMSG) {
-                detail(ret_detail, "%s: its journal entry is corrupt; run 'vfioctl restore --all'",
-                       addr);
-                return k;
+                return detail_errno(ret_detail, k,
+                                    "%s: its journal entry is corrupt; run 'vfioctl restore --all'",
+                                    addr);
         }
         if (n == 0) {
                 /* Release: settings back, VFs gone, autoprobe as it was. */
@@ -578,12 +571,12 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
         on_vfio = pfd && driver_is_vfio(pfd->driver);
         if (on_vfio && !vfio_pci_sriov_allowed(root)) {
                 sriov_journal_entry_done(&e);
-                detail(ret_detail,
-                       "%s: is bound to vfio-pci, which enables VFs only with its enable_sriov "
-                       "parameter on: echo Y > /sys/module/vfio_pci/parameters/enable_sriov (or "
-                       "boot with vfio_pci.enable_sriov=1)",
-                       addr);
-                return -EPERM;
+                return detail_errno(
+                        ret_detail, -EPERM,
+                        "%s: is bound to vfio-pci, which enables VFs only with its enable_sriov "
+                        "parameter on: echo Y > /sys/module/vfio_pci/parameters/enable_sriov (or "
+                        "boot with vfio_pci.enable_sriov=1)",
+                        addr);
         }
         if (!had_entry)
                 e = (struct sriov_journal_entry){.addr = *pfa,
@@ -594,7 +587,8 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
                 if (r >= 0)
                         r = sriov_journal_put(j, &e);
                 if (r < 0) {
-                        detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
+                        detail_errno(ret_detail, r, "%s: cannot write the journal: %s", addr,
+                                     strerror(-r));
                         sriov_journal_entry_done(&e);
                         return r;
                 }
@@ -604,11 +598,12 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
                 _cleanup_free_ char *why = NULL;
                 r = pf_set_vf_token(root, pfa, e.vf_token, &why);
                 if (r < 0) {
-                        detail(ret_detail, "%s: cannot set the VF token on the PF: %s%s", addr,
-                               why ? why : strerror(-r),
-                               r == -EBUSY ? " (another VFIO user has the PF open and owns its "
-                                             "VF token; carve from there, or close it)"
-                                           : "");
+                        detail_errno(ret_detail, r, "%s: cannot set the VF token on the PF: %s%s",
+                                     addr, detail_or_strerror(why, r),
+                                     r == -EBUSY
+                                             ? " (another VFIO user has the PF open and owns its "
+                                               "VF token; carve from there, or close it)"
+                                             : "");
                         goto undo;
                 }
         }
@@ -632,8 +627,8 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
                  * only the driver_override set by the bind below lets vfio-pci take each. */
                 r = pf_write(root, pfa, "sriov_drivers_autoprobe", driver == SRIOV_DRIVER_HOST);
                 if (r < 0) {
-                        detail(ret_detail, "%s: cannot set sriov_drivers_autoprobe: %s", addr,
-                               strerror(-r));
+                        detail_errno(ret_detail, r, "%s: cannot set sriov_drivers_autoprobe: %s",
+                                     addr, strerror(-r));
                         goto undo;
                 }
                 checkpoint();
@@ -712,24 +707,22 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
 
         pci_addr_format(pfa, addr);
         if (!pfd || pfd->sriov_totalvfs < 0) {
-                detail(ret_detail, "%s: %s", addr,
-                       pfd ? "is not an SR-IOV physical function" : "no such PCI device");
-                return pfd ? -ENOTSUP : -ENODEV;
+                return detail_errno(ret_detail, pfd ? -ENOTSUP : -ENODEV, "%s: %s", addr,
+                                    pfd ? "is not an SR-IOV physical function"
+                                        : "no such PCI device");
         }
         if (want->vf < 0 || want->vf >= pfd->sriov_numvfs) {
-                detail(ret_detail, "%s: VF %d does not exist (%d enabled)", addr, want->vf,
-                       pfd->sriov_numvfs);
-                return -EINVAL;
+                return detail_errno(ret_detail, -EINVAL, "%s: VF %d does not exist (%d enabled)",
+                                    addr, want->vf, pfd->sriov_numvfs);
         }
         if (pfd->n_netdevs == 0) {
-                detail(ret_detail, "%s: has no network interface to configure VFs through", addr);
-                return -ENOTSUP;
+                return detail_errno(ret_detail, -ENOTSUP,
+                                    "%s: has no network interface to configure VFs through", addr);
         }
         r = vf_netlink_get(pfd->netdevs[0].name, want->vf, &orig);
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read VF %d of %s: %s", addr, want->vf,
-                       pfd->netdevs[0].name, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read VF %d of %s: %s", addr,
+                                    want->vf, pfd->netdevs[0].name, strerror(-r));
         }
         r = sriov_journal_get(j, pfa, &e);
         had = r >= 0;
@@ -741,8 +734,8 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
                                                  .original_autoprobe = pf.autoprobe};
         }
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read the journal: %s", addr,
+                                    strerror(-r));
         }
         /* The journal keeps, per VF, the original value of each field vfiod changed, so
          * a release writes back exactly those: a field the driver only reports (igb reports a
@@ -766,7 +759,8 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
                 vf_config_merge(slot, &orig, added);
                 r = sriov_journal_put(j, &e);
                 if (r < 0) {
-                        detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
+                        detail_errno(ret_detail, r, "%s: cannot write the journal: %s", addr,
+                                     strerror(-r));
                         sriov_journal_entry_done(&e);
                         return r;
                 }
@@ -774,9 +768,10 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
 
         r = vf_netlink_set(pfd->netdevs[0].name, want, fields);
         if (r < 0) {
-                detail(ret_detail, "%s: %s refused the VF %d settings: %s%s", addr,
-                       pfd->netdevs[0].name, want->vf, strerror(-r),
-                       r == -EOPNOTSUPP ? " (the driver does not implement one of them)" : "");
+                detail_errno(ret_detail, r, "%s: %s refused the VF %d settings: %s%s", addr,
+                             pfd->netdevs[0].name, want->vf, strerror(-r),
+                             r == -EOPNOTSUPP ? " (the driver does not implement one of them)"
+                                              : "");
                 /* Put back whatever part was applied before the refusal; the fields this call
                  * added to the journal are original again, so they leave it. */
                 (void)vf_netlink_set(pfd->netdevs[0].name, &orig, orig.have & fields);
@@ -806,20 +801,20 @@ int sriov_pf_restore(const struct root *root, struct journal *j, const struct pc
         if (r == -EBADMSG) {
                 /* Unknown original: leave VFs as they are, drop the entry, say so. */
                 (void)sriov_journal_remove(j, pfa);
-                detail(ret_detail, "%s: SR-IOV journal entry is corrupt; VF count left as it is",
-                       addr);
-                return r;
+                return detail_errno(ret_detail, r,
+                                    "%s: SR-IOV journal entry is corrupt; VF count left as it is",
+                                    addr);
         }
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read the journal: %s", addr,
+                                    strerror(-r));
         }
         if (topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t) >= 0)
                 (void)restore_vf_settings(t, pfa, &e);
         r = pf_reset_to(root, j, pfa, e.original_numvfs, e.original_autoprobe, ret_detail);
         if (r == -ENODEV) {
                 (void)sriov_journal_remove(j, pfa);
-                detail(ret_detail, "%s: the device is gone; journal entry dropped", addr);
+                detail_errno(ret_detail, r, "%s: the device is gone; journal entry dropped", addr);
         } else if (r >= 0)
                 r = sriov_journal_remove(j, pfa);
         sriov_journal_entry_done(&e);
@@ -836,22 +831,22 @@ int sriov_vf_release(struct journal *j, const struct topology *t, const struct p
 
         pci_addr_format(pfa, addr);
         if (r < 0) {
-                detail(ret_detail, "%s: %s", addr,
-                       r == -ENOENT ? "no saved VF settings in the journal" : strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: %s", addr,
+                                    r == -ENOENT ? "no saved VF settings in the journal"
+                                                 : strerror(-r));
         }
         for (size_t i = 0; i < e.n_saved; i++) {
                 if (e.saved[i].vf != vf)
                         continue;
                 if (!pfd || pfd->n_netdevs == 0) {
-                        r = -ENODEV;
-                        detail(ret_detail, "%s: has no network interface now", addr);
+                        r = detail_errno(ret_detail, -ENODEV, "%s: has no network interface now",
+                                         addr);
                         break;
                 }
                 r = vf_netlink_set(pfd->netdevs[0].name, &e.saved[i], e.saved[i].have);
                 if (r < 0) {
-                        detail(ret_detail, "%s: restoring VF %d through %s failed: %s", addr, vf,
-                               pfd->netdevs[0].name, strerror(-r));
+                        detail_errno(ret_detail, r, "%s: restoring VF %d through %s failed: %s",
+                                     addr, vf, pfd->netdevs[0].name, strerror(-r));
                         break;
                 }
                 e.saved[i] = e.saved[--e.n_saved];
@@ -860,8 +855,7 @@ int sriov_vf_release(struct journal *j, const struct topology *t, const struct p
                 return r;
         }
         if (r >= 0) {
-                r = -ENOENT;
-                detail(ret_detail, "%s: no saved settings for VF %d", addr, vf);
+                r = detail_errno(ret_detail, -ENOENT, "%s: no saved settings for VF %d", addr, vf);
         }
         sriov_journal_entry_done(&e);
         return r;

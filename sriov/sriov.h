@@ -5,6 +5,7 @@
  * the host driver), and VF netdev settings, all journaled so a crash or a release puts
  * back the PF's VF count, its autoprobe setting and every VF setting it changed. */
 
+#include <errno.h>
 #include <stdbool.h>
 
 #include "journal.h"
@@ -45,7 +46,14 @@ int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n);
 enum sriov_driver {
         SRIOV_DRIVER_VFIO, /* autoprobe off, each VF bound to vfio-pci */
         SRIOV_DRIVER_HOST, /* autoprobe on: the PF's VF driver takes them */
+        _SRIOV_DRIVER_MAX,
+        _SRIOV_DRIVER_INVALID = -EINVAL,
 };
+
+/* "vfio-pci" or "host", as --driver and the API's "driver" spell them. */
+const char *sriov_driver_to_string(enum sriov_driver d);
+/* The reverse; _SRIOV_DRIVER_INVALID for any other name. */
+enum sriov_driver sriov_driver_from_string(const char *s);
 
 /* The VF token vfiod holds for a PF on vfio-pci (see sriov_pf_set_numvfs), from the
  * journal: *ret is NULL when there is none. */

@@ -12,27 +12,18 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "fd-util.h"
 #include "macro.h"
+#include "string-table.h"
 #include "strv.h"
 
-static const char *const state_names[_JOURNAL_STATE_MAX] = {
+static const char *const journal_state_table[_JOURNAL_STATE_MAX] = {
         [JOURNAL_BINDING] = "binding",
         [JOURNAL_ASSIGNED] = "assigned",
         [JOURNAL_RESTORING] = "restoring",
 };
 
-const char *journal_state_to_string(enum journal_state s)
-{
-        return s >= 0 && s < _JOURNAL_STATE_MAX ? state_names[s] : NULL;
-}
-
-enum journal_state journal_state_from_string(const char *s)
-{
-        for (int i = 0; s && i < _JOURNAL_STATE_MAX; i++)
-                if (strcmp(state_names[i], s) == 0)
-                        return (enum journal_state)i;
-        return _JOURNAL_STATE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(journal_state, enum journal_state);
 
 void journal_entry_done(struct journal_entry *e)
 {
@@ -212,34 +203,17 @@ int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
         return journal_list_suffix(j, ".json", ret, ret_n);
 }
 
-/* A stream over the journal's directory, from its start. */
-static int journal_opendir(struct journal *j, DIR **ret)
-{
-        int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d;
-
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -ENOMEM;
-        }
-        *ret = d;
-        return 0;
-}
-
 int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr **ret, size_t *ret_n)
 {
         size_t slen = strlen(suffix);
         _cleanup_free_ struct pci_addr *l = NULL;
+        _cleanup_closedir_ DIR *d = NULL;
         size_t n = 0;
-        DIR *d;
-        int r = journal_opendir(j, &d);
+        int r = dir_stream_dup(j->dirfd, &d);
 
         if (r < 0)
                 return r;
-        for (struct dirent *de; (de = readdir(d));) {
+        FOREACH_DIRENT (de, d) {
                 char base[PCI_ADDR_STRLEN];
                 size_t len = strlen(de->d_name);
                 struct pci_addr a, *nl;
@@ -253,14 +227,11 @@ int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr *
                 if (pci_addr_parse(base, &a) < 0)
                         continue;
                 nl = realloc(l, (n + 1) * sizeof(*nl));
-                if (!nl) {
-                        closedir(d);
+                if (!nl)
                         return -ENOMEM;
-                }
                 l = nl;
                 l[n++] = a;
         }
-        closedir(d);
         if (n > 1)
                 qsort(l, n, sizeof(*l), addr_compare);
         *ret = TAKE_PTR(l);
@@ -291,14 +262,14 @@ static bool journal_name_is_temporary(const char *name)
 
 int journal_remove_temporaries(struct journal *j, char ***ret_removed)
 {
-        char **removed = NULL;
+        _cleanup_(strv_freep) char **removed = NULL;
+        _cleanup_closedir_ DIR *d = NULL;
         size_t n = 0;
-        DIR *d;
-        int r = journal_opendir(j, &d);
+        int r = dir_stream_dup(j->dirfd, &d);
 
         if (r < 0)
                 return r;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        FOREACH_DIRENT (de, d) {
                 struct stat st;
 
                 if (!journal_name_is_temporary(de->d_name) ||
@@ -307,16 +278,13 @@ int journal_remove_temporaries(struct journal *j, char ***ret_removed)
                         continue;
                 if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
                         if (errno != ENOENT)
-                                r = negative_errno();
+                                return negative_errno();
                         continue;
                 }
                 r = strv_push(&removed, &n, de->d_name);
+                if (r < 0)
+                        return r;
         }
-        closedir(d);
-        if (r < 0) {
-                strv_free(removed);
-                return r;
-        }
-        *ret_removed = removed;
+        *ret_removed = TAKE_PTR(removed);
         return 0;
 }
