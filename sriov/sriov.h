@@ -36,11 +36,17 @@ struct sriov_journal_entry {
         char *vf_token;
 };
 
+/* The record's own part of the journal (sriov-journal.c): "<address>.sriov.json" records,
+ * with the store's guarantees (journal.h). */
 void sriov_journal_entry_done(struct sriov_journal_entry *e);
+/* Writes or replaces the record of e->addr. */
 int sriov_journal_put(struct journal *j, const struct sriov_journal_entry *e);
+/* Reads the PF's record: -ENOENT if none, -EBADMSG if it is corrupt or truncated. */
 int sriov_journal_get(struct journal *j, const struct pci_addr *pf,
                       struct sriov_journal_entry *ret);
+/* Removes the record (no error if absent). */
 int sriov_journal_remove(struct journal *j, const struct pci_addr *pf);
+/* The PFs that have a record, sorted. */
 int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n);
 
 enum sriov_driver {
