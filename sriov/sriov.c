@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bind.h"
+#include "checkpoint.h"
 #include "detail.h"
 #include "device.h"
 #include "macro.h"
@@ -26,49 +27,6 @@ static const char *const sriov_driver_table[_SRIOV_DRIVER_MAX] = {
 };
 
 DEFINE_STRING_TABLE_LOOKUP(sriov_driver, enum sriov_driver);
-
-#ifdef VFIOD_TEST_HOOKS
-/* Fault injection for the lab, compiled into test builds only:
- *   VFIOD_TEST_SRIOV_CRASH_AFTER=N  aborts after the Nth step of a carve (journal entry
- *                                   written, count set to 0, autoprobe set, count set,
- *                                   each VF bound), for the crash sweep;
- *   VFIOD_TEST_SRIOV_SHORT=1        asks the kernel for one VF fewer than wanted, once: what
- *                                   the kernel does when a PF driver's sriov_configure
- *                                   enables fewer VFs than were written (a partial enable). */
-static unsigned test_step;
-static bool test_shortened;
-
-static void checkpoint(void)
-{
-        const char *crash = getenv("VFIOD_TEST_SRIOV_CRASH_AFTER");
-
-        test_step++;
-        if (crash && (unsigned)atoi(crash) == test_step) {
-                fprintf(stderr, "vfiod test hook: aborting after carve step %u\n", test_step);
-                abort();
-        }
-}
-
-static int numvfs_to_write(int n)
-{
-        const char *s = getenv("VFIOD_TEST_SRIOV_SHORT");
-
-        if (n < 2 || test_shortened || !s || strcmp(s, "1") != 0)
-                return n;
-        test_shortened = true;
-        fprintf(stderr, "vfiod test hook: writing %d to sriov_numvfs instead of %d\n", n - 1, n);
-        return n - 1;
-}
-#else
-static inline void checkpoint(void)
-{
-}
-
-static inline int numvfs_to_write(int n)
-{
-        return n;
-}
-#endif
 
 static int pf_dir(const struct root *root, const struct pci_addr *pf)
 {
@@ -270,7 +228,7 @@ static int write_numvfs(const struct root *root, const struct pci_addr *pf, int 
 {
         char addr[PCI_ADDR_STRLEN];
         struct sriov_pf now;
-        int r = pf_write(root, pf, "sriov_numvfs", numvfs_to_write(n));
+        int r = pf_write(root, pf, "sriov_numvfs", checkpoint_sriov_numvfs(n));
 
         pci_addr_format(pf, addr);
         if (r < 0) {
@@ -337,6 +295,7 @@ static int pf_reset_to(const struct root *root, struct journal *j, const struct 
 /* A change of a PF's VF count under way: the PF as it was read before the change and its
  * journal record, which together say how to put it back. */
 struct carve {
+        const struct root *root;
         const struct pci_addr *addr;
         const struct pci_device *pfd; /* in the topology; NULL when the scan has not seen it */
         char name[PCI_ADDR_STRLEN];
@@ -429,7 +388,7 @@ static int carve_record(struct journal *j, struct carve *c, char **ret_detail)
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot write the journal: %s", c->name,
                                     strerror(-r));
-        checkpoint();
+        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
         return 0;
 }
 
@@ -465,7 +424,7 @@ static int carve_apply(const struct root *root, struct journal *j, const struct 
                         r = write_numvfs(root, c->addr, 0, ret_detail);
                         if (r < 0)
                                 return r;
-                        checkpoint();
+                        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
                 }
                 /* Off before the VFs exist: the kernel then probes no driver for them, and
                  * only the driver_override set by the bind below lets vfio-pci take each. */
@@ -474,11 +433,11 @@ static int carve_apply(const struct root *root, struct journal *j, const struct 
                         return detail_errno(ret_detail, r,
                                             "%s: cannot set sriov_drivers_autoprobe: %s", c->name,
                                             strerror(-r));
-                checkpoint();
+                checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
                 r = write_numvfs(root, c->addr, n, ret_detail);
                 if (r < 0)
                         return r;
-                checkpoint();
+                checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
                 c->pf.numvfs = n;
         }
         if (driver == SRIOV_DRIVER_VFIO)
@@ -489,7 +448,7 @@ static int carve_apply(const struct root *root, struct journal *j, const struct 
                                 r = vfio_device_bind(root, j, &vf, false, ret_detail);
                         if (r < 0)
                                 return r;
-                        checkpoint();
+                        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
                 }
         return 0;
 }
@@ -523,7 +482,8 @@ int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct
                         const struct pci_addr *pfa, int n, enum sriov_driver driver,
                         char **ret_detail)
 {
-        _cleanup_(carve_done) struct carve c = {.addr = pfa, .pfd = topology_find_device(t, pfa)};
+        _cleanup_(carve_done) struct carve c = {
+                .root = root, .addr = pfa, .pfd = topology_find_device(t, pfa)};
         int r;
 
         pci_addr_format(pfa, c.name);

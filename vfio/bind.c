@@ -5,42 +5,12 @@
 #include <string.h>
 
 #include "bind.h"
+#include "checkpoint.h"
 #include "detail.h"
 #include "macro.h"
 #include "modules.h"
 #include "strv.h"
 #include "sysfs-pci.h"
-
-#ifdef VFIOD_TEST_HOOKS
-/* Fault injection for the lab, compiled into test builds only. After the Nth
- * kernel-facing step of this process:
- *   VFIOD_TEST_CRASH_AFTER=N   aborts (the crash sweep);
- *   VFIOD_TEST_REMOVE_AFTER=N  removes the device through sysfs, so it vanishes in the
- *                              middle of the operation. */
-static unsigned test_step;
-
-static void checkpoint(const struct root *root, const struct pci_addr *a)
-{
-        const char *crash = getenv("VFIOD_TEST_CRASH_AFTER");
-        const char *remove = getenv("VFIOD_TEST_REMOVE_AFTER");
-
-        test_step++;
-        if (crash && (unsigned)atoi(crash) == test_step) {
-                fprintf(stderr, "vfiod test hook: aborting after step %u\n", test_step);
-                abort();
-        }
-        if (remove && (unsigned)atoi(remove) == test_step) {
-                char p[128], addr[PCI_ADDR_STRLEN];
-                snprintf(p, sizeof(p), "sys/bus/pci/devices/%s/remove", pci_addr_format(a, addr));
-                fprintf(stderr, "vfiod test hook: removing %s after step %u: %s\n", addr, test_step,
-                        root_write_string(root, p, "1") < 0 ? "failed" : "done");
-        }
-}
-#else
-static inline void checkpoint(const struct root *root, const struct pci_addr *a)
-{
-}
-#endif
 
 void bind_plan_done(struct bind_plan *p)
 {
@@ -185,7 +155,7 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
                 if (r < 0)
                         return detail_errno(ret_detail, r, "%s: cannot restore driver_override: %s",
                                             addr, strerror(-r));
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
         }
         r = pci_sysfs_get_driver(root, a, &now);
         if (r < 0)
@@ -198,13 +168,13 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
                 if (r < 0)
                         return detail_errno(ret_detail, r, "%s: cannot unbind from %s: %s", addr,
                                             now, strerror(-r));
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
         }
         if (driver) {
                 /* drivers_probe picks the best match, which is the original driver unless
                  * another has appeared; an explicit bind settles it. */
                 r = pci_sysfs_probe(root, a);
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
                 free(now);
                 now = NULL;
                 if (r >= 0)
@@ -213,7 +183,7 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
                         if (now)
                                 (void)pci_sysfs_unbind(root, a, now);
                         r = pci_sysfs_bind(root, a, driver);
-                        checkpoint(root, a);
+                        checkpoint(CHECKPOINT_BIND, root, a);
                 }
                 if (r < 0 && r != -ENODEV) {
                         /* Probe errors (-EINVAL, -ENODEV from no match) say little; the
@@ -282,7 +252,7 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                 return detail_errno(ret_detail, r, "%s: cannot write the journal in %s: %s", addr,
                                     j->path, strerror(-r));
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
 
         r = pci_sysfs_set_override(root, a, VFIO_PCI_DRIVER);
         if (r < 0) {
@@ -290,7 +260,7 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                              r == -ENODEV ? "the device is gone" : strerror(-r));
                 goto undo;
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         if (driver && strcmp(driver, VFIO_PCI_DRIVER) != 0) {
                 r = pci_sysfs_unbind(root, a, driver);
                 if (r < 0) {
@@ -298,11 +268,11 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                                      r == -ENODEV ? "the device is gone" : strerror(-r));
                         goto undo;
                 }
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
         }
         if (!streq_ptr(driver, VFIO_PCI_DRIVER)) {
                 r = pci_sysfs_probe(root, a);
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
                 if (r == -ENODEV) {
                         detail_errno(ret_detail, r, "%s: the device is gone", addr);
                         goto undo;
@@ -325,7 +295,7 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                              strerror(-r));
                 goto undo;
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         journal_entry_done(&e);
         return 0;
 
@@ -402,7 +372,7 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                 return detail_errno(ret_detail, r, "%s: cannot write the journal: %s", addr,
                                     strerror(-r));
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         r = put_back(root, a, e.original_driver, e.original_override, &why);
         if (r == -ENODEV) {
                 /* Gone: nothing left to restore; the entry would only mislead. */
@@ -416,7 +386,7 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                 return detail_errno(ret_detail, r, "%s", why ? why : "restore failed");
         }
         r = journal_remove(j, a);
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         journal_entry_done(&e);
         if (r < 0)
                 return detail_errno(ret_detail, r,
