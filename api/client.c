@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "macro.h"
 #include "json-text.h"
 #include "varlink.h"
@@ -60,12 +61,6 @@ struct vfiod_client *vfiod_client_free(struct vfiod_client *c)
         return NULL;
 }
 
-static void close_all(int *fds, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
-}
-
 static int wait_fd(int fd, short events)
 {
         struct pollfd p = {.fd = fd, .events = events};
@@ -93,13 +88,13 @@ static int exchange(struct vfiod_client *c, const char *text, size_t len, const 
                 dups[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
                 if (dups[i] < 0) {
                         int r = negative_errno();
-                        close_all(dups, i);
+                        close_many(dups, i);
                         return r;
                 }
         }
         int r = varlink_stream_queue_text(&c->stream, text, len, dups, n_fds);
         if (r < 0) {
-                close_all(dups, n_fds);
+                close_many(dups, n_fds);
                 return r;
         }
         while ((r = varlink_stream_flush(&c->stream)) == 0) {
@@ -153,7 +148,7 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
         json_object *msg;
         r = varlink_parse(&c->stream, reply, reply_len, &msg);
         if (r < 0) {
-                close_all(got, n_got);
+                close_many(got, n_got);
                 return r;
         }
         json_object *params = NULL;
@@ -162,7 +157,7 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
                 params = NULL;
         const char *error = json_get_string(msg, "error");
         if (error) {
-                close_all(got, n_got);
+                close_many(got, n_got);
                 if (ret_error) {
                         *ret_error = strdup(error);
                         if (!*ret_error) {
@@ -180,7 +175,7 @@ int vfiod_client_call(struct vfiod_client *c, const char *method, json_object *p
                 memcpy(ret_fds, got, n_got * sizeof(int));
                 *ret_n_fds = n_got;
         } else
-                close_all(got, n_got);
+                close_many(got, n_got);
         if (ret_reply)
                 *ret_reply = params ? json_object_get(params) : json_object_new_object();
         json_object_put(msg);
@@ -206,18 +201,18 @@ static int call_text(struct vfiod_client *c, const struct jbuf *call, const int 
         struct jspan msg, v[2], params = {"{}", 2};
         char error[256];
         if (jscan_validate(reply, len, &msg) < 0 || jscan_type(msg) != JTYPE_OBJECT) {
-                close_all(got, n_got);
+                close_many(got, n_got);
                 return -EBADMSG;
         }
         uint32_t found = jscan_members(msg, keys, 2, v);
         if (found & (1u << PARAMETERS))
                 params = v[PARAMETERS];
         if (jscan_type(params) != JTYPE_OBJECT) {
-                close_all(got, n_got);
+                close_many(got, n_got);
                 return -EBADMSG;
         }
         if (found & (1u << ERROR)) {
-                close_all(got, n_got);
+                close_many(got, n_got);
                 if (jscan_string(v[ERROR], error, sizeof(error)) < 0)
                         return -EBADMSG;
                 if (ret_error && asprintf(ret_error, "%s %.*s", error, (int)params.n, params.p) < 0)
@@ -372,7 +367,7 @@ int vfiod_client_acquire_flags(struct vfiod_client *c, const char *const *device
         r = 0;
 finish:
         vfiod_lease_free(l);
-        close_all(fds, n_fds);
+        close_many(fds, n_fds);
         return r;
 }
 
@@ -401,6 +396,6 @@ int vfiod_client_release(struct vfiod_client *c, uint64_t lease, char **ret_erro
         int r = call_text(c, &call, NULL, 0, &reply, fds, &n_fds, ret_error);
         jbuf_done(&call);
         if (r >= 0)
-                close_all(fds, n_fds);
+                close_many(fds, n_fds);
         return r;
 }

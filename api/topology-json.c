@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 
+#include "string-table.h"
 #include "strv.h"
 #include "topology-json.h"
 
-const char *tristate_to_string(enum tristate v)
-{
-        return v == TRI_YES ? "yes" : v == TRI_NO ? "no" : "unknown";
-}
+static const char *const tristate_table[] = {
+        [TRI_NO] = "no",
+        [TRI_YES] = "yes",
+};
+
+/* TRI_UNKNOWN, below the table, reads "unknown". */
+DEFINE_STRING_TABLE_TO_STRING_FALLBACK(tristate, enum tristate, "unknown");
 
 /* A NULL value is JSON null. json-c reports allocation failure as NULL too, so add()
  * refuses to add onto a missing parent (json-c would assert) and drops the child. */

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "macro.h"
 
 #define READ_CHUNK 65536
@@ -14,12 +15,6 @@
 void varlink_stream_init(struct varlink_stream *s, int fd, size_t max_message)
 {
         *s = (struct varlink_stream){.fd = fd, .max_message = max_message};
-}
-
-static void close_fds(int *fds, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                fds[i] = safe_close(fds[i]);
 }
 
 /* A piece of the output queue: whole messages, the stream's own bytes (text[]) or a
@@ -79,8 +74,8 @@ static void chunk_free(struct varlink_stream *s, struct varlink_chunk *c)
 
 void varlink_stream_done(struct varlink_stream *s)
 {
-        close_fds(s->in_fds, s->n_in_fds);
-        close_fds(s->out_fds, s->n_out_fds);
+        close_many(s->in_fds, s->n_in_fds);
+        close_many(s->out_fds, s->n_out_fds);
         if (s->tok)
                 json_tokener_free(s->tok);
         free(s->msg);
@@ -183,7 +178,7 @@ void varlink_stream_drop_fds(struct varlink_stream *s)
 {
         if (s->n_in_fds == 0)
                 return;
-        close_fds(s->in_fds, s->n_in_fds);
+        close_many(s->in_fds, s->n_in_fds);
         s->n_in_fds = 0;
         s->in_fds_truncated = true;
 }
@@ -223,7 +218,7 @@ int varlink_stream_next_text(struct varlink_stream *s, const char **ret, size_t 
                 return 1;
         }
         if (r < 0 || s->in_fds_truncated) {
-                close_fds(s->in_fds, s->n_in_fds);
+                close_many(s->in_fds, s->n_in_fds);
                 s->n_in_fds = 0;
                 bool truncated = s->in_fds_truncated;
                 s->in_fds_truncated = false;
@@ -264,7 +259,7 @@ int varlink_stream_next(struct varlink_stream *s, json_object **ret, int *ret_fd
                 return r;
         r = varlink_parse(s, text, len, ret);
         if (r < 0) {
-                close_fds(ret_fds, n_fds);
+                close_many(ret_fds, n_fds);
                 return r;
         }
         *ret_n_fds = n_fds;
@@ -417,7 +412,7 @@ int varlink_stream_flush(struct varlink_stream *s)
                 }
                 if (with_fds) {
                         /* They went with the first byte; the peer owns them now. */
-                        close_fds(s->out_fds, s->n_out_fds);
+                        close_many(s->out_fds, s->n_out_fds);
                         s->n_out_fds = 0;
                 }
                 out_consume(s, (size_t)n);
@@ -456,7 +451,7 @@ size_t varlink_stream_drop_unsent(struct varlink_stream *s)
         size_t dropped = (size_t)(s->out_queued - queued);
         s->out_queued = queued;
         if (s->n_out_fds > 0 && s->out_fds_at >= queued) {
-                close_fds(s->out_fds, s->n_out_fds);
+                close_many(s->out_fds, s->n_out_fds);
                 s->n_out_fds = 0;
         }
         return dropped;

@@ -7,37 +7,24 @@
 #include <string.h>
 
 #include "audit-internal.h"
+#include "string-table.h"
 #include "strv.h"
 
-static const char *const severity_table[_AUDIT_SEVERITY_MAX] = {
+static const char *const audit_severity_table[_AUDIT_SEVERITY_MAX] = {
         [AUDIT_SEVERITY_INFO] = "info",         [AUDIT_SEVERITY_LOW] = "low",
         [AUDIT_SEVERITY_MEDIUM] = "medium",     [AUDIT_SEVERITY_HIGH] = "high",
         [AUDIT_SEVERITY_CRITICAL] = "critical",
 };
 
-const char *audit_severity_to_string(enum audit_severity s)
-{
-        return s >= 0 && s < _AUDIT_SEVERITY_MAX ? severity_table[s] : NULL;
-}
+DEFINE_STRING_TABLE_LOOKUP(audit_severity, enum audit_severity);
 
-enum audit_severity audit_severity_from_string(const char *s)
-{
-        for (int i = 0; s && i < _AUDIT_SEVERITY_MAX; i++)
-                if (strcmp(severity_table[i], s) == 0)
-                        return (enum audit_severity)i;
-        return _AUDIT_SEVERITY_INVALID;
-}
-
-static const char *const status_table[_AUDIT_STATUS_MAX] = {
+static const char *const audit_status_table[_AUDIT_STATUS_MAX] = {
         [AUDIT_STATUS_PASS] = "pass",
         [AUDIT_STATUS_FAIL] = "fail",
         [AUDIT_STATUS_SKIP] = "skip",
 };
 
-const char *audit_status_to_string(enum audit_status s)
-{
-        return s >= 0 && s < _AUDIT_STATUS_MAX ? status_table[s] : NULL;
-}
+DEFINE_STRING_TABLE_TO_STRING(audit_status, enum audit_status);
 
 static const struct audit_check_info check_table[_AUDIT_CHECK_MAX] = {
         [AUDIT_CHECK_IOMMU_PRESENT] =

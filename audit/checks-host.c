@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "audit-internal.h"
+#include "fd-util.h"
 #include "modules.h"
 #include "strv.h"
 
@@ -382,18 +383,14 @@ static int check_cmdline(struct audit_ctx *c)
 
 static int check_thunderbolt(struct audit_ctx *c)
 {
-        _cleanup_close_ int fd =
-                root_openat(c->root, "sys/bus/thunderbolt/devices", O_RDONLY | O_DIRECTORY);
-        DIR *d;
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = root_opendir(c->root, "sys/bus/thunderbolt/devices", &d);
 
-        if (fd < 0)
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 return 0; /* no Thunderbolt or USB4 controller */
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        FOREACH_DIRENT (de, d) {
                 _cleanup_free_ char *v = NULL;
                 char path[512];
 
@@ -415,9 +412,10 @@ static int check_thunderbolt(struct audit_ctx *c)
                                  "sys/bus/thunderbolt/devices/%s/iommu_dma_protection", de->d_name);
                         r = audit_evidence(c, path, "0");
                 }
+                if (r < 0)
+                        return r;
         }
-        closedir(d);
-        return r;
+        return 0;
 }
 
 int audit_checks_host(struct audit_ctx *c)

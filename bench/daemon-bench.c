@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dev-node.h"
 #include "device.h"
 #include "iommu.h"
 #include "macro.h"
@@ -63,7 +64,7 @@ struct bench {
         unsigned clients, rounds;
         const char *devices[MAX_DEVICES];
         struct pci_addr addrs[MAX_DEVICES];
-        char cdev_node[MAX_DEVICES][40]; /* dev/vfio/devices/vfioN */
+        char cdev_node[MAX_DEVICES][VFIO_CDEV_PATH_MAX]; /* dev/vfio/devices/vfioN */
         pthread_mutex_t device_lock[MAX_DEVICES];
         unsigned n_devices;
         struct root *root;
@@ -407,7 +408,7 @@ int main(int argc, char **argv)
                                 strerror(-r));
                         return 1;
                 }
-                snprintf(b.cdev_node[i], sizeof(b.cdev_node[i]), "dev/vfio/devices/vfio%d", n);
+                vfio_cdev_path(n, b.cdev_node[i]);
         }
         b.blocks = b.rounds < BLOCKS_MAX ? b.rounds : BLOCKS_MAX;
         b.per_block = b.rounds / b.blocks;

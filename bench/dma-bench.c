@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "detail.h"
 #include "device.h"
 #include "dma.h"
 #include "iommu.h"
@@ -195,7 +196,7 @@ int main(int argc, char **argv)
         if (r >= 0)
                 r = vfio_device_open(m, &a, &d, &why);
         if (r < 0 || !ta || !td || !tr) {
-                fprintf(stderr, "dma-bench: %s\n", why ? why : strerror(-r));
+                fprintf(stderr, "dma-bench: %s\n", detail_or_strerror(why, r));
                 return 1;
         }
         b.m = m;

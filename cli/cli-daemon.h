@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "format-util.h"
 #include "vfiod-client.h"
 
 /* The string at key in o, or NULL (absent, another type, o NULL). */
@@ -46,8 +47,8 @@ int cli_daemon_release(const char *verb, struct vfiod_client *client, uint64_t l
  * or what the kernel offers (iommufd needs /dev/iommu and vfio device cdevs). */
 const char *cli_backend_reason(const struct cli *c, const char *backend, bool forced);
 
-/* A lease's RLIMIT_MEMLOCK in words: "unlimited", "8G", "left as it was". */
-const char *cli_memlock_text(int64_t memlock, char buf[static 32]);
+/* A lease's RLIMIT_MEMLOCK in words: "unlimited", "8 GiB", "left as it was". */
+const char *cli_memlock_text(int64_t memlock, char buf[static FORMAT_SIZE_MAX]);
 
 /* The lease as JSON: lease, backend, memlock (bytes, -1 unlimited, null when the daemon
  * left it alone) and devices (address, group, cdev). NULL when out of memory. */

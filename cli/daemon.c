@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli-daemon.h"
+#include "format-util.h"
 #include "root.h"
 
 const char *cli_daemon_socket(void)
@@ -238,19 +239,13 @@ const char *cli_backend_reason(const struct cli *c, const char *backend, bool fo
         return "this kernel's vfio gives the device no cdev: the legacy type1 container";
 }
 
-const char *cli_memlock_text(int64_t memlock, char buf[static 32])
+const char *cli_memlock_text(int64_t memlock, char buf[static FORMAT_SIZE_MAX])
 {
         if (memlock == -1)
                 return "unlimited";
         if (memlock < 0)
                 return "left as it was";
-        if (memlock % (1024 * 1024 * 1024) == 0)
-                snprintf(buf, 32, "%" PRId64 "G", memlock / (1024 * 1024 * 1024));
-        else if (memlock % (1024 * 1024) == 0)
-                snprintf(buf, 32, "%" PRId64 "M", memlock / (1024 * 1024));
-        else
-                snprintf(buf, 32, "%" PRId64, memlock);
-        return buf;
+        return format_size((uint64_t)memlock, buf);
 }
 
 json_object *cli_lease_json(const struct vfiod_lease *l)

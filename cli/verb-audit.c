@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "detail.h"
 #include "cli.h"
 #include "journal.h"
 #include "snapshot.h"
@@ -107,7 +108,7 @@ static int open_root(struct cli *c, struct snapshot **ret_snapshot)
                         path = (*ret_snapshot)->dir;
                 else if (r != -ENOMSG) {
                         fprintf(stderr, "vfioctl: audit: snapshot %s: %s%s\n", path,
-                                detail ? detail : strerror(-r),
+                                detail_or_strerror(detail, r),
                                 r == -EUCLEAN || r == -EBADMSG ? "; take the snapshot again" : "");
                         return AUDIT_EXIT_ERROR;
                 }
@@ -277,7 +278,7 @@ int verb_audit(struct cli *c)
         r = audit_run_with_probe(c->root, t, listed ? &scope : NULL,
                                  cli_has(c, OPT_PROBE) ? &probe : NULL, &report, &detail);
         if (r == -ENODEV || r == -EINVAL || r == -EOPNOTSUPP) {
-                fprintf(stderr, "vfioctl: audit: %s\n", detail ? detail : strerror(-r));
+                fprintf(stderr, "vfioctl: audit: %s\n", detail_or_strerror(detail, r));
                 return AUDIT_EXIT_ERROR;
         }
         if (r < 0) {

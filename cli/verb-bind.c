@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "detail.h"
 #include "cli-daemon.h"
 #include "cli-route.h"
 #include "cli.h"
@@ -144,7 +145,7 @@ static void report_plan(struct cli *c, struct outcome *o, struct topology *t,
                         const struct pci_device *d = topology_find_device(t, &plan->devices[i]);
                         report(c, o, &plan->devices[i], "unchanged", d->driver, now, NULL);
                 }
-                report(c, o, &plan->devices[0], "failed", NULL, NULL, why ? why : strerror(-r));
+                report(c, o, &plan->devices[0], "failed", NULL, NULL, detail_or_strerror(why, r));
                 return;
         }
         for (size_t i = 0; i < plan->n_devices; i++) {
@@ -181,7 +182,7 @@ int verb_bind(struct cli *c)
                 r = persist_load(c->root, &req, &n_req, &why);
                 if (r < 0) {
                         fprintf(stderr, "vfioctl: bind: cannot read /%s: %s\n", VFIOD_PERSIST_FILE,
-                                why ? why : strerror(-r));
+                                detail_or_strerror(why, r));
                         return EXIT_FAILED;
                 }
                 if (n_req == 0) {
@@ -203,7 +204,7 @@ int verb_bind(struct cli *c)
         flags |= cli_has(c, OPT_FORCE) ? BIND_FORCE : 0;
         r = bind_plan_build(t, req, n_req, flags, &plan, &why);
         if (r < 0) {
-                fprintf(stderr, "vfioctl: bind: %s\n", why ? why : strerror(-r));
+                fprintf(stderr, "vfioctl: bind: %s\n", detail_or_strerror(why, r));
                 json_object_put(o.results);
                 return r == -ENODEV ? EXIT_USAGE : EXIT_FAILED;
         }
@@ -213,7 +214,7 @@ int verb_bind(struct cli *c)
                         r = vfio_reset_check(t, topology_find_device(t, &plan.devices[i]), &rwhy);
                         if (r < 0) {
                                 fprintf(stderr, "vfioctl: bind --reset: %s\n",
-                                        rwhy ? rwhy : strerror(-r));
+                                        detail_or_strerror(rwhy, r));
                                 bind_plan_done(&plan);
                                 json_object_put(o.results);
                                 return EXIT_FAILED;
@@ -239,9 +240,9 @@ int verb_bind(struct cli *c)
         if (r < 0) {
                 char addr[PCI_ADDR_STRLEN], *both = NULL;
                 if (asprintf(&both, "%s: %s", pci_addr_format(&plan.devices[0], addr),
-                             why ? why : strerror(-r)) < 0)
+                             detail_or_strerror(why, r)) < 0)
                         both = NULL;
-                report(c, &o, &plan.devices[0], "failed", NULL, NULL, both ? both : strerror(-r));
+                report(c, &o, &plan.devices[0], "failed", NULL, NULL, detail_or_strerror(both, r));
                 free(both);
                 r = finish(c, &o, "vfiod.bind/1", NULL);
                 bind_plan_done(&plan);
@@ -275,7 +276,7 @@ static void restore_one(struct cli *c, struct outcome *o, struct journal *j,
 
         after = current_driver(c, a);
         report(c, o, a, r == -EBADMSG ? "released" : "restored", before, after,
-               r < 0 ? (why ? why : strerror(-r)) : NULL);
+               r < 0 ? detail_or_strerror(why, r) : NULL);
 }
 
 int verb_unbind(struct cli *c)
@@ -424,11 +425,12 @@ static size_t restore_grants(struct cli *c, struct outcome *o)
                                         e, "lease", json_object_new_int64((int64_t)list[i].lease));
                                 json_object_object_add(
                                         e, "error",
-                                        r < 0 ? json_object_new_string(why ? why : strerror(-r))
+                                        r < 0 ? json_object_new_string(detail_or_strerror(why, r))
                                               : NULL);
                                 json_object_array_add(o->results, e);
                         } else if (r < 0)
-                                fprintf(stderr, "vfioctl: restore: %s\n", why ? why : strerror(-r));
+                                fprintf(stderr, "vfioctl: restore: %s\n",
+                                        detail_or_strerror(why, r));
                         else
                                 printf("/dev/vfio/%d: no longer open to uid %u (lease %" PRIu64
                                        ")\n",
@@ -478,7 +480,7 @@ int verb_restore(struct cli *c)
                 _cleanup_free_ char *why = NULL;
                 r = sriov_pf_restore(c->root, j, &pfs[i], &why);
                 report(c, &o, &pfs[i], "sriov-restored", NULL, NULL,
-                       r < 0 ? (why ? why : strerror(-r)) : NULL);
+                       r < 0 ? detail_or_strerror(why, r) : NULL);
         }
         return finish(c, &o, "vfiod.restore/1", NULL);
 }
@@ -500,7 +502,7 @@ int verb_persisted(struct cli *c)
         r = persist_load(c->root, &l, &n, &why);
         if (r < 0) {
                 fprintf(stderr, "vfioctl: persisted: cannot read /%s: %s\n", VFIOD_PERSIST_FILE,
-                        why ? why : strerror(-r));
+                        detail_or_strerror(why, r));
                 return EXIT_FAILED;
         }
         if (c->n_args == 1) {

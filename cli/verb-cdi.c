@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cdi.h"
+#include "detail.h"
 #include "cli.h"
 #include "inventory.h"
 #include "pools.h"
@@ -29,7 +30,7 @@ int verb_cdi(struct cli *c)
                 return EXIT_FAILED;
         }
         if (r < 0) {
-                fprintf(stderr, "vfioctl: cdi: %s\n", detail ? detail : strerror(-r));
+                fprintf(stderr, "vfioctl: cdi: %s\n", detail_or_strerror(detail, r));
                 return EXIT_FAILED;
         }
         r = cli_topology_unnamed(c, &t);
@@ -56,7 +57,7 @@ int verb_cdi(struct cli *c)
                              inv->n_devices, &path, &detail);
         json_object_put(spec);
         if (r < 0) {
-                fprintf(stderr, "vfioctl: cdi: %s\n", detail ? detail : strerror(-r));
+                fprintf(stderr, "vfioctl: cdi: %s\n", detail_or_strerror(detail, r));
                 return EXIT_FAILED;
         }
         if (c->json) {

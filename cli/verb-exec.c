@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli-daemon.h"
+#include "dev-node.h"
 #include "pci-addr.h"
 #include "strv.h"
 
@@ -207,7 +208,7 @@ static int report_json(const struct vfiod_lease *l, char **argv, bool qemu, cons
 static void report_text(const struct vfiod_lease *l, char **argv, size_t n_own, bool qemu,
                         const char *reason)
 {
-        char m[32];
+        char m[FORMAT_SIZE_MAX], node[VFIO_CDEV_PATH_MAX];
 
         fprintf(stderr, "vfioctl: exec: backend %s: %s\n", l->backend, reason);
         fprintf(stderr, "vfioctl: exec: lease %" PRIu64 " (%s, RLIMIT_MEMLOCK %s)", l->id,
@@ -225,7 +226,7 @@ static void report_text(const struct vfiod_lease *l, char **argv, size_t n_own, 
                         fprintf(stderr, ", %s (/dev/vfio/%d", l->devices[i].address,
                                 l->devices[i].group);
                 if (l->devices[i].cdev >= 0)
-                        fprintf(stderr, ", /dev/vfio/devices/vfio%d", l->devices[i].cdev);
+                        fprintf(stderr, ", /%s", vfio_cdev_path(l->devices[i].cdev, node));
                 fputc(')', stderr);
         }
         fprintf(stderr, "\nvfioctl: exec: executing %s", argv[0]);
@@ -242,7 +243,7 @@ static void report_text(const struct vfiod_lease *l, char **argv, size_t n_own, 
 static void memlock_note(const struct vfiod_lease *l, const char *vmm)
 {
         struct rlimit rl;
-        char m[32];
+        char m[FORMAT_SIZE_MAX];
 
         if (l->memlock != -2 || getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
                 return;

@@ -311,7 +311,7 @@ static int report(struct cli *c, const struct attach *at, const struct vfiod_lea
                   const char *reason)
 {
         bool iommufd = l->iommufd >= 0;
-        char m[32];
+        char m[FORMAT_SIZE_MAX];
 
         if (!c->json) {
                 printf("%s: attached to QEMU pid %d as device %s (lease %" PRIu64 ", ", at->address,

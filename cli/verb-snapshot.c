@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "detail.h"
+#include "format-util.h"
 #include "snapshot.h"
 
 int verb_snapshot(struct cli *c)
@@ -14,6 +16,7 @@ int verb_snapshot(struct cli *c)
         const char *out = c->args[0];
         /* With the archive on standard output, the report goes to standard error. */
         FILE *report = strcmp(out, "-") == 0 ? stderr : stdout;
+        char size[FORMAT_SIZE_MAX];
         int r;
 
         if (c->root->is_host && geteuid() != 0)
@@ -23,7 +26,7 @@ int verb_snapshot(struct cli *c)
                       stderr);
         r = snapshot_write(c->root, out, &stats, &detail);
         if (r < 0) {
-                fprintf(stderr, "vfioctl: snapshot: %s\n", detail ? detail : strerror(-r));
+                fprintf(stderr, "vfioctl: snapshot: %s\n", detail_or_strerror(detail, r));
                 return EXIT_FAILED;
         }
         for (size_t i = 0; i < stats.n_warnings; i++)
@@ -52,9 +55,9 @@ int verb_snapshot(struct cli *c)
                 if (r == 0)
                         putchar('\n');
         } else
-                fprintf(report, "%s: %zu files, %zu links, %zu directories, %zu KiB of content\n",
+                fprintf(report, "%s: %zu files, %zu links, %zu directories, %s of content\n",
                         strcmp(out, "-") == 0 ? "snapshot" : out, stats.files, stats.links,
-                        stats.dirs, (stats.bytes + 1023) / 1024);
+                        stats.dirs, format_size(stats.bytes, size));
         snapshot_stats_done(&stats);
         return r;
 }

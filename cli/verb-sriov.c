@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli-route.h"
+#include "detail.h"
 #include "cli.h"
 #include "journal.h"
 #include "modules.h"
@@ -407,14 +408,12 @@ int verb_sriov(struct cli *c)
 
         if (cli_has(c, OPT_NUMVFS)) {
                 unsigned long n;
-                enum sriov_driver drv = SRIOV_DRIVER_VFIO;
                 const char *dv = c->values[OPT_DRIVER];
+                enum sriov_driver drv = dv ? sriov_driver_from_string(dv) : SRIOV_DRIVER_VFIO;
 
                 if ((r = parse_uint("--numvfs", c->values[OPT_NUMVFS], 65535, &n)))
                         return r;
-                if (dv && strcmp(dv, "host") == 0)
-                        drv = SRIOV_DRIVER_HOST;
-                else if (dv && strcmp(dv, "vfio-pci") != 0)
+                if (drv < 0)
                         return usage_error("sriov: --driver takes vfio-pci or host");
                 r = cli_route_sriov_numvfs(c, c->args[0], n, dv);
                 if (r > 0)
@@ -427,7 +426,7 @@ int verb_sriov(struct cli *c)
                     (r = cli_modules_need(c, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why)) < 0) {
                         char addr[PCI_ADDR_STRLEN];
                         fprintf(stderr, "vfioctl: sriov: %s: %s\n", pci_addr_format(&a, addr),
-                                why ? why : strerror(-r));
+                                detail_or_strerror(why, r));
                         return EXIT_FAILED;
                 }
                 r = cli_topology_unnamed(c, &t);
@@ -440,7 +439,7 @@ int verb_sriov(struct cli *c)
                 }
                 r = sriov_pf_set_numvfs(c->root, j, t, &a, (int)n, drv, &why);
                 if (r < 0) {
-                        fprintf(stderr, "vfioctl: sriov: %s\n", why ? why : strerror(-r));
+                        fprintf(stderr, "vfioctl: sriov: %s\n", detail_or_strerror(why, r));
                         return r == -ENODEV ? EXIT_USAGE : EXIT_FAILED;
                 }
                 journal_free(TAKE_PTR(j));
@@ -470,7 +469,7 @@ int verb_sriov(struct cli *c)
                 else
                         r = sriov_vf_configure(c->root, j, t, &a, &want, fields, &why);
                 if (r < 0) {
-                        fprintf(stderr, "vfioctl: sriov: %s\n", why ? why : strerror(-r));
+                        fprintf(stderr, "vfioctl: sriov: %s\n", detail_or_strerror(why, r));
                         return r == -ENODEV ? EXIT_USAGE : EXIT_FAILED;
                 }
                 journal_free(TAKE_PTR(j));

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "macro.h"
 #include "root.h"
 
@@ -85,6 +86,11 @@ int root_openat(const struct root *r, const char *relpath, int flags)
                         fd = openat(r->fd, relpath, flags | O_CLOEXEC);
         }
         return fd < 0 ? negative_errno() : fd;
+}
+
+int root_opendir(const struct root *r, const char *relpath, DIR **ret)
+{
+        return dir_stream_from_fd(root_openat(r, relpath, O_RDONLY | O_DIRECTORY), ret);
 }
 
 bool root_exists(const struct root *r, const char *relpath)

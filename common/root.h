@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,10 @@ bool path_is_safe_relative(const char *p);
  * (openat2 RESOLVE_IN_ROOT), so a tree's links can never lead outside it. Returns an fd
  * or -errno; -EINVAL for an unsafe relpath. */
 int root_openat(const struct root *r, const char *relpath, int flags);
+
+/* A directory stream of relpath below the root (opened as root_openat() does). Returns 0
+ * or -errno. */
+int root_opendir(const struct root *r, const char *relpath, DIR **ret);
 
 /* Whether relpath names something below the root (an O_PATH open of it succeeds). */
 bool root_exists(const struct root *r, const char *relpath);

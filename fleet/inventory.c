@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dev-node.h"
 #include "iommu.h"
 #include "macro.h"
 
@@ -64,7 +65,8 @@ static int device_fill(const struct root *r, const struct topology *t, const str
             vfio_device_cdev_index(r, &d->addr, &n) >= 0) {
                 f.backend = FLEET_BACKEND_IOMMUFD;
                 f.nodes[0] = strdup("/dev/iommu");
-                q = asprintf(&f.nodes[1], "/dev/vfio/devices/vfio%d", n);
+                char node[VFIO_CDEV_PATH_MAX];
+                q = asprintf(&f.nodes[1], "/%s", vfio_cdev_path(n, node));
         } else {
                 /* Detection prefers iommufd: the group node may be absent (a kernel built
                  * without the legacy container), and a pool may want only cdevs. */

@@ -11,6 +11,15 @@
 #include "detail.h"
 #include "macro.h"
 #include "root.h"
+#include "string-table.h"
+
+static const char *const fleet_pool_backend_table[_FLEET_POOL_BACKEND_MAX] = {
+        [FLEET_POOL_BACKEND_AUTO] = "auto",
+        [FLEET_POOL_BACKEND_IOMMUFD] = "iommufd",
+        [FLEET_POOL_BACKEND_TYPE1] = "type1",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(fleet_pool_backend, enum fleet_pool_backend);
 
 static bool is_alnum(char c)
 {
@@ -119,23 +128,16 @@ static int parse_pool(json_object *o, size_t idx, struct fleet_pool *pool, char 
                 return -ENOMEM;
 
         if (backend) {
-                static const char *const names[] = {
-                        [FLEET_POOL_BACKEND_AUTO] = "auto",
-                        [FLEET_POOL_BACKEND_IOMMUFD] = "iommufd",
-                        [FLEET_POOL_BACKEND_TYPE1] = "type1",
-                };
-                const char *s = json_object_is_type(backend, json_type_string)
-                                        ? json_object_get_string(backend)
-                                        : "";
-                size_t i;
-                for (i = 0; i < ELEMENTSOF(names) && strcmp(names[i], s) != 0; i++)
-                        ;
-                if (i == ELEMENTSOF(names))
+                enum fleet_pool_backend b =
+                        json_object_is_type(backend, json_type_string)
+                                ? fleet_pool_backend_from_string(json_object_get_string(backend))
+                                : _FLEET_POOL_BACKEND_INVALID;
+                if (b < 0)
                         return detail_errno(ret_detail, -EINVAL,
                                             "pool \"%s\": \"backend\" is \"auto\", \"iommufd\" "
                                             "or \"type1\"",
                                             n);
-                pool->backend = (enum fleet_pool_backend)i;
+                pool->backend = b;
         }
 
         if (!devices || !json_object_is_type(devices, json_type_array) ||

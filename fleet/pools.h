@@ -13,6 +13,7 @@
  * Devices are named with the policy's selectors (selector.h). A device that two pools
  * select belongs to the first. */
 
+#include <errno.h>
 #include <stddef.h>
 
 #include "selector.h"
@@ -27,7 +28,14 @@ enum fleet_pool_backend {
         FLEET_POOL_BACKEND_AUTO,    /* iommufd where the kernel has it, else type1 */
         FLEET_POOL_BACKEND_IOMMUFD, /* only devices with a vfio cdev and /dev/iommu */
         FLEET_POOL_BACKEND_TYPE1,   /* the group nodes, for programs that use only them */
+        _FLEET_POOL_BACKEND_MAX,
+        _FLEET_POOL_BACKEND_INVALID = -EINVAL,
 };
+
+/* "auto", "iommufd", "type1", as a pool's "backend" spells them. */
+const char *fleet_pool_backend_to_string(enum fleet_pool_backend b);
+/* The reverse; _FLEET_POOL_BACKEND_INVALID for any other name, or NULL. */
+enum fleet_pool_backend fleet_pool_backend_from_string(const char *s);
 
 struct fleet_pool {
         char *name;     /* a DNS label: "igb-vf" */

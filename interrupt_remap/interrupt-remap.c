@@ -1,40 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "detail.h"
 #include "interrupt-remap.h"
 #include "macro.h"
+#include "string-table.h"
 
-static _printf_(3, 4) int detail(char **ret, int r, const char *fmt, ...)
-{
-        va_list ap;
+static const char *const irq_isolation_table[_IRQ_ISOLATION_MAX] = {
+        [IRQ_ISOLATION_REMAPPED] = "remapped",
+        [IRQ_ISOLATION_NONE] = "none",
+        [IRQ_ISOLATION_UNKNOWN] = "unknown",
+};
 
-        if (!ret)
-                return r;
-        free(*ret);
-        *ret = NULL;
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-        return r;
-}
-
-const char *irq_isolation_to_string(enum irq_isolation i)
-{
-        switch (i) {
-        case IRQ_ISOLATION_REMAPPED:
-                return "remapped";
-        case IRQ_ISOLATION_NONE:
-                return "none";
-        case IRQ_ISOLATION_UNKNOWN:
-                return "unknown";
-        default:
-                return NULL;
-        }
-}
+DEFINE_STRING_TABLE_TO_STRING(irq_isolation, enum irq_isolation);
 
 static enum tristate read_switch(const struct root *r, const char *path)
 {
@@ -99,33 +79,36 @@ int interrupt_remap_check_assignment(const struct interrupt_remap_status *s, con
         case IRQ_ISOLATION_REMAPPED:
                 return 0;
         case IRQ_ISOLATION_UNKNOWN:
-                return detail(ret_detail, 0,
-                              "%s: cannot tell whether its interrupts are remapped (%s); the "
-                              "kernel will decide",
-                              device, s->why);
+                return detail_errno(ret_detail, 0,
+                                    "%s: cannot tell whether its interrupts are remapped (%s); the "
+                                    "kernel will decide",
+                                    device, s->why);
         default:
                 break;
         }
         if (allow_unsafe)
-                return detail(ret_detail, 0,
-                              "WARNING: %s: its interrupts are not isolated (%s): it can send "
-                              "any MSI to the host; going ahead because unsafe interrupts were "
-                              "allowed%s",
-                              device, s->why,
-                              kernel == TRI_YES ? ""
-                              : iommufd         ? ", but the kernel refuses unless "
-                                                  "iommufd.allow_unsafe_interrupts=1"
-                                                : ", but the kernel refuses unless "
-                                                  "vfio_iommu_type1.allow_unsafe_"
-                                                  "interrupts=1");
+                return detail_errno(
+                        ret_detail, 0,
+                        "WARNING: %s: its interrupts are not isolated (%s): it can send "
+                        "any MSI to the host; going ahead because unsafe interrupts were "
+                        "allowed%s",
+                        device, s->why,
+                        kernel == TRI_YES ? ""
+                        : iommufd         ? ", but the kernel refuses unless "
+                                            "iommufd.allow_unsafe_interrupts=1"
+                                          : ", but the kernel refuses unless "
+                                            "vfio_iommu_type1.allow_unsafe_"
+                                            "interrupts=1");
         if (kernel == TRI_YES)
-                return detail(ret_detail, 0,
-                              "WARNING: %s: its interrupts are not isolated (%s); going ahead "
-                              "because %s is on",
-                              device, s->why, knob);
-        return detail(ret_detail, -EPERM,
-                      "%s: refusing to open it for DMA: its interrupts are not isolated (%s), "
-                      "so it could send any MSI to the host; pass --allow-unsafe-interrupts "
-                      "(and set %s=1) to accept that",
-                      device, s->why, knob);
+                return detail_errno(
+                        ret_detail, 0,
+                        "WARNING: %s: its interrupts are not isolated (%s); going ahead "
+                        "because %s is on",
+                        device, s->why, knob);
+        return detail_errno(
+                ret_detail, -EPERM,
+                "%s: refusing to open it for DMA: its interrupts are not isolated (%s), "
+                "so it could send any MSI to the host; pass --allow-unsafe-interrupts "
+                "(and set %s=1) to accept that",
+                device, s->why, knob);
 }

@@ -12,8 +12,10 @@
 #include <linux/vfio.h>
 
 #include "detail.h"
+#include "fd-util.h"
 #include "irq.h"
 #include "macro.h"
+#include "string-table.h"
 
 struct irq_set {
         int device_fd; /* borrowed */
@@ -24,23 +26,13 @@ struct irq_set {
         bool enabled;
 };
 
-static const char *index_name(unsigned index)
-{
-        switch (index) {
-        case VFIO_PCI_INTX_IRQ_INDEX:
-                return "INTx";
-        case VFIO_PCI_MSI_IRQ_INDEX:
-                return "MSI";
-        case VFIO_PCI_MSIX_IRQ_INDEX:
-                return "MSI-X";
-        case VFIO_PCI_ERR_IRQ_INDEX:
-                return "error";
-        case VFIO_PCI_REQ_IRQ_INDEX:
-                return "request";
-        default:
-                return "unknown";
-        }
-}
+static const char *const irq_index_table[] = {
+        [VFIO_PCI_INTX_IRQ_INDEX] = "INTx",   [VFIO_PCI_MSI_IRQ_INDEX] = "MSI",
+        [VFIO_PCI_MSIX_IRQ_INDEX] = "MSI-X",  [VFIO_PCI_ERR_IRQ_INDEX] = "error",
+        [VFIO_PCI_REQ_IRQ_INDEX] = "request",
+};
+
+DEFINE_STRING_TABLE_TO_STRING_FALLBACK(irq_index, unsigned, "unknown");
 
 /* SET_IRQS with eventfds (or -1: release the vector) for [start, start + count). */
 static int set_trigger(struct irq_set *s, uint32_t start, uint32_t count, const int *fds)
@@ -73,12 +65,6 @@ static int set_none(struct irq_set *s, uint32_t action, uint32_t start, uint32_t
         return ioctl(s->device_fd, VFIO_DEVICE_SET_IRQS, &set) < 0 ? negative_errno() : 0;
 }
 
-static void close_fds(struct irq_set *s, uint32_t from)
-{
-        for (uint32_t i = from; i < s->count; i++)
-                s->fds[i] = safe_close(s->fds[i]);
-}
-
 /* Grows the eventfd array to count, opening the new ones. */
 static int open_fds(struct irq_set *s, uint32_t count)
 {
@@ -106,10 +92,11 @@ static int check_count(const struct irq_set *s, uint32_t count, char **ret_detai
         if (count == 0)
                 return detail_errno(ret_detail, -EINVAL,
                                     "enabling %s with no vector: disable it instead",
-                                    index_name(s->index));
+                                    irq_index_to_string(s->index));
         if (count > s->max)
                 return detail_errno(ret_detail, -ERANGE, "%s has %u vector%s, %u asked for",
-                                    index_name(s->index), s->max, s->max == 1 ? "" : "s", count);
+                                    irq_index_to_string(s->index), s->max, s->max == 1 ? "" : "s",
+                                    count);
         return 0;
 }
 
@@ -124,11 +111,11 @@ static int enable(struct irq_set *s, uint32_t count, char **ret_detail)
         if (q < 0)
                 return detail_errno(
                         ret_detail, q, "VFIO_DEVICE_SET_IRQS enabling %u %s vector%s: %s%s", count,
-                        index_name(s->index), count == 1 ? "" : "s", strerror(-q),
+                        irq_index_to_string(s->index), count == 1 ? "" : "s", strerror(-q),
                         q == -EINVAL ? " (another interrupt type is enabled: disable it "
                                        "first)"
                                      : "");
-        close_fds(s, count); /* left over from a larger former count */
+        close_many(s->fds + count, s->count - count); /* left over from a larger former count */
         s->count = count;
         s->enabled = true;
         return 0;
@@ -143,10 +130,11 @@ int irq_set_enable(int device_fd, unsigned index, uint32_t count, struct irq_set
 
         if (ioctl(device_fd, VFIO_DEVICE_GET_IRQ_INFO, &info) < 0)
                 return detail_errno(ret_detail, negative_errno(),
-                                    "VFIO_DEVICE_GET_IRQ_INFO(%s) failed: %m", index_name(index));
+                                    "VFIO_DEVICE_GET_IRQ_INFO(%s) failed: %m",
+                                    irq_index_to_string(index));
         if (!(info.flags & VFIO_IRQ_INFO_EVENTFD) || info.count == 0)
                 return detail_errno(ret_detail, -EOPNOTSUPP, "the device has no %s interrupt%s",
-                                    index_name(index),
+                                    irq_index_to_string(index),
                                     info.count ? " that signals an eventfd" : "");
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -178,9 +166,9 @@ int irq_set_disable(struct irq_set *s, char **ret_detail)
         q = set_none(s, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0);
         if (q < 0)
                 return detail_errno(ret_detail, q, "VFIO_DEVICE_SET_IRQS disabling %s: %s",
-                                    index_name(s->index), strerror(-q));
+                                    irq_index_to_string(s->index), strerror(-q));
         s->enabled = false;
-        close_fds(s, 0);
+        close_many(s->fds, s->count);
         return 0;
 }
 
@@ -208,7 +196,7 @@ int irq_set_resize(struct irq_set *s, uint32_t count, bool *ret_in_place, char *
                         s->count = count;
                         q = set_trigger(s, old, count - old, s->fds + old);
                         if (q < 0) {
-                                close_fds(s, old);
+                                close_many(s->fds + old, s->count - old);
                                 s->count = old;
                                 return detail_errno(
                                         ret_detail, q,
@@ -223,7 +211,7 @@ int irq_set_resize(struct irq_set *s, uint32_t count, bool *ret_in_place, char *
                                                     "VFIO_DEVICE_SET_IRQS releasing MSI-X vectors "
                                                     "%u-%u: %s",
                                                     count, old - 1, strerror(-q));
-                        close_fds(s, count);
+                        close_many(s->fds + count, s->count - count);
                         s->count = count;
                 }
                 if (ret_in_place)
@@ -259,7 +247,7 @@ struct irq_set *irq_set_free(struct irq_set *s)
         if (!s)
                 return NULL;
         (void)irq_set_disable(s, NULL);
-        close_fds(s, 0);
+        close_many(s->fds, s->count);
         free(s->fds);
         free(s);
         return NULL;

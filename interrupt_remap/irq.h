@@ -14,6 +14,10 @@
 
 struct irq_set;
 
+/* The name of a VFIO PCI interrupt index: "INTx", "MSI", "MSI-X", "error", "request";
+ * "unknown" for any other. */
+const char *irq_index_to_string(unsigned index);
+
 /* Enables count vectors of index (VFIO_PCI_INTX_IRQ_INDEX, _MSI_, _MSIX_) of the device
  * fd (borrowed: it must outlive the set), each with a new non-blocking eventfd. */
 int irq_set_enable(int device_fd, unsigned index, uint32_t count, struct irq_set **ret,

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fd-util.h"
+#include "string-table.h"
 #include "strv.h"
 #include "topology-internal.h"
 
@@ -140,17 +142,12 @@ static int interface_addresses(struct usage_ctx *u, const char *ifname, char ***
 static int scan_netdevs(struct scan_ctx *c, struct usage_ctx *u)
 {
         struct topology *t = c->t;
-        _cleanup_close_ int fd = root_openat(c->root, "sys/class/net", O_RDONLY | O_DIRECTORY);
-        DIR *d;
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = scan_opendir(c, "sys/class/net", &d);
 
-        if (fd < 0)
-                return fd == -ENOENT ? 0 : scan_warn(c, fd, "cannot list sys/class/net");
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        if (r < 0 || !d)
+                return r;
+        FOREACH_DIRENT (de, d) {
                 _cleanup_free_ char *target = NULL, *path = NULL, *flagpath = NULL;
                 _cleanup_free_ char *flags = NULL;
                 struct netdev_info *ni, *nn;
@@ -188,26 +185,22 @@ static int scan_netdevs(struct scan_ctx *c, struct usage_ctx *u)
                 if (u->ifaddrs_known) {
                         r = interface_addresses(u, ni->name, &ni->addresses);
                         ni->addresses_known = r >= 0;
+                        if (r < 0)
+                                break;
                 }
         }
-        closedir(d);
         return r;
 }
 
 static int scan_blockdevs(struct scan_ctx *c, struct usage_ctx *u)
 {
         struct topology *t = c->t;
-        _cleanup_close_ int fd = root_openat(c->root, "sys/class/block", O_RDONLY | O_DIRECTORY);
-        DIR *d;
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = scan_opendir(c, "sys/class/block", &d);
 
-        if (fd < 0)
-                return fd == -ENOENT ? 0 : scan_warn(c, fd, "cannot list sys/class/block");
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        if (r < 0 || !d)
+                return r;
+        FOREACH_DIRENT (de, d) {
                 _cleanup_free_ char *target = NULL, *path = NULL, *devnum = NULL;
                 _cleanup_close_ int bfd = -EBADF;
                 struct blockdev_info *bi, *nb;
@@ -255,19 +248,16 @@ static int scan_blockdevs(struct scan_ctx *c, struct usage_ctx *u)
                         if (strcmp(*s, bi->name) == 0)
                                 bi->mounted = true;
                 {
-                        _cleanup_close_ int hfd =
-                                openat(bfd, "holders", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                        DIR *h = hfd >= 0 ? fdopendir(hfd) : NULL;
-                        if (h) {
-                                hfd = -EBADF;
-                                for (struct dirent *e; (e = readdir(h));)
+                        _cleanup_closedir_ DIR *h = NULL;
+                        if (dir_stream_open_at(bfd, "holders", &h) >= 0) {
+                                FOREACH_DIRENT (e, h)
                                         if (e->d_name[0] != '.')
                                                 bi->held = true;
-                                closedir(h);
                         }
                 }
+                if (r < 0)
+                        break;
         }
-        closedir(d);
         return r;
 }
 
@@ -437,16 +427,11 @@ int scan_host_facts(struct scan_ctx *c)
         return 0;
 }
 
-const char *iommu_mode_to_string(enum iommu_mode m)
-{
-        switch (m) {
-        case IOMMU_MODE_NONE:
-                return "none";
-        case IOMMU_MODE_NOIOMMU:
-                return "noiommu";
-        case IOMMU_MODE_PASSTHROUGH:
-                return "passthrough";
-        default:
-                return "translated";
-        }
-}
+static const char *const iommu_mode_table[] = {
+        [IOMMU_MODE_NONE] = "none",
+        [IOMMU_MODE_NOIOMMU] = "noiommu",
+        [IOMMU_MODE_PASSTHROUGH] = "passthrough",
+        [IOMMU_MODE_TRANSLATED] = "translated",
+};
+
+DEFINE_STRING_TABLE_TO_STRING_FALLBACK(iommu_mode, enum iommu_mode, "translated");

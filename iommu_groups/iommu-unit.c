@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fd-util.h"
 #include "macro.h"
+#include "string-table.h"
 #include "strv.h"
 #include "topology-internal.h"
 
@@ -26,17 +28,13 @@
 #define AMD_EFR_GA        (1ull << 7)  /* guest virtual APIC */
 #define AMD_EFR_GAM_VAPIC (1ull << 21) /* virtual APIC guest mode: posting to vCPUs */
 
-const char *iommu_kind_to_string(enum iommu_kind k)
-{
-        switch (k) {
-        case IOMMU_KIND_INTEL_VTD:
-                return "intel-vtd";
-        case IOMMU_KIND_AMD_VI:
-                return "amd-vi";
-        default:
-                return "other";
-        }
-}
+static const char *const iommu_kind_table[] = {
+        [IOMMU_KIND_INTEL_VTD] = "intel-vtd",
+        [IOMMU_KIND_AMD_VI] = "amd-vi",
+        [IOMMU_KIND_OTHER] = "other",
+};
+
+DEFINE_STRING_TABLE_TO_STRING_FALLBACK(iommu_kind, enum iommu_kind, "other");
 
 void iommu_unit_decode(struct iommu_unit *u)
 {
@@ -88,20 +86,14 @@ static int parse_amd_features(const char *s, uint64_t *ret)
 
 static size_t count_entries(int dirfd, const char *name)
 {
-        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d;
+        _cleanup_closedir_ DIR *d = NULL;
         size_t n = 0;
 
-        if (fd < 0)
+        if (dir_stream_open_at(dirfd, name, &d) < 0)
                 return 0;
-        d = fdopendir(fd);
-        if (!d)
-                return 0;
-        fd = -EBADF;
-        for (struct dirent *de; (de = readdir(d));)
+        FOREACH_DIRENT (de, d)
                 if (de->d_name[0] != '.')
                         n++;
-        closedir(d);
         return n;
 }
 
@@ -159,17 +151,12 @@ static int scan_one_unit(struct scan_ctx *c, const char *name, struct iommu_unit
 int scan_iommu_units(struct scan_ctx *c)
 {
         struct topology *t = c->t;
-        _cleanup_close_ int fd = root_openat(c->root, "sys/class/iommu", O_RDONLY | O_DIRECTORY);
-        DIR *d;
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = scan_opendir(c, "sys/class/iommu", &d);
 
-        if (fd < 0)
-                return fd == -ENOENT ? 0 : scan_warn(c, fd, "cannot list sys/class/iommu");
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; (de = readdir(d));) {
+        if (r < 0 || !d)
+                return r;
+        FOREACH_DIRENT (de, d) {
                 struct iommu_unit *nu;
 
                 if (de->d_name[0] == '.')
@@ -188,7 +175,6 @@ int scan_iommu_units(struct scan_ctx *c)
                 t->n_units++;
                 r = 0;
         }
-        closedir(d);
         if (t->n_units > 1)
                 qsort(t->units, t->n_units, sizeof(*t->units), unit_compare);
         return r;

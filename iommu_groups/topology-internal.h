@@ -3,6 +3,8 @@
 
 /* Shared by the files that together build one snapshot; not part of the module's API. */
 
+#include <dirent.h>
+
 #include "macro.h"
 #include "topology.h"
 
@@ -21,6 +23,11 @@ struct scan_ctx {
 /* Records "<message>: <strerror(-error)>" as a snapshot warning. Returns 0, or -ENOMEM
  * when even the warning could not be stored. */
 int scan_warn(struct scan_ctx *c, int error, const char *fmt, ...) _printf_(3, 4);
+
+/* A directory stream of relpath below the root, for a listing that may be absent: *ret
+ * is NULL when relpath does not exist, or when it cannot be read (a warning says so).
+ * Returns 0, or -ENOMEM. */
+int scan_opendir(struct scan_ctx *c, const char *relpath, DIR **ret);
 
 int scan_iommu_units(struct scan_ctx *c);
 int scan_host_usage(struct scan_ctx *c);

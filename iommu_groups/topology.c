@@ -9,36 +9,26 @@
 #include <unistd.h>
 
 #include "config-space.h"
+#include "fd-util.h"
+#include "string-table.h"
 #include "strv.h"
 #include "topology-internal.h"
 
-const char *pcie_type_to_string(enum pcie_type t)
-{
-        switch (t) {
-        case PCIE_TYPE_ENDPOINT:
-                return "endpoint";
-        case PCIE_TYPE_LEGACY_ENDPOINT:
-                return "legacy-endpoint";
-        case PCIE_TYPE_ROOT_PORT:
-                return "root-port";
-        case PCIE_TYPE_UPSTREAM:
-                return "upstream-port";
-        case PCIE_TYPE_DOWNSTREAM:
-                return "downstream-port";
-        case PCIE_TYPE_PCIE_TO_PCI:
-                return "pcie-to-pci-bridge";
-        case PCIE_TYPE_PCI_TO_PCIE:
-                return "pci-to-pcie-bridge";
-        case PCIE_TYPE_RC_INTEGRATED:
-                return "rc-integrated-endpoint";
-        case PCIE_TYPE_RC_EVENT_COLLECTOR:
-                return "rc-event-collector";
-        case PCIE_TYPE_NONE:
-                return "pci";
-        default:
-                return "unknown";
-        }
-}
+static const char *const pcie_type_table[] = {
+        [PCIE_TYPE_ENDPOINT] = "endpoint",
+        [PCIE_TYPE_LEGACY_ENDPOINT] = "legacy-endpoint",
+        [PCIE_TYPE_ROOT_PORT] = "root-port",
+        [PCIE_TYPE_UPSTREAM] = "upstream-port",
+        [PCIE_TYPE_DOWNSTREAM] = "downstream-port",
+        [PCIE_TYPE_PCIE_TO_PCI] = "pcie-to-pci-bridge",
+        [PCIE_TYPE_PCI_TO_PCIE] = "pci-to-pcie-bridge",
+        [PCIE_TYPE_RC_INTEGRATED] = "rc-integrated-endpoint",
+        [PCIE_TYPE_RC_EVENT_COLLECTOR] = "rc-event-collector",
+        [PCIE_TYPE_NONE] = "pci",
+};
+
+/* PCIE_TYPE_UNKNOWN, and the device/port types the spec reserves, read "unknown". */
+DEFINE_STRING_TABLE_TO_STRING_FALLBACK(pcie_type, enum pcie_type, "unknown");
 
 int scan_warn(struct scan_ctx *c, int error, const char *fmt, ...)
 {
@@ -56,6 +46,18 @@ int scan_warn(struct scan_ctx *c, int error, const char *fmt, ...)
         else
                 r = strv_push(&c->t->warnings, &c->t->n_warnings, msg);
         return r < 0 ? -ENOMEM : 0;
+}
+
+int scan_opendir(struct scan_ctx *c, const char *relpath, DIR **ret)
+{
+        int r = root_opendir(c->root, relpath, ret);
+
+        if (r >= 0)
+                return 0;
+        *ret = NULL;
+        if (r == -ENOMEM)
+                return r;
+        return r == -ENOENT ? 0 : scan_warn(c, r, "cannot list %s", relpath);
 }
 
 static int device_compare(const void *a, const void *b)
@@ -163,19 +165,13 @@ int path_owning_pci_device(const struct scan_ctx *c, const char *path)
 static int scan_device_list(struct scan_ctx *c)
 {
         struct topology *t = c->t;
-        _cleanup_close_ int fd =
-                root_openat(c->root, "sys/bus/pci/devices", O_RDONLY | O_DIRECTORY);
+        _cleanup_closedir_ DIR *d = NULL;
         size_t cap = 0;
-        DIR *d;
-        int r = 0;
+        int r = root_opendir(c->root, "sys/bus/pci/devices", &d);
 
-        if (fd < 0)
-                return fd;
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        for (struct dirent *de; (de = readdir(d));) {
+        if (r < 0)
+                return r;
+        FOREACH_DIRENT (de, d) {
                 _cleanup_free_ char *target = NULL;
                 struct pci_device *dev;
                 struct pci_addr a;
@@ -223,7 +219,6 @@ static int scan_device_list(struct scan_ctx *c)
                         break;
                 t->n_devices++;
         }
-        closedir(d);
         if (r < 0)
                 return r;
         if (t->n_devices > 1)
@@ -634,17 +629,14 @@ static bool scope_has_group(const struct scan_ctx *c, int id)
 static int build_groups(struct scan_ctx *c)
 {
         struct topology *t = c->t;
-        _cleanup_close_ int fd =
-                root_openat(c->root, "sys/kernel/iommu_groups", O_RDONLY | O_DIRECTORY);
+        _cleanup_closedir_ DIR *d = NULL;
         size_t cap = 0;
-        int r = 0;
+        int r = scan_opendir(c, "sys/kernel/iommu_groups", &d);
 
-        if (fd >= 0) {
-                DIR *d = fdopendir(fd);
-                if (!d)
-                        return -ENOMEM;
-                fd = -EBADF;
-                for (struct dirent *de; (de = readdir(d));) {
+        if (r < 0)
+                return r;
+        if (d) {
+                FOREACH_DIRENT (de, d) {
                         struct iommu_group *g;
                         char path[64];
 
@@ -653,18 +645,12 @@ static int build_groups(struct scan_ctx *c)
                         if (c->host_devices && !scope_has_group(c, atoi(de->d_name)))
                                 continue;
                         g = group_append(t, atoi(de->d_name), &cap);
-                        if (!g) {
-                                r = -ENOMEM;
-                                break;
-                        }
+                        if (!g)
+                                return -ENOMEM;
                         snprintf(path, sizeof(path), "%s/type", de->d_name);
                         (void)dir_read_line(dirfd(d), path, &g->type);
                 }
-                closedir(d);
-                if (r < 0)
-                        return r;
-        } else if (fd != -ENOENT && scan_warn(c, fd, "cannot list sys/kernel/iommu_groups") < 0)
-                return -ENOMEM;
+        }
 
         /* Sorted now, so lookups by id below stay logarithmic for big trees. */
         if (t->n_groups > 1)
@@ -817,7 +803,7 @@ static int scope_group_members(struct scan_ctx *c, const struct pci_device *dev,
 {
         _cleanup_close_ int fd = root_openat(c->root, dev->sysfs_path, O_PATH | O_DIRECTORY);
         _cleanup_free_ char *group = NULL, *path = NULL;
-        DIR *d;
+        _cleanup_closedir_ DIR *d = NULL;
         int r;
 
         if (fd < 0)
@@ -831,29 +817,22 @@ static int scope_group_members(struct scan_ctx *c, const struct pci_device *dev,
                 return 1;
         if (asprintf(&path, "sys/kernel/iommu_groups/%s/devices", group) < 0)
                 return -ENOMEM;
-        safe_close(fd);
-        fd = root_openat(c->root, path, O_RDONLY | O_DIRECTORY);
-        if (fd < 0)
+        r = root_opendir(c->root, path, &d);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 return 1;
-        d = fdopendir(fd);
-        if (!d)
-                return -ENOMEM;
-        fd = -EBADF;
-        r = 0;
-        for (struct dirent *de; (de = readdir(d));) {
+        FOREACH_DIRENT (de, d) {
                 struct pci_addr a;
                 int idx;
 
                 if (de->d_name[0] == '.')
                         continue;
-                if (pci_addr_parse(de->d_name, &a) < 0 || (idx = topology_index_of(c->t, &a)) < 0) {
-                        r = 1;
-                        break;
-                }
+                if (pci_addr_parse(de->d_name, &a) < 0 || (idx = topology_index_of(c->t, &a)) < 0)
+                        return 1;
                 keep[idx] = true;
         }
-        closedir(d);
-        return r < 0 ? r : r == 1;
+        return 0;
 }
 
 /* Narrows the device list to what a decision about want needs (see

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,69 +11,22 @@
 #include <unistd.h>
 
 #include "bind.h"
+#include "checkpoint.h"
+#include "detail.h"
 #include "device.h"
 #include "macro.h"
 #include "sriov.h"
+#include "string-table.h"
 #include "sysfs-pci.h"
 
 #define VF_LINK_TIMEOUT_MS 5000
 
-#ifdef VFIOD_TEST_HOOKS
-/* Fault injection for the lab, compiled into test builds only:
- *   VFIOD_TEST_SRIOV_CRASH_AFTER=N  aborts after the Nth step of a carve (journal entry
- *                                   written, count set to 0, autoprobe set, count set,
- *                                   each VF bound), for the crash sweep;
- *   VFIOD_TEST_SRIOV_SHORT=1        asks the kernel for one VF fewer than wanted, once: what
- *                                   the kernel does when a PF driver's sriov_configure
- *                                   enables fewer VFs than were written (a partial enable). */
-static unsigned test_step;
-static bool test_shortened;
+static const char *const sriov_driver_table[_SRIOV_DRIVER_MAX] = {
+        [SRIOV_DRIVER_VFIO] = "vfio-pci",
+        [SRIOV_DRIVER_HOST] = "host",
+};
 
-static void checkpoint(void)
-{
-        const char *crash = getenv("VFIOD_TEST_SRIOV_CRASH_AFTER");
-
-        test_step++;
-        if (crash && (unsigned)atoi(crash) == test_step) {
-                fprintf(stderr, "vfiod test hook: aborting after carve step %u\n", test_step);
-                abort();
-        }
-}
-
-static int numvfs_to_write(int n)
-{
-        const char *s = getenv("VFIOD_TEST_SRIOV_SHORT");
-
-        if (n < 2 || test_shortened || !s || strcmp(s, "1") != 0)
-                return n;
-        test_shortened = true;
-        fprintf(stderr, "vfiod test hook: writing %d to sriov_numvfs instead of %d\n", n - 1, n);
-        return n - 1;
-}
-#else
-static inline void checkpoint(void)
-{
-}
-
-static inline int numvfs_to_write(int n)
-{
-        return n;
-}
-#endif
-
-static _printf_(2, 3) void detail(char **ret, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!ret)
-                return;
-        free(*ret);
-        *ret = NULL;
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-}
+DEFINE_STRING_TABLE_LOOKUP(sriov_driver, enum sriov_driver);
 
 static int pf_dir(const struct root *root, const struct pci_addr *pf)
 {
@@ -144,186 +96,6 @@ int sriov_vf_address(const struct sriov_pf *pf, int index, struct pci_addr *ret)
         return 0;
 }
 
-/* ---- journal ------------------------------------------------------------------------ */
-
-void sriov_journal_entry_done(struct sriov_journal_entry *e)
-{
-        free(e->saved);
-        e->saved = NULL;
-        e->n_saved = 0;
-        free(e->vf_token);
-        e->vf_token = NULL;
-}
-
-static void entry_name(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN + 16])
-{
-        char addr[PCI_ADDR_STRLEN];
-        snprintf(buf, PCI_ADDR_STRLEN + 16, "%s.sriov.json", pci_addr_format(a, addr));
-}
-
-static json_object *vf_config_to_json(const struct vf_config *c)
-{
-        json_object *o = json_object_new_object();
-        char mac[18];
-
-        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0], c->mac[1], c->mac[2],
-                 c->mac[3], c->mac[4], c->mac[5]);
-        json_object_object_add(o, "vf", json_object_new_int(c->vf));
-        json_object_object_add(o, "fields", json_object_new_int((int)c->have));
-        json_object_object_add(o, "mac", json_object_new_string(mac));
-        json_object_object_add(o, "vlan", json_object_new_int(c->vlan));
-        json_object_object_add(o, "qos", json_object_new_int(c->qos));
-        json_object_object_add(o, "trust", json_object_new_boolean(c->trust));
-        json_object_object_add(o, "spoofchk", json_object_new_boolean(c->spoofchk));
-        json_object_object_add(o, "link_state",
-                               json_object_new_string(vf_link_state_to_string(c->link_state)));
-        json_object_object_add(o, "min_rate", json_object_new_int64(c->min_rate));
-        json_object_object_add(o, "max_rate", json_object_new_int64(c->max_rate));
-        return o;
-}
-
-static int vf_config_from_json(json_object *o, struct vf_config *c)
-{
-        json_object *v;
-        int ls;
-
-        *c = (struct vf_config){0};
-        if (!json_object_object_get_ex(o, "vf", &v) || !json_object_is_type(v, json_type_int))
-                return -EBADMSG;
-        c->vf = json_object_get_int(v);
-        if (!json_object_object_get_ex(o, "fields", &v))
-                return -EBADMSG;
-        c->have = (unsigned)json_object_get_int(v);
-        if (!json_object_object_get_ex(o, "mac", &v) ||
-            vf_mac_parse(json_object_get_string(v), c->mac) < 0)
-                return -EBADMSG;
-        if (json_object_object_get_ex(o, "vlan", &v))
-                c->vlan = (uint16_t)json_object_get_int(v);
-        if (json_object_object_get_ex(o, "qos", &v))
-                c->qos = (uint8_t)json_object_get_int(v);
-        if (json_object_object_get_ex(o, "trust", &v))
-                c->trust = json_object_get_boolean(v);
-        if (json_object_object_get_ex(o, "spoofchk", &v))
-                c->spoofchk = json_object_get_boolean(v);
-        if (json_object_object_get_ex(o, "link_state", &v) &&
-            (ls = vf_link_state_from_string(json_object_get_string(v))) >= 0)
-                c->link_state = (enum vf_link_state)ls;
-        if (json_object_object_get_ex(o, "min_rate", &v))
-                c->min_rate = (uint32_t)json_object_get_int64(v);
-        if (json_object_object_get_ex(o, "max_rate", &v))
-                c->max_rate = (uint32_t)json_object_get_int64(v);
-        return 0;
-}
-
-int sriov_journal_put(struct journal *j, const struct sriov_journal_entry *e)
-{
-        char name[PCI_ADDR_STRLEN + 16], addr[PCI_ADDR_STRLEN];
-        json_object *o = json_object_new_object(), *saved = json_object_new_array();
-        const char *s;
-        int r;
-
-        if (!o || !saved) {
-                json_object_put(o);
-                json_object_put(saved);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < e->n_saved; i++)
-                json_object_array_add(saved, vf_config_to_json(&e->saved[i]));
-        json_object_object_add(o, "address",
-                               json_object_new_string(pci_addr_format(&e->addr, addr)));
-        json_object_object_add(o, "kind", json_object_new_string("sriov"));
-        json_object_object_add(o, "original_numvfs", json_object_new_int(e->original_numvfs));
-        json_object_object_add(o, "original_autoprobe",
-                               json_object_new_boolean(e->original_autoprobe));
-        json_object_object_add(o, "saved_vfs", saved);
-        if (e->vf_token)
-                json_object_object_add(o, "vf_token", json_object_new_string(e->vf_token));
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        entry_name(&e->addr, name);
-        r = s ? dir_write_atomic(j->dirfd, name, s, strlen(s)) : -ENOMEM;
-        json_object_put(o);
-        return r;
-}
-
-int sriov_journal_get(struct journal *j, const struct pci_addr *pf, struct sriov_journal_entry *ret)
-{
-        char name[PCI_ADDR_STRLEN + 16];
-        _cleanup_free_ char *buf = NULL;
-        struct sriov_journal_entry e = {.addr = *pf};
-        json_object *o, *v, *saved;
-        struct pci_addr a;
-        int r = 0;
-
-        entry_name(pf, name);
-        r = dir_read_file(j->dirfd, name, 1 << 20, &buf, NULL);
-        if (r < 0)
-                return r;
-        o = json_tokener_parse(buf);
-        if (!o || !json_object_is_type(o, json_type_object) ||
-            !json_object_object_get_ex(o, "address", &v) ||
-            pci_addr_parse(json_object_get_string(v), &a) < 0 || !pci_addr_equal(&a, pf) ||
-            !json_object_object_get_ex(o, "original_numvfs", &v) ||
-            !json_object_is_type(v, json_type_int)) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
-        e.original_numvfs = json_object_get_int(v);
-        e.original_autoprobe = json_object_object_get_ex(o, "original_autoprobe", &v) &&
-                               json_object_get_boolean(v);
-        if (json_object_object_get_ex(o, "vf_token", &v) &&
-            json_object_is_type(v, json_type_string) &&
-            !(e.vf_token = strdup(json_object_get_string(v))))
-                r = -ENOMEM;
-        if (r >= 0 && json_object_object_get_ex(o, "saved_vfs", &saved) &&
-            json_object_is_type(saved, json_type_array)) {
-                size_t n = json_object_array_length(saved);
-                e.saved = calloc(n ? n : 1, sizeof(*e.saved));
-                if (!e.saved)
-                        r = -ENOMEM;
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        r = vf_config_from_json(json_object_array_get_idx(saved, i), &e.saved[i]);
-                e.n_saved = r >= 0 ? n : 0;
-        }
-        json_object_put(o);
-        if (r < 0) {
-                sriov_journal_entry_done(&e);
-                return r;
-        }
-        *ret = e;
-        return 0;
-}
-
-int sriov_journal_remove(struct journal *j, const struct pci_addr *pf)
-{
-        char name[PCI_ADDR_STRLEN + 16];
-
-        entry_name(pf, name);
-        if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT)
-                return negative_errno();
-        return fsync(j->dirfd) < 0 ? negative_errno() : 0;
-}
-
-int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
-{
-        return journal_list_suffix(j, ".sriov.json", ret, ret_n);
-}
-
-int sriov_pf_vf_token(struct journal *j, const struct pci_addr *pf, char **ret)
-{
-        struct sriov_journal_entry e = {0};
-        int r = sriov_journal_get(j, pf, &e);
-
-        if (r == -ENOENT) {
-                *ret = NULL;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(e.vf_token);
-        sriov_journal_entry_done(&e);
-        return 0;
-}
-
 /* ---- a PF on vfio-pci: enable_sriov and the VF token ---------------------------------- */
 
 static bool vfio_pci_sriov_allowed(const struct root *root)
@@ -383,8 +155,8 @@ static int pf_set_vf_token(const struct root *root, const struct pci_addr *pf, c
                 return r;
         if (ioctl(vfio_device_fd(d), VFIO_DEVICE_FEATURE, f) < 0) {
                 r = negative_errno();
-                detail(ret_detail, "VFIO_DEVICE_FEATURE PCI_VF_TOKEN: %s", strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "VFIO_DEVICE_FEATURE PCI_VF_TOKEN: %s",
+                                    strerror(-r));
         }
         return 0;
 }
@@ -401,17 +173,17 @@ static int vf_check_free(const struct root *root, const struct topology *t,
         int fd;
 
         if (vf->in_use) {
-                detail(ret_detail, "VF %s is in use by the host: %s", vf->name, vf->in_use);
-                return -EBUSY;
+                return detail_errno(ret_detail, -EBUSY, "VF %s is in use by the host: %s", vf->name,
+                                    vf->in_use);
         }
         if (vf->iommu_group < 0 || !driver_is_vfio(vf->driver))
                 return 0;
         snprintf(p, sizeof(p), "dev/vfio/%d", vf->iommu_group);
         fd = root_openat(root, p, O_RDWR);
         if (fd == -EBUSY) {
-                detail(ret_detail, "VF %s is assigned: its VFIO group %d is open", vf->name,
-                       vf->iommu_group);
-                return -EBUSY;
+                return detail_errno(ret_detail, -EBUSY,
+                                    "VF %s is assigned: its VFIO group %d is open", vf->name,
+                                    vf->iommu_group);
         }
         if (fd >= 0)
                 close(fd);
@@ -456,25 +228,24 @@ static int write_numvfs(const struct root *root, const struct pci_addr *pf, int 
 {
         char addr[PCI_ADDR_STRLEN];
         struct sriov_pf now;
-        int r = pf_write(root, pf, "sriov_numvfs", numvfs_to_write(n));
+        int r = pf_write(root, pf, "sriov_numvfs", checkpoint_sriov_numvfs(n));
 
         pci_addr_format(pf, addr);
         if (r < 0) {
-                detail(ret_detail, "%s: writing %d to sriov_numvfs failed: %s", addr, n,
-                       strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: writing %d to sriov_numvfs failed: %s",
+                                    addr, n, strerror(-r));
         }
         r = sriov_pf_read(root, pf, &now);
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read sriov_numvfs back: %s", addr, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read sriov_numvfs back: %s", addr,
+                                    strerror(-r));
         }
         if (now.numvfs != n) {
-                detail(ret_detail,
-                       "%s: asked for %d VFs, the kernel enabled %d (a partial enable: the PF "
-                       "driver set up fewer)",
-                       addr, n, now.numvfs);
-                return -EIO;
+                return detail_errno(
+                        ret_detail, -EIO,
+                        "%s: asked for %d VFs, the kernel enabled %d (a partial enable: the PF "
+                        "driver set up fewer)",
+                        addr, n, now.numvfs);
         }
         return n > 0 ? wait_for_vfs(root, pf, n) : 0;
 }
@@ -515,164 +286,218 @@ static int pf_reset_to(const struct root *root, struct journal *j, const struct 
         }
         r = pf_write(root, pf, "sriov_drivers_autoprobe", autoprobe);
         if (r < 0) {
-                detail(ret_detail, "cannot restore sriov_drivers_autoprobe: %s", strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "cannot restore sriov_drivers_autoprobe: %s",
+                                    strerror(-r));
         }
         return current != numvfs ? write_numvfs(root, pf, numvfs, ret_detail) : 0;
+}
+
+/* A change of a PF's VF count under way: the PF as it was read before the change and its
+ * journal record, which together say how to put it back. */
+struct carve {
+        const struct root *root;
+        const struct pci_addr *addr;
+        const struct pci_device *pfd; /* in the topology; NULL when the scan has not seen it */
+        char name[PCI_ADDR_STRLEN];
+        struct sriov_pf pf;           /* before the change */
+        struct sriov_journal_entry e; /* the PF's record, read or made by carve_record() */
+        bool had_entry;               /* the record was there before this change */
+        bool on_vfio;                 /* the PF is bound to vfio-pci */
+};
+
+static void carve_done(struct carve *c)
+{
+        sriov_journal_entry_done(&c->e);
+}
+
+/* Whether the PF may go to n VFs, reading what the later steps need; changes nothing. */
+static int carve_check(const struct root *root, struct journal *j, const struct topology *t,
+                       struct carve *c, int n, char **ret_detail)
+{
+        int r = sriov_pf_read(root, c->addr, &c->pf);
+
+        if (r == -ENOTSUP || r == -ENODEV)
+                return detail_errno(ret_detail, r, "%s: %s", c->name,
+                                    r == -ENODEV ? "no such PCI device"
+                                                 : "is not an SR-IOV physical function");
+        if (r < 0)
+                return detail_errno(ret_detail, r, "%s: cannot read its SR-IOV attributes: %s",
+                                    c->name, strerror(-r));
+        if (n < 0 || n > c->pf.totalvfs)
+                return detail_errno(ret_detail, -EINVAL,
+                                    "%s: %d VFs asked, the device supports 0 to %d", c->name, n,
+                                    c->pf.totalvfs);
+        /* Existing VFs that would go away must be free. */
+        if (c->pfd && c->pf.numvfs != n)
+                for (size_t i = 0; i < c->pfd->n_virtfn; i++) {
+                        r = vf_check_free(root, t, &t->devices[c->pfd->virtfn[i]], ret_detail);
+                        if (r < 0)
+                                return r;
+                }
+        r = sriov_journal_get(j, c->addr, &c->e);
+        c->had_entry = r >= 0;
+        if (r == -EBADMSG)
+                return detail_errno(ret_detail, r,
+                                    "%s: its journal entry is corrupt; run 'vfioctl restore --all'",
+                                    c->name);
+        c->on_vfio = c->pfd && driver_is_vfio(c->pfd->driver);
+        if (n > 0 && c->on_vfio && !vfio_pci_sriov_allowed(root))
+                return detail_errno(ret_detail, -EPERM,
+                                    "%s: is bound to vfio-pci, which enables VFs only with its "
+                                    "enable_sriov parameter on: echo Y > "
+                                    "/sys/module/vfio_pci/parameters/enable_sriov (or boot with "
+                                    "vfio_pci.enable_sriov=1)",
+                                    c->name);
+        return 0;
+}
+
+/* n == 0: VF settings back, VFs gone, autoprobe as it was, the record dropped. */
+static int carve_release(const struct root *root, struct journal *j, const struct topology *t,
+                         struct carve *c, char **ret_detail)
+{
+        int r;
+
+        if (c->had_entry)
+                (void)restore_vf_settings(t, c->addr, &c->e);
+        forget_vf_bindings(j, &c->pf);
+        r = pf_reset_to(root, j, c->addr, 0,
+                        c->had_entry ? c->e.original_autoprobe : c->pf.autoprobe, ret_detail);
+        if (r >= 0 && c->had_entry)
+                r = sriov_journal_remove(j, c->addr);
+        return r;
+}
+
+/* Writes the PF's original count and autoprobe to the journal before anything changes
+ * (kept from an earlier change when there is a record), with a new VF token for a PF on
+ * vfio-pci that has none. */
+static int carve_record(struct journal *j, struct carve *c, char **ret_detail)
+{
+        bool new_token = c->on_vfio && !c->e.vf_token;
+        int r = 0;
+
+        if (c->had_entry && !new_token)
+                return 0;
+        if (!c->had_entry)
+                c->e = (struct sriov_journal_entry){.addr = *c->addr,
+                                                    .original_numvfs = c->pf.numvfs,
+                                                    .original_autoprobe = c->pf.autoprobe};
+        if (new_token)
+                r = vf_token_new(&c->e.vf_token);
+        if (r >= 0)
+                r = sriov_journal_put(j, &c->e);
+        if (r < 0)
+                return detail_errno(ret_detail, r, "%s: cannot write the journal: %s", c->name,
+                                    strerror(-r));
+        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
+        return 0;
+}
+
+/* Makes the change: the VF token on a PF on vfio-pci, the count (through 0, autoprobe set
+ * while there are no VFs), then each VF bound to vfio-pci when they are for VFIO. Stops at
+ * the first failure and leaves undoing it to carve_rollback(). */
+static int carve_apply(const struct root *root, struct journal *j, const struct topology *t,
+                       struct carve *c, int n, enum sriov_driver driver, char **ret_detail)
+{
+        int r;
+
+        if (c->on_vfio) {
+                _cleanup_free_ char *why = NULL;
+                r = pf_set_vf_token(root, c->addr, c->e.vf_token, &why);
+                if (r < 0)
+                        return detail_errno(
+                                ret_detail, r, "%s: cannot set the VF token on the PF: %s%s",
+                                c->name, detail_or_strerror(why, r),
+                                r == -EBUSY ? " (another VFIO user has the PF open and owns its "
+                                              "VF token; carve from there, or close it)"
+                                            : "");
+        }
+        if (c->pf.numvfs != n) {
+                if (c->pf.numvfs != 0) {
+                        /* The VFs go away with their settings: put the originals back now,
+                         * while the PF driver still holds them. */
+                        if (c->e.n_saved) {
+                                (void)restore_vf_settings(t, c->addr, &c->e);
+                                sriov_journal_entry_done(&c->e);
+                                (void)sriov_journal_put(j, &c->e);
+                        }
+                        forget_vf_bindings(j, &c->pf);
+                        r = write_numvfs(root, c->addr, 0, ret_detail);
+                        if (r < 0)
+                                return r;
+                        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
+                }
+                /* Off before the VFs exist: the kernel then probes no driver for them, and
+                 * only the driver_override set by the bind below lets vfio-pci take each. */
+                r = pf_write(root, c->addr, "sriov_drivers_autoprobe", driver == SRIOV_DRIVER_HOST);
+                if (r < 0)
+                        return detail_errno(ret_detail, r,
+                                            "%s: cannot set sriov_drivers_autoprobe: %s", c->name,
+                                            strerror(-r));
+                checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
+                r = write_numvfs(root, c->addr, n, ret_detail);
+                if (r < 0)
+                        return r;
+                checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
+                c->pf.numvfs = n;
+        }
+        if (driver == SRIOV_DRIVER_VFIO)
+                for (int i = 0; i < n; i++) {
+                        struct pci_addr vf;
+                        r = sriov_vf_address(&c->pf, i, &vf);
+                        if (r >= 0)
+                                r = vfio_device_bind(root, j, &vf, false, ret_detail);
+                        if (r < 0)
+                                return r;
+                        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
+                }
+        return 0;
+}
+
+/* After a failed carve_apply(): the PF back to its recorded count and autoprobe, and the
+ * record dropped. When that fails too the record stays for 'vfioctl restore', and the
+ * detail tells both failures. */
+static void carve_rollback(const struct root *root, struct journal *j, const struct carve *c,
+                           char **ret_detail)
+{
+        _cleanup_free_ char *why = NULL;
+        struct sriov_pf now;
+        char *both = NULL;
+
+        if (sriov_pf_read(root, c->addr, &now) >= 0)
+                forget_vf_bindings(j, &now);
+        if (pf_reset_to(root, j, c->addr, c->e.original_numvfs, c->e.original_autoprobe, &why) >=
+            0) {
+                (void)sriov_journal_remove(j, c->addr);
+                return;
+        }
+        if (ret_detail && *ret_detail && why &&
+            asprintf(&both, "%s; undoing failed too: %s (kept in the journal)", *ret_detail, why) >=
+                    0) {
+                free(*ret_detail);
+                *ret_detail = both;
+        }
 }
 
 int sriov_pf_set_numvfs(const struct root *root, struct journal *j, const struct topology *t,
                         const struct pci_addr *pfa, int n, enum sriov_driver driver,
                         char **ret_detail)
 {
-        const struct pci_device *pfd = topology_find_device(t, pfa);
-        struct sriov_journal_entry e = {0};
-        struct sriov_pf pf;
-        char addr[PCI_ADDR_STRLEN];
-        bool had_entry, on_vfio;
-        int r, k;
+        _cleanup_(carve_done) struct carve c = {
+                .root = root, .addr = pfa, .pfd = topology_find_device(t, pfa)};
+        int r;
 
-        pci_addr_format(pfa, addr);
-        r = sriov_pf_read(root, pfa, &pf);
-        if (r == -ENOTSUP || r == -ENODEV) {
-                detail(ret_detail, "%s: %s", addr,
-                       r == -ENODEV ? "no such PCI device" : "is not an SR-IOV physical function");
+        pci_addr_format(pfa, c.name);
+        r = carve_check(root, j, t, &c, n, ret_detail);
+        if (r < 0)
                 return r;
-        }
-        if (r < 0) {
-                detail(ret_detail, "%s: cannot read its SR-IOV attributes: %s", addr, strerror(-r));
+        if (n == 0)
+                return carve_release(root, j, t, &c, ret_detail);
+        r = carve_record(j, &c, ret_detail);
+        if (r < 0)
                 return r;
-        }
-        if (n < 0 || n > pf.totalvfs) {
-                detail(ret_detail, "%s: %d VFs asked, the device supports 0 to %d", addr, n,
-                       pf.totalvfs);
-                return -EINVAL;
-        }
-        /* Existing VFs that would go away must be free. */
-        if (pfd && pf.numvfs != n)
-                for (size_t i = 0; i < pfd->n_virtfn; i++) {
-                        r = vf_check_free(root, t, &t->devices[pfd->virtfn[i]], ret_detail);
-                        if (r < 0)
-                                return r;
-                }
-
-        k = sriov_journal_get(j, pfa, &e);
-        had_entry = k >= 0;
-        if (k == -EBADMSG) {
-                detail(ret_detail, "%s: its journal entry is corrupt; run 'vfioctl restore --all'",
-                       addr);
-                return k;
-        }
-        if (n == 0) {
-                /* Release: settings back, VFs gone, autoprobe as it was. */
-                if (had_entry)
-                        (void)restore_vf_settings(t, pfa, &e);
-                forget_vf_bindings(j, &pf);
-                r = pf_reset_to(root, j, pfa, 0, had_entry ? e.original_autoprobe : pf.autoprobe,
-                                ret_detail);
-                if (r >= 0 && had_entry)
-                        r = sriov_journal_remove(j, pfa);
-                sriov_journal_entry_done(&e);
-                return r;
-        }
-        on_vfio = pfd && driver_is_vfio(pfd->driver);
-        if (on_vfio && !vfio_pci_sriov_allowed(root)) {
-                sriov_journal_entry_done(&e);
-                detail(ret_detail,
-                       "%s: is bound to vfio-pci, which enables VFs only with its enable_sriov "
-                       "parameter on: echo Y > /sys/module/vfio_pci/parameters/enable_sriov (or "
-                       "boot with vfio_pci.enable_sriov=1)",
-                       addr);
-                return -EPERM;
-        }
-        if (!had_entry)
-                e = (struct sriov_journal_entry){.addr = *pfa,
-                                                 .original_numvfs = pf.numvfs,
-                                                 .original_autoprobe = pf.autoprobe};
-        if (!had_entry || (on_vfio && !e.vf_token)) {
-                r = on_vfio && !e.vf_token ? vf_token_new(&e.vf_token) : 0;
-                if (r >= 0)
-                        r = sriov_journal_put(j, &e);
-                if (r < 0) {
-                        detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
-                        sriov_journal_entry_done(&e);
-                        return r;
-                }
-                checkpoint();
-        }
-        if (on_vfio) {
-                _cleanup_free_ char *why = NULL;
-                r = pf_set_vf_token(root, pfa, e.vf_token, &why);
-                if (r < 0) {
-                        detail(ret_detail, "%s: cannot set the VF token on the PF: %s%s", addr,
-                               why ? why : strerror(-r),
-                               r == -EBUSY ? " (another VFIO user has the PF open and owns its "
-                                             "VF token; carve from there, or close it)"
-                                           : "");
-                        goto undo;
-                }
-        }
-
-        if (pf.numvfs != n) {
-                if (pf.numvfs != 0) {
-                        /* The VFs go away with their settings: put the originals back now,
-                         * while the PF driver still holds them. */
-                        if (e.n_saved) {
-                                (void)restore_vf_settings(t, pfa, &e);
-                                sriov_journal_entry_done(&e);
-                                (void)sriov_journal_put(j, &e);
-                        }
-                        forget_vf_bindings(j, &pf);
-                        r = write_numvfs(root, pfa, 0, ret_detail);
-                        if (r < 0)
-                                goto undo;
-                        checkpoint();
-                }
-                /* Off before the VFs exist: the kernel then probes no driver for them, and
-                 * only the driver_override set by the bind below lets vfio-pci take each. */
-                r = pf_write(root, pfa, "sriov_drivers_autoprobe", driver == SRIOV_DRIVER_HOST);
-                if (r < 0) {
-                        detail(ret_detail, "%s: cannot set sriov_drivers_autoprobe: %s", addr,
-                               strerror(-r));
-                        goto undo;
-                }
-                checkpoint();
-                r = write_numvfs(root, pfa, n, ret_detail);
-                if (r < 0)
-                        goto undo;
-                checkpoint();
-                pf.numvfs = n;
-        }
-        if (driver == SRIOV_DRIVER_VFIO)
-                for (int i = 0; i < n; i++) {
-                        struct pci_addr vf;
-                        r = sriov_vf_address(&pf, i, &vf);
-                        if (r >= 0)
-                                r = vfio_device_bind(root, j, &vf, false, ret_detail);
-                        if (r < 0)
-                                goto undo;
-                        checkpoint();
-                }
-        sriov_journal_entry_done(&e);
-        return 0;
-
-undo : {
-        _cleanup_free_ char *why = NULL;
-        struct sriov_pf now;
-        if (sriov_pf_read(root, pfa, &now) >= 0)
-                forget_vf_bindings(j, &now);
-        if (pf_reset_to(root, j, pfa, e.original_numvfs, e.original_autoprobe, &why) >= 0)
-                (void)sriov_journal_remove(j, pfa);
-        else if (ret_detail && *ret_detail && why) {
-                char *both = NULL;
-                if (asprintf(&both, "%s; undoing failed too: %s (kept in the journal)", *ret_detail,
-                             why) >= 0) {
-                        free(*ret_detail);
-                        *ret_detail = both;
-                }
-        }
-}
-        sriov_journal_entry_done(&e);
+        r = carve_apply(root, j, t, &c, n, driver, ret_detail);
+        if (r < 0)
+                carve_rollback(root, j, &c, ret_detail);
         return r;
 }
 
@@ -712,24 +537,22 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
 
         pci_addr_format(pfa, addr);
         if (!pfd || pfd->sriov_totalvfs < 0) {
-                detail(ret_detail, "%s: %s", addr,
-                       pfd ? "is not an SR-IOV physical function" : "no such PCI device");
-                return pfd ? -ENOTSUP : -ENODEV;
+                return detail_errno(ret_detail, pfd ? -ENOTSUP : -ENODEV, "%s: %s", addr,
+                                    pfd ? "is not an SR-IOV physical function"
+                                        : "no such PCI device");
         }
         if (want->vf < 0 || want->vf >= pfd->sriov_numvfs) {
-                detail(ret_detail, "%s: VF %d does not exist (%d enabled)", addr, want->vf,
-                       pfd->sriov_numvfs);
-                return -EINVAL;
+                return detail_errno(ret_detail, -EINVAL, "%s: VF %d does not exist (%d enabled)",
+                                    addr, want->vf, pfd->sriov_numvfs);
         }
         if (pfd->n_netdevs == 0) {
-                detail(ret_detail, "%s: has no network interface to configure VFs through", addr);
-                return -ENOTSUP;
+                return detail_errno(ret_detail, -ENOTSUP,
+                                    "%s: has no network interface to configure VFs through", addr);
         }
         r = vf_netlink_get(pfd->netdevs[0].name, want->vf, &orig);
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read VF %d of %s: %s", addr, want->vf,
-                       pfd->netdevs[0].name, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read VF %d of %s: %s", addr,
+                                    want->vf, pfd->netdevs[0].name, strerror(-r));
         }
         r = sriov_journal_get(j, pfa, &e);
         had = r >= 0;
@@ -741,8 +564,8 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
                                                  .original_autoprobe = pf.autoprobe};
         }
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read the journal: %s", addr,
+                                    strerror(-r));
         }
         /* The journal keeps, per VF, the original value of each field vfiod changed, so
          * a release writes back exactly those: a field the driver only reports (igb reports a
@@ -766,7 +589,8 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
                 vf_config_merge(slot, &orig, added);
                 r = sriov_journal_put(j, &e);
                 if (r < 0) {
-                        detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r));
+                        detail_errno(ret_detail, r, "%s: cannot write the journal: %s", addr,
+                                     strerror(-r));
                         sriov_journal_entry_done(&e);
                         return r;
                 }
@@ -774,9 +598,10 @@ int sriov_vf_configure(const struct root *root, struct journal *j, const struct 
 
         r = vf_netlink_set(pfd->netdevs[0].name, want, fields);
         if (r < 0) {
-                detail(ret_detail, "%s: %s refused the VF %d settings: %s%s", addr,
-                       pfd->netdevs[0].name, want->vf, strerror(-r),
-                       r == -EOPNOTSUPP ? " (the driver does not implement one of them)" : "");
+                detail_errno(ret_detail, r, "%s: %s refused the VF %d settings: %s%s", addr,
+                             pfd->netdevs[0].name, want->vf, strerror(-r),
+                             r == -EOPNOTSUPP ? " (the driver does not implement one of them)"
+                                              : "");
                 /* Put back whatever part was applied before the refusal; the fields this call
                  * added to the journal are original again, so they leave it. */
                 (void)vf_netlink_set(pfd->netdevs[0].name, &orig, orig.have & fields);
@@ -806,20 +631,20 @@ int sriov_pf_restore(const struct root *root, struct journal *j, const struct pc
         if (r == -EBADMSG) {
                 /* Unknown original: leave VFs as they are, drop the entry, say so. */
                 (void)sriov_journal_remove(j, pfa);
-                detail(ret_detail, "%s: SR-IOV journal entry is corrupt; VF count left as it is",
-                       addr);
-                return r;
+                return detail_errno(ret_detail, r,
+                                    "%s: SR-IOV journal entry is corrupt; VF count left as it is",
+                                    addr);
         }
         if (r < 0) {
-                detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: cannot read the journal: %s", addr,
+                                    strerror(-r));
         }
         if (topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t) >= 0)
                 (void)restore_vf_settings(t, pfa, &e);
         r = pf_reset_to(root, j, pfa, e.original_numvfs, e.original_autoprobe, ret_detail);
         if (r == -ENODEV) {
                 (void)sriov_journal_remove(j, pfa);
-                detail(ret_detail, "%s: the device is gone; journal entry dropped", addr);
+                detail_errno(ret_detail, r, "%s: the device is gone; journal entry dropped", addr);
         } else if (r >= 0)
                 r = sriov_journal_remove(j, pfa);
         sriov_journal_entry_done(&e);
@@ -836,22 +661,22 @@ int sriov_vf_release(struct journal *j, const struct topology *t, const struct p
 
         pci_addr_format(pfa, addr);
         if (r < 0) {
-                detail(ret_detail, "%s: %s", addr,
-                       r == -ENOENT ? "no saved VF settings in the journal" : strerror(-r));
-                return r;
+                return detail_errno(ret_detail, r, "%s: %s", addr,
+                                    r == -ENOENT ? "no saved VF settings in the journal"
+                                                 : strerror(-r));
         }
         for (size_t i = 0; i < e.n_saved; i++) {
                 if (e.saved[i].vf != vf)
                         continue;
                 if (!pfd || pfd->n_netdevs == 0) {
-                        r = -ENODEV;
-                        detail(ret_detail, "%s: has no network interface now", addr);
+                        r = detail_errno(ret_detail, -ENODEV, "%s: has no network interface now",
+                                         addr);
                         break;
                 }
                 r = vf_netlink_set(pfd->netdevs[0].name, &e.saved[i], e.saved[i].have);
                 if (r < 0) {
-                        detail(ret_detail, "%s: restoring VF %d through %s failed: %s", addr, vf,
-                               pfd->netdevs[0].name, strerror(-r));
+                        detail_errno(ret_detail, r, "%s: restoring VF %d through %s failed: %s",
+                                     addr, vf, pfd->netdevs[0].name, strerror(-r));
                         break;
                 }
                 e.saved[i] = e.saved[--e.n_saved];
@@ -860,8 +685,7 @@ int sriov_vf_release(struct journal *j, const struct topology *t, const struct p
                 return r;
         }
         if (r >= 0) {
-                r = -ENOENT;
-                detail(ret_detail, "%s: no saved settings for VF %d", addr, vf);
+                r = detail_errno(ret_detail, -ENOENT, "%s: no saved settings for VF %d", addr, vf);
         }
         sriov_journal_entry_done(&e);
         return r;

@@ -5,6 +5,7 @@
  * the host driver), and VF netdev settings, all journaled so a crash or a release puts
  * back the PF's VF count, its autoprobe setting and every VF setting it changed. */
 
+#include <errno.h>
 #include <stdbool.h>
 
 #include "journal.h"
@@ -35,17 +36,30 @@ struct sriov_journal_entry {
         char *vf_token;
 };
 
+/* The record's own part of the journal (sriov-journal.c): "<address>.sriov.json" records,
+ * with the store's guarantees (journal.h). */
 void sriov_journal_entry_done(struct sriov_journal_entry *e);
+/* Writes or replaces the record of e->addr. */
 int sriov_journal_put(struct journal *j, const struct sriov_journal_entry *e);
+/* Reads the PF's record: -ENOENT if none, -EBADMSG if it is corrupt or truncated. */
 int sriov_journal_get(struct journal *j, const struct pci_addr *pf,
                       struct sriov_journal_entry *ret);
+/* Removes the record (no error if absent). */
 int sriov_journal_remove(struct journal *j, const struct pci_addr *pf);
+/* The PFs that have a record, sorted. */
 int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n);
 
 enum sriov_driver {
         SRIOV_DRIVER_VFIO, /* autoprobe off, each VF bound to vfio-pci */
         SRIOV_DRIVER_HOST, /* autoprobe on: the PF's VF driver takes them */
+        _SRIOV_DRIVER_MAX,
+        _SRIOV_DRIVER_INVALID = -EINVAL,
 };
+
+/* "vfio-pci" or "host", as --driver and the API's "driver" spell them. */
+const char *sriov_driver_to_string(enum sriov_driver d);
+/* The reverse; _SRIOV_DRIVER_INVALID for any other name. */
+enum sriov_driver sriov_driver_from_string(const char *s);
 
 /* The VF token vfiod holds for a PF on vfio-pci (see sriov_pf_set_numvfs), from the
  * journal: *ret is NULL when there is none. */

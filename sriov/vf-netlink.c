@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "string-table.h"
 #include "vf-netlink.h"
 
 #define RTNL_REPLY_TIMEOUT_S 5
@@ -259,21 +260,11 @@ int vf_mac_parse(const char *s, uint8_t ret[6])
         return 0;
 }
 
-static const char *const link_states[] = {
+static const char *const vf_link_state_table[] = {
         [VF_LINK_STATE_AUTO] = "auto",
         [VF_LINK_STATE_ENABLE] = "enable",
         [VF_LINK_STATE_DISABLE] = "disable",
 };
 
-const char *vf_link_state_to_string(enum vf_link_state s)
-{
-        return (unsigned)s < ELEMENTSOF(link_states) ? link_states[s] : "unknown";
-}
-
-int vf_link_state_from_string(const char *s)
-{
-        for (size_t i = 0; s && i < ELEMENTSOF(link_states); i++)
-                if (strcmp(s, link_states[i]) == 0)
-                        return (int)i;
-        return -EINVAL;
-}
+DEFINE_STRING_TABLE_TO_STRING_FALLBACK(vf_link_state, enum vf_link_state, "unknown");
+DEFINE_STRING_TABLE_FROM_STRING(vf_link_state, enum vf_link_state);

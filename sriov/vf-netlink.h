@@ -4,6 +4,7 @@
 /* A NIC VF's settings, as the PF driver holds them, over rtnetlink (RTM_GETLINK with
  * RTEXT_FILTER_VF, RTM_SETLINK with IFLA_VFINFO_LIST). */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,6 +21,7 @@ enum vf_link_state {
         VF_LINK_STATE_AUTO = 0,
         VF_LINK_STATE_ENABLE = 1,
         VF_LINK_STATE_DISABLE = 2,
+        _VF_LINK_STATE_INVALID = -EINVAL,
 };
 
 struct vf_config {
@@ -44,4 +46,5 @@ int vf_netlink_set(const char *ifname, const struct vf_config *want, unsigned fi
 /* "02:11:22:33:44:55" */
 int vf_mac_parse(const char *s, uint8_t ret[6]);
 const char *vf_link_state_to_string(enum vf_link_state s);
-int vf_link_state_from_string(const char *s);
+/* "auto", "enable", "disable"; _VF_LINK_STATE_INVALID for anything else. */
+enum vf_link_state vf_link_state_from_string(const char *s);

@@ -1,61 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bind.h"
+#include "checkpoint.h"
+#include "detail.h"
 #include "macro.h"
 #include "modules.h"
 #include "strv.h"
 #include "sysfs-pci.h"
-
-#ifdef VFIOD_TEST_HOOKS
-/* Fault injection for the lab, compiled into test builds only. After the Nth
- * kernel-facing step of this process:
- *   VFIOD_TEST_CRASH_AFTER=N   aborts (the crash sweep);
- *   VFIOD_TEST_REMOVE_AFTER=N  removes the device through sysfs, so it vanishes in the
- *                              middle of the operation. */
-static unsigned test_step;
-
-static void checkpoint(const struct root *root, const struct pci_addr *a)
-{
-        const char *crash = getenv("VFIOD_TEST_CRASH_AFTER");
-        const char *remove = getenv("VFIOD_TEST_REMOVE_AFTER");
-
-        test_step++;
-        if (crash && (unsigned)atoi(crash) == test_step) {
-                fprintf(stderr, "vfiod test hook: aborting after step %u\n", test_step);
-                abort();
-        }
-        if (remove && (unsigned)atoi(remove) == test_step) {
-                char p[128], addr[PCI_ADDR_STRLEN];
-                snprintf(p, sizeof(p), "sys/bus/pci/devices/%s/remove", pci_addr_format(a, addr));
-                fprintf(stderr, "vfiod test hook: removing %s after step %u: %s\n", addr, test_step,
-                        root_write_string(root, p, "1") < 0 ? "failed" : "done");
-        }
-}
-#else
-static inline void checkpoint(const struct root *root, const struct pci_addr *a)
-{
-}
-#endif
-
-static _printf_(2, 3) int detail(char **ret, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!ret)
-                return 0;
-        free(*ret);
-        *ret = NULL;
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-        return 0;
-}
 
 void bind_plan_done(struct bind_plan *p)
 {
@@ -103,29 +58,28 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
                 char addr[PCI_ADDR_STRLEN];
 
                 if (!d) {
-                        r = -ENODEV;
-                        detail(ret_detail, "%s: no such PCI device",
-                               pci_addr_format(&req[i], addr));
+                        r = detail_errno(ret_detail, -ENODEV, "%s: no such PCI device",
+                                         pci_addr_format(&req[i], addr));
                         break;
                 }
                 if (pci_device_is_bridge(d)) {
-                        r = -EINVAL;
                         char kind[64];
-                        detail(ret_detail,
-                               "%s: is a bridge (%s, %s); bridges stay with the host and are "
-                               "never bound to vfio-pci",
-                               d->name, pci_device_bridge_kind(d, kind, sizeof(kind)),
-                               driver_or_none(d));
+                        r = detail_errno(
+                                ret_detail, -EINVAL,
+                                "%s: is a bridge (%s, %s); bridges stay with the host and are "
+                                "never bound to vfio-pci",
+                                d->name, pci_device_bridge_kind(d, kind, sizeof(kind)),
+                                driver_or_none(d));
                         break;
                 }
                 g = topology_find_group(t, d->iommu_group);
                 if (!g && t->host.noiommu_mode != TRI_YES) {
-                        r = -EINVAL;
-                        detail(ret_detail, "%s: has no IOMMU group, so vfio cannot isolate it (%s)",
-                               d->name,
-                               t->host.iommu_present ? "the IOMMU does not cover it"
-                                                     : "no IOMMU is present; vfio's no-IOMMU "
-                                                       "mode is off");
+                        r = detail_errno(
+                                ret_detail, -EINVAL,
+                                "%s: has no IOMMU group, so vfio cannot isolate it (%s)", d->name,
+                                t->host.iommu_present ? "the IOMMU does not cover it"
+                                                      : "no IOMMU is present; vfio's no-IOMMU "
+                                                        "mode is off");
                         break;
                 }
                 r = plan_add(&p, &d->addr);
@@ -136,12 +90,12 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
                             driver_is_vfio_compatible(m->driver))
                                 continue;
                         if (!(flags & BIND_GROUP)) {
-                                r = -EBUSY;
-                                detail(ret_detail,
-                                       "%s: IOMMU group %d also holds %s (%s%s%s): release "
-                                       "it or pass --group",
-                                       d->name, g->id, m->name, driver_or_none(m),
-                                       m->in_use ? ", " : "", m->in_use ? m->in_use : "");
+                                r = detail_errno(
+                                        ret_detail, -EBUSY,
+                                        "%s: IOMMU group %d also holds %s (%s%s%s): release "
+                                        "it or pass --group",
+                                        d->name, g->id, m->name, driver_or_none(m),
+                                        m->in_use ? ", " : "", m->in_use ? m->in_use : "");
                                 break;
                         }
                         r = plan_add(&p, &m->addr);
@@ -158,10 +112,10 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
                 if (!d->in_use)
                         continue;
                 if (!(flags & BIND_FORCE)) {
-                        r = -EBUSY;
-                        detail(ret_detail,
-                               "%s: in use by the host: %s; stop using it or pass --force", d->name,
-                               d->in_use);
+                        r = detail_errno(
+                                ret_detail, -EBUSY,
+                                "%s: in use by the host: %s; stop using it or pass --force",
+                                d->name, d->in_use);
                         break;
                 }
                 r = strv_pushf(&p.notes, &p.n_notes, "%s: taken although in use (--force): %s",
@@ -169,7 +123,7 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
         }
         if (r < 0) {
                 if (r == -ENOMEM)
-                        detail(ret_detail, "out of memory");
+                        detail_errno(ret_detail, r, "out of memory");
                 bind_plan_done(&p);
                 return r;
         }
@@ -199,29 +153,28 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
         if (r < 0 || !streq_ptr(cur_override, override)) {
                 r = pci_sysfs_set_override(root, a, override);
                 if (r < 0)
-                        return detail(ret_detail, "%s: cannot restore driver_override: %s", addr,
-                                      strerror(-r)),
-                               r;
-                checkpoint(root, a);
+                        return detail_errno(ret_detail, r, "%s: cannot restore driver_override: %s",
+                                            addr, strerror(-r));
+                checkpoint(CHECKPOINT_BIND, root, a);
         }
         r = pci_sysfs_get_driver(root, a, &now);
         if (r < 0)
-                return detail(ret_detail, "%s: cannot read its driver: %s", addr, strerror(-r)), r;
+                return detail_errno(ret_detail, r, "%s: cannot read its driver: %s", addr,
+                                    strerror(-r));
         if (streq_ptr(now, driver))
                 return 0;
         if (now) {
                 r = pci_sysfs_unbind(root, a, now);
                 if (r < 0)
-                        return detail(ret_detail, "%s: cannot unbind from %s: %s", addr, now,
-                                      strerror(-r)),
-                               r;
-                checkpoint(root, a);
+                        return detail_errno(ret_detail, r, "%s: cannot unbind from %s: %s", addr,
+                                            now, strerror(-r));
+                checkpoint(CHECKPOINT_BIND, root, a);
         }
         if (driver) {
                 /* drivers_probe picks the best match, which is the original driver unless
                  * another has appeared; an explicit bind settles it. */
                 r = pci_sysfs_probe(root, a);
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
                 free(now);
                 now = NULL;
                 if (r >= 0)
@@ -230,7 +183,7 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
                         if (now)
                                 (void)pci_sysfs_unbind(root, a, now);
                         r = pci_sysfs_bind(root, a, driver);
-                        checkpoint(root, a);
+                        checkpoint(CHECKPOINT_BIND, root, a);
                 }
                 if (r < 0 && r != -ENODEV) {
                         /* Probe errors (-EINVAL, -ENODEV from no match) say little; the
@@ -242,11 +195,11 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
         now = NULL;
         r = pci_sysfs_get_driver(root, a, &now);
         if (r < 0)
-                return detail(ret_detail, "%s: cannot read its driver: %s", addr, strerror(-r)), r;
+                return detail_errno(ret_detail, r, "%s: cannot read its driver: %s", addr,
+                                    strerror(-r));
         if (!streq_ptr(now, driver))
-                return detail(ret_detail, "%s: expected %s after restore, found %s", addr,
-                              driver ? driver : "no driver", now ? now : "no driver"),
-                       -EIO;
+                return detail_errno(ret_detail, -EIO, "%s: expected %s after restore, found %s",
+                                    addr, driver ? driver : "no driver", now ? now : "no driver");
         return 0;
 }
 
@@ -263,16 +216,15 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
         if (r >= 0)
                 r = pci_sysfs_get_override(root, a, &override);
         if (r < 0)
-                return detail(ret_detail, "%s: cannot read its driver: %s", addr,
-                              r == -ENODEV ? "the device is gone" : strerror(-r)),
-                       r;
+                return detail_errno(ret_detail, r, "%s: cannot read its driver: %s", addr,
+                                    r == -ENODEV ? "the device is gone" : strerror(-r));
         if (streq_ptr(driver, VFIO_PCI_DRIVER) && streq_ptr(override, VFIO_PCI_DRIVER))
                 return 0; /* already assigned: nothing to do, nothing to journal */
         /* Loading it is the caller's step (vfio_modules_need()), before any device is
          * touched; this is the last word for a caller that did not. */
         r = vfio_modules_check(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &absent);
         if (r < 0)
-                return detail(ret_detail, "%s: %s", addr, strna(absent)), r;
+                return detail_errno(ret_detail, r, "%s: %s", addr, strna(absent));
 
         /* What it was, on disk, before anything changes. An existing entry (a bind that
          * was interrupted) already holds the true original. */
@@ -297,55 +249,53 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
         r = journal_put(j, &e);
         if (r < 0) {
                 journal_entry_done(&e);
-                return detail(ret_detail, "%s: cannot write the journal in %s: %s", addr, j->path,
-                              strerror(-r)),
-                       r;
+                return detail_errno(ret_detail, r, "%s: cannot write the journal in %s: %s", addr,
+                                    j->path, strerror(-r));
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
 
         r = pci_sysfs_set_override(root, a, VFIO_PCI_DRIVER);
         if (r < 0) {
-                detail(ret_detail, "%s: cannot set driver_override: %s", addr,
-                       r == -ENODEV ? "the device is gone" : strerror(-r));
+                detail_errno(ret_detail, r, "%s: cannot set driver_override: %s", addr,
+                             r == -ENODEV ? "the device is gone" : strerror(-r));
                 goto undo;
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         if (driver && strcmp(driver, VFIO_PCI_DRIVER) != 0) {
                 r = pci_sysfs_unbind(root, a, driver);
                 if (r < 0) {
-                        detail(ret_detail, "%s: cannot unbind from %s: %s", addr, driver,
-                               r == -ENODEV ? "the device is gone" : strerror(-r));
+                        detail_errno(ret_detail, r, "%s: cannot unbind from %s: %s", addr, driver,
+                                     r == -ENODEV ? "the device is gone" : strerror(-r));
                         goto undo;
                 }
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
         }
         if (!streq_ptr(driver, VFIO_PCI_DRIVER)) {
                 r = pci_sysfs_probe(root, a);
-                checkpoint(root, a);
+                checkpoint(CHECKPOINT_BIND, root, a);
                 if (r == -ENODEV) {
-                        detail(ret_detail, "%s: the device is gone", addr);
+                        detail_errno(ret_detail, r, "%s: the device is gone", addr);
                         goto undo;
                 }
         }
         r = pci_sysfs_get_driver(root, a, &now);
         if (r < 0 || !streq_ptr(now, VFIO_PCI_DRIVER)) {
-                detail(ret_detail, "%s: vfio-pci did not take the device (driver is now %s)%s",
-                       addr,
-                       r < 0 ? "unreadable"
-                       : now ? now
-                             : "none",
-                       r == -ENODEV ? ": the device is gone" : "");
-                r = r < 0 ? r : -EIO;
+                r = detail_errno(ret_detail, r < 0 ? r : -EIO,
+                                 "%s: vfio-pci did not take the device (driver is now %s)%s", addr,
+                                 r < 0 ? "unreadable"
+                                 : now ? now
+                                       : "none",
+                                 r == -ENODEV ? ": the device is gone" : "");
                 goto undo;
         }
         e.state = JOURNAL_ASSIGNED;
         r = journal_put(j, &e);
         if (r < 0) {
-                detail(ret_detail, "%s: cannot write the journal in %s: %s", addr, j->path,
-                       strerror(-r));
+                detail_errno(ret_detail, r, "%s: cannot write the journal in %s: %s", addr, j->path,
+                             strerror(-r));
                 goto undo;
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         journal_entry_done(&e);
         return 0;
 
@@ -384,9 +334,8 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                 _cleanup_free_ char *driver = NULL;
                 r = pci_sysfs_get_driver(root, a, &driver);
                 if (r < 0)
-                        return detail(ret_detail, "%s: cannot read its driver: %s", addr,
-                                      r == -ENODEV ? "the device is gone" : strerror(-r)),
-                               r;
+                        return detail_errno(ret_detail, r, "%s: cannot read its driver: %s", addr,
+                                            r == -ENODEV ? "the device is gone" : strerror(-r));
                 if (!streq_ptr(driver, VFIO_PCI_DRIVER))
                         return 0; /* not assigned: nothing to restore */
                 r = pci_sysfs_set_override(root, a, NULL);
@@ -395,9 +344,8 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                 if (r >= 0)
                         (void)pci_sysfs_probe(root, a);
                 if (r < 0)
-                        return detail(ret_detail, "%s: cannot release from vfio-pci: %s", addr,
-                                      strerror(-r)),
-                               r;
+                        return detail_errno(ret_detail, r, "%s: cannot release from vfio-pci: %s",
+                                            addr, strerror(-r));
                 return 0;
         }
         if (k == -EBADMSG || k == -EFBIG) {
@@ -408,41 +356,42 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                         (void)pci_sysfs_probe(root, a);
                 if (r >= 0)
                         (void)journal_remove(j, a);
-                return detail(ret_detail,
-                              "%s: journal entry is corrupt; released to the "
-                              "kernel's driver match%s%s",
-                              addr, r < 0 ? ": " : "", r < 0 ? why : ""),
-                       r < 0 ? r : -EBADMSG;
+                return detail_errno(ret_detail, r < 0 ? r : -EBADMSG,
+                                    "%s: journal entry is corrupt; released to the "
+                                    "kernel's driver match%s%s",
+                                    addr, r < 0 ? ": " : "", r < 0 ? why : "");
         }
         if (k < 0)
-                return detail(ret_detail, "%s: cannot read the journal: %s", addr, strerror(-k)), k;
+                return detail_errno(ret_detail, k, "%s: cannot read the journal: %s", addr,
+                                    strerror(-k));
 
         e.state = JOURNAL_RESTORING;
         r = journal_put(j, &e);
         if (r < 0) {
                 journal_entry_done(&e);
-                return detail(ret_detail, "%s: cannot write the journal: %s", addr, strerror(-r)),
-                       r;
+                return detail_errno(ret_detail, r, "%s: cannot write the journal: %s", addr,
+                                    strerror(-r));
         }
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         r = put_back(root, a, e.original_driver, e.original_override, &why);
         if (r == -ENODEV) {
                 /* Gone: nothing left to restore; the entry would only mislead. */
                 (void)journal_remove(j, a);
                 journal_entry_done(&e);
-                return detail(ret_detail, "%s: the device is gone; journal entry dropped", addr), r;
+                return detail_errno(ret_detail, r, "%s: the device is gone; journal entry dropped",
+                                    addr);
         }
         if (r < 0) {
                 journal_entry_done(&e);
-                return detail(ret_detail, "%s", why ? why : "restore failed"), r;
+                return detail_errno(ret_detail, r, "%s", why ? why : "restore failed");
         }
         r = journal_remove(j, a);
-        checkpoint(root, a);
+        checkpoint(CHECKPOINT_BIND, root, a);
         journal_entry_done(&e);
         if (r < 0)
-                return detail(ret_detail, "%s: restored, but cannot remove its journal entry: %s",
-                              addr, strerror(-r)),
-                       r;
+                return detail_errno(ret_detail, r,
+                                    "%s: restored, but cannot remove its journal entry: %s", addr,
+                                    strerror(-r));
         return 0;
 }
 

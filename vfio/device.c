@@ -11,6 +11,7 @@
 #include <linux/pci_regs.h>
 
 #include "detail.h"
+#include "dev-node.h"
 #include "device.h"
 #include "iommu-internal.h"
 #include "macro.h"
@@ -103,7 +104,9 @@ int vfio_device_open_raw(const struct root *r, const struct pci_addr *a, enum vf
                 if (q < 0)
                         return detail_errno(ret_detail, q, "%s: no vfio device cdev: %s", name,
                                             strerror(-q));
-                q = asprintf(&path, "dev/vfio/devices/vfio%d", n);
+                char node[VFIO_CDEV_PATH_MAX];
+                path = strdup(vfio_cdev_path(n, node));
+                q = path ? 0 : -ENOMEM;
         } else {
                 q = vfio_device_group_id(r, a, &n);
                 if (q < 0)

@@ -66,24 +66,6 @@ size_t dma_table_lower_bound(const struct dma_table *t, uint64_t iova)
         return lo;
 }
 
-char *dma_format_size(uint64_t bytes, char buf[static 32])
-{
-        static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-        size_t u = 0;
-        uint64_t whole = bytes;
-
-        while (whole >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-                whole /= 1024;
-                u++;
-        }
-        if (u == 0 || bytes % ((uint64_t)1 << (10 * u)) == 0)
-                snprintf(buf, 32, "%" PRIu64 " %s", whole, units[u]);
-        else
-                snprintf(buf, 32, "%.1f %s", (double)bytes / (double)((uint64_t)1 << (10 * u)),
-                         units[u]);
-        return buf;
-}
-
 static bool aligned(uint64_t v, uint64_t align)
 {
         return (v & (align - 1)) == 0;
@@ -92,7 +74,7 @@ static bool aligned(uint64_t v, uint64_t align)
 int dma_check_map(const struct dma_table *t, const struct iova_range *ranges, size_t n_ranges,
                   uint64_t align, uint64_t iova, uint64_t size, uint64_t vaddr, char **ret_detail)
 {
-        char a[32];
+        char a[FORMAT_SIZE_MAX];
         uint64_t last;
         size_t i;
 
@@ -107,7 +89,7 @@ int dma_check_map(const struct dma_table *t, const struct iova_range *ranges, si
                 return detail_errno(ret_detail, -EINVAL,
                                     "IOVA 0x%" PRIx64 ", size 0x%" PRIx64 " and address 0x%" PRIx64
                                     " must all be multiples of the IOMMU page size (%s)",
-                                    iova, size, vaddr, dma_format_size(align, a));
+                                    iova, size, vaddr, format_size(align, a));
         if (__builtin_add_overflow(iova, size - 1, &last))
                 return detail_errno(ret_detail, -ERANGE,
                                     "IOVA 0x%" PRIx64 " plus size 0x%" PRIx64

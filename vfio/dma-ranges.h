@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format-util.h"
+
 struct iova_range {
         uint64_t start, last;
 };
@@ -111,5 +113,8 @@ static inline void dma_table_pop_first(struct dma_table *t)
         t->n--;
 }
 
-/* "4 KiB", "2 MiB", "1.5 GiB", "123 B": for messages about sizes and limits. */
-char *dma_format_size(uint64_t bytes, char buf[static 32]);
+/* format_size() under the name vfio's callers have used: "4 KiB", "1.5 GiB". */
+static inline char *dma_format_size(uint64_t bytes, char buf[static FORMAT_SIZE_MAX])
+{
+        return format_size(bytes, buf);
+}

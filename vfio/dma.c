@@ -10,6 +10,7 @@
 
 #include "detail.h"
 #include "dma.h"
+#include "format-util.h"
 #include "iommu-internal.h"
 #include "macro.h"
 #include "vfio-uapi.h"
@@ -75,18 +76,19 @@ int vfio_dma_explain_memlock(const struct vfio_iommu *m, uint64_t request, char 
         struct rlimit rl;
         uint64_t locked = 0, pinned = 0, base, need;
         bool known = false, per_user = !vfio_iommu_process_accounting(m);
-        char s_req[32], s_lim[32], s_hard[32], s_lck[32], s_pin[32], s_need[32];
+        char s_req[FORMAT_SIZE_MAX], s_lim[FORMAT_SIZE_MAX], s_hard[FORMAT_SIZE_MAX],
+                s_lck[FORMAT_SIZE_MAX], s_pin[FORMAT_SIZE_MAX], s_need[FORMAT_SIZE_MAX];
 
         if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
                 return detail_errno(ret_detail, -ENOMEM,
                                     "the kernel could not pin %s (and RLIMIT_MEMLOCK is "
                                     "unreadable: %m)",
-                                    dma_format_size(request, s_req));
+                                    format_size(request, s_req));
         if (rl.rlim_cur == RLIM_INFINITY)
                 return detail_errno(ret_detail, -ENOMEM,
                                     "the kernel could not pin %s although RLIMIT_MEMLOCK is "
                                     "unlimited: the system is out of memory",
-                                    dma_format_size(request, s_req));
+                                    format_size(request, s_req));
         /* Only the live host's /proc describes this process. */
         if (m->root->is_host &&
             root_read_file(m->root, "proc/self/status", 1 << 20, &status, NULL) >= 0)
@@ -97,15 +99,15 @@ int vfio_dma_explain_memlock(const struct vfio_iommu *m, uint64_t request, char 
          * own pins (VmPin) and this handle's mappings are a lower bound. */
         base = per_user ? (pinned > m->table.bytes ? pinned : m->table.bytes) : locked;
         need = base + request;
-        dma_format_size(request, s_req);
-        dma_format_size(rl.rlim_cur, s_lim);
+        format_size(request, s_req);
+        format_size(rl.rlim_cur, s_lim);
         if (rl.rlim_max == RLIM_INFINITY)
                 snprintf(s_hard, sizeof(s_hard), "unlimited");
         else
-                dma_format_size(rl.rlim_max, s_hard);
-        dma_format_size(locked, s_lck);
-        dma_format_size(pinned, s_pin);
-        dma_format_size(need, s_need);
+                format_size(rl.rlim_max, s_hard);
+        format_size(locked, s_lck);
+        format_size(pinned, s_pin);
+        format_size(need, s_need);
         return detail_errno(
                 ret_detail, -ENOMEM,
                 "pinning %s more would exceed RLIMIT_MEMLOCK: the limit is %s (hard %s)%s%s%s%s%s; "
@@ -128,7 +130,7 @@ static int kernel_refusal(struct vfio_iommu *m, int q, uint64_t iova, uint64_t s
         case -ENOMEM:
                 vfio_dma_explain_memlock(m, size, &why);
                 return detail_errno(ret_detail, q, "mapping IOVA 0x%" PRIx64 ": %s", iova,
-                                    why ? why : strerror(-q));
+                                    detail_or_strerror(why, q));
         case -ENOSPC:
                 return detail_errno(ret_detail, q,
                                     "mapping IOVA 0x%" PRIx64 ": the kernel allows no more "

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "detail.h"
+#include "dev-node.h"
 #include "iommu-internal.h"
 #include "macro.h"
 #include "vfio-uapi.h"
@@ -77,7 +78,7 @@ static int iommufd_attach(struct vfio_iommu *m, const struct pci_addr *a, int ha
                                             "vfio-dev): %s; the kernel lacks "
                                             "CONFIG_VFIO_DEVICE_CDEV, use the type1 backend",
                                             name, name, strerror(-q));
-                snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
+                vfio_cdev_path(cdev, path);
                 fd = root_openat(m->root, path, O_RDWR | O_NOCTTY);
                 if (fd < 0)
                         return detail_errno(ret_detail, fd, "%s: cannot open /%s: %s%s", name, path,

@@ -9,29 +9,21 @@
 #include <sys/stat.h>
 
 #include "detail.h"
+#include "dev-node.h"
+#include "fd-util.h"
 #include "iommu-internal.h"
 #include "macro.h"
+#include "string-table.h"
 #include "sysfs-pci.h"
 #include "topology.h"
 
-static const char *const backend_names[_VFIO_BACKEND_MAX] = {
+static const char *const vfio_backend_table[_VFIO_BACKEND_MAX] = {
         [VFIO_BACKEND_TYPE1] = "type1",
         [VFIO_BACKEND_IOMMUFD] = "iommufd",
         [VFIO_BACKEND_NOIOMMU] = "noiommu",
 };
 
-const char *vfio_backend_to_string(enum vfio_backend b)
-{
-        return b >= 0 && b < _VFIO_BACKEND_MAX ? backend_names[b] : NULL;
-}
-
-enum vfio_backend vfio_backend_from_string(const char *s)
-{
-        for (int b = 0; s && b < _VFIO_BACKEND_MAX; b++)
-                if (strcmp(s, backend_names[b]) == 0)
-                        return b;
-        return _VFIO_BACKEND_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(vfio_backend, enum vfio_backend);
 
 static const struct vfio_iommu_ops *backend_ops(enum vfio_backend b)
 {
@@ -79,20 +71,15 @@ int vfio_device_group_id(const struct root *r, const struct pci_addr *a, int *re
 int vfio_device_cdev_index(const struct root *r, const struct pci_addr *a, int *ret)
 {
         _cleanup_close_ int dfd = device_dir(r, a, O_PATH);
-        _cleanup_close_ int vfd = -EBADF;
-        DIR *d;
-        int found = -ENOENT;
+        _cleanup_closedir_ DIR *d = NULL;
+        int q;
 
         if (dfd < 0)
                 return dfd;
-        vfd = openat(dfd, "vfio-dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (vfd < 0)
-                return negative_errno();
-        d = fdopendir(vfd);
-        if (!d)
-                return negative_errno();
-        vfd = -EBADF;
-        for (struct dirent *de; (de = readdir(d));) {
+        q = dir_stream_open_at(dfd, "vfio-dev", &d);
+        if (q < 0)
+                return q;
+        FOREACH_DIRENT (de, d) {
                 unsigned n;
                 char tail;
                 /* Since 6.1 a vfio device has a vfio-dev/vfioN entry in sysfs, but only
@@ -104,12 +91,10 @@ int vfio_device_cdev_index(const struct root *r, const struct pci_addr *a, int *
                         if (faccessat(dirfd(d), dev, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                                 continue;
                         *ret = (int)n;
-                        found = 0;
-                        break;
+                        return 0;
                 }
         }
-        closedir(d);
-        return found;
+        return -ENOENT;
 }
 
 int vfio_backend_detect(const struct root *r, const struct pci_addr *a, enum vfio_backend *ret,
@@ -143,8 +128,8 @@ int vfio_backend_detect(const struct root *r, const struct pci_addr *a, enum vfi
                 return 0;
         }
         if (vfio_device_cdev_index(r, a, &cdev) >= 0 && root_exists(r, "dev/iommu")) {
-                snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
-                if (root_exists(r, path)) {
+                char node[VFIO_CDEV_PATH_MAX];
+                if (root_exists(r, vfio_cdev_path(cdev, node))) {
                         *ret = VFIO_BACKEND_IOMMUFD;
                         return 0;
                 }
@@ -293,10 +278,10 @@ bool vfio_iommu_process_accounting(const struct vfio_iommu *m)
 
 int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret_pid)
 {
-        char cdev[64] = "", group[64] = "";
+        char cdev[64] = "", group[64] = "", node[VFIO_CDEV_PATH_MAX];
         int n;
         if (vfio_device_cdev_index(r, a, &n) == 0)
-                snprintf(cdev, sizeof(cdev), "/dev/vfio/devices/vfio%d", n);
+                snprintf(cdev, sizeof(cdev), "/%s", vfio_cdev_path(n, node));
         if (vfio_device_group_id(r, a, &n) == 0) {
                 snprintf(group, sizeof(group), "/dev/vfio/%d", n);
                 /* A no-IOMMU group's node has its own name. */
@@ -309,30 +294,21 @@ int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret
         if (!cdev[0] && !group[0])
                 return 0;
 
-        _cleanup_close_ int procfd = root_openat(r, "proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (procfd < 0)
-                return procfd;
-        DIR *proc = fdopendir(procfd);
-        if (!proc)
-                return negative_errno();
-        TAKE_FD(procfd);
-        int found = 0;
-        struct dirent *de;
-        while (!found && (de = readdir(proc))) {
+        _cleanup_closedir_ DIR *proc = NULL;
+        int q = dir_stream_from_fd(root_openat(r, "proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+                                   &proc);
+        if (q < 0)
+                return q;
+        FOREACH_DIRENT (de, proc) {
+                _cleanup_closedir_ DIR *fds = NULL;
+                char path[300];
+
                 if (!str_is_decimal(de->d_name))
                         continue;
-                char path[300];
                 snprintf(path, sizeof(path), "%s/fd", de->d_name);
-                int fdfd = openat(dirfd(proc), path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fdfd < 0)
+                if (dir_stream_open_at(dirfd(proc), path, &fds) < 0)
                         continue; /* gone, or a kernel thread */
-                DIR *fds = fdopendir(fdfd);
-                if (!fds) {
-                        safe_close(fdfd);
-                        continue;
-                }
-                struct dirent *fe;
-                while ((fe = readdir(fds))) {
+                FOREACH_DIRENT (fe, fds) {
                         char target[300];
                         ssize_t k = readlinkat(dirfd(fds), fe->d_name, target, sizeof(target) - 1);
                         if (k <= 0)
@@ -340,16 +316,13 @@ int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret
                         target[k] = 0;
                         if ((cdev[0] && strcmp(target, cdev) == 0) ||
                             (group[0] && strcmp(target, group) == 0)) {
-                                found = 1;
                                 if (ret_pid)
                                         *ret_pid = atoi(de->d_name);
-                                break;
+                                return 1;
                         }
                 }
-                closedir(fds);
         }
-        closedir(proc);
-        return found;
+        return 0;
 }
 
 int vfio_group_busy(const struct root *r, int group)

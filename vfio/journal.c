@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <dirent.h>
+/* The journal as a store of typed records: where it lives, its lock, and the file of each
+ * record. What a record holds is its kind's business (journal-binding.c, sriov/). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,47 +11,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "journal.h"
 #include "macro.h"
 #include "strv.h"
 
-static const char *const state_names[_JOURNAL_STATE_MAX] = {
-        [JOURNAL_BINDING] = "binding",
-        [JOURNAL_ASSIGNED] = "assigned",
-        [JOURNAL_RESTORING] = "restoring",
-};
+/* "<address><suffix>.json" with the longest suffix a kind has, and some room. */
+#define RECORD_NAME_MAX (PCI_ADDR_STRLEN + 32)
 
-const char *journal_state_to_string(enum journal_state s)
+static const char *state_dir_relative(const char *state_dir)
 {
-        return s >= 0 && s < _JOURNAL_STATE_MAX ? state_names[s] : NULL;
-}
-
-enum journal_state journal_state_from_string(const char *s)
-{
-        for (int i = 0; s && i < _JOURNAL_STATE_MAX; i++)
-                if (strcmp(state_names[i], s) == 0)
-                        return (enum journal_state)i;
-        return _JOURNAL_STATE_INVALID;
-}
-
-void journal_entry_done(struct journal_entry *e)
-{
-        free(e->original_driver);
-        free(e->original_override);
-        e->original_driver = e->original_override = NULL;
+        if (!state_dir)
+                state_dir = VFIOD_STATE_DIR_DEFAULT;
+        while (*state_dir == '/')
+                state_dir++;
+        return state_dir;
 }
 
 int journal_open(const struct root *root, const char *state_dir, struct journal **ret)
 {
         _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
         struct journal *j;
-        int fd;
 
-        if (!state_dir)
-                state_dir = VFIOD_STATE_DIR_DEFAULT;
-        while (*state_dir == '/')
-                state_dir++;
-        if (asprintf(&path, "%s/journal", state_dir) < 0)
+        if (asprintf(&path, "%s/journal", state_dir_relative(state_dir)) < 0)
                 return -ENOMEM;
         fd = root_mkdir_p(root, path);
         if (fd < 0)
@@ -59,36 +42,16 @@ int journal_open(const struct root *root, const char *state_dir, struct journal 
         /* One changer at a time: two binds racing on one device would each record the
          * other's half-done state as the original. Released when the fd closes, also on
          * a crash. */
-        if (flock(fd, LOCK_EX) < 0) {
-                int r = negative_errno();
-                close(fd);
-                return r;
-        }
+        if (flock(fd, LOCK_EX) < 0)
+                return negative_errno();
         j = calloc(1, sizeof(*j));
-        if (!j) {
-                close(fd);
+        if (!j)
                 return -ENOMEM;
-        }
         j->root = root;
-        j->dirfd = fd;
+        j->dirfd = TAKE_FD(fd);
         j->path = TAKE_PTR(path);
         *ret = j;
         return 0;
-}
-
-static void entry_name(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN + 8]);
-
-bool journal_has_entry(const struct root *root, const char *state_dir, const struct pci_addr *addr)
-{
-        char name[PCI_ADDR_STRLEN + 8], path[PATH_MAX];
-        if (!state_dir)
-                state_dir = VFIOD_STATE_DIR_DEFAULT;
-        while (*state_dir == '/')
-                state_dir++;
-        entry_name(addr, name);
-        if (snprintf(path, sizeof(path), "%s/journal/%s", state_dir, name) >= (int)sizeof(path))
-                return true; /* cannot tell: as if it had */
-        return root_exists(root, path);
 }
 
 struct journal *journal_free(struct journal *j)
@@ -101,105 +64,79 @@ struct journal *journal_free(struct journal *j)
         return NULL;
 }
 
-static void entry_name(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN + 8])
+static char *record_name(const struct journal_kind *k, const struct pci_addr *a,
+                         char buf[static RECORD_NAME_MAX])
 {
         char addr[PCI_ADDR_STRLEN];
-        snprintf(buf, PCI_ADDR_STRLEN + 8, "%s.json", pci_addr_format(a, addr));
+
+        snprintf(buf, RECORD_NAME_MAX, "%s%s.json", pci_addr_format(a, addr), k->suffix);
+        return buf;
 }
 
-int journal_put(struct journal *j, const struct journal_entry *e)
+json_object *journal_record_new(const struct pci_addr *a)
 {
-        char name[PCI_ADDR_STRLEN + 8], addr[PCI_ADDR_STRLEN];
         json_object *o = json_object_new_object();
-        const char *s;
-        int r;
+        char addr[PCI_ADDR_STRLEN];
 
-        if (!o)
+        if (o)
+                json_object_object_add(o, "address",
+                                       json_object_new_string(pci_addr_format(a, addr)));
+        return o;
+}
+
+int journal_record_put(struct journal *j, const struct journal_kind *k, const struct pci_addr *a,
+                       json_object *o)
+{
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        char name[RECORD_NAME_MAX];
+
+        if (!s)
                 return -ENOMEM;
-        json_object_object_add(o, "address",
-                               json_object_new_string(pci_addr_format(&e->addr, addr)));
-        json_object_object_add(o, "state",
-                               json_object_new_string(journal_state_to_string(e->state)));
-        json_object_object_add(o, "original_driver",
-                               e->original_driver ? json_object_new_string(e->original_driver)
-                                                  : NULL);
-        json_object_object_add(o, "original_override",
-                               e->original_override ? json_object_new_string(e->original_override)
-                                                    : NULL);
-        json_object_object_add(o, "persist", json_object_new_boolean(e->persist));
-        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        entry_name(&e->addr, name);
-        r = s ? dir_write_atomic(j->dirfd, name, s, strlen(s)) : -ENOMEM;
-        json_object_put(o);
-        return r;
+        return dir_write_atomic(j->dirfd, record_name(k, a, name), s, strlen(s));
 }
 
-static int get_string(json_object *o, const char *key, bool nullable, char **ret)
+int journal_record_get(struct journal *j, const struct journal_kind *k, const struct pci_addr *a,
+                       json_object **ret)
 {
-        json_object *v;
-
-        if (!json_object_object_get_ex(o, key, &v))
-                return -EBADMSG;
-        if (!v) {
-                if (!nullable)
-                        return -EBADMSG;
-                *ret = NULL;
-                return 0;
-        }
-        if (!json_object_is_type(v, json_type_string))
-                return -EBADMSG;
-        *ret = strdup(json_object_get_string(v));
-        return *ret ? 0 : -ENOMEM;
-}
-
-int journal_get(struct journal *j, const struct pci_addr *addr, struct journal_entry *ret)
-{
-        char name[PCI_ADDR_STRLEN + 8];
-        _cleanup_free_ char *buf = NULL, *a = NULL, *state = NULL;
-        struct journal_entry e = {.addr = *addr};
-        struct pci_addr parsed;
+        _cleanup_free_ char *buf = NULL;
+        char name[RECORD_NAME_MAX];
+        struct pci_addr named;
         json_object *o, *v;
         int r;
 
-        entry_name(addr, name);
-        r = dir_read_file(j->dirfd, name, 64 * 1024, &buf, NULL);
+        r = dir_read_file(j->dirfd, record_name(k, a, name), k->max_size, &buf, NULL);
         if (r < 0)
                 return r;
         o = json_tokener_parse(buf);
-        if (!o || !json_object_is_type(o, json_type_object)) {
+        if (!o || !json_object_is_type(o, json_type_object) ||
+            !json_object_object_get_ex(o, "address", &v) ||
+            !json_object_is_type(v, json_type_string) ||
+            pci_addr_parse(json_object_get_string(v), &named) < 0 || !pci_addr_equal(&named, a)) {
                 json_object_put(o);
                 return -EBADMSG;
         }
-        r = get_string(o, "address", false, &a);
-        if (r >= 0 && (pci_addr_parse(a, &parsed) < 0 || !pci_addr_equal(&parsed, addr)))
-                r = -EBADMSG;
-        if (r >= 0)
-                r = get_string(o, "state", false, &state);
-        if (r >= 0 && (e.state = journal_state_from_string(state)) < 0)
-                r = -EBADMSG;
-        if (r >= 0)
-                r = get_string(o, "original_driver", true, &e.original_driver);
-        if (r >= 0)
-                r = get_string(o, "original_override", true, &e.original_override);
-        if (r >= 0 && json_object_object_get_ex(o, "persist", &v))
-                e.persist = json_object_get_boolean(v);
-        json_object_put(o);
-        if (r < 0) {
-                journal_entry_done(&e);
-                return r;
-        }
-        *ret = e;
+        *ret = o;
         return 0;
 }
 
-int journal_remove(struct journal *j, const struct pci_addr *addr)
+int journal_record_remove(struct journal *j, const struct journal_kind *k, const struct pci_addr *a)
 {
-        char name[PCI_ADDR_STRLEN + 8];
+        char name[RECORD_NAME_MAX];
 
-        entry_name(addr, name);
-        if (unlinkat(j->dirfd, name, 0) < 0 && errno != ENOENT)
+        if (unlinkat(j->dirfd, record_name(k, a, name), 0) < 0 && errno != ENOENT)
                 return negative_errno();
         return fsync(j->dirfd) < 0 ? negative_errno() : 0;
+}
+
+bool journal_record_exists(const struct root *root, const char *state_dir,
+                           const struct journal_kind *k, const struct pci_addr *a)
+{
+        char name[RECORD_NAME_MAX], path[PATH_MAX];
+
+        if (snprintf(path, sizeof(path), "%s/journal/%s", state_dir_relative(state_dir),
+                     record_name(k, a, name)) >= (int)sizeof(path))
+                return true; /* cannot tell: as if it had */
+        return root_exists(root, path);
 }
 
 static int addr_compare(const void *a, const void *b)
@@ -207,44 +144,25 @@ static int addr_compare(const void *a, const void *b)
         return pci_addr_compare(a, b);
 }
 
-int journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n)
+int journal_record_list(struct journal *j, const struct journal_kind *k, struct pci_addr **ret,
+                        size_t *ret_n)
 {
-        return journal_list_suffix(j, ".json", ret, ret_n);
-}
-
-/* A stream over the journal's directory, from its start. */
-static int journal_opendir(struct journal *j, DIR **ret)
-{
-        int fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d;
-
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -ENOMEM;
-        }
-        *ret = d;
-        return 0;
-}
-
-int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr **ret, size_t *ret_n)
-{
-        size_t slen = strlen(suffix);
         _cleanup_free_ struct pci_addr *l = NULL;
-        size_t n = 0;
-        DIR *d;
-        int r = journal_opendir(j, &d);
+        _cleanup_closedir_ DIR *d = NULL;
+        char suffix[32];
+        size_t n = 0, slen;
+        int r = dir_stream_dup(j->dirfd, &d);
 
         if (r < 0)
                 return r;
-        for (struct dirent *de; (de = readdir(d));) {
+        slen = (size_t)snprintf(suffix, sizeof(suffix), "%s.json", k->suffix);
+        FOREACH_DIRENT (de, d) {
                 char base[PCI_ADDR_STRLEN];
                 size_t len = strlen(de->d_name);
                 struct pci_addr a, *nl;
 
-                /* "<address><suffix>"; temporaries start with '.' and are skipped. */
+                /* "<address><suffix>.json"; temporaries start with '.' and are skipped, and
+                 * another kind's records leave no address before this kind's suffix. */
                 if (len <= slen || len - slen >= sizeof(base) ||
                     strcmp(de->d_name + len - slen, suffix) != 0)
                         continue;
@@ -253,14 +171,11 @@ int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr *
                 if (pci_addr_parse(base, &a) < 0)
                         continue;
                 nl = realloc(l, (n + 1) * sizeof(*nl));
-                if (!nl) {
-                        closedir(d);
+                if (!nl)
                         return -ENOMEM;
-                }
                 l = nl;
                 l[n++] = a;
         }
-        closedir(d);
         if (n > 1)
                 qsort(l, n, sizeof(*l), addr_compare);
         *ret = TAKE_PTR(l);
@@ -268,8 +183,8 @@ int journal_list_suffix(struct journal *j, const char *suffix, struct pci_addr *
         return 0;
 }
 
-/* Whether name is a temporary file of an entry: dir_write_replace()'s ".NAME.tmp", NAME an
- * entry's "<address><suffix>" with a suffix that ends in ".json". */
+/* Whether name is a temporary file of a record: dir_write_replace()'s ".NAME.tmp", NAME a
+ * record's "<address><suffix>.json". */
 static bool journal_name_is_temporary(const char *name)
 {
         static const char end[] = ".json.tmp";
@@ -291,14 +206,14 @@ static bool journal_name_is_temporary(const char *name)
 
 int journal_remove_temporaries(struct journal *j, char ***ret_removed)
 {
-        char **removed = NULL;
+        _cleanup_(strv_freep) char **removed = NULL;
+        _cleanup_closedir_ DIR *d = NULL;
         size_t n = 0;
-        DIR *d;
-        int r = journal_opendir(j, &d);
+        int r = dir_stream_dup(j->dirfd, &d);
 
         if (r < 0)
                 return r;
-        for (struct dirent *de; r >= 0 && (de = readdir(d));) {
+        FOREACH_DIRENT (de, d) {
                 struct stat st;
 
                 if (!journal_name_is_temporary(de->d_name) ||
@@ -307,16 +222,13 @@ int journal_remove_temporaries(struct journal *j, char ***ret_removed)
                         continue;
                 if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
                         if (errno != ENOENT)
-                                r = negative_errno();
+                                return negative_errno();
                         continue;
                 }
                 r = strv_push(&removed, &n, de->d_name);
+                if (r < 0)
+                        return r;
         }
-        closedir(d);
-        if (r < 0) {
-                strv_free(removed);
-                return r;
-        }
-        *ret_removed = removed;
+        *ret_removed = TAKE_PTR(removed);
         return 0;
 }

@@ -15,57 +15,30 @@
 #include "root.h"
 #include "topology.h"
 
-char fleet_tmp[PATH_MAX - 256];
 const char fleet_pools_text[] = "{\"pools\": [{\"name\": \"igb-vf\", \"devices\": [\"8086:10ca\"]},"
                                 " {\"name\": \"edu\", \"devices\": [\"1234:11e8\"]}]}";
-static const char *mkfixture, *fixture_dir, *add_nodes;
+static const char *add_nodes;
 
 int fleet_tree_init(const char *mkfixture_path, const char *fixtures, const char *add_nodes_path)
 {
-        mkfixture = mkfixture_path;
-        fixture_dir = fixtures;
+        fixture_init(mkfixture_path, fixtures);
         add_nodes = add_nodes_path;
-        snprintf(fleet_tmp, sizeof(fleet_tmp), "%s/vfiod-test-fleet.XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        return mkdtemp(fleet_tmp) ? 0 : negative_errno();
+        return test_tmp_make(NULL, "fleet");
 }
 
 void fleet_tree_done(void)
 {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fleet_tmp);
-        (void)!system(cmd);
-}
-
-int fleet_run(const char *const argv[])
-{
-        pid_t pid = fork();
-        int st;
-
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                if (!freopen("/dev/null", "w", stdout))
-                        _exit(127);
-                execv(argv[0], (char *const *)argv);
-                _exit(127);
-        }
-        assert_int_equal(waitpid(pid, &st, 0), pid);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        (void)test_tmp_remove();
 }
 
 /* The fleet fixture with the nodes of kind ("iommufd" or "type1") at tmp/kind. */
 void fleet_tree(const char *kind, char out[static PATH_MAX])
 {
-        char desc[PATH_MAX];
-
-        snprintf(out, PATH_MAX, "%s/%s", fleet_tmp, kind);
-        snprintf(desc, sizeof(desc), "%s/fleet-numa.txt", fixture_dir);
+        snprintf(out, PATH_MAX, "%s/%s", test_tmp, kind);
         if (access(out, F_OK) == 0)
                 return;
-        assert_int_equal(
-                fleet_run((const char *[]){"/usr/bin/python3", mkfixture, desc, out, NULL}), 0);
-        assert_int_equal(fleet_run((const char *[]){"/bin/sh", add_nodes, out, kind, NULL}), 0);
+        fixture_build("fleet-numa.txt", out);
+        assert_int_equal(run_quiet((const char *[]){"/bin/sh", add_nodes, out, kind, NULL}), 0);
 }
 
 struct fleet_inventory *fleet_tree_inventory(const char *kind, const char *pools,

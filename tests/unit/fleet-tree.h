@@ -6,22 +6,17 @@
 
 #include <limits.h>
 
+#include "helpers.h"
 #include "inventory.h"
 #include "pools.h"
-
-/* The temporary directory the trees and the tests' files go in. */
-extern char fleet_tmp[PATH_MAX - 256];
 
 /* The pools the tests export: igb-vf (8086:10ca) and edu (1234:11e8). */
 extern const char fleet_pools_text[];
 
-/* Makes the temporary directory; -errno. */
+/* Makes the temporary directory (test_tmp) the trees and the tests' files go in; -errno. */
 int fleet_tree_init(const char *mkfixture, const char *fixture_dir, const char *add_nodes);
 /* Removes it. */
 void fleet_tree_done(void);
-
-/* Runs argv (standard output to /dev/null); its exit status, 128 on a signal. */
-int fleet_run(const char *const argv[]);
 
 /* The tree with the nodes of kind ("iommufd" or "type1"), built once, at out. */
 void fleet_tree(const char *kind, char out[static PATH_MAX]);

@@ -20,62 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "macro.h"
 
-static const char *mkfixture, *fixture_dir, *vfioctl;
-static char tmp[PATH_MAX - 512];
-
-struct run {
-        int status;
-        char *out, *err;
-};
-
-static void run_done(struct run *r)
-{
-        free(r->out);
-        free(r->err);
-}
-
-static char *slurp(const char *path)
-{
-        FILE *f = fopen(path, "re");
-        char *s = NULL;
-        size_t n = 0;
-
-        if (!f)
-                return strdup("");
-        if (getdelim(&s, &n, '\0', f) < 0) {
-                free(s);
-                s = strdup("");
-        }
-        fclose(f);
-        return s;
-}
-
-static struct run run_argv(char *const argv[])
-{
-        char out[PATH_MAX], err[PATH_MAX];
-        struct run r = {.status = -1};
-        pid_t pid;
-        int st;
-
-        snprintf(out, sizeof(out), "%s/stdout", tmp);
-        snprintf(err, sizeof(err), "%s/stderr", tmp);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr))
-                        _exit(127);
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        assert_int_equal(waitpid(pid, &st, 0), pid);
-        if (WIFEXITED(st))
-                r.status = WEXITSTATUS(st);
-        r.out = slurp(out);
-        r.err = slurp(err);
-        return r;
-}
+static const char *vfioctl;
 
 /* vfioctl with the given arguments. */
 static struct run vfioctl_argv(const char *const *args)
@@ -92,20 +40,6 @@ static struct run vfioctl_argv(const char *const *args)
 }
 
 #define vfioctl_run(...) vfioctl_argv((const char *const[]){__VA_ARGS__, NULL})
-
-static void generate(const char *desc, const char *name, char out[static PATH_MAX])
-{
-        char path[PATH_MAX];
-        char *argv[] = {(char *)"/usr/bin/python3", (char *)mkfixture, path, out, NULL};
-        struct run r;
-
-        snprintf(path, sizeof(path), "%s/%s", fixture_dir, desc);
-        snprintf(out, PATH_MAX, "%s/%s", tmp, name);
-        r = run_argv(argv);
-        if (r.status != 0)
-                fail_msg("mkfixture %s failed: %s", desc, r.err);
-        run_done(&r);
-}
 
 static void snapshot(const char *root, const char *out)
 {
@@ -154,7 +88,7 @@ static void every_machine_audits_the_same_from_its_snapshot(void **state)
                 const char *name = strrchr(machines[i], '/');
 
                 name = name ? name + 1 : machines[i];
-                generate(machines[i], name, root);
+                fixture_tree(machines[i], name, root);
                 snprintf(tar, sizeof(tar), "%s.tar", root);
                 snprintf(tgz, sizeof(tgz), "%s.tar.gz", root);
                 snapshot(root, tar);
@@ -204,7 +138,7 @@ static void truncated_and_pruned_snapshots_are_refused(void **state)
         char cmd[3 * PATH_MAX], victim[2 * PATH_MAX];
         struct stat st;
 
-        generate("machines/server-c236-i350.txt", "cut", root);
+        fixture_tree("machines/server-c236-i350.txt", "cut", root);
         snprintf(tar, sizeof(tar), "%s.tar", root);
         snprintf(part, sizeof(part), "%s-part.tar", root);
         snapshot(root, tar);
@@ -285,21 +219,21 @@ static void hostile_archives_write_nothing_outside_their_directory(void **state)
         char path[PATH_MAX], outside[PATH_MAX];
         static const char manifest[] = "vfiod-snapshot 1\nentries 0\nend 0\n";
 
-        snprintf(outside, sizeof(outside), "%s/escaped", tmp);
+        snprintf(outside, sizeof(outside), "%s/escaped", test_tmp);
 
-        snprintf(path, sizeof(path), "%s/dotdot.tar", tmp);
+        snprintf(path, sizeof(path), "%s/dotdot.tar", test_tmp);
         write_archive(path, (const char *const[]){"vfiod-snapshot.manifest", "f", manifest,
                                                   "../escaped", "f", "x", NULL});
         expect_refused(path, "a member named ../", "not a safe relative path");
 
-        snprintf(path, sizeof(path), "%s/absolute.tar", tmp);
+        snprintf(path, sizeof(path), "%s/absolute.tar", test_tmp);
         write_archive(path, (const char *const[]){"/tmp/escaped", "f", "x", NULL});
         expect_refused(path, "an absolute member", "not a safe relative path");
 
         /* A link to the outside, then a file through it: the file lands inside. */
-        snprintf(path, sizeof(path), "%s/through-link.tar", tmp);
+        snprintf(path, sizeof(path), "%s/through-link.tar", test_tmp);
         write_archive(path, (const char *const[]){"vfiod-snapshot.manifest", "f", manifest, "sys",
-                                                  "l", tmp, "sys/escaped", "f", "x", NULL});
+                                                  "l", test_tmp, "sys/escaped", "f", "x", NULL});
         {
                 struct run r = vfioctl_run("audit", "--root", path);
                 assert_int_equal(r.status, 2); /* no sys/bus/pci: cannot be audited */
@@ -307,16 +241,16 @@ static void hostile_archives_write_nothing_outside_their_directory(void **state)
         }
         assert_int_equal(access(outside, F_OK), -1);
 
-        snprintf(path, sizeof(path), "%s/hardlink.tar", tmp);
+        snprintf(path, sizeof(path), "%s/hardlink.tar", test_tmp);
         write_archive(path, (const char *const[]){"vfiod-snapshot.manifest", "f", manifest,
                                                   "passwd", "h", "/etc/passwd", NULL});
         expect_refused(path, "a hard link", "hard link");
 
-        snprintf(path, sizeof(path), "%s/no-manifest.tar", tmp);
+        snprintf(path, sizeof(path), "%s/no-manifest.tar", test_tmp);
         write_archive(path, (const char *const[]){"proc/cmdline", "f", "ro\n", NULL});
         expect_refused(path, "no manifest", "no vfiod-snapshot.manifest");
 
-        snprintf(path, sizeof(path), "%s/twice.tar", tmp);
+        snprintf(path, sizeof(path), "%s/twice.tar", test_tmp);
         write_archive(path, (const char *const[]){"vfiod-snapshot.manifest", "f", manifest,
                                                   "proc/cmdline", "f", "a\n", "proc/cmdline", "f",
                                                   "b\n", NULL});
@@ -329,7 +263,7 @@ static void exit_statuses_follow_fail_on_and_usage(void **state)
         struct run r;
         FILE *f;
 
-        generate("machines/server-c236-i350.txt", "exits", root);
+        fixture_tree("machines/server-c236-i350.txt", "exits", root);
         r = vfioctl_run("audit", "--root", root);
         assert_int_equal(r.status, 1); /* medium and high findings */
         assert_non_null(strstr(r.out, "Verdict: FAIL"));
@@ -345,7 +279,7 @@ static void exit_statuses_follow_fail_on_and_usage(void **state)
         r = vfioctl_run("audit", "--root", root, "--devices", "05:00.0,05:00.1");
         assert_int_equal(r.status, 0);
         run_done(&r);
-        snprintf(conf, sizeof(conf), "%s/assign.conf", tmp);
+        snprintf(conf, sizeof(conf), "%s/assign.conf", test_tmp);
         f = fopen(conf, "we");
         assert_non_null(f);
         fputs("# the two I350 ports\n0000:05:00.0\n0000:05:00.1  # second port\n", f);
@@ -382,7 +316,7 @@ static void exit_statuses_follow_fail_on_and_usage(void **state)
         assert_int_equal(r.status, 2);
         assert_non_null(strstr(r.err, "without --probe"));
         run_done(&r);
-        r = vfioctl_run("audit", "--root", tmp); /* no sys/bus/pci */
+        r = vfioctl_run("audit", "--root", test_tmp); /* no sys/bus/pci */
         assert_int_equal(r.status, 2);
         run_done(&r);
         r = vfioctl_run("--root", root, "snapshot", "/nonexistent/dir/x.tar");
@@ -396,7 +330,7 @@ static void no_extraction_is_left_behind(void **state)
 {
         char cmd[PATH_MAX + 64];
 
-        snprintf(cmd, sizeof(cmd), "! ls -d '%s'/vfiod-snapshot.* 2>/dev/null", tmp);
+        snprintf(cmd, sizeof(cmd), "! ls -d '%s'/vfiod-snapshot.* 2>/dev/null", test_tmp);
         assert_int_equal(system(cmd), 0);
 }
 
@@ -409,24 +343,19 @@ int main(int argc, char **argv)
                 cmocka_unit_test(exit_statuses_follow_fail_on_and_usage),
                 cmocka_unit_test(no_extraction_is_left_behind),
         };
-        char cmd[PATH_MAX + 16];
         int r;
 
         if (argc != 4) {
                 fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR VFIOCTL\n", argv[0]);
                 return 2;
         }
-        mkfixture = argv[1];
-        fixture_dir = argv[2];
+        fixture_init(argv[1], argv[2]);
         vfioctl = argv[3];
-        snprintf(tmp, sizeof(tmp), "%s/vfiod-test-audit-snapshot.XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        if (!mkdtemp(tmp))
+        if (test_tmp_make(NULL, "audit-snapshot") < 0)
                 return 1;
         /* Extractions go below the test's own directory, checked empty at the end. */
-        setenv("TMPDIR", tmp, 1);
+        setenv("TMPDIR", test_tmp, 1);
         r = cmocka_run_group_tests(tests, NULL, NULL);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-        (void)!system(cmd);
+        (void)test_tmp_remove();
         return r;
 }

@@ -18,38 +18,8 @@
 
 #include "audit.h"
 #include "config-space.h"
+#include "helpers.h"
 #include "macro.h"
-
-static const char *mkfixture, *fixture_dir;
-static char tmp[PATH_MAX - 256];
-
-/* Builds the tree of a description file at path into tmp/name. */
-static void generate_from(const char *path, const char *name, char out[static PATH_MAX])
-{
-        pid_t pid;
-        int st;
-
-        snprintf(out, PATH_MAX, "%s/%s", tmp, name);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                if (!freopen("/dev/null", "w", stdout))
-                        _exit(127);
-                execl("/usr/bin/python3", "python3", mkfixture, path, out, (char *)NULL);
-                _exit(127);
-        }
-        assert_int_equal(waitpid(pid, &st, 0), pid);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                fail_msg("mkfixture %s failed", path);
-}
-
-static void generate(const char *desc, const char *name, char out[static PATH_MAX])
-{
-        char path[PATH_MAX];
-
-        snprintf(path, sizeof(path), "%s/%s", fixture_dir, desc);
-        generate_from(path, name, out);
-}
 
 /* Audits a tree; plan == NULL is the whole host. */
 static struct audit_report *audit_tree(const char *path, const char *plan)
@@ -208,7 +178,7 @@ static void desktop_gpu_shares_a_cpu_port_without_acs(void **state)
         struct audit_report *r;
         const struct audit_finding *f;
 
-        generate("machines/desktop-z370-gt1030.txt", "z370", root);
+        fixture_tree("machines/desktop-z370-gt1030.txt", "z370", root);
         r = audit_tree(root, NULL);
         expect(r, "high", "acs.path", "0000:00:01.0", "RR");
         expect(r, "medium", "acs.path", "0000:00:01.0", "SV");
@@ -254,7 +224,7 @@ static void server_nvme_shares_its_port_and_the_assigned_nics_are_isolated(void 
         char root[PATH_MAX];
         struct audit_report *r;
 
-        generate("machines/server-c236-i350.txt", "c236", root);
+        fixture_tree("machines/server-c236-i350.txt", "c236", root);
         r = audit_tree(root, NULL);
         expect(r, "high", "acs.path", "0000:00:01.0", "RR");
         assert_true(lists_device(find(r, "acs.path", "0000:00:01.0", "RR"), "0000:01:00.0"));
@@ -284,7 +254,7 @@ static void workstation_switch_with_acs_and_vfs_isolates_everything(void **state
         char root[PATH_MAX];
         struct audit_report *r;
 
-        generate("machines/workstation-rpl-82576-sriov.txt", "rpl", root);
+        fixture_tree("machines/workstation-rpl-82576-sriov.txt", "rpl", root);
         r = audit_tree(root, NULL);
         assert_int_equal(count(r, "acs.path"), 0);
         assert_int_equal(count(r, "pci.behind-bridge"), 0);
@@ -315,7 +285,7 @@ static void amd_desktop_is_in_passthrough_behind_a_switch_without_acs(void **sta
         char root[PATH_MAX];
         struct audit_report *r;
 
-        generate("machines/amd-b450m-raven.txt", "b450", root);
+        fixture_tree("machines/amd-b450m-raven.txt", "b450", root);
         r = audit_tree(root, NULL);
         expect(r, "medium", "iommu.translating", "host", NULL);
         expect(r, "medium", "cmdline.hazard", "iommu=pt", NULL);
@@ -340,7 +310,7 @@ static void noiommu_and_passthrough_hosts(void **state)
         char root[PATH_MAX];
         struct audit_report *r;
 
-        generate("noiommu.txt", "noiommu", root);
+        fixture_tree("noiommu.txt", "noiommu", root);
         r = audit_tree(root, NULL);
         expect(r, "critical", "iommu.present", "host", NULL);
         expect(r, "critical", "vfio.noiommu", "host", NULL);
@@ -351,7 +321,7 @@ static void noiommu_and_passthrough_hosts(void **state)
         assert_non_null(strstr(r->skip_reason[AUDIT_CHECK_ACS_PATH], "iommu.present"));
         audit_report_free(r);
 
-        generate("passthrough.txt", "passthrough", root);
+        fixture_tree("passthrough.txt", "passthrough", root);
         r = audit_tree(root, NULL);
         expect(r, "medium", "iommu.translating", "host", NULL);
         expect(r, "medium", "cmdline.hazard", "iommu=pt", NULL);
@@ -366,7 +336,7 @@ static void a_damaged_tree_is_audited_with_what_it_has(void **state)
         char root[PATH_MAX];
         struct audit_report *r;
 
-        generate("broken.txt", "broken", root);
+        fixture_tree("broken.txt", "broken", root);
         r = audit_tree(root, NULL);
         expect(r, "high", "group.missing", "0000:00:16.0", NULL); /* dangling group link */
         expect(r, "medium", "audit.coverage", "host", NULL);      /* short config spaces */
@@ -420,7 +390,7 @@ static void every_hazard_of_the_made_up_host_is_found(void **state)
         char root[PATH_MAX], dir[PATH_MAX + 64];
         struct audit_report *r;
 
-        generate("audit-hazards.txt", "hazards", root);
+        fixture_tree("audit-hazards.txt", "hazards", root);
         r = audit_tree(root, NULL);
         expect(r, "high", "irq.remapping", "host", NULL); /* supported, turned off */
         expect(r, "high", "vfio.unsafe-interrupts", "host", NULL);
@@ -487,7 +457,7 @@ static void plans_must_name_existing_devices_and_may_be_empty(void **state)
         struct audit_scope scope = {.devices = &missing, .n_devices = 1};
         struct audit_report *r = NULL;
 
-        generate("machines/server-c236-i350.txt", "c236-plan", root);
+        fixture_tree("machines/server-c236-i350.txt", "c236-plan", root);
         assert_int_equal(root_open(root, &rt), 0);
         assert_int_equal(topology_scan(rt, TOPOLOGY_SCAN_NO_NAMES, &t), 0);
         assert_int_equal(audit_run(rt, t, &scope, &r, &detail), -ENODEV);
@@ -532,7 +502,7 @@ static void the_dma_fault_probe_reports_what_it_could_not_prove(void **state)
         const struct audit_finding *f;
 
         /* Not asked for: skipped, and said why. */
-        generate("machines/desktop-z370-gt1030.txt", "z370-probe", root);
+        fixture_tree("machines/desktop-z370-gt1030.txt", "z370-probe", root);
         r = audit_tree(root, NULL);
         assert_int_equal(status_of(r, "dma.fault-probe"), AUDIT_STATUS_SKIP);
         assert_non_null(strstr(r->skip_reason[AUDIT_CHECK_DMA_FAULT_PROBE], "--probe"));
@@ -556,13 +526,13 @@ static void the_dma_fault_probe_reports_what_it_could_not_prove(void **state)
         detail = NULL;
 
         /* An edu on a host without an IOMMU: critical, and nothing is sent or bound. */
-        snprintf(desc, sizeof(desc), "%s/noiommu-edu.txt", tmp);
+        snprintf(desc, sizeof(desc), "%s/noiommu-edu.txt", test_tmp);
         snprintf(cmd, sizeof(cmd),
                  "cat '%s/noiommu.txt' > '%s' && echo 'dev 0000:04:00.0 vendor=1234 "
                  "device=11e8 class=00ff00 rev=10' >> '%s'",
-                 fixture_dir, desc, desc);
+                 test_fixture_dir, desc, desc);
         assert_int_equal(system(cmd), 0);
-        generate_from(desc, "noiommu-edu", root);
+        fixture_tree(desc, "noiommu-edu", root);
         assert_int_equal(probe_tree(root, NULL, &r, NULL), 0);
         expect(r, "critical", "dma.fault-probe", "0000:04:00.0", NULL);
         f = find(r, "dma.fault-probe", "0000:04:00.0", NULL);
@@ -579,7 +549,7 @@ static void vfio_without_parameters_is_told_from_vfio_not_loaded(void **state)
         char root[PATH_MAX], cmd[3 * PATH_MAX];
         struct audit_report *r;
 
-        generate("distro-modules.txt", "distro", root);
+        fixture_tree("distro-modules.txt", "distro", root);
         r = audit_tree(root, NULL);
         assert_int_equal(status_of(r, "vfio.noiommu"), AUDIT_STATUS_SKIP);
         assert_string_equal(r->skip_reason[AUDIT_CHECK_VFIO_NOIOMMU],
@@ -615,7 +585,7 @@ static void vfs_in_the_group_of_their_pf_on_igb_are_named_as_such(void **state)
         struct audit_report *r;
         FILE *out;
 
-        snprintf(desc, sizeof(desc), "%s/vf-with-pf.txt", tmp);
+        snprintf(desc, sizeof(desc), "%s/vf-with-pf.txt", test_tmp);
         out = fopen(desc, "we");
         assert_non_null(out);
         fputs("cmdline ro intel_iommu=on\n"
@@ -633,7 +603,7 @@ static void vfs_in_the_group_of_their_pf_on_igb_are_named_as_such(void **state)
               "net=eth1:down sriov=7,2,128,2,10ca vfgroups=3,3 vfdriver=vfio-pci\n",
               out);
         assert_int_equal(fclose(out), 0);
-        generate_from(desc, "vf-with-pf", root);
+        fixture_tree(desc, "vf-with-pf", root);
         (void)state;
 
         /* The VFs on vfio-pci are what is assigned: the PF is named as theirs. */
@@ -663,21 +633,11 @@ int main(int argc, char **argv)
                 cmocka_unit_test(vfio_without_parameters_is_told_from_vfio_not_loaded),
                 cmocka_unit_test(vfs_in_the_group_of_their_pf_on_igb_are_named_as_such),
         };
-        char cmd[PATH_MAX + 16];
-        int r;
 
         if (argc != 3) {
                 fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR\n", argv[0]);
                 return 2;
         }
-        mkfixture = argv[1];
-        fixture_dir = argv[2];
-        snprintf(tmp, sizeof(tmp), "%s/vfiod-test-audit.XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        if (!mkdtemp(tmp))
-                return 1;
-        r = cmocka_run_group_tests(tests, NULL, NULL);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-        (void)!system(cmd);
-        return r;
+        fixture_init(argv[1], argv[2]);
+        return cmocka_run_group_tests(tests, test_tmp_setup, test_tmp_teardown);
 }

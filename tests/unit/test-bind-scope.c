@@ -14,12 +14,10 @@
 #include <string.h>
 
 #include "bind.h"
+#include "helpers.h"
 #include "macro.h"
 #include "reset.h"
 #include "strv.h"
-
-static const char *mkfixture, *fixture_dir;
-static char tmp[PATH_MAX - 256];
 
 static const char *const trees[] = {
         "machines/amd-b450m-raven.txt",
@@ -35,17 +33,15 @@ static const char *const trees[] = {
 /* The tree of fixture_dir/desc, built once below tmp; returns its root. */
 static struct root *tree(const char *desc)
 {
-        char out[PATH_MAX], cmd[3 * PATH_MAX];
+        char out[PATH_MAX];
         struct root *root = NULL;
 
-        snprintf(out, sizeof(out), "%s/%s", tmp, desc);
-        for (char *s = out + strlen(tmp) + 1; *s; s++)
+        snprintf(out, sizeof(out), "%s/%s", test_tmp, desc);
+        for (char *s = out + strlen(test_tmp) + 1; *s; s++)
                 if (*s == '/')
                         *s = '_';
-        snprintf(cmd, sizeof(cmd), "test -d '%s' || python3 '%s' '%s/%s' '%s' >/dev/null", out,
-                 mkfixture, fixture_dir, desc, out);
-        if (system(cmd) != 0)
-                fail_msg("cannot build the fixture %s", desc);
+        if (access(out, F_OK) < 0)
+                fixture_build(desc, out);
         assert_int_equal(root_open(out, &root), 0);
         return root;
 }
@@ -205,23 +201,6 @@ static void no_plan_binds_a_bridge_of_any_class(void **state)
         bind_plan_done(&p);
 }
 
-/* The fixture trees live in one temporary directory for the whole run. */
-static int trees_setup(void **state)
-{
-        const char *base = getenv("TMPDIR");
-
-        snprintf(tmp, sizeof(tmp), "%s/vfiod-test-bind-scope.XXXXXX", base ? base : "/tmp");
-        return mkdtemp(tmp) ? 0 : -1;
-}
-
-static int trees_teardown(void **state)
-{
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-        return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -235,7 +214,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR\n", argv[0]);
                 return 2;
         }
-        mkfixture = argv[1];
-        fixture_dir = argv[2];
-        return cmocka_run_group_tests(tests, trees_setup, trees_teardown);
+        fixture_init(argv[1], argv[2]);
+        /* The fixture trees live in one temporary directory for the whole run. */
+        return cmocka_run_group_tests(tests, test_tmp_setup, test_tmp_teardown);
 }

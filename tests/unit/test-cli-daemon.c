@@ -21,16 +21,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "macro.h"
 
-static const char *mkfixture, *fixture_dir, *vfioctl, *vfiod;
+static const char *vfioctl, *vfiod;
+/* test_tmp, which is short here: socket paths must fit sun_path. */
 static char tmp[64], root[300], sock[300], marker[300];
 static pid_t daemon_pid = -1;
-
-struct run {
-        int status;
-        char *err;
-};
 
 /* Everything readable from fd until end of file, as a string; "" on errors. */
 static char *read_all(int fd)
@@ -52,19 +49,9 @@ static char *read_all(int fd)
         return s;
 }
 
-static char *read_path(const char *path)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        char *s = read_all(fd);
-
-        if (fd >= 0)
-                close(fd);
-        return s;
-}
-
 static void copy_file(const char *from, const char *to)
 {
-        char *text = read_path(from);
+        char *text = slurp(from);
         int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
         assert_true(fd >= 0);
@@ -303,28 +290,26 @@ static void qemu_attach_refused_by_the_daemon_hands_qemu_nothing(void **state)
 
         assert_int_equal(waitpid(qemu, &st, 0), qemu);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-        char *got = read_path(log);
+        char *got = slurp(log);
         assert_string_equal(got, "qmp_capabilities\n");
         free(got);
 }
 
 static int start_daemon(void **state)
 {
-        char policy[400], runtime[400], admin[400], cmd[1200];
+        char policy[400], runtime[400], admin[400];
 
         (void)state;
-        snprintf(tmp, sizeof(tmp), "/tmp/vfiod-test-cli-daemon-XXXXXX");
-        assert_non_null(mkdtemp(tmp));
+        /* Below /tmp whatever $TMPDIR says: socket paths must stay short. */
+        assert_int_equal(test_tmp_make("/tmp", "cli-daemon"), 0);
+        assert_true(snprintf(tmp, sizeof(tmp), "%s", test_tmp) < (int)sizeof(tmp));
         snprintf(root, sizeof(root), "%s/root", tmp);
         snprintf(sock, sizeof(sock), "%s/s", tmp);
         snprintf(admin, sizeof(admin), "%s/a", tmp);
         snprintf(runtime, sizeof(runtime), "%s/run", tmp);
         snprintf(marker, sizeof(marker), "%s/vmm-ran", tmp);
         snprintf(policy, sizeof(policy), "%s/policy.json", tmp);
-        snprintf(cmd, sizeof(cmd),
-                 "python3 %s %s/machines/workstation-rpl-82576-sriov.txt %s >/dev/null", mkfixture,
-                 fixture_dir, root);
-        assert_int_equal(system(cmd), 0);
+        fixture_build("machines/workstation-rpl-82576-sriov.txt", root);
 
         /* Anyone may list; only the bridge 00:01.0 may be acquired (and is then refused
          * as busy). */
@@ -353,15 +338,12 @@ static int start_daemon(void **state)
 
 static int stop_daemon(void **state)
 {
-        char cmd[400];
-
         (void)state;
         if (daemon_pid > 0) {
                 kill(daemon_pid, SIGTERM);
                 waitpid(daemon_pid, NULL, 0);
         }
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
-        return system(cmd) == 0 ? 0 : -1;
+        return test_tmp_remove() < 0 ? -1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -380,8 +362,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR VFIOCTL VFIOD\n", argv[0]);
                 return 2;
         }
-        mkfixture = argv[1];
-        fixture_dir = argv[2];
+        fixture_init(argv[1], argv[2]);
         vfioctl = argv[3];
         vfiod = argv[4];
         return cmocka_run_group_tests(tests, start_daemon, stop_daemon);

@@ -17,74 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "macro.h"
 
-static const char *mkfixture, *fixture_dir, *vfioctl;
-static char tmp[512];
-
-struct run {
-        int status; /* exit status, or -1 if killed */
-        char *out, *err;
-};
-
-static void run_done(struct run *r)
-{
-        free(r->out);
-        free(r->err);
-}
-
-static char *slurp(const char *path)
-{
-        FILE *f = fopen(path, "re");
-        char *s = NULL;
-        size_t n = 0;
-
-        if (!f)
-                return strdup("");
-        if (getdelim(&s, &n, '\0', f) < 0) {
-                free(s);
-                s = strdup("");
-        }
-        fclose(f);
-        return s;
-}
-
-/* Runs argv with stdout and stderr captured in files (no shell: arguments go as given). */
-static struct run run_argv(char *const argv[])
-{
-        char out[600], err[600];
-        struct run r = {.status = -1};
-        pid_t pid;
-        int st;
-
-        snprintf(out, sizeof(out), "%s/stdout", tmp);
-        snprintf(err, sizeof(err), "%s/stderr", tmp);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr))
-                        _exit(127);
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        assert_int_equal(waitpid(pid, &st, 0), pid);
-        if (WIFEXITED(st))
-                r.status = WEXITSTATUS(st);
-        r.out = slurp(out);
-        r.err = slurp(err);
-        return r;
-}
-
-static void generate(const char *desc, const char *outdir)
-{
-        char *argv[] = {(char *)"/usr/bin/python3", (char *)mkfixture, (char *)desc, (char *)outdir,
-                        NULL};
-        struct run r = run_argv(argv);
-
-        if (r.status != 0)
-                fail_msg("mkfixture %s failed (%d): %s", desc, r.status, r.err);
-        run_done(&r);
-}
+static const char *vfioctl;
 
 static struct run vfioctl_run(const char *root, const char *a, const char *b, const char *c)
 {
@@ -165,7 +101,7 @@ static void every_real_machine_fixture_reproduces_its_source_groups(void **state
         DIR *d;
         int machines = 0;
 
-        snprintf(dir, sizeof(dir), "%s/machines", fixture_dir);
+        snprintf(dir, sizeof(dir), "%s/machines", test_fixture_dir);
         d = opendir(dir);
         assert_non_null(d);
         for (struct dirent *de; (de = readdir(d));) {
@@ -178,8 +114,8 @@ static void every_real_machine_fixture_reproduces_its_source_groups(void **state
                         continue;
                 snprintf(desc, sizeof(desc), "%s/%s", dir, de->d_name);
                 snprintf(groups, sizeof(groups), "%s/%.*s.groups", dir, (int)(len - 4), de->d_name);
-                snprintf(out, sizeof(out), "%s/m-%.*s", tmp, (int)(len - 4), de->d_name);
-                generate(desc, out);
+                snprintf(out, sizeof(out), "%s/m-%.*s", test_tmp, (int)(len - 4), de->d_name);
+                fixture_build(desc, out);
                 r = vfioctl_run(out, "groups", "--json", NULL);
                 if (r.status != 0)
                         fail_msg("%s: vfioctl groups exited %d: %s", de->d_name, r.status, r.err);
@@ -205,10 +141,10 @@ static void bad_device_arguments_exit_2_with_one_line(void **state)
         static const char *const bad[] = {"0000:zz:00.0",          "../../etc",
                                           "0000:7f:1f.7",          "",
                                           "0000:01:00.0/../../..", "0000:01:00.0\n"};
-        char out[600], desc[PATH_MAX];
+        char out[PATH_MAX], desc[PATH_MAX];
 
-        snprintf(desc, sizeof(desc), "%s/machines", fixture_dir);
-        snprintf(out, sizeof(out), "%s/bad", tmp);
+        snprintf(desc, sizeof(desc), "%s/machines", test_fixture_dir);
+        snprintf(out, sizeof(out), "%s/bad", test_tmp);
         {
                 /* Any real-machine fixture will do as the tree. */
                 DIR *d = opendir(desc);
@@ -218,7 +154,7 @@ static void bad_device_arguments_exit_2_with_one_line(void **state)
                         if (len > 4 && strcmp(de->d_name + len - 4, ".txt") == 0) {
                                 char p[PATH_MAX + 300];
                                 snprintf(p, sizeof(p), "%s/%s", desc, de->d_name);
-                                generate(p, out);
+                                fixture_build(p, out);
                                 break;
                         }
                 }
@@ -260,12 +196,12 @@ static struct run vfioctl_run4(const char *root, const char *a, const char *b, c
  * console. --dry-run changes nothing, so the tree needs no fake kernel behind it. */
 static void binding_checks_the_whole_group_before_touching_anything(void **state)
 {
-        char desc[PATH_MAX], out[600];
+        char desc[PATH_MAX], out[PATH_MAX];
         struct run r;
 
-        snprintf(desc, sizeof(desc), "%s/machines/desktop-z370-gt1030.txt", fixture_dir);
-        snprintf(out, sizeof(out), "%s/plan", tmp);
-        generate(desc, out);
+        snprintf(desc, sizeof(desc), "%s/machines/desktop-z370-gt1030.txt", test_fixture_dir);
+        snprintf(out, sizeof(out), "%s/plan", test_tmp);
+        fixture_build(desc, out);
 
         r = vfioctl_run4(out, "bind", "01:00.0", "--dry-run", NULL);
         assert_int_equal(r.status, 1);
@@ -329,14 +265,14 @@ static void an_absent_module_below_a_fixture_root_fails_and_changes_nothing(void
                 "sys/bus/pci/devices/0000:02:00.0/sriov_drivers_autoprobe",
                 "var/lib/vfiod",
         };
-        char desc[PATH_MAX], out[600], path[3 * PATH_MAX];
+        char desc[PATH_MAX], out[PATH_MAX], path[3 * PATH_MAX];
         char *before[ELEMENTSOF(attrs)];
         json_object *doc, *v, *e;
         struct run r;
 
-        snprintf(desc, sizeof(desc), "%s/distro-modules.txt", fixture_dir);
-        snprintf(out, sizeof(out), "%s/distro", tmp);
-        generate(desc, out);
+        snprintf(desc, sizeof(desc), "%s/distro-modules.txt", test_fixture_dir);
+        snprintf(out, sizeof(out), "%s/distro", test_tmp);
+        fixture_build(desc, out);
         for (size_t i = 0; i < ELEMENTSOF(attrs); i++)
                 before[i] = read_attr(out, attrs[i]);
 
@@ -375,13 +311,13 @@ static void an_absent_module_below_a_fixture_root_fails_and_changes_nothing(void
 
         /* The edu on vfio-pci, its group node there: type1 is what opens it, and its
          * module is not loaded. */
-        snprintf(desc, sizeof(desc), "%s/distro-on-vfio.txt", tmp);
+        snprintf(desc, sizeof(desc), "%s/distro-on-vfio.txt", test_tmp);
         snprintf(path, sizeof(path),
                  "sed 's/^dev 0000:01:00.0 .*/& driver=vfio-pci/' '%s/distro-modules.txt' > '%s'",
-                 fixture_dir, desc);
+                 test_fixture_dir, desc);
         assert_int_equal(system(path), 0);
-        snprintf(out, sizeof(out), "%s/distro-on-vfio", tmp);
-        generate(desc, out);
+        snprintf(out, sizeof(out), "%s/distro-on-vfio", test_tmp);
+        fixture_build(desc, out);
         snprintf(path, sizeof(path), "mkdir -p '%s/dev/vfio' && : > '%s/dev/vfio/3'", out, out);
         assert_int_equal(system(path), 0);
         r = vfioctl_run4(out, "probe", "01:00.0", "--json", NULL);
@@ -421,12 +357,12 @@ static json_object *field(json_object *o, const char *key)
 
 static json_object *generate_and_list(const char *name, struct run *r)
 {
-        char desc[PATH_MAX], out[600];
+        char desc[PATH_MAX], out[PATH_MAX];
         json_object *doc;
 
-        snprintf(desc, sizeof(desc), "%s/%s.txt", fixture_dir, name);
-        snprintf(out, sizeof(out), "%s/%s", tmp, name);
-        generate(desc, out);
+        snprintf(desc, sizeof(desc), "%s/%s.txt", test_fixture_dir, name);
+        snprintf(out, sizeof(out), "%s/%s", test_tmp, name);
+        fixture_build(desc, out);
         *r = vfioctl_run(out, "list", "--json", NULL);
         if (r->status != 0)
                 fail_msg("%s: list exited %d: %s", name, r->status, r->err);
@@ -559,25 +495,6 @@ static void the_live_host_listing_matches_sysfs(void **state)
         }
 }
 
-static int setup(void **state)
-{
-        snprintf(tmp, sizeof(tmp), "%s/vfiod-fixtures-XXXXXX", getenv("TMPDIR") ?: "/tmp");
-        return mkdtemp(tmp) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-        char *argv[] = {(char *)"/bin/rm", (char *)"-rf", tmp, NULL};
-        pid_t pid = fork();
-        int st;
-
-        if (pid == 0) {
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        return pid > 0 && waitpid(pid, &st, 0) == pid && st == 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -594,8 +511,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: test-fixtures MKFIXTURE FIXTURE_DIR VFIOCTL\n");
                 return 2;
         }
-        mkfixture = argv[1];
-        fixture_dir = argv[2];
+        fixture_init(argv[1], argv[2]);
         vfioctl = argv[3];
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, test_tmp_setup, test_tmp_teardown);
 }

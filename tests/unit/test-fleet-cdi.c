@@ -224,22 +224,6 @@ static void a_configuration_names_kind_resources_and_selectors(void **state)
         assert_int_equal(c->pools[0].selectors[0].vf_last, 3);
 }
 
-static char *read_text(const char *path)
-{
-        FILE *f = fopen(path, "re");
-        char *s = NULL;
-        size_t n = 0;
-
-        if (!f)
-                return NULL;
-        if (getdelim(&s, &n, 0, f) < 0) {
-                free(s);
-                s = NULL;
-        }
-        fclose(f);
-        return s;
-}
-
 static size_t dir_entries(const char *dir)
 {
         char cmd[PATH_MAX + 64];
@@ -261,11 +245,11 @@ static void the_spec_is_replaced_whole_and_nothing_else_is_left(void **state)
         _cleanup_free_ char *path = NULL, *text = NULL;
         char dir[PATH_MAX];
 
-        snprintf(dir, sizeof(dir), "%s/cdi", fleet_tmp);
+        snprintf(dir, sizeof(dir), "%s/cdi", test_tmp);
         assert_int_equal(cdi_spec_write(dir, "vfiod.io/pci", "{\"a\": 1}\n", &path, NULL), 0);
         assert_int_equal(cdi_spec_write(dir, "vfiod.io/pci", "{\"b\": 2}\n", NULL, NULL), 0);
         assert_string_equal(path + strlen(dir), "/vfiod.io-pci.json");
-        text = read_text(path);
+        text = slurp(path);
         assert_string_equal(text, "{\"b\": 2}\n");
         assert_int_equal(dir_entries(dir), 1);
         assert_int_equal(cdi_spec_remove(dir, "vfiod.io/pci", NULL), 0);
@@ -278,9 +262,9 @@ static void a_spec_directory_that_is_a_symlink_or_a_file_is_refused(void **state
         _cleanup_free_ char *detail = NULL;
         char target[PATH_MAX], link[PATH_MAX], file[PATH_MAX];
 
-        snprintf(target, sizeof(target), "%s/elsewhere", fleet_tmp);
-        snprintf(link, sizeof(link), "%s/cdi-link", fleet_tmp);
-        snprintf(file, sizeof(file), "%s/cdi-file", fleet_tmp);
+        snprintf(target, sizeof(target), "%s/elsewhere", test_tmp);
+        snprintf(link, sizeof(link), "%s/cdi-link", test_tmp);
+        snprintf(file, sizeof(file), "%s/cdi-file", test_tmp);
         assert_int_equal(mkdir(target, 0755), 0);
         assert_int_equal(symlink(target, link), 0);
         assert_int_equal(cdi_spec_write(link, "vfiod.io/pci", "{}", NULL, &detail), -ELOOP);
@@ -308,7 +292,7 @@ static void a_spec_directory_that_cannot_be_written_is_refused(void **state)
         /* Permission bits do not stop root. */
         if (geteuid() == 0)
                 skip();
-        snprintf(dir, sizeof(dir), "%s/cdi-ro", fleet_tmp);
+        snprintf(dir, sizeof(dir), "%s/cdi-ro", test_tmp);
         assert_int_equal(mkdir(dir, 0555), 0);
         assert_int_equal(cdi_spec_write(dir, "vfiod.io/pci", "{}", NULL, &detail), -EACCES);
         assert_non_null(strstr(detail, "cannot write a file in the CDI spec directory"));
@@ -325,10 +309,10 @@ static void vfioctl_cdi_prints_and_writes_the_spec_offline(void **state)
         FILE *f;
 
         fleet_tree("type1", t);
-        snprintf(cfg, sizeof(cfg), "%s/pools.json", fleet_tmp);
-        snprintf(bad, sizeof(bad), "%s/bad.json", fleet_tmp);
-        snprintf(out, sizeof(out), "%s/cli-out", fleet_tmp);
-        snprintf(link, sizeof(link), "%s/cdi-link", fleet_tmp);
+        snprintf(cfg, sizeof(cfg), "%s/pools.json", test_tmp);
+        snprintf(bad, sizeof(bad), "%s/bad.json", test_tmp);
+        snprintf(out, sizeof(out), "%s/cli-out", test_tmp);
+        snprintf(link, sizeof(link), "%s/cdi-link", test_tmp);
         snprintf(spec, sizeof(spec), "%s/vfiod.io-pci.json", out);
         f = fopen(cfg, "we");
         fputs(fleet_pools_text, f);
@@ -337,23 +321,23 @@ static void vfioctl_cdi_prints_and_writes_the_spec_offline(void **state)
         fputs("{\"pools\": [{\"name\": \"x\"}]}", f);
         fclose(f);
 
-        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
+        assert_int_equal(run_quiet((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
                                                     "--output", out, NULL}),
                          0);
-        text = read_text(spec);
+        text = slurp(spec);
         doc = json_tokener_parse(text);
         assert_true(json_object_equal(doc, want));
         json_object_put(doc);
         json_object_put(want);
 
         assert_int_equal(
-                fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", bad, NULL}), 1);
+                run_quiet((const char *[]){vfioctl, "--root", t, "cdi", "--config", bad, NULL}), 1);
         if (access(link, F_OK) != 0)
                 assert_int_equal(symlink(out, link), 0);
-        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
+        assert_int_equal(run_quiet((const char *[]){vfioctl, "--root", t, "cdi", "--config", cfg,
                                                     "--output", link, NULL}),
                          1);
-        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config",
+        assert_int_equal(run_quiet((const char *[]){vfioctl, "--root", t, "cdi", "--config",
                                                     "/nonexistent/pools.json", NULL}),
                          1);
 
@@ -362,7 +346,7 @@ static void vfioctl_cdi_prints_and_writes_the_spec_offline(void **state)
         fputs("{\"pools\": [{\"name\": \"x\", \"devices\": [\"dead:beef\"]}]}", f);
         fclose(f);
         assert_int_equal(access(spec, F_OK), 0);
-        assert_int_equal(fleet_run((const char *[]){vfioctl, "--root", t, "cdi", "--config", bad,
+        assert_int_equal(run_quiet((const char *[]){vfioctl, "--root", t, "cdi", "--config", bad,
                                                     "--output", out, NULL}),
                          0);
         assert_int_equal(access(spec, F_OK), -1);

@@ -15,28 +15,32 @@
 #include <string.h>
 
 #include "macro.h"
+#include "helpers.h"
 #include "modules.h"
 #include "strv.h"
-
-static const char *mkfixture, *fixture_dir;
-static char tmp[PATH_MAX - 256];
 
 /* distro-modules.txt with extra description lines, built as tmp/name; then the shell
  * command post (if any) runs in the tree. */
 static struct root *tree(const char *name, const char *extra, const char *post)
 {
-        _cleanup_free_ char *cmd = NULL;
-        char out[PATH_MAX];
+        _cleanup_free_ char *base = NULL, *cmd = NULL;
+        char out[PATH_MAX], desc[PATH_MAX + 8];
         struct root *root = NULL;
+        FILE *f;
 
-        snprintf(out, sizeof(out), "%s/%s", tmp, name);
-        if (asprintf(&cmd,
-                     "{ cat '%s/distro-modules.txt' && printf '%%s\\n' '%s'; } > '%s.txt' && "
-                     "python3 '%s' '%s.txt' '%s' >/dev/null && cd '%s' && { %s; }",
-                     fixture_dir, extra, out, mkfixture, out, out, out, post ? post : ":") < 0)
-                cmd = NULL;
-        if (!cmd || system(cmd) != 0)
-                fail_msg("cannot build the tree %s", name);
+        snprintf(out, sizeof(out), "%s/%s", test_tmp, name);
+        snprintf(desc, sizeof(desc), "%s.txt", out);
+        assert_true(asprintf(&cmd, "%s/distro-modules.txt", test_fixture_dir) >= 0);
+        base = slurp(cmd);
+        f = fopen(desc, "we");
+        assert_non_null(f);
+        fprintf(f, "%s%s\n", base, extra);
+        assert_int_equal(fclose(f), 0);
+        fixture_build(desc, out);
+        free(cmd);
+        assert_true(asprintf(&cmd, "cd '%s' && { %s; }", out, post ? post : ":") >= 0);
+        if (system(cmd) != 0)
+                fail_msg("cannot finish the tree %s", name);
         assert_int_equal(root_open(out, &root), 0);
         assert_false(root->is_host);
         return root;
@@ -131,21 +135,6 @@ static void a_built_in_vfio_is_seen_by_its_class_or_its_nodes(void **state)
         assert_true(vfio_module_present(nodes, VFIO_MODULE_VFIO));
 }
 
-static int setup(void **state)
-{
-        snprintf(tmp, sizeof(tmp), "%s/vfiod-test-modules.XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        return mkdtemp(tmp) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-        return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -160,7 +149,6 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR\n", argv[0]);
                 return 2;
         }
-        mkfixture = argv[1];
-        fixture_dir = argv[2];
-        return cmocka_run_group_tests(tests, setup, teardown);
+        fixture_init(argv[1], argv[2]);
+        return cmocka_run_group_tests(tests, test_tmp_setup, test_tmp_teardown);
 }
