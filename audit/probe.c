@@ -11,6 +11,7 @@
 #include "audit-internal.h"
 #include "bind.h"
 #include "probe.h"
+#include "detail.h"
 
 #define CHECK AUDIT_CHECK_DMA_FAULT_PROBE
 
@@ -185,7 +186,7 @@ static int probe_one(struct audit_ctx *c, const struct pci_device *d, struct jou
                         r = vfio_bind_plan(c->root, j, &plan, false, &why);
                 bind_plan_done(&plan);
                 if (r < 0)
-                        return not_probed(c, d, why ? why : strerror(-r),
+                        return not_probed(c, d, detail_or_strerror(why, r),
                                           "bind its IOMMU group to vfio-pci first ('vfioctl bind "
                                           "--group'), then audit again");
                 bound = true;
@@ -221,7 +222,7 @@ static int probe_one(struct audit_ctx *c, const struct pci_device *d, struct jou
         }
         if (r < 0) {
                 _cleanup_free_ char *text = NULL;
-                if (asprintf(&text, "%s%s%s", why ? why : strerror(-r),
+                if (asprintf(&text, "%s%s%s", detail_or_strerror(why, r),
                              restore_why ? "; and it was NOT restored: " : "",
                              restore_why ? restore_why : "") < 0)
                         return -ENOMEM;

@@ -21,6 +21,9 @@
 #include "iommu.h"
 #include "modules.h"
 #include "selftest.h"
+#include "detail.h"
+#include "irq.h"
+#include "format-util.h"
 
 struct probe {
         struct cli *c;
@@ -206,7 +209,7 @@ static const char *size_text(rlim_t v, char buf[static 32])
                 snprintf(buf, 32, "unlimited");
                 return buf;
         }
-        return dma_format_size(v, buf);
+        return format_size(v, buf);
 }
 
 /* Sets this process's RLIMIT_MEMLOCK (inherited by what it executes). */
@@ -272,10 +275,10 @@ static int hand_over(struct probe *p, const struct pci_addr *a, enum vfio_backen
 
         q = vfio_iommu_open_raw(p->c->root, b, flags, &ifd, &per_process, &why);
         if (q < 0)
-                return fatal(p, EXIT_FAILED, "%s", why ? why : strerror(-q));
+                return fatal(p, EXIT_FAILED, "%s", detail_or_strerror(why, q));
         q = vfio_device_open_raw(p->c->root, a, b, &dfd, &path, &why);
         if (q < 0)
-                return fatal(p, EXIT_FAILED, "%s", why ? why : strerror(-q));
+                return fatal(p, EXIT_FAILED, "%s", detail_or_strerror(why, q));
 
         if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
                 fprintf(stderr,
@@ -344,12 +347,6 @@ static void show_ranges(struct probe *p)
         info(p, "iova_ranges", a, "%s (page size %" PRIu64 ")", n ? strna(text) : "none", page);
 }
 
-static const char *irq_index_name(unsigned i)
-{
-        static const char *const names[] = {"INTx", "MSI", "MSI-X", "error", "request"};
-        return i < ELEMENTSOF(names) ? names[i] : "other";
-}
-
 static void show_device_info(struct probe *p, struct vfio_device *d)
 {
         const struct vfio_device_info *di = vfio_device_get_info(d);
@@ -386,7 +383,7 @@ static void show_irq_info(struct probe *p, struct vfio_device *d)
                 if (vfio_device_get_irq_info(d, i, &ii, NULL) < 0)
                         continue;
                 o = json_object_new_object();
-                json_object_object_add(o, "index", json_object_new_string(irq_index_name(i)));
+                json_object_object_add(o, "index", json_object_new_string(irq_index_to_string(i)));
                 json_object_object_add(o, "count", json_object_new_int64(ii.count));
                 json_object_object_add(o, "eventfd",
                                        json_object_new_boolean(ii.flags & VFIO_IRQ_INFO_EVENTFD));
@@ -408,8 +405,8 @@ static void show_hot_reset(struct probe *p, struct vfio_device *d)
 
         q = vfio_device_get_hot_reset_info(d, &deps, &n, &by_devid, &why);
         if (q < 0) {
-                json_object_object_add(o, "error", jstr(why ? why : strerror(-q)));
-                info(p, "hot_reset", o, "%s", why ? why : strerror(-q));
+                json_object_object_add(o, "error", jstr(detail_or_strerror(why, q)));
+                info(p, "hot_reset", o, "%s", detail_or_strerror(why, q));
                 return;
         }
         a = json_object_new_array();
@@ -615,7 +612,7 @@ static int prepare(struct probe *p)
         if (!p->fds) {
                 q = cli_modules_need(p->c, vfio_modules_for_backend(p->backend), &why);
                 if (q < 0)
-                        return fatal(p, EXIT_FAILED, "%s: %s", p->name, why ? why : strerror(-q));
+                        return fatal(p, EXIT_FAILED, "%s: %s", p->name, detail_or_strerror(why, q));
         }
         r = cli_topology_unnamed(p->c, &t);
         if (r)
@@ -640,14 +637,14 @@ static int open_device(struct probe *p, struct vfio_iommu **ret_m, struct vfio_d
         if (q < 0) {
                 if (p->fds)
                         safe_close(p->dfd);
-                return fatal(p, EXIT_FAILED, "%s", why ? why : strerror(-q));
+                return fatal(p, EXIT_FAILED, "%s", detail_or_strerror(why, q));
         }
         if (p->fds)
                 q = vfio_device_open_fd(m, p->dfd, &p->addr, ret_d, &why);
         else
                 q = vfio_device_open(m, &p->addr, ret_d, &why);
         if (q < 0)
-                return fatal(p, EXIT_FAILED, "%s", why ? why : strerror(-q));
+                return fatal(p, EXIT_FAILED, "%s", detail_or_strerror(why, q));
         /* The detail of a success is the no-IOMMU warning, already given. */
         *ret_m = TAKE_PTR(m);
         return 0;

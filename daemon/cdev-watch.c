@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "dev-node.h"
 
 #define WATCH_EVENTS (IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)
 
@@ -127,9 +128,8 @@ int cdev_watch_add(struct cdev_watches *w, const struct root *r, int cdev, bool 
 
         /* The node as the root's resolution finds it, named to inotify through the fd:
          * an O_PATH open is no open of the device, and makes no event. */
-        char node[64], path[64];
-        snprintf(node, sizeof(node), "dev/vfio/devices/vfio%d", cdev);
-        _cleanup_close_ int fd = root_openat(r, node, O_PATH | O_CLOEXEC);
+        char node[VFIO_CDEV_PATH_MAX], path[64];
+        _cleanup_close_ int fd = root_openat(r, vfio_cdev_path(cdev, node), O_PATH | O_CLOEXEC);
         if (fd < 0)
                 return fd;
         struct stat st;

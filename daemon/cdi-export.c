@@ -86,7 +86,7 @@ void cdi_export_now(struct server *s, const struct pci_addr *leaving, size_t n)
         _cleanup_free_ char *detail = NULL;
         r = cdi_spec_publish(s->cfg.cdi_dir, e->config, text, n_shown, NULL, &detail);
         if (r < 0) {
-                export_failed(e, detail ? detail : strerror(-r));
+                export_failed(e, detail_or_strerror(detail, r));
                 json_object_put(spec);
                 return;
         }

@@ -159,8 +159,8 @@ int open_cdev_checked(struct server *s, const struct pci_addr *a, int cdev, bool
                  * opened it since, so its count starts at zero, and this open is in it. */
                 if (fresh && uncounted)
                         cdev_watch_counted(&s->cdev_watches, cdev);
-                snprintf(path, sizeof(path), "dev/vfio/devices/vfio%d", cdev);
-                _cleanup_close_ int fd = root_openat(s->root, path, O_RDWR | O_NOCTTY);
+                _cleanup_close_ int fd =
+                        root_openat(s->root, vfio_cdev_path(cdev, path), O_RDWR | O_NOCTTY);
                 if (fd < 0)
                         return fd;
                 struct stat st;
@@ -431,7 +431,8 @@ void lease_grants_end(struct lease *l)
                 int r = vfio_group_node_restore(s->root, l->grants[i].group, &l->grants[i].was,
                                                 &why);
                 if (r < 0)
-                        log_msg(LOG_ERR, "lease %" PRIu64 ": %s", l->id, why ? why : strerror(-r));
+                        log_msg(LOG_ERR, "lease %" PRIu64 ": %s", l->id,
+                                detail_or_strerror(why, r));
                 else
                         log_msg(LOG_INFO,
                                 "lease %" PRIu64 ": /dev/vfio/%d no longer open to uid %u", l->id,
@@ -482,12 +483,6 @@ int lease_grants_apply(struct lease *l, char **ret_why)
                 }
         }
         return 0;
-}
-
-void close_all(int *fds, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                fds[i] = safe_close(fds[i]);
 }
 
 /* Whether a device about to be handed out has a file of its cdev open somewhere: one

@@ -16,6 +16,7 @@
 #include "json-text.h"
 #include "macro.h"
 #include "server.h"
+#include "detail.h"
 
 /* What a worker writes to its pipe before it exits: the result, then the sentence. The
  * pipe's buffer holds it whole, so the worker never waits for the daemon to read. */
@@ -211,7 +212,7 @@ static int on_job_exit(sd_event_source *src, int fd, uint32_t revents, void *use
         double took = (double)(clock_usec(CLOCK_MONOTONIC) - j->started_usec) / 1e6;
         if (j->late)
                 log_msg(LOG_NOTICE, "%s of %s: done after %.1f s (late): %s", j->operation, devs,
-                        took, res.r < 0 ? (why ? why : strerror(-res.r)) : "succeeded");
+                        took, res.r < 0 ? (detail_or_strerror(why, res.r)) : "succeeded");
         else
                 log_msg(LOG_DEBUG, "%s of %s: done in %.3f s (%d)", j->operation, devs, took,
                         (int)res.r);

@@ -49,7 +49,7 @@ static int restore_job_work(struct server *s, void *data, char **ret_why)
                 r = vfio_device_restore(s->root, j, &rj->devices[i], &why);
                 if (r < 0) {
                         log_msg(LOG_ERR, "%s: %s: restore failed: %s", rj->what, name,
-                                why ? why : strerror(-r));
+                                detail_or_strerror(why, r));
                         if (first == 0) {
                                 first = r;
                                 *ret_why = TAKE_PTR(why);

@@ -13,6 +13,16 @@
 #include "macro.h"
 #include "root.h"
 #include "strv.h"
+#include "string-table.h"
+
+static const char *const lease_device_state_table[_LEASE_DEVICE_STATE_MAX] = {
+        [LEASE_DEVICE_HELD] = "held",
+        [LEASE_DEVICE_RETURNED] = "returned",
+        [LEASE_DEVICE_RESTORING] = "restoring",
+        [LEASE_DEVICE_WAITING] = "waiting for its files to close",
+};
+
+DEFINE_STRING_TABLE_TO_STRING(lease_device_state, enum lease_device_state);
 
 void lease_done(struct lease *l)
 {

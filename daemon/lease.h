@@ -30,7 +30,11 @@ enum lease_device_state {
         LEASE_DEVICE_RETURNED,  /* back in the pool, restored, or gone */
         LEASE_DEVICE_RESTORING, /* a job gives it back to its driver */
         LEASE_DEVICE_WAITING,   /* still open elsewhere: restored once that file closes */
+        _LEASE_DEVICE_STATE_MAX,
 };
+
+/* The state's name, as ListLeases and ShowDevice give it. */
+const char *lease_device_state_to_string(enum lease_device_state s);
 
 struct lease {
         uint64_t id;

@@ -92,7 +92,7 @@ int method_bind(struct conn *c, struct jspan params, int *fds, size_t n_fds)
         if (r < 0) {
                 char buf[PCI_ADDR_STRLEN];
                 bind_job_free(bj);
-                return busy(c, pci_addr_format(&req[0], buf), "%s", why ? why : strerror(-r));
+                return busy(c, pci_addr_format(&req[0], buf), "%s", detail_or_strerror(why, r));
         }
         /* The plan may add group members: each needs the right too, and none may be in
          * another operation or lease. */

@@ -24,6 +24,7 @@
 #include "audit.h"
 #include "bind.h"
 #include "detail.h"
+#include "fd-util.h"
 #include "device.h"
 #include "iommu.h"
 #include "journal.h"
@@ -37,6 +38,7 @@
 #include "strv.h"
 #include "sysfs-pci.h"
 #include "topology-json.h"
+#include "dev-node.h"
 
 /* A process that holds leases: one pidfd and one watch serve all its leases, and stay
  * while a lease or a connection of that process refers to them, so that a VMM that
@@ -55,9 +57,6 @@ struct holder {
 #define READ_PARAMS(c, params, table, out) params_read(c, params, table, ELEMENTSOF(table), out)
 /* Devices in one Acquire: each takes an fd of the reply's VARLINK_FDS_MAX. */
 #define ACQUIRE_DEVICES_MAX 8
-
-/* The names of enum lease_device_state's values, as ListLeases and ShowDevice give them. */
-extern const char *const returning_names[];
 
 /* call.c */
 int read_no_params(struct conn *c, struct jspan params);
@@ -123,7 +122,6 @@ void lease_memlock_end(struct server *s, struct lease *l);
 void lease_grants_end(struct lease *l);
 int lease_grants_plan(struct lease *l, const struct topology *t, uid_t uid, char **ret_why);
 int lease_grants_apply(struct lease *l, char **ret_why);
-void close_all(int *fds, size_t n);
 int device_open_elsewhere(struct server *s, const struct pci_addr *a, int *ret_pid);
 
 /* lease-end.c */

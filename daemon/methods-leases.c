@@ -56,7 +56,7 @@ static void acquire_free(void *p)
                 return;
         holder_unref(a->h);
         bind_plan_done(&a->plan);
-        close_all(a->fds, a->n_fds);
+        close_many(a->fds, a->n_fds);
         if (a->lease && !a->leased) {
                 lease_done(a->lease);
                 free(a->lease);
@@ -333,8 +333,7 @@ static int acquire_open_device(struct server *s, struct acquire *a, const struct
                 return r;
         /* The cdev's N is in the node just opened. */
         int cdev;
-        if (a->backend != VFIO_BACKEND_IOMMUFD ||
-            sscanf(node, "dev/vfio/devices/vfio%d", &cdev) != 1)
+        if (a->backend != VFIO_BACKEND_IOMMUFD || vfio_cdev_path_index(node, &cdev) < 0)
                 cdev = -1;
         *ret_fd = fd;
         *ret_cdev = cdev;
@@ -593,7 +592,7 @@ static int acquire_start(struct conn *c, struct acquire **ap)
                 if (r < 0) {
                         char buf[PCI_ADDR_STRLEN];
                         return busy(c, pci_addr_format(&a->req[0], buf), "%s",
-                                    why ? why : strerror(-r));
+                                    detail_or_strerror(why, r));
                 }
                 if (devices_taken(c, a->plan.devices, a->plan.n_devices))
                         return 0;
@@ -702,7 +701,7 @@ int method_list_leases(struct conn *c, struct jspan params, int *fds, size_t n_f
                                 jbuf_lit(&p, "{\"address\":");
                                 jbuf_str(&p, pci_addr_format(&l->devices[k], buf));
                                 jbuf_lit(&p, ",\"state\":");
-                                jbuf_str(&p, returning_names[l->returning[k]]);
+                                jbuf_str(&p, lease_device_state_to_string(l->returning[k]));
                                 struct job *j = job_of_device(s, &l->devices[k]);
                                 if (j) {
                                         jbuf_lit(&p, ",\"operation\":");

@@ -83,10 +83,9 @@ int method_set_numvfs(struct conn *c, struct jspan params, int *fds, size_t n_fd
                 return r < 0 ? r : 0;
         struct pci_addr pf = p.pf;
         int64_t n = p.numvfs;
-        enum sriov_driver driver = SRIOV_DRIVER_VFIO;
-        if (strcmp(p.driver, "host") == 0)
-                driver = SRIOV_DRIVER_HOST;
-        else if (p.driver[0] && strcmp(p.driver, "vfio-pci") != 0)
+        enum sriov_driver driver =
+                p.driver[0] ? sriov_driver_from_string(p.driver) : SRIOV_DRIVER_VFIO;
+        if (driver < 0)
                 return params_invalid(c, "driver");
 
         const struct topology *t;

@@ -38,7 +38,7 @@ int methods_dispatch(struct conn *c, const char *method, struct jspan params, in
                 if (strcmp(methods[i].name, method) == 0)
                         m = &methods[i];
         if (!m) {
-                close_all(fds, n_fds);
+                close_many(fds, n_fds);
                 const char *dot = strrchr(method, '.');
                 size_t iface_len = dot ? (size_t)(dot - method) : 0;
                 bool known_iface =
@@ -52,7 +52,7 @@ int methods_dispatch(struct conn *c, const char *method, struct jspan params, in
                 return conn_errorf(c, "org.varlink.service.MethodNotFound", "method", method, NULL);
         }
         if (n_fds > 0 && !m->takes_fds) {
-                close_all(fds, n_fds);
+                close_many(fds, n_fds);
                 json_object *p = json_object_new_object();
                 if (!p)
                         return -ENOMEM;
@@ -60,7 +60,7 @@ int methods_dispatch(struct conn *c, const char *method, struct jspan params, in
                 return conn_error(c, "io.vfiod.UnexpectedFileDescriptors", p);
         }
         if (m->takes_fds && n_fds > 1) {
-                close_all(fds, n_fds);
+                close_many(fds, n_fds);
                 json_object *p = json_object_new_object();
                 if (!p)
                         return -ENOMEM;
@@ -69,6 +69,6 @@ int methods_dispatch(struct conn *c, const char *method, struct jspan params, in
         }
         int r = m->fn(c, params, fds, n_fds);
         /* fds the method did not take (holder_fd not asked for) are closed here. */
-        close_all(fds, n_fds);
+        close_many(fds, n_fds);
         return r;
 }

@@ -16,43 +16,22 @@
 #include "detail.h"
 #include "macro.h"
 #include "root.h"
+#include "string-table.h"
 
-static const char *const op_names[_POLICY_OP_MAX] = {
+static const char *const policy_op_table[_POLICY_OP_MAX] = {
         [POLICY_OP_LIST] = "list",   [POLICY_OP_BIND] = "bind",
         [POLICY_OP_SRIOV] = "sriov", [POLICY_OP_ACQUIRE] = "acquire",
         [POLICY_OP_AUDIT] = "audit", [POLICY_OP_MONITOR] = "monitor",
 };
 
-const char *policy_op_to_string(enum policy_op op)
-{
-        return op >= 0 && op < _POLICY_OP_MAX ? op_names[op] : NULL;
-}
+DEFINE_STRING_TABLE_LOOKUP(policy_op, enum policy_op);
 
-enum policy_op policy_op_from_string(const char *s)
-{
-        for (int i = 0; s && i < _POLICY_OP_MAX; i++)
-                if (strcmp(op_names[i], s) == 0)
-                        return i;
-        return _POLICY_OP_INVALID;
-}
-
-static const char *const release_names[_RELEASE_ACTION_MAX] = {
+static const char *const release_action_table[_RELEASE_ACTION_MAX] = {
         [RELEASE_POOL] = "pool",
         [RELEASE_RESTORE] = "restore",
 };
 
-const char *release_action_to_string(enum release_action a)
-{
-        return a >= 0 && a < _RELEASE_ACTION_MAX ? release_names[a] : NULL;
-}
-
-enum release_action release_action_from_string(const char *s)
-{
-        for (int i = 0; s && i < _RELEASE_ACTION_MAX; i++)
-                if (strcmp(release_names[i], s) == 0)
-                        return i;
-        return _RELEASE_ACTION_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(release_action, enum release_action);
 
 static void rule_done(struct policy_rule *r)
 {

@@ -159,13 +159,6 @@ int method_list_groups(struct conn *c, struct jspan params, int *fds, size_t n_f
         return reply_topology_list(c, "groups", true);
 }
 
-const char *const returning_names[] = {
-        [LEASE_DEVICE_HELD] = "held",
-        [LEASE_DEVICE_RETURNED] = "returned",
-        [LEASE_DEVICE_RESTORING] = "restoring",
-        [LEASE_DEVICE_WAITING] = "waiting for its files to close",
-};
-
 /* What is under way for device a: a running job ({operation, since, late}), or the
  * restore of an ended lease waiting for a file to close ({operation, lease, state});
  * NULL for nothing. */
@@ -189,9 +182,9 @@ static json_object *device_operation_json(struct server *s, const struct pci_add
                                 return NULL;
                         json_object_object_add(o, "operation", json_object_new_string("restore"));
                         json_object_object_add(o, "lease", json_object_new_int64((int64_t)l->id));
-                        json_object_object_add(
-                                o, "state",
-                                json_object_new_string(returning_names[l->returning[k]]));
+                        json_object_object_add(o, "state",
+                                               json_object_new_string(lease_device_state_to_string(
+                                                       l->returning[k])));
                         return o;
                 }
         return NULL;

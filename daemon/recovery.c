@@ -46,7 +46,7 @@ static int journal_recover_work(struct server *s, void *data, char **ret_why)
                 r = vfio_device_restore(s->root, j, &l[i], &why);
                 if (r < 0)
                         log_msg(LOG_ERR, "%s: interrupted operation, restore failed: %s", name,
-                                why ? why : strerror(-r));
+                                detail_or_strerror(why, r));
                 else
                         log_msg(LOG_NOTICE, "%s: an interrupted bind or restore was rolled back",
                                 name);

@@ -20,6 +20,7 @@
 
 #include "macro.h"
 #include "sysfs-pci.h"
+#include "detail.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -1357,7 +1358,7 @@ int server_start(struct server *s)
                 r = policy_parse("{\"rules\": []}", &s->policy, NULL);
         }
         if (r < 0) {
-                log_msg(LOG_ERR, "%s: %s", s->cfg.policy_path, detail ? detail : strerror(-r));
+                log_msg(LOG_ERR, "%s: %s", s->cfg.policy_path, detail_or_strerror(detail, r));
                 return r;
         }
 

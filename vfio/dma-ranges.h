@@ -112,9 +112,3 @@ static inline void dma_table_pop_first(struct dma_table *t)
         t->off++;
         t->n--;
 }
-
-/* format_size() under the name vfio's callers have used: "4 KiB", "1.5 GiB". */
-static inline char *dma_format_size(uint64_t bytes, char buf[static FORMAT_SIZE_MAX])
-{
-        return format_size(bytes, buf);
-}

@@ -235,11 +235,11 @@ int vfio_probe_device(const struct root *root, const struct pci_addr *a, enum vf
         r = vfio_iommu_new(root, b, 0, &m, &why);
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot open %s: %s", name,
-                                    vfio_backend_to_string(b), why ? why : strerror(-r));
+                                    vfio_backend_to_string(b), detail_or_strerror(why, r));
         r = vfio_device_open(m, a, &d, &why);
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot open through %s: %s", name,
-                                    vfio_backend_to_string(b), why ? why : strerror(-r));
+                                    vfio_backend_to_string(b), detail_or_strerror(why, r));
         /* Config space says what the device is, whatever sysfs said. */
         if (vfio_device_region_read(d, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID, &ids,
                                     sizeof(ids)) < 0 ||
@@ -256,11 +256,11 @@ int vfio_probe_device(const struct root *root, const struct pci_addr *a, enum vf
                 r = -ERANGE;
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot map BAR0: %s", name,
-                                    why ? why : strerror(-r));
+                                    detail_or_strerror(why, r));
         r = vfio_device_enable_command(d, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, &why);
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot enable bus mastering: %s", name,
-                                    why ? why : strerror(-r));
+                                    detail_or_strerror(why, r));
         vfio_probe_dma(root, m, &t, NULL, a, ret);
         if (ret_backend)
                 *ret_backend = b;

@@ -13,6 +13,7 @@
 #include "irq.h"
 #include "selftest.h"
 #include "test-device.h"
+#include "detail.h"
 
 /* The bad requests' IOVAs: clear of the DMA probe's (probe.h). */
 #define IOVA_CHECKS 0x400000
@@ -426,6 +427,6 @@ void vfio_selftest_run(struct vfio_selftest *st)
                 int q = vfio_dma_map(st->m, st, 0, 4096, VFIO_DMA_READ_WRITE, &why);
 
                 vfio_selftest_check(st, "dma.noiommu_refused", q == -EOPNOTSUPP, "%s",
-                                    why ? why : strerror(-q));
+                                    detail_or_strerror(why, q));
         }
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dma-ranges.h"
+#include "format-util.h"
 
 #define PG 0x1000ull
 
@@ -274,11 +275,11 @@ static void sizes_are_formatted_in_binary_units(void **state)
 {
         char b[32];
 
-        assert_string_equal(dma_format_size(0, b), "0 B");
-        assert_string_equal(dma_format_size(1000, b), "1000 B");
-        assert_string_equal(dma_format_size(4096, b), "4 KiB");
-        assert_string_equal(dma_format_size(8 << 20, b), "8 MiB");
-        assert_string_equal(dma_format_size(1536ull << 20, b), "1.5 GiB");
+        assert_string_equal(format_size(0, b), "0 B");
+        assert_string_equal(format_size(1000, b), "1000 B");
+        assert_string_equal(format_size(4096, b), "4 KiB");
+        assert_string_equal(format_size(8 << 20, b), "8 MiB");
+        assert_string_equal(format_size(1536ull << 20, b), "1.5 GiB");
 }
 
 int main(void)
