@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "sysfs-pci.h"
 #include "detail.h"
+#include "fd-util.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -312,12 +313,6 @@ static void conn_account(struct conn *c)
 
 static void conn_update_events(struct conn *c);
 
-static void close_fds(const int *fds, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
-}
-
 /* After a message was queued (r: how that went), with the fds it took: sends what it
  * can now, unless earlier replies already wait for the socket (it would block). */
 static int conn_queued(struct conn *c, int r, bool had_output)
@@ -335,21 +330,21 @@ static int conn_queued(struct conn *c, int r, bool had_output)
 }
 
 /* Queues msg (taken) with fds (taken in every case: the stream closes them once sent). */
-static int conn_queue(struct conn *c, json_object *msg, const int *fds, size_t n_fds)
+static int conn_queue(struct conn *c, json_object *msg, int *fds, size_t n_fds)
 {
         bool had = varlink_stream_has_output(&c->stream);
         int r = msg ? varlink_stream_queue(&c->stream, msg, fds, n_fds) : -ENOMEM;
         json_object_put(msg);
         if (r < 0)
-                close_fds(fds, n_fds);
+                close_many(fds, n_fds);
         return conn_queued(c, r, had);
 }
 
-int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fds, size_t n_fds)
+int conn_reply_text(struct conn *c, const struct jbuf *parameters, int *fds, size_t n_fds)
 {
         static const char empty[] = "{\"parameters\":{}}";
         if (c->oneway) {
-                close_fds(fds, n_fds);
+                close_many(fds, n_fds);
                 return 0;
         }
         struct jbuf msg = {};
@@ -366,7 +361,7 @@ int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fd
                 r = varlink_stream_queue_text(&c->stream, empty, sizeof(empty) - 1, fds, n_fds);
         jbuf_done(&msg);
         if (r < 0)
-                close_fds(fds, n_fds);
+                close_many(fds, n_fds);
         return conn_queued(c, r, had);
 }
 
@@ -405,7 +400,7 @@ int conn_reply_shared(struct conn *c, struct varlink_text *text)
         return conn_queued(c, 0, had);
 }
 
-int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds)
+int conn_reply(struct conn *c, json_object *parameters, int *fds, size_t n_fds)
 {
         if (!parameters || c->oneway) {
                 json_object_put(parameters);
@@ -624,7 +619,7 @@ static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_
         bool more = (found & (1u << MORE)) && span_true(v[MORE]);
 
         if (!method) {
-                close_fds(fds, n_fds);
+                close_many(fds, n_fds);
                 c->oneway = false;
                 conn_errorf(c, "io.vfiod.ProtocolError", "reason",
                             "a call needs a \"method\" string", NULL);
@@ -633,13 +628,13 @@ static void conn_serve_one(struct conn *c, struct jspan msg, int *fds, size_t n_
         if (found & (1u << PARAMETERS))
                 params = v[PARAMETERS];
         if (jscan_type(params) != JTYPE_OBJECT) {
-                close_fds(fds, n_fds);
+                close_many(fds, n_fds);
                 conn_errorf(c, "org.varlink.service.InvalidParameter", "parameter", "parameters",
                             NULL);
                 return;
         }
         if (!uid_take_token(s, c->cred.uid)) {
-                close_fds(fds, n_fds);
+                close_many(fds, n_fds);
                 json_object *p = json_object_new_object();
                 json_object_object_add(p, "limit", json_object_new_string("request_rate"));
                 json_object_object_add(p, "value", json_object_new_int64(s->cfg.request_rate));
@@ -702,7 +697,7 @@ static unsigned conn_serve_buffered(struct conn *c)
                 }
                 if (r > 0 &&
                     (jscan_validate(text, len, &msg) < 0 || jscan_type(msg) != JTYPE_OBJECT)) {
-                        close_fds(fds, n_fds);
+                        close_many(fds, n_fds);
                         r = -EBADMSG;
                 }
                 if (r < 0) {

@@ -236,13 +236,13 @@ int server_start(struct server *s);
 void conn_resume(struct conn *c);
 
 /* Replies to the call being served: parameters taken. */
-int conn_reply(struct conn *c, json_object *parameters, const int *fds, size_t n_fds);
+int conn_reply(struct conn *c, json_object *parameters, int *fds, size_t n_fds);
 /* The same, and more replies follow (a Monitor stream). */
 int conn_reply_continues(struct conn *c, json_object *parameters);
 /* A whole reply made once and sent to many (a reference is taken). */
 int conn_reply_shared(struct conn *c, struct varlink_text *text);
 /* The same with the parameters as JSON text (NULL: none). */
-int conn_reply_text(struct conn *c, const struct jbuf *parameters, const int *fds, size_t n_fds);
+int conn_reply_text(struct conn *c, const struct jbuf *parameters, int *fds, size_t n_fds);
 int conn_error(struct conn *c, const char *error, json_object *parameters);
 /* An error with one string parameter (and more pairs: key, value, ..., NULL). */
 int conn_errorf(struct conn *c, const char *error, ...);
