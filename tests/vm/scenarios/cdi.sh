@@ -1,5 +1,5 @@
 #!/bin/bash
-# topology: debian-6.12
+# topology: basic debian-6.12
 # boot: own
 #
 # Containers get vfiod's devices through CDI, with Debian's podman (4.3) and crun on the
