@@ -14,7 +14,7 @@
 #   4. VFs carved by `vfioctl sriov --numvfs 2` through the daemon are in the spec within
 #      1 s, and gone within 1 s of `--numvfs 0`.
 #
-# podman in a guest without systemd, on a read-only /etc (found by trying):
+# podman in a guest without systemd, on a read-only /etc: what each option is for
 #   --cgroup-manager cgroupfs  no systemd to ask for a scope; crun writes cgroup2 itself,
 #                              so cgroup2 must be mounted at /sys/fs/cgroup;
 #   --events-backend file      no journald;
@@ -24,7 +24,8 @@
 #   --network-config-dir       the default, under /etc, is read-only;
 #   --network none             no network plugin is installed, and none is needed.
 # The lab's kernel carries what crun uses for the default container (kernel.config:
-# IPC namespace and mqueue, pids controller, seccomp, cgroup BPF device filter).
+# /proc/self/setgroups of user namespaces, IPC namespace and mqueue, pids controller,
+# seccomp, cgroup BPF device filter); Debian's kernels have all of it.
 # shellcheck source=tests/vm/lib.sh
 source "$VFIOD_LAB_LIB"
 
