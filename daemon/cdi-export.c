@@ -20,6 +20,8 @@
 /* Logs a failure to export, unless it is the one logged last. */
 static void export_failed(struct cdi_export *e, const char *what)
 {
+        if (!what)
+                what = "CDI spec: cannot be written";
         if (e->failed && strcmp(e->failed, what) == 0)
                 return;
         log_msg(LOG_ERR, "%s", what);
