@@ -309,7 +309,7 @@ def fd_limit(vfiod, root, tmp):
     # once, spins no CPU, and accepts again once connections close.
     d = new_daemon(vfiod, root, tmp, "emfile", "--request-rate", "0")
     try:
-        base = d.settled_fds(d.fds())
+        base = d.quiet_fds()
         resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (base + 10, base + 10))
         conns = [connect(d.sock) for _ in range(40)]
         cpu = cpu_seconds(d.proc.pid)

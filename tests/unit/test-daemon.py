@@ -155,6 +155,18 @@ class Daemon:
     def fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
+    def quiet_fds(self, still=1.0, timeout=10):
+        """The daemon's fd count once it has not changed for `still` seconds: after the
+        start, when the journal's recovery worker (a pidfd and a pipe) is gone."""
+        end = time.time() + timeout
+        n, since = self.fds(), time.time()
+        while time.time() - since < still and time.time() < end:
+            time.sleep(0.05)
+            m = self.fds()
+            if m != n:
+                n, since = m, time.time()
+        return n
+
     def settled_fds(self, want, timeout=5):
         """The daemon's fd count once it stops changing (or reaches want)."""
         end = time.time() + timeout
