@@ -159,6 +159,23 @@ lab_vfio_modules() {
 	fi
 }
 
+# wait_until SECONDS CMD...: polls CMD every 20 ms until it succeeds; prints the
+# milliseconds that took, or fails after SECONDS.
+wait_until() {
+	local limit_ms=$(($1 * 1000)) start now
+	shift
+	start=$(date +%s%N)
+	while :; do
+		now=$(date +%s%N)
+		if "$@"; then
+			echo $(((now - start) / 1000000))
+			return 0
+		fi
+		(((now - start) / 1000000 > limit_ms)) && return 1
+		sleep 0.02
+	done
+}
+
 # lab_has_iommufd WHAT: whether the running kernel has iommufd (/dev/iommu).
 # When it has not, prints a SKIP line saying WHAT is skipped and why.
 lab_has_iommufd() {

@@ -50,22 +50,6 @@ driver_of() {
 	if [[ -L $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
 }
 
-# wait_until SECONDS CMD...: poll CMD every 20 ms; prints the elapsed ms.
-wait_until() {
-	local limit_ms=$(($1 * 1000)) start now
-	shift
-	start=$(date +%s%N)
-	while :; do
-		now=$(date +%s%N)
-		if "$@"; then
-			echo $(((now - start) / 1000000))
-			return 0
-		fi
-		(((now - start) / 1000000 > limit_ms)) && return 1
-		sleep 0.02
-	done
-}
-
 # spec_names: the CDI device names of the spec, one a line (nothing when it is absent).
 spec_names() {
 	[[ -f $spec ]] || return 0

@@ -64,22 +64,6 @@ start_daemon() {
 	return 1
 }
 
-# wait_until SECONDS CMD...: poll CMD every 20 ms; prints the elapsed ms.
-wait_until() {
-	local limit_ms=$(($1 * 1000)) start now
-	shift
-	start=$(date +%s%N)
-	while :; do
-		now=$(date +%s%N)
-		if "$@"; then
-			echo $(((now - start) / 1000000))
-			return 0
-		fi
-		(((now - start) / 1000000 > limit_ms)) && return 1
-		sleep 0.02
-	done
-}
-
 lease_count() {
 	$client call "$admin" io.vfiod.ListLeases | python3 -S -c \
 		'import json,sys; print(len(json.load(sys.stdin)["parameters"]["leases"]))'
