@@ -47,7 +47,7 @@ int cli_daemon_release(const char *verb, struct vfiod_client *client, uint64_t l
  * or what the kernel offers (iommufd needs /dev/iommu and vfio device cdevs). */
 const char *cli_backend_reason(const struct cli *c, const char *backend, bool forced);
 
-/* A lease's RLIMIT_MEMLOCK in words: "unlimited", "8 GiB", "left as it was". */
+/* A lease's RLIMIT_MEMLOCK in words: "unlimited", "8G", "256M", "left as it was". */
 const char *cli_memlock_text(int64_t memlock, char buf[static FORMAT_SIZE_MAX]);
 
 /* The lease as JSON: lease, backend, memlock (bytes, -1 unlimited, null when the daemon

@@ -245,7 +245,15 @@ const char *cli_memlock_text(int64_t memlock, char buf[static FORMAT_SIZE_MAX])
                 return "unlimited";
         if (memlock < 0)
                 return "left as it was";
-        return format_size((uint64_t)memlock, buf);
+        /* In the syntax a policy's "memlock" and --memlock take (1G, 256M), not
+         * format_size()'s: the value reads as what one would write to get it. */
+        if (memlock % (1024 * 1024 * 1024) == 0)
+                snprintf(buf, FORMAT_SIZE_MAX, "%" PRId64 "G", memlock / (1024 * 1024 * 1024));
+        else if (memlock % (1024 * 1024) == 0)
+                snprintf(buf, FORMAT_SIZE_MAX, "%" PRId64 "M", memlock / (1024 * 1024));
+        else
+                snprintf(buf, FORMAT_SIZE_MAX, "%" PRId64, memlock);
+        return buf;
 }
 
 json_object *cli_lease_json(const struct vfiod_lease *l)

@@ -6,7 +6,6 @@
 
 #include "cli.h"
 #include "detail.h"
-#include "format-util.h"
 #include "snapshot.h"
 
 int verb_snapshot(struct cli *c)
@@ -16,7 +15,6 @@ int verb_snapshot(struct cli *c)
         const char *out = c->args[0];
         /* With the archive on standard output, the report goes to standard error. */
         FILE *report = strcmp(out, "-") == 0 ? stderr : stdout;
-        char size[FORMAT_SIZE_MAX];
         int r;
 
         if (c->root->is_host && geteuid() != 0)
@@ -55,9 +53,9 @@ int verb_snapshot(struct cli *c)
                 if (r == 0)
                         putchar('\n');
         } else
-                fprintf(report, "%s: %zu files, %zu links, %zu directories, %s of content\n",
+                fprintf(report, "%s: %zu files, %zu links, %zu directories, %zu KiB of content\n",
                         strcmp(out, "-") == 0 ? "snapshot" : out, stats.files, stats.links,
-                        stats.dirs, format_size(stats.bytes, size));
+                        stats.dirs, (stats.bytes + 1023) / 1024);
         snapshot_stats_done(&stats);
         return r;
 }

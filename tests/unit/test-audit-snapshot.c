@@ -109,6 +109,31 @@ static void every_machine_audits_the_same_from_its_snapshot(void **state)
         }
 }
 
+/* The report line counts the content in KiB, rounded up, as it always has: scripts
+ * parse it. */
+static void the_report_counts_content_in_kib(void **state)
+{
+        char root[PATH_MAX], tar[PATH_MAX + 16];
+        size_t files, links, dirs, kib;
+        int n = 0;
+        struct run r;
+
+        (void)state;
+        fixture_tree("passthrough.txt", "report", root);
+        snprintf(tar, sizeof(tar), "%s.tar", root);
+        r = vfioctl_run("--root", root, "snapshot", tar);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(strncmp(r.out, tar, strlen(tar)), 0);
+        assert_int_equal(sscanf(r.out + strlen(tar),
+                                ": %zu files, %zu links, %zu directories, %zu KiB of content\n%n",
+                                &files, &links, &dirs, &kib, &n),
+                         4);
+        if ((size_t)n != strlen(r.out + strlen(tar)))
+                fail_msg("the report is not one line in the old words: %s", r.out);
+        assert_true(files > 0 && dirs > 0 && kib > 0);
+        run_done(&r);
+}
+
 static void expect_refused(const char *root, const char *what, const char *words)
 {
         struct run r = vfioctl_run("audit", "--root", root);
@@ -341,6 +366,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(truncated_and_pruned_snapshots_are_refused),
                 cmocka_unit_test(hostile_archives_write_nothing_outside_their_directory),
                 cmocka_unit_test(exit_statuses_follow_fail_on_and_usage),
+                cmocka_unit_test(the_report_counts_content_in_kib),
                 cmocka_unit_test(no_extraction_is_left_behind),
         };
         int r;
