@@ -10,11 +10,9 @@ wall-clock round trips from a Python gRPC client, in microseconds.
 usage: device-plugin-bench.py PLUGIN API_PROTO MKFIXTURE ADD_VFIO_NODES [ROUNDS]
 """
 
-import importlib.util
 import json
 import os
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -24,10 +22,8 @@ import time
 import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location(
-    "plugin_test", os.path.join(HERE, "..", "tests", "unit", "test-device-plugin.py"))
-plugin_test = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(plugin_test)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "unit"))
+import kubelet_standin as standin  # noqa: E402
 
 
 def description(mkfixture):
@@ -53,7 +49,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="vfiod-bench-device-plugin.")
     proc = None
     try:
-        plugin_test.generate_stubs(os.path.abspath(proto), os.path.join(tmp, "stubs"))
+        standin.generate_stubs(os.path.abspath(proto), os.path.join(tmp, "stubs"))
         import api_pb2 as api
         import api_pb2_grpc as api_grpc
 
@@ -69,12 +65,12 @@ def main():
         with open(pools, "w") as f:
             json.dump({"pools": [{"name": "vf", "devices": ["8086:154c"]}]}, f)
         regs = queue.Queue()
-        kubelet = plugin_test.kubelet_start(api_grpc, api, os.path.join(plugdir, "kubelet.sock"),
+        kubelet = standin.kubelet_start(api_grpc, api, os.path.join(plugdir, "kubelet.sock"),
                                             regs)
         proc = subprocess.Popen([plugin, "--root", tree, "--config", pools, "--plugin-dir",
                                  plugdir, "--cdi-dir", "", "--daemon", "", "--interval", "1000"],
                                 stderr=subprocess.DEVNULL)
-        if not plugin_test.registered(regs, 1, timeout=60):
+        if not standin.registered(regs, 1, timeout=60):
             print("the plugin did not register")
             return 1
         stub = api_grpc.DevicePluginStub(

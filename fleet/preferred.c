@@ -120,9 +120,43 @@ static void groups_build(struct state *s)
         }
 }
 
+/* The inventory indices of n names into *ret (free() it); -ENOENT names the first
+ * unknown one. */
+static int indices_of(const struct fleet_inventory *inv, const char *const *names, size_t n,
+                      size_t **ret, char **ret_detail)
+{
+        _cleanup_free_ size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+
+        if (!idx)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int k = index_of(inv, names[i]);
+                if (k < 0)
+                        return detail_errno(ret_detail, -ENOENT, "no device \"%s\" in this pool",
+                                            strna(names[i]));
+                idx[i] = (size_t)k;
+        }
+        *ret = TAKE_PTR(idx);
+        return 0;
+}
+
 int fleet_preferred_allocation(const struct fleet_inventory *inv, const char *const *available,
                                size_t n_available, const char *const *must, size_t n_must,
                                size_t size, const struct fleet_device ***ret, char **ret_detail)
+{
+        _cleanup_free_ size_t *a = NULL, *m = NULL;
+        int r = indices_of(inv, available, n_available, &a, ret_detail);
+
+        if (r >= 0)
+                r = indices_of(inv, must, n_must, &m, ret_detail);
+        if (r < 0)
+                return r;
+        return fleet_preferred_allocation_at(inv, a, n_available, m, n_must, size, ret, ret_detail);
+}
+
+int fleet_preferred_allocation_at(const struct fleet_inventory *inv, const size_t *available,
+                                  size_t n_available, const size_t *must, size_t n_must,
+                                  size_t size, const struct fleet_device ***ret, char **ret_detail)
 {
         size_t n = inv->n_devices ? inv->n_devices : 1, n_avail = 0, n_chosen = 0;
         _cleanup_free_ unsigned char *avail = calloc(n, 1), *chosen = calloc(n, 1);
@@ -133,23 +167,21 @@ int fleet_preferred_allocation(const struct fleet_inventory *inv, const char *co
         if (!avail || !chosen || !groups)
                 return -ENOMEM;
         for (size_t i = 0; i < n_available; i++) {
-                int k = index_of(inv, available[i]);
-                if (k < 0)
-                        return detail_errno(ret_detail, -ENOENT, "no device \"%s\" in this pool",
-                                            strna(available[i]));
+                size_t k = available[i];
+                if (k >= inv->n_devices)
+                        return -EINVAL;
                 n_avail += !avail[k];
                 avail[k] = 1;
         }
         for (size_t i = 0; i < n_must; i++) {
-                int k = index_of(inv, must[i]);
-                if (k < 0)
-                        return detail_errno(ret_detail, -ENOENT, "no device \"%s\" in this pool",
-                                            strna(must[i]));
+                size_t k = must[i];
+                if (k >= inv->n_devices)
+                        return -EINVAL;
                 if (!avail[k])
                         return detail_errno(ret_detail, -EINVAL,
                                             "must-include device %s is not among the available "
                                             "ones",
-                                            must[i]);
+                                            inv->devices[k].name);
                 n_chosen += !chosen[k];
                 chosen[k] = 1;
         }

@@ -30,6 +30,12 @@ int fleet_preferred_allocation(const struct fleet_inventory *inv, const char *co
                                size_t n_available, const char *const *must, size_t n_must,
                                size_t size, const struct fleet_device ***ret, char **ret_detail);
 
+/* The same with devices given by their index in inv (an index out of range: -EINVAL),
+ * for a caller that has looked the names up already. */
+int fleet_preferred_allocation_at(const struct fleet_inventory *inv, const size_t *available,
+                                  size_t n_available, const size_t *must, size_t n_must,
+                                  size_t size, const struct fleet_device ***ret, char **ret_detail);
+
 #ifdef __cplusplus
 }
 #endif

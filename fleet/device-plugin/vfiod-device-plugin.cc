@@ -249,12 +249,11 @@ class PoolService final : public dp::DevicePlugin::Service
                 return host_->with_view([&](plugin_view *v) {
                         dp::PreferredAllocationResponse resp;
                         for (const auto &c : req->container_requests()) {
-                                std::vector<const char *> avail, must;
-                                for (const auto &id : c.available_deviceids())
-                                        avail.push_back(id.c_str());
-                                for (const auto &id : c.must_include_deviceids())
-                                        must.push_back(id.c_str());
-                                grpc::Status st = check_pool(v, c.available_deviceids());
+                                // Each name looked up once: a request names the whole pool.
+                                std::vector<size_t> avail, must;
+                                grpc::Status st = check_pool(v, c.available_deviceids(), &avail);
+                                if (st.ok())
+                                        st = check_pool(v, c.must_include_deviceids(), &must);
                                 if (!st.ok())
                                         return st;
                                 CStrv chosen;
@@ -343,11 +342,16 @@ class PoolService final : public dp::DevicePlugin::Service
 
       private:
         // Every id must be a device of this pool that is on the host now.
-        template <typename L> grpc::Status check_pool(plugin_view *v, const L &ids)
+        // NOT_FOUND unless every id is a device of this pool; their indices into *indices.
+        template <typename L>
+        grpc::Status check_pool(plugin_view *v, const L &ids,
+                                std::vector<size_t> *indices = nullptr)
         {
                 if (!v)
                         return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                             "no view of the host yet");
+                if (indices)
+                        indices->reserve(ids.size());
                 for (const auto &id : ids) {
                         long i = plugin_view_find(v, id.c_str());
                         plugin_device d;
@@ -358,6 +362,8 @@ class PoolService final : public dp::DevicePlugin::Service
                                         grpc::StatusCode::NOT_FOUND,
                                         "no device \"" + id + "\" in pool " +
                                                 plugin_config_pool_name(host_->config(), pool_));
+                        if (indices)
+                                indices->push_back((size_t)i);
                 }
                 return grpc::Status::OK;
         }

@@ -208,14 +208,14 @@ int plugin_view_device_env(const struct plugin_view *v, size_t i, char ***ret)
         return r;
 }
 
-int plugin_view_preferred(const struct plugin_view *v, const char *const *available,
-                          size_t n_available, const char *const *must, size_t n_must, size_t size,
-                          char ***ret, char **ret_detail)
+int plugin_view_preferred(const struct plugin_view *v, const size_t *available, size_t n_available,
+                          const size_t *must, size_t n_must, size_t size, char ***ret,
+                          char **ret_detail)
 {
         _cleanup_free_ const struct fleet_device **out = NULL;
         _cleanup_free_ const char **names = NULL;
-        int r = fleet_preferred_allocation(v->inv, available, n_available, must, n_must, size, &out,
-                                           ret_detail);
+        int r = fleet_preferred_allocation_at(v->inv, available, n_available, must, n_must, size,
+                                              &out, ret_detail);
 
         if (r < 0)
                 return r;

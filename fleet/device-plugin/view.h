@@ -55,11 +55,11 @@ long plugin_view_find(const struct plugin_view *v, const char *name);
  * the array); -ENOMEM. */
 int plugin_view_device_env(const struct plugin_view *v, size_t i, char ***ret);
 
-/* fleet_preferred_allocation() on the view; *ret: the chosen names, NULL-terminated
- * (free each and the array). */
-int plugin_view_preferred(const struct plugin_view *v, const char *const *available,
-                          size_t n_available, const char *const *must, size_t n_must, size_t size,
-                          char ***ret, char **ret_detail);
+/* fleet_preferred_allocation_at() on the view, devices by index (plugin_view_find());
+ * *ret: the chosen names, NULL-terminated (free each and the array). */
+int plugin_view_preferred(const struct plugin_view *v, const size_t *available, size_t n_available,
+                          const size_t *must, size_t n_must, size_t size, char ***ret,
+                          char **ret_detail);
 
 /* The CDI spec text of the view (free it); NULL without memory. */
 char *plugin_view_cdi_spec(const struct plugin_view *v);
