@@ -34,9 +34,12 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent import futures
 
 import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kubelet_standin import (generate_stubs, health, kubelet_start,  # noqa: E402
+                             next_list, registered)
 
 # The check() of the daemon's tests (test-daemon.py), which counts the failures.
 _spec = importlib.util.spec_from_file_location(
@@ -44,15 +47,6 @@ _spec = importlib.util.spec_from_file_location(
 td = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(td)
 check = td.check
-
-
-def generate_stubs(proto, out):
-    os.makedirs(out)
-    subprocess.run(["protoc", f"--proto_path={os.path.dirname(proto)}",
-                    f"--python_out={out}", f"--grpc_out={out}",
-                    "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin", proto],
-                   check=True)
-    sys.path.insert(0, out)
 
 
 class Leases:
@@ -87,51 +81,6 @@ class Leases:
                     reply = {"error": "org.varlink.service.MethodNotFound",
                              "parameters": {"method": call.get("method")}}
                 conn.sendall(json.dumps(reply).encode() + b"\0")
-
-
-def kubelet_start(api_grpc, api, path, registrations):
-    class Registration(api_grpc.RegistrationServicer):
-        def Register(self, request, context):
-            registrations.put(request)
-            return api.Empty()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    api_grpc.add_RegistrationServicer_to_server(Registration(), server)
-    server.add_insecure_port("unix://" + path)
-    server.start()
-    return server
-
-
-def registered(registrations, n, timeout=10):
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < n and time.monotonic() < deadline:
-        try:
-            got.append(registrations.get(timeout=0.2))
-        except queue.Empty:
-            pass
-    return sorted(got, key=lambda r: r.resource_name)
-
-
-def health(resp):
-    return {d.ID: (d.health, [n.ID for n in d.topology.nodes]) for d in resp.devices}
-
-
-def next_list(stream, pred, timeout=3):
-    """The first ListAndWatch response for which pred holds, and how long it took."""
-    start = time.monotonic()
-    result = [None]
-
-    def reader():
-        for resp in stream:
-            if pred(resp):
-                result[0] = resp
-                return
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    t.join(timeout)
-    return result[0], time.monotonic() - start
 
 
 def spec_names(cdi_dir):
