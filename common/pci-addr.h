@@ -26,6 +26,13 @@ char *pci_addr_format(const struct pci_addr *a, char buf[static PCI_ADDR_STRLEN]
 /* Orders by domain, bus, device, function (qsort/bsearch-style result). */
 int pci_addr_compare(const struct pci_addr *a, const struct pci_addr *b);
 
+/* The address as one number in pci_addr_compare()'s order, for searches that compare
+ * many times (a device plugin's request names a whole pool). */
+static inline uint64_t pci_addr_key(const struct pci_addr *a)
+{
+        return (uint64_t)a->domain << 16 | (uint64_t)a->bus << 8 | (uint64_t)a->dev << 3 | a->fn;
+}
+
 static inline bool pci_addr_equal(const struct pci_addr *a, const struct pci_addr *b)
 {
         return pci_addr_compare(a, b) == 0;

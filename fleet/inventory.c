@@ -115,13 +115,6 @@ int fleet_inventory_build(const struct root *r, const struct topology *t,
         return 0;
 }
 
-/* An address as one number in pci_addr_compare()'s order, compared inline: the search
- * runs once for each of the ids of a request, a thousand for a large pool. */
-static inline uint64_t addr_key(const struct pci_addr *a)
-{
-        return (uint64_t)a->domain << 16 | (uint64_t)a->bus << 8 | (uint64_t)a->dev << 3 | a->fn;
-}
-
 const struct fleet_device *fleet_inventory_find(const struct fleet_inventory *inv, const char *name)
 {
         struct pci_addr a;
@@ -131,10 +124,10 @@ const struct fleet_device *fleet_inventory_find(const struct fleet_inventory *in
                 return NULL;
         /* Sorted by address (the topology's order): kubelet's requests name every device
          * of a pool, so a linear search would make them quadratic. */
-        uint64_t want = addr_key(&a);
+        uint64_t want = pci_addr_key(&a);
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                uint64_t k = addr_key(&inv->devices[mid].addr);
+                uint64_t k = pci_addr_key(&inv->devices[mid].addr);
                 if (k == want)
                         return &inv->devices[mid];
                 if (k < want)

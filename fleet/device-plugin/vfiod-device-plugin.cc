@@ -341,8 +341,8 @@ class PoolService final : public dp::DevicePlugin::Service
         }
 
       private:
-        // Every id must be a device of this pool that is on the host now.
-        // NOT_FOUND unless every id is a device of this pool; their indices into *indices.
+        // Every id must be a device of this pool that is on the host now (else NOT_FOUND);
+        // their indices go into *indices.
         template <typename L>
         grpc::Status check_pool(plugin_view *v, const L &ids,
                                 std::vector<size_t> *indices = nullptr)

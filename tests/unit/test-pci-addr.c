@@ -80,12 +80,37 @@ static void addresses_order_by_domain_bus_device_function(void **state)
         assert_int_equal(pci_addr_compare(&a, &a), 0);
 }
 
+/* pci_addr_key() orders every pair as pci_addr_compare() does, a 32-bit domain included. */
+static void keys_order_as_compare_does(void **state)
+{
+        static const char *const s[] = {"0000:00:00.0", "0000:00:00.7",  "0000:00:01.0",
+                                        "0000:00:1f.7", "0000:01:00.0",  "0000:ff:1f.7",
+                                        "0001:00:00.0", "10000:00:00.0", "ffffffff:ff:1f.7"};
+        struct pci_addr a, b;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+                for (size_t j = 0; j < sizeof(s) / sizeof(s[0]); j++) {
+                        uint64_t ka, kb;
+                        int c;
+                        assert_int_equal(pci_addr_parse(s[i], &a), 0);
+                        assert_int_equal(pci_addr_parse(s[j], &b), 0);
+                        ka = pci_addr_key(&a);
+                        kb = pci_addr_key(&b);
+                        c = pci_addr_compare(&a, &b);
+                        if ((c < 0) != (ka < kb) || (c == 0) != (ka == kb))
+                                fail_msg("%s vs %s: compare %d, keys %llx %llx", s[i], s[j], c,
+                                         (unsigned long long)ka, (unsigned long long)kb);
+                }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(full_and_short_forms_parse_to_the_same_address),
                 cmocka_unit_test(malformed_addresses_are_refused),
                 cmocka_unit_test(addresses_order_by_domain_bus_device_function),
+                cmocka_unit_test(keys_order_as_compare_does),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
