@@ -190,12 +190,18 @@ def scratch(prefix):
 # ---- clients as other uids ----------------------------------------------------------
 
 
+# This file, copied by main() into the scratch directory, where any uid can read it: the
+# clients of other uids run it, and the checkout may sit in a directory only root can
+# enter (a clone into mktemp -d).
+CLIENT = None
+
+
 def as_uid(uid, sock, calls):
     """Runs calls [(method, params, extra)] from a process with uid/gid uid (setpriv);
     returns the replies."""
     out = subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-         sys.executable, os.path.abspath(__file__), "--client", sock, json.dumps(calls)],
+         sys.executable, CLIENT, "--client", sock, json.dumps(calls)],
         capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         raise SystemExit(f"client as uid {uid} failed: {out.stderr}")
@@ -605,7 +611,7 @@ def scoped(vfiod, root, tmp):
         # Monitor: the admin changes an uncovered device, then a covered one.
         mon = subprocess.Popen(
             ["setpriv", f"--reuid={SCOPED}", f"--regid={SCOPED}", "--clear-groups",
-             sys.executable, os.path.abspath(__file__), "--monitor", d.sock],
+             sys.executable, CLIENT, "--monitor", d.sock],
             stdout=subprocess.PIPE, text=True)
         ready = mon.stdout.readline().strip()
         check(ready == "ready", "a scoped monitor rule: Monitor subscribes", ready)
@@ -701,8 +707,12 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (clients run as other uids, the daemon writes the tree)")
         return 77
+    global CLIENT
     tmp = scratch("test-daemon-")
     try:
+        CLIENT = os.path.join(tmp, "client.py")
+        shutil.copyfile(os.path.abspath(__file__), CLIENT)
+        os.chmod(CLIENT, 0o644)
         root = os.path.join(tmp, "root")
         subprocess.run([mkfixture, os.path.join(fixtures, "machines", MACHINE + ".txt"), root],
                        check=True)
