@@ -13,6 +13,8 @@
 #   3. The edu at 07:00.0, on vfio-pci but in no pool, has no entry: podman refuses it.
 #   4. VFs carved by `vfioctl sriov --numvfs 2` through the daemon are in the spec within
 #      1 s, and gone within 1 s of `--numvfs 0`.
+#   5. vfiod-device-plugin, registered with a kubelet stand-in, allocates the edu, and
+#      podman runs the probe with the CDI names Allocate returned.
 #
 # podman in a guest without systemd, on a read-only /etc: what each option is for
 #   --cgroup-manager cgroupfs  no systemd to ask for a scope; crun writes cgroup2 itself,
@@ -211,6 +213,48 @@ ms=$(wait_until 1 spec_lacks_all "${vfs[@]}") &&
 	pass "the VFs are gone from the spec ${ms} ms after --numvfs 0 returned (within 1 s; gone at the return: $at_return)" ||
 	fail "VFs still in the spec 1 s after --numvfs 0" "$(spec_names)"
 check "the edu stays in the spec" spec_has "$EDU"
+
+# 5. Kubernetes: a kubelet stand-in (helpers/kubelet_allocate.py) registers
+#    vfiod-device-plugin, which asks this vfiod for its leases and leaves the spec to it,
+#    and has it allocate the edu; podman resolves the CDI names Allocate returned.
+plugin=$(lab_bin fleet/device-plugin/vfiod-device-plugin)
+mkdir "$tmp/kubelet"
+out=$(python3 "$VFIOD_LAB_CHECKOUT/tests/vm/helpers/kubelet_allocate.py" "$plugin" \
+	"$VFIOD_LAB_CHECKOUT/fleet/device-plugin/api.proto" "$tmp/kubelet" "$tmp/pools.json" \
+	"$VFIOD_SOCKET" vfiod.io/edu "$EDU" 2>&1) && rc=0 || rc=$?
+printf '%s\n' "$out" | sed 's/^/    | /'
+# field NAME: one field of the helper's answer, as JSON (null when there is none).
+field() {
+	python3 -S -c 'import json, sys
+try:
+    v = json.loads(sys.argv[1].splitlines()[-1]).get(sys.argv[2])
+except (ValueError, IndexError, AttributeError):
+    v = None
+print(json.dumps(v))' "$out" "$1"
+}
+check_eq "the kubelet stand-in ran (exit 0), no gRPC error" "0 null" "$rc $(field error)"
+check_eq "both pools register with it" '["vfiod.io/edu", "vfiod.io/igb-vf"]' "$(field registered)"
+check_eq "ListAndWatch lists the edu, healthy" '"Healthy"' "$(python3 -S -c 'import json, sys
+print(json.dumps((json.loads(sys.argv[1]) or {}).get(sys.argv[2], [None])[0]))' \
+	"$(field devices)" "$EDU")"
+check_eq "Allocate names the edu's CDI device" "[\"vfiod.io/pci=$EDU\"]" "$(field cdi_devices)"
+check "... with its nodes as DeviceSpecs ($want_nodes...)" \
+	grep -qF "\"${want_nodes%% *}\"" <<<"$(field device_specs)"
+check "... and its address in the environment" grep -qF "\"$EDU\"" <<<"$(field envs)"
+check_eq "vfiod-device-plugin stops on SIGTERM (exit 0)" 0 "$(field plugin_exit)"
+mapfile -t names < <(python3 -S -c 'import json, sys
+for n in json.loads(sys.argv[1]) or []: print(n)' "$(field cdi_devices)")
+devices=()
+for n in "${names[@]}"; do devices+=(--device "$n"); done
+if ((${#devices[@]})); then
+	out=$("${run[@]}" "${devices[@]}" localhost/vfiod-cdi-probe:lab /cdi-probe 2>&1) &&
+		rc=0 || rc=$?
+	printf '%s\n' "$out" | sed 's/^/    | /'
+	check_eq "podman runs the probe with Allocate's names (${names[*]}); no check failed" \
+		"0 0 yes" "$rc $(grep -c '^FAIL' <<<"$out" || true) $(grep -q "^PASS $key" <<<"$out" && echo yes)"
+else
+	fail "podman runs the probe with Allocate's names" "Allocate returned none"
+fi
 
 # Undo: the edus back to no driver, the daemon stopped; cleanup removes the rest.
 out=$("$vfioctl" unbind "$EDU" "$EDU_OUT" 2>&1) && rc=0 || rc=$?
