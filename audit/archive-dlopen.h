@@ -5,10 +5,12 @@
  * libraries, libxml2, ICU, the C++ runtime) are mapped and relocated at every start of
  * every program that links the audit module, which costs more than most of vfioctl's
  * verbs do on a slow machine; only snapshots need it. Call sites use the sym_ pointers
- * after archive_dlopen() succeeded. */
+ * after archive_dlopen() succeeded (dlopen-util.h). */
 
 #include <archive.h>
 #include <archive_entry.h>
+
+#include "dlopen-util.h"
 
 #define ARCHIVE_SYMBOLS(X)                 \
         X(archive_entry_filetype)          \
@@ -43,9 +45,7 @@
         X(archive_write_open_fd)           \
         X(archive_write_set_format_pax_restricted)
 
-#define ARCHIVE_SYMBOL_DECLARE(name) extern typeof(name) *sym_##name;
-ARCHIVE_SYMBOLS(ARCHIVE_SYMBOL_DECLARE)
-#undef ARCHIVE_SYMBOL_DECLARE
+ARCHIVE_SYMBOLS(DLOPEN_SYMBOL_DECLARE)
 
 /* Loads libarchive and resolves every symbol above, once per process. -EOPNOTSUPP with
  * the loader's message in *ret_detail when the library or a symbol is missing. */

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
-#include <libkmod.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "detail.h"
+#include "kmod-dlopen.h"
 #include "modules.h"
 #include "strv.h"
 
@@ -70,18 +70,18 @@ static void kmod_log_quiet(void *data, int priority, const char *file, int line,
 static void kmod_ctx_unrefp(struct kmod_ctx **c)
 {
         if (*c)
-                kmod_unref(*c);
+                sym_kmod_unref(*c);
 }
 
 static void kmod_list_unrefp(struct kmod_list **l)
 {
         if (*l)
-                kmod_module_unref_list(*l);
+                sym_kmod_module_unref_list(*l);
 }
 
 static bool in_kernel(struct kmod_module *mod)
 {
-        return kmod_module_get_initstate(mod) >= 0;
+        return sym_kmod_module_get_initstate(mod) >= 0;
 }
 
 /* What an insert's errno means to someone who wants the module in. */
@@ -112,7 +112,7 @@ struct tracked {
 static void track(struct tracked *t, struct kmod_module *mod)
 {
         if (t->n < TRACKED_MAX && !in_kernel(mod))
-                t->mods[t->n++] = kmod_module_ref(mod);
+                t->mods[t->n++] = sym_kmod_module_ref(mod);
 }
 
 /* Removes what was inserted since track(): a module that others still use refuses
@@ -124,7 +124,8 @@ static void tracked_undo(struct tracked *t)
         while (progress) {
                 progress = false;
                 for (size_t i = 0; i < t->n; i++)
-                        if (in_kernel(t->mods[i]) && kmod_module_remove_module(t->mods[i], 0) >= 0)
+                        if (in_kernel(t->mods[i]) &&
+                            sym_kmod_module_remove_module(t->mods[i], 0) >= 0)
                                 progress = true;
         }
 }
@@ -132,7 +133,7 @@ static void tracked_undo(struct tracked *t)
 static void tracked_done(struct tracked *t)
 {
         for (size_t i = 0; i < t->n; i++)
-                kmod_module_unref(t->mods[i]);
+                sym_kmod_module_unref(t->mods[i]);
         t->n = 0;
 }
 
@@ -144,11 +145,11 @@ static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
         _cleanup_(kmod_list_unrefp) struct kmod_list *found = NULL, *deps = NULL;
         struct kmod_list *i;
         struct kmod_module *mod;
-        const char *dir = kmod_get_dirname(ctx);
+        const char *dir = sym_kmod_get_dirname(ctx);
         int r;
 
         *ret = NULL;
-        r = kmod_module_new_from_lookup(ctx, modules[m].kmod, &found);
+        r = sym_kmod_module_new_from_lookup(ctx, modules[m].kmod, &found);
         if (r < 0)
                 return detail_errno(ret_detail, r,
                                     "cannot load kernel module %s: cannot look it up in %s: %s",
@@ -158,28 +159,27 @@ static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
                                     "cannot load kernel module %s: it is not in %s (this kernel "
                                     "has no such module, or its modules are not installed)",
                                     modules[m].name, dir);
-        mod = kmod_module_get_module(found);
-        if (kmod_module_get_initstate(mod) == KMOD_MODULE_BUILTIN) {
-                kmod_module_unref(mod);
+        mod = sym_kmod_module_get_module(found);
+        if (sym_kmod_module_get_initstate(mod) == KMOD_MODULE_BUILTIN) {
+                sym_kmod_module_unref(mod);
                 return 0;
         }
-        deps = kmod_module_get_dependencies(mod);
+        deps = sym_kmod_module_get_dependencies(mod);
         track(t, mod);
-        kmod_list_foreach(i, deps)
-        {
-                struct kmod_module *dep = kmod_module_get_module(i);
+        for (i = deps; i; i = sym_kmod_list_next(deps, i)) {
+                struct kmod_module *dep = sym_kmod_module_get_module(i);
                 track(t, dep);
-                kmod_module_unref(dep);
+                sym_kmod_module_unref(dep);
         }
         for (size_t k = 0; k < t->n; k++) {
-                const char *path = kmod_module_get_path(t->mods[k]);
+                const char *path = sym_kmod_module_get_path(t->mods[k]);
                 if (!path || access(path, R_OK) < 0) {
                         r = path ? -errno : -ENOENT;
                         detail_errno(ret_detail, r, "cannot load kernel module %s: %s%s%s: %s",
                                      modules[m].name,
-                                     path ? path : kmod_module_get_name(t->mods[k]),
+                                     path ? path : sym_kmod_module_get_name(t->mods[k]),
                                      path ? "" : " in ", path ? "" : dir, strerror(-r));
-                        kmod_module_unref(mod);
+                        sym_kmod_module_unref(mod);
                         return r;
                 }
         }
@@ -187,22 +187,43 @@ static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
         return 0;
 }
 
+/* A libkmod context for loading the modules in absent (not 0). libkmod itself is loaded
+ * here, the first time a module is missing; when it cannot be, the detail names the first
+ * of them, as vfio_modules_check() does, and what the loader said. */
+static int kmod_start(unsigned absent, struct kmod_ctx **ret, char **ret_detail)
+{
+        _cleanup_free_ char *why = NULL;
+        const char *first = modules[__builtin_ctz(absent)].name;
+        struct kmod_ctx *ctx;
+        int r = kmod_dlopen(&why);
+
+        if (r < 0)
+                return detail_errno(ret_detail, r,
+                                    "cannot load kernel module %s: %s (install libkmod, or "
+                                    "modprobe %s)",
+                                    first, detail_or_strerror(why, r), first);
+        ctx = sym_kmod_new(NULL, NULL);
+        if (!ctx)
+                return detail_errno(ret_detail, -ENOMEM,
+                                    "cannot load kernel modules: libkmod could not start");
+        sym_kmod_set_log_fn(ctx, kmod_log_quiet, NULL);
+        *ret = ctx;
+        return 0;
+}
+
 static int load_on_host(const struct root *root, unsigned absent, char ***ret_loaded,
                         char **ret_detail)
 {
-        _cleanup_(kmod_ctx_unrefp) struct kmod_ctx *ctx = kmod_new(NULL, NULL);
+        _cleanup_(kmod_ctx_unrefp) struct kmod_ctx *ctx = NULL;
         _cleanup_(strv_freep) char **loaded = NULL;
         struct kmod_module *mods[_VFIO_MODULE_MAX] = {0};
         struct tracked t = {0};
         size_t n_loaded = 0;
         bool inserting = false;
-        int r = 0;
+        int r = kmod_start(absent, &ctx, ret_detail);
 
-        if (!ctx)
-                return detail_errno(ret_detail, -ENOMEM,
-                                    "cannot load kernel modules: libkmod could not start");
-        kmod_set_log_fn(ctx, kmod_log_quiet, NULL);
-
+        if (r < 0)
+                return r;
         /* Every module found, with all its files, before anything goes in. */
         for (int m = 0; m < _VFIO_MODULE_MAX && r >= 0; m++)
                 if (absent & VFIO_MODULE_BIT(m))
@@ -212,7 +233,7 @@ static int load_on_host(const struct root *root, unsigned absent, char ***ret_lo
                 if (!mods[m])
                         continue;
                 inserting = true;
-                r = kmod_module_probe_insert_module(mods[m], 0, NULL, NULL, NULL, NULL);
+                r = sym_kmod_module_probe_insert_module(mods[m], 0, NULL, NULL, NULL, NULL);
                 if (r == -EEXIST) /* loaded by someone else meanwhile */
                         r = 0;
                 if (r < 0) {
@@ -233,7 +254,7 @@ static int load_on_host(const struct root *root, unsigned absent, char ***ret_lo
         tracked_done(&t);
         for (int m = 0; m < _VFIO_MODULE_MAX; m++)
                 if (mods[m])
-                        kmod_module_unref(mods[m]);
+                        sym_kmod_module_unref(mods[m]);
         if (r < 0)
                 return r;
         if (ret_loaded)

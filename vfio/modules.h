@@ -42,7 +42,8 @@ int vfio_modules_check(const struct root *root, unsigned want, char **ret_detail
  * loaded, a module listed in modules.builtin counting as present; below any other root
  * nothing is ever loaded: vfio_modules_check()'s error. A module that is not in
  * /lib/modules/$(uname -r) (-ENOENT), or one of whose files is missing there, fails before anything
- * is inserted; an insert that fails removes what this call had inserted. *ret_loaded (when not
+ * is inserted; an insert that fails removes what this call had inserted. libkmod is loaded
+ * only when a module has to be, and its absence is -EOPNOTSUPP. *ret_loaded (when not
  * NULL) gets the names of the modules this call loaded, NULL-terminated, or NULL when it loaded
  * none; the detail names the module and the reason. */
 int vfio_modules_need(const struct root *root, unsigned want, char ***ret_loaded,

@@ -2,12 +2,17 @@
 /* The kernel-module decision on fixture trees: what counts as present (a driver
  * directory, sys/module, vfio's class or nodes), and that below a root which is not the
  * running system nothing is ever loaded: an absent module is the error it always was.
- * Loading itself needs a real kernel (the lab's modules scenario). Run as:
- * test-modules MKFIXTURE FIXTURE_DIR */
+ * Loading itself needs a real kernel (the lab's modules scenario); libkmod, loaded only
+ * for it, stays out of a process that has nothing to load, and its absence is an error
+ * that names it. Run as:
+ * test-modules MKFIXTURE FIXTURE_DIR [--without-libkmod]
+ * the last with LD_LIBRARY_PATH leading to tests/unit/no-libkmod, whose libkmod.so.2 is
+ * no library. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,6 +21,7 @@
 
 #include "macro.h"
 #include "helpers.h"
+#include "kmod-dlopen.h"
 #include "modules.h"
 #include "strv.h"
 
@@ -135,6 +141,45 @@ static void a_built_in_vfio_is_seen_by_its_class_or_its_nodes(void **state)
         assert_true(vfio_module_present(nodes, VFIO_MODULE_VFIO));
 }
 
+/* The two tests below make the fixture pass for the running host, where missing modules
+ * are loaded: each makes sure first that nothing can reach the kernel of the machine that
+ * runs the tests. */
+
+static void modules_present_on_the_host_never_load_libkmod(void **state)
+{
+        _cleanup_(root_freep) struct root *root =
+                tree("host-present", "driver vfio-pci\nmodule vfio_iommu_type1", NULL);
+        unsigned want = VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) | VFIO_MODULE_BIT(VFIO_MODULE_TYPE1);
+
+        assert_true(vfio_module_present(root, VFIO_MODULE_VFIO_PCI));
+        assert_true(vfio_module_present(root, VFIO_MODULE_TYPE1));
+        root->is_host = true;
+        assert_int_equal(need(root, want, NULL), 0);
+        /* Not in the process at all: neither linked nor loaded on the way. */
+        assert_null(dlopen("libkmod.so.2", RTLD_NOLOAD | RTLD_LAZY));
+}
+
+static void without_libkmod_loading_a_module_fails_naming_it(void **state)
+{
+        _cleanup_(root_freep) struct root *root = tree("host-no-libkmod", "", NULL);
+        _cleanup_free_ char *why = NULL;
+        const char *prefix = "cannot load kernel module vfio-pci: cannot load libkmod.so.2 "
+                             "(dlopen): ";
+        unsigned want = VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI) | VFIO_MODULE_BIT(VFIO_MODULE_TYPE1);
+
+        /* Else the call below would load vfio-pci for real. */
+        assert_int_equal(kmod_dlopen(&why), -EOPNOTSUPP);
+        root->is_host = true;
+        assert_int_equal(need(root, want, &why), -EOPNOTSUPP);
+        assert_int_equal(strncmp(why, prefix, strlen(prefix)), 0);
+        /* dlerror()'s words: the file the loader found and why it is no library. */
+        assert_non_null(strstr(why, "no-libkmod/libkmod.so.2: "));
+        assert_non_null(strstr(why, " (install libkmod, or modprobe vfio-pci)"));
+        /* A second try fails the same way: a failed load is not remembered as done. */
+        assert_int_equal(need(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why), -EOPNOTSUPP);
+        assert_int_equal(strncmp(why, prefix, strlen(prefix)), 0);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -143,10 +188,18 @@ int main(int argc, char **argv)
                 cmocka_unit_test(vfio_pci_is_present_by_its_driver_directory_or_its_module),
                 cmocka_unit_test(the_backends_modules_are_present_by_sys_module_or_their_node),
                 cmocka_unit_test(a_built_in_vfio_is_seen_by_its_class_or_its_nodes),
+                cmocka_unit_test(modules_present_on_the_host_never_load_libkmod),
+        };
+        const struct CMUnitTest without_libkmod[] = {
+                cmocka_unit_test(without_libkmod_loading_a_module_fails_naming_it),
         };
 
+        if (argc == 4 && strcmp(argv[3], "--without-libkmod") == 0) {
+                fixture_init(argv[1], argv[2]);
+                return cmocka_run_group_tests(without_libkmod, test_tmp_setup, test_tmp_teardown);
+        }
         if (argc != 3) {
-                fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR\n", argv[0]);
+                fprintf(stderr, "usage: %s MKFIXTURE FIXTURE_DIR [--without-libkmod]\n", argv[0]);
                 return 2;
         }
         fixture_init(argv[1], argv[2]);
