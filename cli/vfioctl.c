@@ -32,7 +32,9 @@ static const struct verb verbs[] = {
          "names, driver and driver_override, IOMMU group and its other members, IOMMU unit,\n"
          "NUMA node, reset methods, PCIe port type, ACS, SR-IOV (PF and VFs), network\n"
          "interfaces and block devices below it, host use, and the upstream path to the root\n"
-         "port with each port's ACS capability and control bits.\n",
+         "port with each port's ACS capability and control bits. \"vfio driver\" names the\n"
+         "driver bind would give it, vfio-pci or a vendor variant of it, and why: the\n"
+         "modules.alias entry that chose the variant, or why there is none.\n",
          verb_show, 1, 1, 0},
         {"bind", "bind DEVICE... [--group] [--dry-run] [--persist] [--force] [--reset]",
          "Give devices to vfio-pci",
