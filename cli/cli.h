@@ -118,6 +118,9 @@ const char *cli_quote(const char *s, char buf[static 300]);
  * and keeping its name for cli_json_add_modules(). -errno with the detail otherwise. */
 int cli_modules_need(struct cli *c, unsigned want, char **ret_detail);
 
+/* The same report for modules some other call loaded (names, NULL-terminated, or NULL). */
+int cli_modules_loaded(struct cli *c, char **loaded);
+
 /* Adds "modules_loaded": [names] (possibly empty) to a verb's JSON document. */
 void cli_json_add_modules(struct cli *c, json_object *doc);
 

@@ -20,6 +20,7 @@
 #include "sriov.h"
 #include "strv.h"
 #include "sysfs-pci.h"
+#include "variant.h"
 
 struct outcome {
         json_object *results; /* array of per-device results (JSON mode) */
@@ -107,7 +108,7 @@ static int via_daemon(struct cli *c, struct outcome *o, bool bind, const struct 
         _cleanup_(vfiod_client_freep) struct vfiod_client *client = NULL;
         _cleanup_free_ struct pci_addr *moved = NULL;
         uint64_t direct = OPT_BIT(OPT_DRY_RUN) | OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_PERSISTED) |
-                          OPT_BIT(OPT_RESET);
+                          OPT_BIT(OPT_RESET) | OPT_BIT(OPT_DRIVER);
         size_t n = 0;
         int r = cli_route_connect(c, direct, &client);
         if (r <= 0)
@@ -150,16 +151,38 @@ static void report_plan(struct cli *c, struct outcome *o, struct topology *t,
         }
         for (size_t i = 0; i < plan->n_devices; i++) {
                 const struct pci_device *d = topology_find_device(t, &plan->devices[i]);
+                const char *to = bind_plan_driver(plan, i);
                 _cleanup_free_ char *rwhy = NULL;
-                bool was = d->driver && strcmp(d->driver, VFIO_PCI_DRIVER) == 0;
+                bool was = d->driver && strcmp(d->driver, to) == 0;
 
                 if (cli_has(c, OPT_RESET) && vfio_device_reset(c->root, t, d, &rwhy) < 0) {
-                        report(c, o, &d->addr, "bound", d->driver, VFIO_PCI_DRIVER, rwhy);
+                        report(c, o, &d->addr, "bound", d->driver, to, rwhy);
                         continue;
                 }
-                report(c, o, &d->addr, was ? "already-bound" : "bound", d->driver, VFIO_PCI_DRIVER,
-                       NULL);
+                report(c, o, &d->addr, was ? "already-bound" : "bound", d->driver, to, NULL);
         }
+}
+
+/* Whether --driver's name is one vfio_candidate_named() takes: vfio-pci or a variant. */
+static bool driver_name_is_vfio(struct cli *c, const char *name)
+{
+        struct vfio_candidate v = {0};
+        int r = vfio_candidate_named(c->root, name, &v, NULL);
+
+        vfio_candidate_done(&v);
+        return r >= 0;
+}
+
+/* The drivers of the plan made available (bind_plan_need_drivers()), each module loaded
+ * reported; the detail names the device whose driver is missing. */
+static int need_drivers(struct cli *c, const struct bind_plan *plan, char **ret_detail)
+{
+        _cleanup_(strv_freep) char **loaded = NULL;
+        int r = bind_plan_need_drivers(c->root, plan, &loaded, ret_detail);
+
+        if (r >= 0)
+                r = cli_modules_loaded(c, loaded);
+        return r;
 }
 
 int verb_bind(struct cli *c)
@@ -176,6 +199,16 @@ int verb_bind(struct cli *c)
 
         if (cli_has(c, OPT_PERSISTED) && c->n_args > 0)
                 return usage_error("bind: --persisted takes no DEVICE");
+        /* Before anything is written: only a VFIO driver is a target. */
+        if (cli_has(c, OPT_DRIVER) && !driver_name_is_vfio(c, c->values[OPT_DRIVER])) {
+                char q[300];
+                fprintf(stderr,
+                        "vfioctl: bind: --driver %s: not vfio-pci or a vfio-pci variant driver "
+                        "(such as mlx5_vfio_pci); nothing was changed\n",
+                        cli_quote(c->values[OPT_DRIVER], q));
+                json_object_put(o.results);
+                return EXIT_USAGE;
+        }
         if (!cli_has(c, OPT_PERSISTED) && c->n_args == 0)
                 return usage_error("bind: expected at least one DEVICE");
         if (cli_has(c, OPT_PERSISTED)) {
@@ -208,6 +241,14 @@ int verb_bind(struct cli *c)
                 json_object_put(o.results);
                 return r == -ENODEV ? EXIT_USAGE : EXIT_FAILED;
         }
+        r = bind_plan_choose_drivers(c->root, &plan, c->values[OPT_DRIVER], &why);
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: bind: %s%s\n", detail_or_strerror(why, r),
+                        r == -EINVAL ? "; nothing was changed" : "");
+                bind_plan_done(&plan);
+                json_object_put(o.results);
+                return r == -EINVAL ? EXIT_USAGE : EXIT_FAILED;
+        }
         if (cli_has(c, OPT_RESET))
                 for (size_t i = 0; i < plan.n_devices; i++) {
                         _cleanup_free_ char *rwhy = NULL;
@@ -224,11 +265,11 @@ int verb_bind(struct cli *c)
         if (cli_has(c, OPT_DRY_RUN)) {
                 for (size_t i = 0; i < plan.n_devices; i++) {
                         const struct pci_device *d = topology_find_device(t, &plan.devices[i]);
+                        const char *to = bind_plan_driver(&plan, i);
                         report(c, &o, &d->addr,
-                               d->driver && strcmp(d->driver, VFIO_PCI_DRIVER) == 0
-                                       ? "already-bound"
-                                       : "would-bind",
-                               d->driver, VFIO_PCI_DRIVER, NULL);
+                               d->driver && strcmp(d->driver, to) == 0 ? "already-bound"
+                                                                       : "would-bind",
+                               d->driver, to, NULL);
                 }
                 r = finish(c, &o, "vfiod.bind/1", plan.notes);
                 bind_plan_done(&plan);
@@ -236,14 +277,9 @@ int verb_bind(struct cli *c)
         }
 
         /* Before anything is journaled: a module that cannot be loaded changes nothing. */
-        r = cli_modules_need(c, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &why);
+        r = need_drivers(c, &plan, &why);
         if (r < 0) {
-                char addr[PCI_ADDR_STRLEN], *both = NULL;
-                if (asprintf(&both, "%s: %s", pci_addr_format(&plan.devices[0], addr),
-                             detail_or_strerror(why, r)) < 0)
-                        both = NULL;
-                report(c, &o, &plan.devices[0], "failed", NULL, NULL, detail_or_strerror(both, r));
-                free(both);
+                report(c, &o, &plan.devices[0], "failed", NULL, NULL, detail_or_strerror(why, r));
                 r = finish(c, &o, "vfiod.bind/1", NULL);
                 bind_plan_done(&plan);
                 return r;

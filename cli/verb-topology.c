@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The read-only verbs: list, groups, show. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "strv.h"
 #include "topology-json.h"
+#include "variant.h"
 
 int print_json(json_object *o, int flags)
 {
@@ -192,6 +194,7 @@ int verb_show(struct cli *c)
         const struct iommu_group *g;
         struct pci_addr a;
         const char *reason = NULL;
+        _cleanup_(vfio_candidate_done) struct vfio_candidate cand = {0};
         enum tristate iso;
 
         if (pci_addr_parse(c->args[0], &a) < 0) {
@@ -213,9 +216,17 @@ int verb_show(struct cli *c)
                         pci_addr_format(&a, buf));
                 return EXIT_USAGE;
         }
-        if (c->json)
-                return print_json(json_device_new(t, d, true), JSON_C_TO_STRING_PRETTY) ||
-                       puts("") < 0;
+        r = vfio_candidate_describe(c->root, d, &cand);
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: show: %s\n", strerror(-r));
+                return EXIT_FAILED;
+        }
+        if (c->json) {
+                json_object *o = json_device_new(t, d, true);
+                if (o)
+                        json_object_object_add(o, "vfio_driver", vfio_candidate_to_json(&cand));
+                return print_json(o, JSON_C_TO_STRING_PRETTY) || puts("") < 0;
+        }
 
         g = topology_find_group(t, d->iommu_group);
         printf("%s  %s: %s %s\n", d->name, strna(d->class_name), strna(d->vendor_name),
@@ -229,6 +240,7 @@ int verb_show(struct cli *c)
         printf("  driver       %s%s%s\n", d->driver ? d->driver : "none",
                d->driver_override ? ", override " : "",
                d->driver_override ? d->driver_override : "");
+        printf("  vfio driver  %s (%s)\n", cand.driver ? cand.driver : "none", cand.reason);
         if (g) {
                 printf("  iommu group  %d (%s), %s: %s\n", g->id, strna(g->type),
                        g->viable ? "viable" : "not viable", g->verdict);

@@ -32,16 +32,25 @@ static const struct verb verbs[] = {
          "names, driver and driver_override, IOMMU group and its other members, IOMMU unit,\n"
          "NUMA node, reset methods, PCIe port type, ACS, SR-IOV (PF and VFs), network\n"
          "interfaces and block devices below it, host use, and the upstream path to the root\n"
-         "port with each port's ACS capability and control bits.\n",
+         "port with each port's ACS capability and control bits. \"vfio driver\" names the\n"
+         "driver bind would give it, vfio-pci or a vendor variant of it, and why: the\n"
+         "modules.alias entry that chose the variant, or why there is none.\n",
          verb_show, 1, 1, 0},
-        {"bind", "bind DEVICE... [--group] [--dry-run] [--persist] [--force] [--reset]",
-         "Give devices to vfio-pci",
-         "Moves each DEVICE from its host driver to vfio-pci: records the original driver and\n"
-         "driver_override in the journal (fsynced) before anything changes, sets\n"
-         "driver_override to vfio-pci (kept while assigned, so no reprobe can steal the\n"
-         "device back), unbinds the host driver, asks the kernel to probe, and verifies that\n"
-         "vfio-pci owns the device. A device already on vfio-pci is left as it is. If any\n"
-         "device fails, every device moved by this command is restored.\n"
+        {"bind",
+         "bind DEVICE... [--group] [--dry-run] [--persist] [--force] [--reset] [--driver NAME]",
+         "Give devices to vfio-pci or a variant of it",
+         "Moves each DEVICE from its host driver to its VFIO driver: records the original\n"
+         "driver and driver_override in the journal (fsynced) before anything changes, sets\n"
+         "driver_override to the VFIO driver (kept while assigned, so no reprobe can steal\n"
+         "the device back), unbinds the host driver, asks the kernel to probe, and verifies\n"
+         "that the VFIO driver owns the device. A device already on a VFIO driver is left as\n"
+         "it is. If any device fails, every device moved by this command is restored.\n"
+         "\n"
+         "The VFIO driver is vfio-pci, or the vendor variant of it (mlx5_vfio_pci,\n"
+         "hisi_acc_vfio_pci, virtio_vfio_pci, ...: they make live migration possible) that\n"
+         "the running kernel's modules.alias names for the device, the most specific\n"
+         "\"vfio_pci:\" alias that matches its modalias; its module is loaded when needed.\n"
+         "'vfioctl show DEVICE' tells which, and why.\n"
          "\n"
          "The whole IOMMU group is checked first: vfio can only use a group whose every\n"
          "endpoint is on vfio-pci, pci-stub or no driver. Bridges (host bridges too) are\n"
@@ -56,16 +65,19 @@ static const struct verb verbs[] = {
          "  --persisted  bind every device recorded with --persist (takes no DEVICE)\n"
          "  --reset      reset each device after binding (refused when only a bus reset is\n"
          "               available and it would hit a device the host is using)\n"
+         "  --driver NAME  bind to NAME instead: vfio-pci or a vfio-pci variant driver (a\n"
+         "               name with vfio_pci or vfio-pci in it); any other is refused and\n"
+         "               nothing changes. Also moves a device from one VFIO driver to another\n"
          "  --state-dir DIR  the journal's directory (default /var/lib/vfiod; $VFIOD_STATE_DIR)\n"
          "  --no-daemon  work directly even when vfiod runs\n"
          "\n"
          "When the vfiod daemon runs, a bind without --dry-run, --persist, --persisted,\n"
-         "--reset or --state-dir is done by the daemon (its admin socket for root, else its\n"
-         "policy decides), so that its view of the devices stays true.\n",
+         "--reset, --driver or --state-dir is done by the daemon (its admin socket for root,\n"
+         "else its policy decides), so that its view of the devices stays true.\n",
          verb_bind, 0, SIZE_MAX,
          OPT_BIT(OPT_GROUP) | OPT_BIT(OPT_DRY_RUN) | OPT_BIT(OPT_PERSIST) | OPT_BIT(OPT_FORCE) |
                  OPT_BIT(OPT_RESET) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_PERSISTED) |
-                 OPT_BIT(OPT_NO_DAEMON)},
+                 OPT_BIT(OPT_NO_DAEMON) | OPT_BIT(OPT_DRIVER)},
         {"unbind", "unbind DEVICE... [--persist] [--reset]",
          "Return devices to their original drivers",
          "Restores each DEVICE to what the journal recorded before vfiod bound it: clears (or\n"
@@ -438,8 +450,11 @@ int cli_modules_need(struct cli *c, unsigned want, char **ret_detail)
         _cleanup_(strv_freep) char **loaded = NULL;
         int r = vfio_modules_need(c->root, want, &loaded, ret_detail);
 
-        if (r < 0)
-                return r;
+        return r < 0 ? r : cli_modules_loaded(c, loaded);
+}
+
+int cli_modules_loaded(struct cli *c, char **loaded)
+{
         STRV_FOREACH (m, loaded) {
                 fprintf(stderr, "vfioctl: loaded kernel module %s\n", *m);
                 if (!c->modules_loaded && !(c->modules_loaded = json_object_new_array()))

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -212,6 +213,22 @@ int root_read_line(const struct root *r, const char *relpath, char **ret)
         return k < 0 ? k : first_line(s, ret);
 }
 
+int root_kernel_release(const struct root *r, char **ret)
+{
+        char *s = NULL;
+        int k = root_read_line(r, "proc/sys/kernel/osrelease", &s);
+
+        if (k < 0)
+                return k;
+        /* It names a directory below lib/modules: one component, nothing else. */
+        if (!s[0] || strchr(s, '/') || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+                free(s);
+                return -EBADMSG;
+        }
+        *ret = s;
+        return 0;
+}
+
 int dir_read_int(int dirfd, const char *name, int64_t *ret)
 {
         _cleanup_free_ char *s = NULL;
@@ -346,7 +363,9 @@ int path_resolve_link(const char *linkdir, const char *target, char **ret)
 
 int root_write_string(const struct root *r, const char *relpath, const char *s)
 {
-        _cleanup_close_ int fd = root_openat(r, relpath, O_WRONLY | O_NOCTTY);
+        /* O_TRUNC as a shell's '>' has it: sysfs ignores it, and a tree of plain files
+         * then holds exactly the last value written, as the attribute would read. */
+        _cleanup_close_ int fd = root_openat(r, relpath, O_WRONLY | O_TRUNC | O_NOCTTY);
         size_t len = strlen(s);
         ssize_t n;
 

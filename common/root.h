@@ -68,6 +68,11 @@ int root_read_file(const struct root *r, const char *relpath, size_t max, char *
                    size_t *ret_len);
 int root_read_line(const struct root *r, const char *relpath, char **ret);
 
+/* The running kernel's release, as uname -r prints it, from proc/sys/kernel/osrelease
+ * below the root (a fixture tree sets its own). -ENOENT when the tree has none, -EBADMSG
+ * when it is empty or not a single path component. */
+int root_kernel_release(const struct root *r, char **ret);
+
 /* Parses "Y"/"N"/"1"/"0" (module parameters). */
 int parse_boolean(const char *s, bool *ret);
 
@@ -80,8 +85,9 @@ bool str_is_decimal(const char *s);
  * taken relative to the root. */
 int path_resolve_link(const char *linkdir, const char *target, char **ret);
 
-/* Writes s to an existing attribute file below the root in one write(), as sysfs wants.
- * A short write is -EIO; the kernel's own error (-EBUSY, -ENODEV, ...) is returned. */
+/* Writes s to an existing attribute file below the root in one write(), as sysfs wants,
+ * opened with O_TRUNC as a shell's '>' would (a plain file then holds only s). A short
+ * write is -EIO; the kernel's own error (-EBUSY, -ENODEV, ...) is returned. */
 int root_write_string(const struct root *r, const char *relpath, const char *s);
 
 /* Creates relpath and its missing parents below the root (mode 0700 for new ones) and

@@ -56,6 +56,19 @@ int pci_sysfs_get_driver(const struct root *r, const struct pci_addr *a, char **
         return k;
 }
 
+int pci_sysfs_get_modalias(const struct root *r, const struct pci_addr *a, char **ret)
+{
+        char p[128];
+        int k;
+
+        if (device_path(a, "modalias", p, sizeof(p)) < 0)
+                return -ENAMETOOLONG;
+        k = root_read_line(r, p, ret);
+        if (k == -ENOENT && pci_sysfs_device_exists(r, a) < 0)
+                return -ENODEV;
+        return k;
+}
+
 int pci_sysfs_get_override(const struct root *r, const struct pci_addr *a, char **ret)
 {
         char p[128];

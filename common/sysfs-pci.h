@@ -10,6 +10,9 @@
 /* The driver bound now (NULL when none). */
 int pci_sysfs_get_driver(const struct root *r, const struct pci_addr *a, char **ret);
 
+/* modalias: "pci:v00008086d000010CAsv...bc02sc00i00", what module aliases match. */
+int pci_sysfs_get_modalias(const struct root *r, const struct pci_addr *a, char **ret);
+
 /* driver_override (NULL when none). */
 int pci_sysfs_get_override(const struct root *r, const struct pci_addr *a, char **ret);
 

@@ -215,6 +215,24 @@ int modules_need(struct server *s, unsigned want, char **ret_detail)
         return 0;
 }
 
+/* In a worker, before the plan is applied: the VFIO driver of each device chosen (a
+ * variant where modules.alias names one) and the modules they need loaded, each logged. */
+int plan_drivers_need(struct server *s, struct bind_plan *p, char **ret_detail)
+{
+        _cleanup_(strv_freep) char **loaded = NULL;
+        int r = bind_plan_choose_drivers(s->root, p, NULL, ret_detail);
+
+        if (r >= 0)
+                r = bind_plan_need_drivers(s->root, p, &loaded, ret_detail);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (n, p->notes)
+                log_msg(LOG_INFO, "%s", *n);
+        STRV_FOREACH (m, loaded)
+                log_msg(LOG_INFO, "loaded kernel module %s", *m);
+        return 0;
+}
+
 int open_journal(struct server *s, struct journal **ret)
 {
         return journal_open(s->root, s->cfg.state_dir, ret);

@@ -27,6 +27,8 @@ static int bind_job_work(struct server *s, void *data, char **ret_why)
         _cleanup_(journal_freep) struct journal *j = NULL;
         int r = modules_need(s, bj->modules, ret_why);
         if (r >= 0)
+                r = plan_drivers_need(s, &bj->plan, ret_why);
+        if (r >= 0)
                 r = open_journal(s, &j);
         if (r >= 0)
                 r = vfio_bind_plan(s->root, j, &bj->plan, false, ret_why);

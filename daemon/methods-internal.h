@@ -78,6 +78,7 @@ int devices_taken(struct conn *c, const struct pci_addr *a, size_t n);
 int refuse_bridge(struct conn *c, const struct topology *t, const struct pci_addr *a);
 bool modules_present(struct server *s, unsigned want);
 int modules_need(struct server *s, unsigned want, char **ret_detail);
+int plan_drivers_need(struct server *s, struct bind_plan *p, char **ret_detail);
 int open_journal(struct server *s, struct journal **ret);
 int call_job(struct conn *c, const char *operation, const struct pci_addr *devices,
              size_t n_devices, job_work_fn work, job_done_fn done, void *data,

@@ -529,7 +529,9 @@ static int acquire_bind_work(struct server *s, void *data, char **ret_why)
         int r = modules_need(s, a->modules, ret_why);
         if (r >= 0 && a->plan.n_devices > 0) {
                 _cleanup_(journal_freep) struct journal *j = NULL;
-                r = open_journal(s, &j);
+                r = plan_drivers_need(s, &a->plan, ret_why);
+                if (r >= 0)
+                        r = open_journal(s, &j);
                 if (r >= 0)
                         r = vfio_bind_plan(s->root, j, &a->plan, false, ret_why);
         }

@@ -4,6 +4,7 @@
 
 #include "vfiod-interface.h"
 #include "methods-internal.h"
+#include "variant.h"
 
 /* ---- org.varlink.service ------------------------------------------------------------ */
 
@@ -212,6 +213,11 @@ int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_f
                 json_object_put(o);
                 return -ENOMEM;
         }
+        /* The VFIO driver a bind would choose, as vfioctl show tells it. */
+        struct vfio_candidate cand = {0};
+        if (vfio_candidate_describe(c->server->root, d, &cand) >= 0)
+                json_object_object_add(o, "vfio_driver", vfio_candidate_to_json(&cand));
+        vfio_candidate_done(&cand);
         json_object *op = device_operation_json(c->server, &a);
         if (op)
                 json_object_object_add(o, "operation", op);

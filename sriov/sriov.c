@@ -18,6 +18,7 @@
 #include "sriov.h"
 #include "string-table.h"
 #include "sysfs-pci.h"
+#include "variant.h"
 
 #define VF_LINK_TIMEOUT_MS 5000
 
@@ -392,6 +393,33 @@ static int carve_record(struct journal *j, struct carve *c, char **ret_detail)
         return 0;
 }
 
+/* Binds each new VF to its VFIO driver: vfio-pci, or the variant modules.alias names
+ * for it (vfio/variant.h), loaded first when it is not there. The VFs exist only now, so
+ * their modaliases are read now. */
+static int carve_bind_vfs(const struct root *root, struct journal *j, const struct carve *c, int n,
+                          char **ret_detail)
+{
+        _cleanup_(vfio_aliases_freep) struct vfio_aliases *al = NULL;
+        int r = vfio_aliases_load(root, &al, ret_detail);
+
+        for (int i = 0; r >= 0 && i < n; i++) {
+                struct vfio_candidate cand = {0};
+                struct pci_addr vf;
+
+                r = sriov_vf_address(&c->pf, i, &vf);
+                if (r >= 0)
+                        r = vfio_candidate_find(root, al, &vf, &cand, ret_detail);
+                if (r >= 0)
+                        r = vfio_driver_need(root, cand.driver, cand.module, NULL, ret_detail);
+                if (r >= 0)
+                        r = vfio_device_bind(root, j, &vf, cand.driver, false, ret_detail);
+                vfio_candidate_done(&cand);
+                if (r >= 0)
+                        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
+        }
+        return r;
+}
+
 /* Makes the change: the VF token on a PF on vfio-pci, the count (through 0, autoprobe set
  * while there are no VFs), then each VF bound to vfio-pci when they are for VFIO. Stops at
  * the first failure and leaves undoing it to carve_rollback(). */
@@ -441,15 +469,7 @@ static int carve_apply(const struct root *root, struct journal *j, const struct 
                 c->pf.numvfs = n;
         }
         if (driver == SRIOV_DRIVER_VFIO)
-                for (int i = 0; i < n; i++) {
-                        struct pci_addr vf;
-                        r = sriov_vf_address(&c->pf, i, &vf);
-                        if (r >= 0)
-                                r = vfio_device_bind(root, j, &vf, false, ret_detail);
-                        if (r < 0)
-                                return r;
-                        checkpoint(CHECKPOINT_SRIOV, c->root, c->addr);
-                }
+                return carve_bind_vfs(root, j, c, n, ret_detail);
         return 0;
 }
 

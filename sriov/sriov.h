@@ -50,7 +50,7 @@ int sriov_journal_remove(struct journal *j, const struct pci_addr *pf);
 int sriov_journal_list(struct journal *j, struct pci_addr **ret, size_t *ret_n);
 
 enum sriov_driver {
-        SRIOV_DRIVER_VFIO, /* autoprobe off, each VF bound to vfio-pci */
+        SRIOV_DRIVER_VFIO, /* autoprobe off, each VF bound to its VFIO driver (variant.h) */
         SRIOV_DRIVER_HOST, /* autoprobe on: the PF's VF driver takes them */
         _SRIOV_DRIVER_MAX,
         _SRIOV_DRIVER_INVALID = -EINVAL,
@@ -67,9 +67,10 @@ int sriov_pf_vf_token(struct journal *j, const struct pci_addr *pf, char **ret);
 
 /* Sets the PF's VF count to n. A change between two non-zero counts goes through 0;
  * refused while any existing VF is in use by the host or open through VFIO. With
- * SRIOV_DRIVER_VFIO no host driver ever probes a VF. On any failure the PF is put back
- * as it was. n == 0 releases: VF settings restored, VFs removed, autoprobe restored,
- * the journal entry dropped.
+ * SRIOV_DRIVER_VFIO no host driver ever probes a VF, and each is bound to vfio-pci or the
+ * variant driver modules.alias names for it (its module loaded when absent). On any
+ * failure the PF is put back as it was. n == 0 releases: VF settings restored, VFs
+ * removed, autoprobe restored, the journal entry dropped.
  * A PF bound to vfio-pci carves through vfio-pci's own sriov_configure, which the kernel
  * allows only with vfio-pci's enable_sriov parameter on (refused up front otherwise).
  * vfio-pci then lets a VF be opened only with the PF's VF token: vfiod makes a random

@@ -11,11 +11,14 @@
 #include "modules.h"
 #include "strv.h"
 #include "sysfs-pci.h"
+#include "variant.h"
 
 void bind_plan_done(struct bind_plan *p)
 {
         free(p->devices);
         strv_free(p->notes);
+        strv_free(p->drivers);
+        strv_free(p->modules);
         *p = (struct bind_plan){0};
 }
 
@@ -136,6 +139,113 @@ static bool streq_ptr(const char *a, const char *b)
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The driver device a goes to, its module, and why, into c. */
+static int choose_one(const struct root *root, const struct vfio_aliases *al,
+                      const struct pci_addr *a, const struct vfio_candidate *forced,
+                      struct vfio_candidate *c, char **ret_detail)
+{
+        _cleanup_free_ char *now = NULL;
+        char addr[PCI_ADDR_STRLEN];
+        int r;
+
+        if (forced) {
+                *c = (struct vfio_candidate){.driver = strdup(forced->driver),
+                                             .module = strdup(forced->module)};
+                return c->driver && c->module ? 0 : -ENOMEM;
+        }
+        r = pci_sysfs_get_driver(root, a, &now);
+        if (r < 0)
+                return detail_errno(ret_detail, r, "%s: cannot read its driver: %s",
+                                    pci_addr_format(a, addr),
+                                    r == -ENODEV ? "the device is gone" : strerror(-r));
+        if (driver_is_vfio(now)) {
+                *c = (struct vfio_candidate){.driver = TAKE_PTR(now)};
+                return vfio_driver_module(root, c->driver, &c->module);
+        }
+        return vfio_candidate_find(root, al, a, c, ret_detail);
+}
+
+int bind_plan_choose_drivers(const struct root *root, struct bind_plan *p, const char *forced,
+                             char **ret_detail)
+{
+        _cleanup_(vfio_aliases_freep) struct vfio_aliases *al = NULL;
+        _cleanup_(strv_freep) char **drivers = NULL, **modules = NULL;
+        struct vfio_candidate named = {0};
+        size_t n_drivers = 0, n_modules = 0;
+        int r = 0;
+
+        if (forced)
+                r = vfio_candidate_named(root, forced, &named, ret_detail);
+        else
+                r = vfio_aliases_load(root, &al, ret_detail);
+        for (size_t i = 0; r >= 0 && i < p->n_devices; i++) {
+                struct vfio_candidate c = {0};
+                char addr[PCI_ADDR_STRLEN];
+
+                r = choose_one(root, al, &p->devices[i], forced ? &named : NULL, &c, ret_detail);
+                if (r >= 0)
+                        r = strv_push(&drivers, &n_drivers, c.driver);
+                if (r >= 0)
+                        r = strv_push(&modules, &n_modules, c.module);
+                if (r >= 0 && c.alias)
+                        r = strv_pushf(&p->notes, &p->n_notes, "%s: to %s, by %s",
+                                       pci_addr_format(&p->devices[i], addr), c.driver, c.reason);
+                vfio_candidate_done(&c);
+        }
+        vfio_candidate_done(&named);
+        if (r < 0)
+                return r == -ENOMEM ? detail_errno(ret_detail, r, "out of memory") : r;
+        strv_free(p->drivers);
+        strv_free(p->modules);
+        p->drivers = TAKE_PTR(drivers);
+        p->modules = TAKE_PTR(modules);
+        return 0;
+}
+
+const char *bind_plan_driver(const struct bind_plan *p, size_t i)
+{
+        return p->drivers ? p->drivers[i] : VFIO_PCI_DRIVER;
+}
+
+int bind_plan_need_drivers(const struct root *root, const struct bind_plan *p, char ***ret_loaded,
+                           char **ret_detail)
+{
+        _cleanup_(strv_freep) char **all = NULL;
+        size_t n_all = 0;
+        int r;
+
+        if (ret_loaded)
+                *ret_loaded = NULL;
+        if (!p->drivers)
+                return vfio_modules_need(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), ret_loaded,
+                                         ret_detail);
+        for (size_t i = 0; i < p->n_devices; i++) {
+                _cleanup_(strv_freep) char **loaded = NULL;
+                char addr[PCI_ADDR_STRLEN];
+
+                r = vfio_driver_need(root, p->drivers[i], p->modules[i], &loaded, ret_detail);
+                if (r < 0) {
+                        /* Modules loaded for the devices before stay: loading one is no
+                         * change to any device, and the next bind wants them again. */
+                        if (ret_detail && *ret_detail) {
+                                char *d = NULL;
+                                if (asprintf(&d, "%s: %s", pci_addr_format(&p->devices[i], addr),
+                                             *ret_detail) >= 0) {
+                                        free(*ret_detail);
+                                        *ret_detail = d;
+                                }
+                        }
+                        return r;
+                }
+                STRV_FOREACH (m, loaded)
+                        if (strv_push(&all, &n_all, *m) < 0)
+                                return -ENOMEM;
+        }
+        if (ret_loaded)
+                *ret_loaded = TAKE_PTR(all);
+        return 0;
+}
+
 /* Puts a device back on `driver` (NULL: leave it unbound) with `override` restored. */
 static int put_back(const struct root *root, const struct pci_addr *a, const char *driver,
                     const char *override, char **ret_detail)
@@ -204,7 +314,7 @@ static int put_back(const struct root *root, const struct pci_addr *a, const cha
 }
 
 int vfio_device_bind(const struct root *root, struct journal *j, const struct pci_addr *a,
-                     bool persist, char **ret_detail)
+                     const char *target, bool persist, char **ret_detail)
 {
         _cleanup_free_ char *driver = NULL, *override = NULL, *now = NULL, *absent = NULL;
         struct journal_entry e = {.addr = *a};
@@ -212,17 +322,22 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
         int r, k;
 
         pci_addr_format(a, addr);
+        if (!target)
+                target = VFIO_PCI_DRIVER;
+        if (!driver_is_vfio(target))
+                return detail_errno(ret_detail, -EINVAL,
+                                    "%s: %s is not vfio-pci or a variant of it", addr, target);
         r = pci_sysfs_get_driver(root, a, &driver);
         if (r >= 0)
                 r = pci_sysfs_get_override(root, a, &override);
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: cannot read its driver: %s", addr,
                                     r == -ENODEV ? "the device is gone" : strerror(-r));
-        if (streq_ptr(driver, VFIO_PCI_DRIVER) && streq_ptr(override, VFIO_PCI_DRIVER))
+        if (streq_ptr(driver, target) && streq_ptr(override, target))
                 return 0; /* already assigned: nothing to do, nothing to journal */
-        /* Loading it is the caller's step (vfio_modules_need()), before any device is
+        /* Loading it is the caller's step (vfio_driver_need()), before any device is
          * touched; this is the last word for a caller that did not. */
-        r = vfio_modules_check(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), &absent);
+        r = vfio_driver_check(root, target, NULL, &absent);
         if (r < 0)
                 return detail_errno(ret_detail, r, "%s: %s", addr, strna(absent));
 
@@ -230,10 +345,10 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
          * was interrupted) already holds the true original. */
         k = journal_get(j, a, &e);
         if (k < 0) {
-                /* An override of vfio-pci is vfiod's own, set by the boot-time rule
-                 * (dist/90-vfiod-assign.rules) before this bind: put back, it would keep
-                 * the original driver away from the device for good. */
-                bool keep_override = override && strcmp(override, VFIO_PCI_DRIVER) != 0;
+                /* An override of vfio-pci (or a variant) is vfiod's own, set by the
+                 * boot-time rule (dist/90-vfiod-assign.rules) or an earlier bind: put back,
+                 * it would keep the original driver away from the device for good. */
+                bool keep_override = override && !driver_is_vfio(override);
 
                 e = (struct journal_entry){.addr = *a,
                                            .original_driver = driver ? strdup(driver) : NULL,
@@ -246,6 +361,12 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
         }
         e.state = JOURNAL_BINDING;
         e.persist = persist;
+        free(e.driver);
+        e.driver = strdup(target);
+        if (!e.driver) {
+                journal_entry_done(&e);
+                return -ENOMEM;
+        }
         r = journal_put(j, &e);
         if (r < 0) {
                 journal_entry_done(&e);
@@ -254,14 +375,14 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
         }
         checkpoint(CHECKPOINT_BIND, root, a);
 
-        r = pci_sysfs_set_override(root, a, VFIO_PCI_DRIVER);
+        r = pci_sysfs_set_override(root, a, target);
         if (r < 0) {
                 detail_errno(ret_detail, r, "%s: cannot set driver_override: %s", addr,
                              r == -ENODEV ? "the device is gone" : strerror(-r));
                 goto undo;
         }
         checkpoint(CHECKPOINT_BIND, root, a);
-        if (driver && strcmp(driver, VFIO_PCI_DRIVER) != 0) {
+        if (driver && strcmp(driver, target) != 0) {
                 r = pci_sysfs_unbind(root, a, driver);
                 if (r < 0) {
                         detail_errno(ret_detail, r, "%s: cannot unbind from %s: %s", addr, driver,
@@ -270,7 +391,7 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                 }
                 checkpoint(CHECKPOINT_BIND, root, a);
         }
-        if (!streq_ptr(driver, VFIO_PCI_DRIVER)) {
+        if (!streq_ptr(driver, target)) {
                 r = pci_sysfs_probe(root, a);
                 checkpoint(CHECKPOINT_BIND, root, a);
                 if (r == -ENODEV) {
@@ -279,9 +400,10 @@ int vfio_device_bind(const struct root *root, struct journal *j, const struct pc
                 }
         }
         r = pci_sysfs_get_driver(root, a, &now);
-        if (r < 0 || !streq_ptr(now, VFIO_PCI_DRIVER)) {
+        if (r < 0 || !streq_ptr(now, target)) {
                 r = detail_errno(ret_detail, r < 0 ? r : -EIO,
-                                 "%s: vfio-pci did not take the device (driver is now %s)%s", addr,
+                                 "%s: %s did not take the device (driver is now %s)%s", addr,
+                                 target,
                                  r < 0 ? "unreadable"
                                  : now ? now
                                        : "none",
@@ -336,16 +458,16 @@ int vfio_device_restore(const struct root *root, struct journal *j, const struct
                 if (r < 0)
                         return detail_errno(ret_detail, r, "%s: cannot read its driver: %s", addr,
                                             r == -ENODEV ? "the device is gone" : strerror(-r));
-                if (!streq_ptr(driver, VFIO_PCI_DRIVER))
+                if (!driver_is_vfio(driver))
                         return 0; /* not assigned: nothing to restore */
                 r = pci_sysfs_set_override(root, a, NULL);
                 if (r >= 0)
-                        r = pci_sysfs_unbind(root, a, VFIO_PCI_DRIVER);
+                        r = pci_sysfs_unbind(root, a, driver);
                 if (r >= 0)
                         (void)pci_sysfs_probe(root, a);
                 if (r < 0)
-                        return detail_errno(ret_detail, r, "%s: cannot release from vfio-pci: %s",
-                                            addr, strerror(-r));
+                        return detail_errno(ret_detail, r, "%s: cannot release from %s: %s", addr,
+                                            driver, strerror(-r));
                 return 0;
         }
         if (k == -EBADMSG || k == -EFBIG) {
@@ -399,7 +521,8 @@ int vfio_bind_plan(const struct root *root, struct journal *j, const struct bind
                    bool persist, char **ret_detail)
 {
         for (size_t i = 0; i < p->n_devices; i++) {
-                int r = vfio_device_bind(root, j, &p->devices[i], persist, ret_detail);
+                int r = vfio_device_bind(root, j, &p->devices[i], bind_plan_driver(p, i), persist,
+                                         ret_detail);
                 if (r >= 0)
                         continue;
                 /* All or nothing: return the ones already moved, newest first. */

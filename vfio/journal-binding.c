@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The journal's device binding records: the driver and driver_override a device had
- * before vfiod bound it, and how far the change went. */
+ * before vfiod bound it, the VFIO driver it went to, and how far the change went. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,8 @@ void journal_entry_done(struct journal_entry *e)
 {
         free(e->original_driver);
         free(e->original_override);
-        e->original_driver = e->original_override = NULL;
+        free(e->driver);
+        e->original_driver = e->original_override = e->driver = NULL;
 }
 
 bool journal_has_entry(const struct root *root, const char *state_dir, const struct pci_addr *addr)
@@ -50,6 +51,7 @@ int journal_put(struct journal *j, const struct journal_entry *e)
                                json_object_new_string(journal_state_to_string(e->state)));
         json_object_object_add(o, "original_driver", string_or_null(e->original_driver));
         json_object_object_add(o, "original_override", string_or_null(e->original_override));
+        json_object_object_add(o, "driver", string_or_null(e->driver));
         json_object_object_add(o, "persist", json_object_new_boolean(e->persist));
         r = journal_record_put(j, &journal_kind_binding, &e->addr, o);
         json_object_put(o);
@@ -91,6 +93,9 @@ int journal_get(struct journal *j, const struct pci_addr *addr, struct journal_e
                 r = get_string(o, "original_driver", true, &e.original_driver);
         if (r >= 0)
                 r = get_string(o, "original_override", true, &e.original_override);
+        /* Records written before variants were chosen have none: they went to vfio-pci. */
+        if (r >= 0 && json_object_object_get_ex(o, "driver", &v))
+                r = get_string(o, "driver", true, &e.driver);
         if (r >= 0 && json_object_object_get_ex(o, "persist", &v))
                 e.persist = json_object_get_boolean(v);
         json_object_put(o);

@@ -100,6 +100,8 @@ struct journal_entry {
         enum journal_state state;
         char *original_driver;   /* NULL: it had none */
         char *original_override; /* NULL: it had none */
+        char *driver;            /* the VFIO driver vfiod binds it to; NULL in a record from
+                                  * before variants were chosen: vfio-pci */
         bool persist;
 };
 

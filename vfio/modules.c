@@ -2,13 +2,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "detail.h"
+#include "fd-util.h"
 #include "kmod-dlopen.h"
 #include "modules.h"
 #include "strv.h"
+#include "sysfs-pci.h"
 
 static const struct {
         const char *name;       /* for people */
@@ -137,9 +141,10 @@ static void tracked_done(struct tracked *t)
         t->n = 0;
 }
 
-/* The module of name m, not in the kernel, with every file it and its dependencies need
- * in place; records them in t. 0 with *ret NULL: built in, nothing to load. */
-static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
+/* The module libkmod knows as kmod (name: how people know it), not in the kernel, with
+ * every file it and its dependencies need in place; records them in t. 0 with *ret NULL:
+ * built in, nothing to load. */
+static int resolve(struct kmod_ctx *ctx, const char *kmod, const char *name, struct tracked *t,
                    struct kmod_module **ret, char **ret_detail)
 {
         _cleanup_(kmod_list_unrefp) struct kmod_list *found = NULL, *deps = NULL;
@@ -149,16 +154,16 @@ static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
         int r;
 
         *ret = NULL;
-        r = sym_kmod_module_new_from_lookup(ctx, modules[m].kmod, &found);
+        r = sym_kmod_module_new_from_lookup(ctx, kmod, &found);
         if (r < 0)
                 return detail_errno(ret_detail, r,
                                     "cannot load kernel module %s: cannot look it up in %s: %s",
-                                    modules[m].name, dir, strerror(-r));
+                                    name, dir, strerror(-r));
         if (!found)
                 return detail_errno(ret_detail, -ENOENT,
                                     "cannot load kernel module %s: it is not in %s (this kernel "
                                     "has no such module, or its modules are not installed)",
-                                    modules[m].name, dir);
+                                    name, dir);
         mod = sym_kmod_module_get_module(found);
         if (sym_kmod_module_get_initstate(mod) == KMOD_MODULE_BUILTIN) {
                 sym_kmod_module_unref(mod);
@@ -176,8 +181,7 @@ static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
                 if (!path || access(path, R_OK) < 0) {
                         r = path ? -errno : -ENOENT;
                         detail_errno(ret_detail, r, "cannot load kernel module %s: %s%s%s: %s",
-                                     modules[m].name,
-                                     path ? path : sym_kmod_module_get_name(t->mods[k]),
+                                     name, path ? path : sym_kmod_module_get_name(t->mods[k]),
                                      path ? "" : " in ", path ? "" : dir, strerror(-r));
                         sym_kmod_module_unref(mod);
                         return r;
@@ -187,13 +191,12 @@ static int resolve(struct kmod_ctx *ctx, enum vfio_module m, struct tracked *t,
         return 0;
 }
 
-/* A libkmod context for loading the modules in absent (not 0). libkmod itself is loaded
- * here, the first time a module is missing; when it cannot be, the detail names the first
- * of them, as vfio_modules_check() does, and what the loader said. */
-static int kmod_start(unsigned absent, struct kmod_ctx **ret, char **ret_detail)
+/* A libkmod context for loading modules, first the one named first. libkmod itself is
+ * loaded here, the first time a module is missing; when it cannot be, the detail names
+ * that module, as vfio_modules_check() does, and what the loader said. */
+static int kmod_start(const char *first, struct kmod_ctx **ret, char **ret_detail)
 {
         _cleanup_free_ char *why = NULL;
-        const char *first = modules[__builtin_ctz(absent)].name;
         struct kmod_ctx *ctx;
         int r = kmod_dlopen(&why);
 
@@ -220,14 +223,15 @@ static int load_on_host(const struct root *root, unsigned absent, char ***ret_lo
         struct tracked t = {0};
         size_t n_loaded = 0;
         bool inserting = false;
-        int r = kmod_start(absent, &ctx, ret_detail);
+        int r = kmod_start(modules[__builtin_ctz(absent)].name, &ctx, ret_detail);
 
         if (r < 0)
                 return r;
         /* Every module found, with all its files, before anything goes in. */
         for (int m = 0; m < _VFIO_MODULE_MAX && r >= 0; m++)
                 if (absent & VFIO_MODULE_BIT(m))
-                        r = resolve(ctx, m, &t, &mods[m], ret_detail);
+                        r = resolve(ctx, modules[m].kmod, modules[m].name, &t, &mods[m],
+                                    ret_detail);
 
         for (int m = 0; m < _VFIO_MODULE_MAX && r >= 0; m++) {
                 if (!mods[m])
@@ -286,4 +290,123 @@ int vfio_modules_need(const struct root *root, unsigned want, char ***ret_loaded
         if (!root->is_host)
                 return vfio_modules_check(root, absent, ret_detail);
         return load_on_host(root, absent, ret_loaded, ret_detail);
+}
+
+int vfio_module_pci_driver(const struct root *root, const char *module, char **ret)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        char p[512];
+        int r;
+
+        if (!module || !*module || strchr(module, '/') || strlen(module) > 255)
+                return -EINVAL;
+        snprintf(p, sizeof(p), "sys/module/%s/drivers", module);
+        r = root_opendir(root, p, &d);
+        if (r < 0)
+                return r;
+        FOREACH_DIRENT (de, d) {
+                if (strncmp(de->d_name, "pci:", 4) != 0 || !de->d_name[4])
+                        continue;
+                *ret = strdup(de->d_name + 4);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return -ENOENT;
+}
+
+int vfio_driver_module(const struct root *root, const char *driver, char **ret)
+{
+        _cleanup_free_ char *link = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char p[512];
+
+        if (strcmp(driver, VFIO_PCI_DRIVER) == 0)
+                return (*ret = strdup(modules[VFIO_MODULE_VFIO_PCI].kmod)) ? 0 : -ENOMEM;
+        if (pci_sysfs_driver_exists(root, driver) == 0) {
+                snprintf(p, sizeof(p), "sys/bus/pci/drivers/%s", driver);
+                fd = root_openat(root, p, O_PATH | O_DIRECTORY);
+                if (fd >= 0 && dir_readlink_basename(fd, "module", &link) >= 0) {
+                        *ret = TAKE_PTR(link);
+                        return 0;
+                }
+        }
+        /* Not loaded, or built in: module names spell '-' as '_', as modprobe reads them. */
+        *ret = strdup(driver);
+        if (!*ret)
+                return -ENOMEM;
+        for (char *c = *ret; *c; c++)
+                if (*c == '-')
+                        *c = '_';
+        return 0;
+}
+
+int vfio_driver_check(const struct root *root, const char *driver, const char *module,
+                      char **ret_detail)
+{
+        if (strcmp(driver, VFIO_PCI_DRIVER) == 0)
+                return vfio_modules_check(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), ret_detail);
+        if (pci_sysfs_driver_exists(root, driver) == 0)
+                return 0;
+        return detail_errno(ret_detail, -ENOENT, "the %s driver is not loaded (modprobe %s)",
+                            driver, module ? module : driver);
+}
+
+/* Loads module on the running host for driver, as load_on_host() does for vfio's own. */
+static int load_driver_on_host(const struct root *root, const char *driver, const char *module,
+                               char ***ret_loaded, char **ret_detail)
+{
+        _cleanup_(kmod_ctx_unrefp) struct kmod_ctx *ctx = NULL;
+        _cleanup_(strv_freep) char **loaded = NULL;
+        struct kmod_module *mod = NULL;
+        struct tracked t = {0};
+        size_t n_loaded = 0;
+        int r = kmod_start(module, &ctx, ret_detail);
+
+        if (r < 0)
+                return r;
+        r = resolve(ctx, module, module, &t, &mod, ret_detail);
+        if (r >= 0 && !mod)
+                r = detail_errno(ret_detail, -ENOENT,
+                                 "kernel module %s is built in, but no PCI driver %s is "
+                                 "registered",
+                                 module, driver);
+        else if (r >= 0) {
+                r = sym_kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+                if (r == -EEXIST) /* loaded by someone else meanwhile */
+                        r = 0;
+                if (r < 0)
+                        detail_errno(ret_detail, r, "cannot load kernel module %s: %s%s", module,
+                                     strerror(-r), insert_hint(r));
+                else if (pci_sysfs_driver_exists(root, driver) < 0)
+                        r = detail_errno(ret_detail, -EIO,
+                                         "kernel module %s was loaded, but "
+                                         "/sys/bus/pci/drivers/%s did not appear",
+                                         module, driver);
+                else
+                        r = strv_push(&loaded, &n_loaded, module);
+                if (r < 0)
+                        tracked_undo(&t);
+        }
+        tracked_done(&t);
+        if (mod)
+                sym_kmod_module_unref(mod);
+        if (r < 0)
+                return r;
+        if (ret_loaded)
+                *ret_loaded = TAKE_PTR(loaded);
+        return 0;
+}
+
+int vfio_driver_need(const struct root *root, const char *driver, const char *module,
+                     char ***ret_loaded, char **ret_detail)
+{
+        if (strcmp(driver, VFIO_PCI_DRIVER) == 0)
+                return vfio_modules_need(root, VFIO_MODULE_BIT(VFIO_MODULE_VFIO_PCI), ret_loaded,
+                                         ret_detail);
+        if (ret_loaded)
+                *ret_loaded = NULL;
+        if (pci_sysfs_driver_exists(root, driver) == 0)
+                return 0;
+        if (!root->is_host)
+                return vfio_driver_check(root, driver, module, ret_detail);
+        return load_driver_on_host(root, driver, module, ret_loaded, ret_detail);
 }

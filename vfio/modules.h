@@ -19,6 +19,9 @@ enum vfio_module {
 
 #define VFIO_MODULE_BIT(m) (1u << (m))
 
+/* The driver name the vfio_pci module registers (what driver_override names). */
+#define VFIO_PCI_DRIVER "vfio-pci"
+
 /* What opening a device through backend b needs besides vfio-pci: vfio_iommu_type1 for
  * type1, iommufd for iommufd, nothing for the no-IOMMU group path. */
 unsigned vfio_modules_for_backend(enum vfio_backend b);
@@ -48,3 +51,28 @@ int vfio_modules_check(const struct root *root, unsigned want, char **ret_detail
  * none; the detail names the module and the reason. */
 int vfio_modules_need(const struct root *root, unsigned want, char ***ret_loaded,
                       char **ret_detail);
+
+/* The other VFIO drivers: vfio-pci's vendor variants (mlx5_vfio_pci, ...), each in a module
+ * of its own (vfio/variant.h chooses one). */
+
+/* The PCI driver module registers, from sys/module/MODULE/drivers/pci:NAME below root:
+ * -ENOENT when the module is not loaded or registers none. */
+int vfio_module_pci_driver(const struct root *root, const char *module, char **ret);
+
+/* The module that registers driver: its sys/bus/pci/drivers/DRIVER/module link when it is
+ * loaded; else the name with '-' as '_' ("vfio-pci" -> "vfio_pci"), as modprobe reads it. */
+int vfio_driver_module(const struct root *root, const char *driver, char **ret);
+
+/* 0 when the PCI driver is registered below root (vfio-pci: vfio_modules_check()); else
+ * -ENOENT, the detail "the mlx5_vfio_pci driver is not loaded (modprobe MODULE)" (module
+ * NULL: the driver's name). */
+int vfio_driver_check(const struct root *root, const char *driver, const char *module,
+                      char **ret_detail);
+
+/* vfio_modules_need() for any VFIO driver: nothing when it is registered; on the running
+ * host its module is loaded by name (libkmod, with its dependencies, as modprobe would)
+ * and must register the driver (-EIO if it does not; what was inserted is removed again);
+ * below any other root vfio_driver_check()'s error. vfio-pci goes through
+ * vfio_modules_need(). *ret_loaded as there. */
+int vfio_driver_need(const struct root *root, const char *driver, const char *module,
+                     char ***ret_loaded, char **ret_detail);

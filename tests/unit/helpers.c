@@ -83,6 +83,19 @@ void run_done(struct run *r)
         free(r->err);
 }
 
+char *tree_read_line(const char *root, const char *relpath)
+{
+        char path[2 * PATH_MAX];
+        char *s;
+
+        snprintf(path, sizeof(path), "%s/%s", root, relpath);
+        if (access(path, F_OK) < 0)
+                return strdup("(absent)");
+        s = slurp(path);
+        s[strcspn(s, "\n")] = '\0';
+        return s;
+}
+
 char *slurp(const char *path)
 {
         FILE *f = fopen(path, "re");

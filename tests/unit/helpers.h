@@ -44,6 +44,9 @@ void run_done(struct run *r);
 /* The whole content of a file; "" when it cannot be read. Never NULL but on ENOMEM. */
 char *slurp(const char *path);
 
+/* The first line of root/relpath without its newline, or "(absent)". */
+char *tree_read_line(const char *root, const char *relpath);
+
 /* Runs argv (no shell: arguments go as given) with its standard output and error
  * captured in files below test_tmp. */
 struct run run_argv(char *const argv[]);

@@ -240,20 +240,6 @@ static void binding_checks_the_whole_group_before_touching_anything(void **state
         run_done(&r);
 }
 
-/* The first line of root/relpath, or "(absent)". */
-static char *read_attr(const char *root, const char *relpath)
-{
-        char path[PATH_MAX];
-        char *s;
-
-        snprintf(path, sizeof(path), "%s/%s", root, relpath);
-        if (access(path, F_OK) < 0)
-                return strdup("(absent)");
-        s = slurp(path);
-        s[strcspn(s, "\n")] = '\0';
-        return s;
-}
-
 /* A stock distribution kernel loads vfio-pci and vfio_iommu_type1 on demand. Below a
  * root that is not the running system nothing is ever loaded: the verb fails with one
  * line naming the module, and no journal, driver_override or VF count is written. */
@@ -274,7 +260,7 @@ static void an_absent_module_below_a_fixture_root_fails_and_changes_nothing(void
         snprintf(out, sizeof(out), "%s/distro", test_tmp);
         fixture_build(desc, out);
         for (size_t i = 0; i < ELEMENTSOF(attrs); i++)
-                before[i] = read_attr(out, attrs[i]);
+                before[i] = tree_read_line(out, attrs[i]);
 
         r = vfioctl_run4(out, "bind", "01:00.0", NULL, NULL);
         assert_int_equal(r.status, 1);
@@ -303,7 +289,7 @@ static void an_absent_module_below_a_fixture_root_fails_and_changes_nothing(void
         run_done(&r);
 
         for (size_t i = 0; i < ELEMENTSOF(attrs); i++) {
-                _cleanup_free_ char *now = read_attr(out, attrs[i]);
+                _cleanup_free_ char *now = tree_read_line(out, attrs[i]);
                 if (strcmp(now, before[i]) != 0)
                         fail_msg("%s changed: '%s' -> '%s'", attrs[i], before[i], now);
                 free(before[i]);

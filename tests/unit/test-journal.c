@@ -61,16 +61,19 @@ static void an_entry_reads_back_as_written(void **state)
         assert_int_equal(got.state, JOURNAL_BINDING);
         assert_string_equal(got.original_driver, "igb");
         assert_null(got.original_override);
+        assert_null(got.driver);
         journal_entry_done(&got);
 
         e.state = JOURNAL_ASSIGNED;
         e.original_driver = NULL;
         e.original_override = (char *)"pci-stub";
+        e.driver = (char *)"mlx5_vfio_pci";
         assert_int_equal(journal_put(j, &e), 0);
         assert_int_equal(journal_get(j, &e.addr, &got), 0);
         assert_int_equal(got.state, JOURNAL_ASSIGNED);
         assert_null(got.original_driver);
         assert_string_equal(got.original_override, "pci-stub");
+        assert_string_equal(got.driver, "mlx5_vfio_pci");
         journal_entry_done(&got);
 
         assert_int_equal(journal_list(j, &l, &n), 0);
@@ -94,6 +97,8 @@ static void corrupt_and_truncated_entries_are_reported_not_believed(void **state
                 "\"original_override\":null}", /* names another device */
                 "{\"address\":\"0000:03:00.0\",\"state\":\"assigned\",\"original_driver\":7,"
                 "\"original_override\":null}",
+                "{\"address\":\"0000:03:00.0\",\"state\":\"assigned\",\"original_driver\":null,"
+                "\"original_override\":null,\"driver\":7}",
                 "[1,2,3]",
                 "\x00\xff garbage",
         };

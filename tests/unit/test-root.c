@@ -115,6 +115,41 @@ static void attribute_readers_parse_strictly(void **state)
         assert_int_equal(dir_read_line(fd, "escape", &s), -ELOOP);
 }
 
+/* A tree of plain files stands in for sysfs: after a write it must read back what was
+ * written, as the attribute would, and not the tail of a longer earlier value. */
+static void a_written_attribute_reads_back_exactly_what_was_written(void **state)
+{
+        _cleanup_(root_freep) struct root *r = NULL;
+        _cleanup_free_ char *s = NULL;
+
+        put("sys/dev/driver_override", "mlx5_vfio_pci\n");
+        assert_int_equal(root_open(tree, &r), 0);
+        assert_int_equal(root_write_string(r, "sys/dev/driver_override", "vfio-pci"), 0);
+        assert_int_equal(root_read_line(r, "sys/dev/driver_override", &s), 0);
+        assert_string_equal(s, "vfio-pci");
+}
+
+static void the_kernel_release_comes_from_below_the_root(void **state)
+{
+        _cleanup_(root_freep) struct root *r = NULL;
+        _cleanup_free_ char *s = NULL;
+        char p[PATH_MAX];
+
+        assert_int_equal(root_open(tree, &r), 0);
+        assert_int_equal(root_kernel_release(r, &s), -ENOENT);
+        snprintf(p, sizeof(p), "%s/proc", tree);
+        mkdir(p, 0755);
+        snprintf(p, sizeof(p), "%s/proc/sys", tree);
+        mkdir(p, 0755);
+        snprintf(p, sizeof(p), "%s/proc/sys/kernel", tree);
+        mkdir(p, 0755);
+        put("proc/sys/kernel/osrelease", "../../etc\n");
+        assert_int_equal(root_kernel_release(r, &s), -EBADMSG);
+        put("proc/sys/kernel/osrelease", "6.12.9-amd64\n");
+        assert_int_equal(root_kernel_release(r, &s), 0);
+        assert_string_equal(s, "6.12.9-amd64");
+}
+
 static void link_targets_resolve_as_strings(void **state)
 {
         _cleanup_free_ char *p = NULL, *q = NULL, *x = NULL;
@@ -135,6 +170,8 @@ int main(void)
                 cmocka_unit_test(symlinks_resolve_inside_the_root),
                 cmocka_unit_test(attribute_readers_parse_strictly),
                 cmocka_unit_test(link_targets_resolve_as_strings),
+                cmocka_unit_test(a_written_attribute_reads_back_exactly_what_was_written),
+                cmocka_unit_test(the_kernel_release_comes_from_below_the_root),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
