@@ -19,7 +19,7 @@ source "$VFIOD_LAB_LIB"
 
 vfioctl=$(lab_bin cli/vfioctl)
 export VFIOD_STATE_DIR=/run/vfiod-bench-peers
-rounds=${VFIOD_BENCH_ROUNDS:-5}
+rounds=${VFIOD_BENCH_ROUNDS:-9}
 lab_vfio_modules
 modprobe igbvf
 
@@ -59,6 +59,22 @@ driverctl_return() { driverctl --nosave unset-override "$1" >/dev/null; }
 devbind_bind() { dpdk-devbind.py -b vfio-pci "$1" >/dev/null; }
 devbind_return() { dpdk-devbind.py -b "$2" "$1" >/dev/null; }
 
+# back DEV ORIGINAL-DRIVER: waits (up to 10 s) until the device is usable by the host
+# again. nvme probes asynchronously: drivers_probe returns while the controller is
+# still being reset and set up, work that the next tool's unbind would otherwise wait
+# for and be charged with. Each tool's return is timed until the controller is "live".
+back() {
+	local i state
+	[[ $2 == nvme ]] || return 0
+	for ((i = 0; i < 1000; i++)); do
+		for state in /sys/bus/pci/devices/"$1"/nvme/nvme*/state; do
+			[[ -e $state && $(<"$state") == live ]] && return 0
+		done
+		sleep 0.01
+	done
+	fail "$1: its controller was not live again within 10 s"
+}
+
 # bench DEV TOOL...: interleaved rounds; prints one line per tool and judges.
 bench() {
 	local dev=$1 orig tool i t0 t1 t2 med raw ratio
@@ -74,6 +90,7 @@ bench() {
 			[[ $(driver_of "$dev") == vfio-pci ]] ||
 				fail "$dev: $tool: round $i: on $(driver_of "$dev") after bind, not vfio-pci"
 			"${tool}_return" "$dev" "$orig" || fail "$dev: $tool: round $i: return exited non-zero"
+			back "$dev" "$orig"
 			t2=$(now_ns)
 			[[ $(driver_of "$dev") == "$orig" ]] ||
 				fail "$dev: $tool: round $i: on $(driver_of "$dev") after return, not $orig"
