@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "detail.h"
+#include "fd-util.h"
 #include "modules.h"
 #include "sysfs-pci.h"
 #include "topology.h"
@@ -103,10 +109,56 @@ static int aliases_add_line(struct vfio_aliases *al, char *line)
         return 0;
 }
 
+/* The vfio_pci lines of a modules.alias. A handful of its tens of thousands of lines are
+ * vfio_pci's (depmod writes them "alias PATTERN MODULE", one space each): the file is
+ * mapped, not copied, and memmem() finds them, which keeps this cheap enough for every
+ * bind; reading and cutting every line cost milliseconds on a real host. */
+static int aliases_read(const struct root *root, const char *path, struct vfio_aliases *al)
+{
+        static const char key[] = "alias vfio_pci:";
+        _cleanup_close_ int fd = root_openat(root, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        const char *text, *p, *end;
+        struct stat st;
+        int r = 0;
+
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t)st.st_size > MODULES_ALIAS_MAX)
+                return -EFBIG;
+        if (st.st_size == 0)
+                return 0;
+        text = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (text == MAP_FAILED)
+                return -errno;
+        end = text + st.st_size;
+        for (p = text; r >= 0 && p < end;) {
+                const char *hit = memmem(p, (size_t)(end - p), key, sizeof(key) - 1), *eol;
+                char *line;
+
+                if (!hit)
+                        break;
+                eol = memchr(hit, '\n', (size_t)(end - hit));
+                if (!eol)
+                        eol = end;
+                if (hit == text || hit[-1] == '\n') {
+                        line = strndup(hit, (size_t)(eol - hit));
+                        r = line ? aliases_add_line(al, line) : -ENOMEM;
+                        free(line);
+                }
+                p = eol < end ? eol + 1 : end;
+        }
+        munmap((void *)text, (size_t)st.st_size);
+        return r;
+}
+
 int vfio_aliases_load(const struct root *root, struct vfio_aliases **ret, char **ret_detail)
 {
         struct vfio_aliases *al = calloc(1, sizeof(*al));
-        _cleanup_free_ char *release = NULL, *path = NULL, *text = NULL;
+        _cleanup_free_ char *release = NULL, *path = NULL;
         int r;
 
         if (!al)
@@ -132,7 +184,7 @@ int vfio_aliases_load(const struct root *root, struct vfio_aliases **ret, char *
                 vfio_aliases_free(al);
                 return -ENOMEM;
         }
-        r = root_read_file(root, path, MODULES_ALIAS_MAX, &text, NULL);
+        r = aliases_read(root, path, al);
         if (r == -ENOENT) {
                 if (asprintf(&al->missing, "no /%s", path) < 0) {
                         vfio_aliases_free(al);
@@ -143,14 +195,9 @@ int vfio_aliases_load(const struct root *root, struct vfio_aliases **ret, char *
         }
         if (r < 0) {
                 vfio_aliases_free(al);
-                return detail_errno(ret_detail, r, "cannot read /%s: %s", path, strerror(-r));
-        }
-        for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && r >= 0;
-             line = strtok_r(NULL, "\n", &save))
-                r = aliases_add_line(al, line);
-        if (r < 0) {
-                vfio_aliases_free(al);
-                return r;
+                return r == -ENOMEM ? r
+                                    : detail_errno(ret_detail, r, "cannot read /%s: %s", path,
+                                                   strerror(-r));
         }
         *ret = al;
         return 0;
