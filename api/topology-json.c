@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 
+#include "migration.h"
 #include "string-table.h"
 #include "strv.h"
 #include "topology-json.h"
@@ -189,6 +190,13 @@ json_object *json_device_new(const struct topology *t, const struct pci_device *
         add(o, "class_name", jstr(d->class_name));
         add(o, "driver", jstr(d->driver));
         add(o, "driver_override", jstr(d->driver_override));
+        {
+                /* From the driver alone; vfioctl show adds the candidate a bind would
+                 * choose, vfioctl probe the kernel's own answer. */
+                struct vfio_migration mi;
+                vfio_migration_guess(d->driver, NULL, pci_device_is_bridge(d), &mi);
+                add(o, "live_migration", vfio_migration_to_json(&mi));
+        }
         add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
         add(o, "group_viable", g ? json_object_new_boolean(g->viable) : NULL);
         add(o, "iommu_unit", jstr(d->iommu_unit));

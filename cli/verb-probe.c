@@ -19,6 +19,7 @@
 #include "dma.h"
 #include "interrupt-remap.h"
 #include "iommu.h"
+#include "migration.h"
 #include "modules.h"
 #include "selftest.h"
 #include "detail.h"
@@ -33,7 +34,8 @@ struct probe {
         enum vfio_backend backend, want;
         unsigned flags;
         bool noiommu, handover, fds;
-        int ifd, dfd; /* the inherited handles (--fds) */
+        int ifd, dfd;    /* the inherited handles (--fds) */
+        char driver[64]; /* the device's driver, as the scan found it */
         json_object *doc, *checks, *warnings, *info;
         struct vfio_selftest st; /* every check and warning, in order */
 };
@@ -432,6 +434,17 @@ static void show_device(struct probe *p, struct vfio_device *d)
                 info(p, "reset", json_object_new_string("unavailable"), "%s", why);
 }
 
+/* Whether the kernel can migrate the device: its VFIO driver's migration states and who
+ * tracks the pages it writes. */
+static void show_migration(struct probe *p, struct vfio_iommu *m, struct vfio_device *d)
+{
+        struct vfio_migration mi;
+
+        vfio_migration_ask(m, d, p->driver[0] ? p->driver : NULL, &mi);
+        info(p, "live_migration", vfio_migration_to_json(&mi), "%s: %s",
+             vfio_migration_verdict(&mi), mi.why);
+}
+
 /* The figures of the DMA fault probe, when it ran: empty when it stopped early. */
 static void render_dma(struct probe *p)
 {
@@ -620,6 +633,7 @@ static int prepare(struct probe *p)
         pd = topology_find_device(t, &p->addr);
         if (!pd)
                 return fatal(p, EXIT_USAGE, "%s: no such PCI device", p->name);
+        snprintf(p->driver, sizeof(p->driver), "%s", pd->driver ? pd->driver : "");
         return check_interrupts(p, t, pd);
 }
 
@@ -690,6 +704,7 @@ static int test_device(struct probe *p)
         p->st.noiommu = p->noiommu;
 
         show_device(p, d);
+        show_migration(p, m, d);
         if (!p->noiommu)
                 show_ranges(p);
         vfio_selftest_run(&p->st);

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "strv.h"
 #include "topology-json.h"
+#include "migration.h"
 #include "variant.h"
 
 int print_json(json_object *o, int flags)
@@ -195,6 +196,7 @@ int verb_show(struct cli *c)
         struct pci_addr a;
         const char *reason = NULL;
         _cleanup_(vfio_candidate_done) struct vfio_candidate cand = {0};
+        struct vfio_migration mi;
         enum tristate iso;
 
         if (pci_addr_parse(c->args[0], &a) < 0) {
@@ -221,10 +223,13 @@ int verb_show(struct cli *c)
                 fprintf(stderr, "vfioctl: show: %s\n", strerror(-r));
                 return EXIT_FAILED;
         }
+        vfio_migration_guess(d->driver, cand.driver, pci_device_is_bridge(d), &mi);
         if (c->json) {
                 json_object *o = json_device_new(t, d, true);
-                if (o)
+                if (o) {
                         json_object_object_add(o, "vfio_driver", vfio_candidate_to_json(&cand));
+                        json_object_object_add(o, "live_migration", vfio_migration_to_json(&mi));
+                }
                 return print_json(o, JSON_C_TO_STRING_PRETTY) || puts("") < 0;
         }
 
@@ -241,6 +246,7 @@ int verb_show(struct cli *c)
                d->driver_override ? ", override " : "",
                d->driver_override ? d->driver_override : "");
         printf("  vfio driver  %s (%s)\n", cand.driver ? cand.driver : "none", cand.reason);
+        printf("  migration    %s: %s\n", vfio_migration_verdict(&mi), mi.why);
         if (g) {
                 printf("  iommu group  %d (%s), %s: %s\n", g->id, strna(g->type),
                        g->viable ? "viable" : "not viable", g->verdict);

@@ -4,6 +4,7 @@
 
 #include "vfiod-interface.h"
 #include "methods-internal.h"
+#include "migration.h"
 #include "variant.h"
 
 /* ---- org.varlink.service ------------------------------------------------------------ */
@@ -215,8 +216,12 @@ int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_f
         }
         /* The VFIO driver a bind would choose, as vfioctl show tells it. */
         struct vfio_candidate cand = {0};
-        if (vfio_candidate_describe(c->server->root, d, &cand) >= 0)
+        if (vfio_candidate_describe(c->server->root, d, &cand) >= 0) {
+                struct vfio_migration mi;
                 json_object_object_add(o, "vfio_driver", vfio_candidate_to_json(&cand));
+                vfio_migration_guess(d->driver, cand.driver, pci_device_is_bridge(d), &mi);
+                json_object_object_add(o, "live_migration", vfio_migration_to_json(&mi));
+        }
         vfio_candidate_done(&cand);
         json_object *op = device_operation_json(c->server, &a);
         if (op)

@@ -123,3 +123,27 @@ struct iommu_option {
 };
 #define IOMMU_OPTION _IO(IOMMUFD_TYPE, 0x87)
 #endif
+
+/* Migration: PRE_COPY (Linux 6.2) beside STOP_COPY and P2P (5.18). */
+#ifndef VFIO_MIGRATION_PRE_COPY
+#define VFIO_MIGRATION_PRE_COPY (1 << 2)
+#endif
+#ifndef VFIO_DEVICE_FEATURE_DMA_LOGGING_START
+#define VFIO_DEVICE_FEATURE_DMA_LOGGING_START 6
+#endif
+
+/* IOMMU_GET_HW_INFO (Linux 6.6) with out_capabilities (6.7), under a name of its own:
+ * installed headers of 6.6 have the command but not the field. A kernel that predates
+ * the field leaves it as passed (zero). */
+struct vfiod_iommu_hw_info {
+        __u32 size;
+        __u32 flags;
+        __u32 dev_id;
+        __u32 data_len;
+        __aligned_u64 data_uptr;
+        __u32 out_data_type;
+        __u32 __reserved;
+        __aligned_u64 out_capabilities;
+};
+#define VFIOD_IOMMU_GET_HW_INFO           _IO(';', 0x8a)
+#define VFIOD_IOMMU_HW_CAP_DIRTY_TRACKING (1 << 0)

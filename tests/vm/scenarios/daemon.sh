@@ -101,11 +101,20 @@ with varlink.Client(address="unix:" + sys.argv[1]) as client, client.open("io.vf
     devs = c.ListDevices()["devices"]
     edu = c.ShowDevice("0000:01:00.0")["device"]
     print(len(devs), edu["vendor_id"], edu["device_id"], edu["iommu_group"] is not None)
+    # Live migration, from the driver alone: the list knows only the bound driver, the
+    # one device's answer also the VFIO driver a bind would give it.
+    listed = {d["address"]: d["live_migration"] for d in devs}["0000:01:00.0"]
+    shown = edu["live_migration"]
+    print(listed["capable"], listed["source"], shown["capable"], shown["driver"], shown["why"])
 PY
 ) || true
 nfuncs=$(find /sys/bus/pci/devices -mindepth 1 -maxdepth 1 | wc -l)
 check_eq "python3-varlink: ListDevices returns every function the kernel has, ShowDevice the edu ids" \
-	"$nfuncs 0x1234 0x11e8 True" "$out"
+	"$nfuncs 0x1234 0x11e8 True" "$(head -n 1 <<<"$out")"
+line=$(sed -n 2p <<<"$out")
+[[ $line == "None driver False vfio-pci a bind gives it vfio-pci, which implements no migration"* ]] &&
+	pass "ListDevices: the unbound edu's live_migration is unknown; ShowDevice: false ($line)" ||
+	fail "ListDevices/ShowDevice live_migration of the unbound edu" "$out"
 
 # Hotplug: VFs that someone else creates with a plain sysfs write reach monitors.
 $client monitor "$sock" >"$tmp/monitor.jsonl" &

@@ -12,7 +12,10 @@
 #      PF, MSI-X vectors are enabled, resized and disabled;
 #   2. a process running as uid 65534 given only the fds uses the device (vfioctl probe
 #      itself, then an unprivileged QEMU realizing it through iommufd), with and
-#      without the memlock limit raised.
+#      without the memlock limit raised;
+#   3. live migration: show tells it from the driver a bind gives (vfio-pci: no), probe
+#      asks the kernel on the opened edu, igb PF, igb VF and nvme (vfio-pci answers
+#      ENOTTY; no DMA logging; no IOMMU dirty tracking through iommufd).
 # On a kernel without iommufd (/dev/iommu), the iommufd half is skipped, saying so.
 # shellcheck source=tests/vm/lib.sh
 source "$VFIOD_LAB_LIB"
@@ -77,6 +80,39 @@ verdict(got.get("input.no_leak", {}).get("errno") == "0" and ok("input.table_emp
 EOF
 }
 
+# migration FILE LABEL BACKEND: the kernel's live-migration answer in a probe's JSON
+# report. None of the lab's devices has a migration driver: vfio-pci answers
+# VFIO_DEVICE_FEATURE_MIGRATION and DMA logging with ENOTTY, and the emulated VT-d
+# offers iommufd no dirty tracking (type1 is not asked).
+migration() {
+	python3 -S - "$@" <<'EOF'
+import json, sys
+path, label, backend = sys.argv[1:4]
+try:
+    m = json.load(open(path))["info"]["live_migration"]
+except Exception as e:
+    print(f"FAIL {label}: the probe reported no live_migration ({e})")
+    sys.exit(0)
+def v(ok, text):
+    print(("PASS " if ok else "FAIL ") + f"{label}: " + text)
+    if not ok:
+        print(f"  got: {m}")
+v(m.get("capable") is False and m.get("source") == "kernel",
+  f"live_migration.capable is false, from the kernel: {m.get('why')}")
+v("VFIO_DEVICE_FEATURE_MIGRATION: ENOTTY" in (m.get("why") or "") and m.get("states") == []
+  and m.get("driver") == "vfio-pci", "the reason is vfio-pci's ENOTTY, with no migration states")
+v(m.get("dma_logging") is False, "the device logs no DMA (VFIO_DEVICE_FEATURE_DMA_LOGGING_START)")
+want = False if backend == "iommufd" else None
+v(m.get("iommu_dirty_tracking") is want,
+  f"IOMMU dirty tracking: {want} ({'IOMMU_GET_HW_INFO' if want is False else 'type1 is not asked'})")
+EOF
+}
+
+# backend_of FILE: the backend a probe's JSON report says it used.
+backend_of() {
+	python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1])).get("backend"))' "$1" 2>/dev/null || true
+}
+
 # dmesg_since N PATTERN: whether the kernel log past line N has a line with PATTERN.
 dmesg_since() {
 	dmesg | tail -n +"$(($1 + 1))" | grep -F -- "$2"
@@ -87,6 +123,14 @@ out=$("$vfioctl" probe $EDU 2>&1) && rc=0 || rc=$?
 check_eq "probe of a device not on vfio-pci exits 1" 1 "$rc"
 [[ $out == *"is not bound to vfio-pci"*"vfioctl bind $EDU"* ]] &&
 	pass "and says to bind it first" || fail "unbound device message" "$out"
+# Before any bind: the VFIO driver a bind would give it decides, and it is vfio-pci.
+out=$("$vfioctl" show $EDU --json | python3 -S -c 'import json,sys; m = json.load(sys.stdin)["live_migration"]; print(m["capable"], m["source"], m["driver"], m["why"], sep="|")') || true
+[[ $out == "False|driver|vfio-pci|a bind gives it vfio-pci, which implements no migration"* ]] &&
+	pass "show of the unbound edu: live_migration false from the driver a bind gives it (${out##*|})" ||
+	fail "show of the unbound edu: live_migration" "$out"
+out=$("$vfioctl" show $EDU 2>&1 | grep '^  migration ' || true)
+[[ $out == "  migration    no: a bind gives it vfio-pci"* ]] &&
+	pass "show's text names it:${out#  migration}" || fail "show's text has no migration line" "$out"
 check "bind $EDU" "$vfioctl" bind $EDU
 
 out=$("$vfioctl" probe $EDU --json 2>/dev/null | python3 -S -c 'import json,sys; print(json.load(sys.stdin)["backend"])') || true
@@ -108,6 +152,7 @@ for b in "${backends[@]}"; do
 	check_eq "$b: vfioctl probe exits 0" 0 "$rc"
 	[[ $rc == 0 ]] || cat "$tmp/$b.err" "$tmp/$b.json"
 	lab_verdicts "judge $b" judge "$tmp/$b.json" $b
+	lab_verdicts "migration $b" migration "$tmp/$b.json" "edu $b" $b
 	line=$(dmesg_since "$mark" "Request device [01:00.0] fault addr 0x300000" | head -n1 || true)
 	[[ $line == *DMAR* ]] && pass "$b: dmesg logs the DMAR fault naming 01:00.0: ${line#*] }" ||
 		fail "$b: no DMAR fault naming [01:00.0] at 0x300000 in dmesg" "$(dmesg | tail -n 20)"
@@ -136,7 +181,26 @@ for i in ("irq.msix_enable", "irq.msix_resize", "irq.msix_disable"):
 v(all(c["ok"] for c in d["checks"]) and d["passed"], f"every check passed ({d['checks_run']})",
   [c for c in d["checks"] if not c["ok"]])
 PY
+lab_verdicts "migration igb" migration "$tmp/igb.json" "igb PF" "$(backend_of "$tmp/igb.json")"
 check "unbind $IGB" "$vfioctl" unbind $IGB
+
+# --- 1c. Live migration of an igb VF carved onto vfio-pci, and of the nvme ----------------
+check "carve one igb VF onto vfio-pci" "$vfioctl" sriov $IGB --numvfs 1
+VF=$(basename "$(readlink -f /sys/bus/pci/devices/$IGB/virtfn0)")
+rc=0
+"$vfioctl" probe "$VF" --json >"$tmp/vf.json" 2>"$tmp/vf.err" || rc=$?
+check_eq "igb VF $VF: vfioctl probe exits 0" 0 "$rc"
+[[ $rc == 0 ]] || cat "$tmp/vf.err"
+lab_verdicts "migration vf" migration "$tmp/vf.json" "igb VF" "$(backend_of "$tmp/vf.json")"
+check "remove the VF" "$vfioctl" sriov $IGB --numvfs 0
+NVME=0000:03:00.0
+check "bind $NVME" "$vfioctl" bind $NVME
+rc=0
+"$vfioctl" probe $NVME --json >"$tmp/nvme.json" 2>"$tmp/nvme.err" || rc=$?
+check_eq "nvme: vfioctl probe exits 0" 0 "$rc"
+[[ $rc == 0 ]] || cat "$tmp/nvme.err"
+lab_verdicts "migration nvme" migration "$tmp/nvme.json" "nvme" "$(backend_of "$tmp/nvme.json")"
+check "unbind $NVME" "$vfioctl" unbind $NVME
 
 # --- 2. An unprivileged process given only the fds ---------------------------------------
 for b in "${backends[@]}"; do
