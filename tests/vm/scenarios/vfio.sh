@@ -130,7 +130,7 @@ out=$("$vfioctl" show $EDU --json | python3 -S -c 'import json,sys; m = json.loa
 	fail "show of the unbound edu: live_migration" "$out"
 out=$("$vfioctl" show $EDU 2>&1 | grep '^  migration ' || true)
 [[ $out == "  migration    no: a bind gives it vfio-pci"* ]] &&
-	pass "show's text names it:${out#  migration}" || fail "show's text has no migration line" "$out"
+	pass "show's text names it: ${out#  migration    }" || fail "show's text has no migration line" "$out"
 check "bind $EDU" "$vfioctl" bind $EDU
 
 out=$("$vfioctl" probe $EDU --json 2>/dev/null | python3 -S -c 'import json,sys; print(json.load(sys.stdin)["backend"])') || true
