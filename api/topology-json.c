@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
+#include <string.h>
 
+#include "card.h"
 #include "migration.h"
 #include "string-table.h"
 #include "strv.h"
@@ -271,6 +273,70 @@ json_object *json_address_array_new(const struct pci_addr *l, size_t n)
         for (size_t i = 0; a && i < n; i++) {
                 char buf[PCI_ADDR_STRLEN];
                 json_object_array_add(a, json_object_new_string(pci_addr_format(&l[i], buf)));
+        }
+        return a;
+}
+
+json_object *json_card_new(const struct topology *t, const struct pci_device *d)
+{
+        size_t idx[8], n = topology_card_functions(t, d, idx, ELEMENTSOF(idx));
+        json_object *a;
+
+        if (n < 2)
+                return NULL;
+        a = json_object_new_array();
+        for (size_t k = 0; k < n && k < ELEMENTSOF(idx) && a; k++) {
+                const struct pci_device *f = &t->devices[idx[k]];
+                json_object *e = json_object_new_object();
+                add(e, "address", jstr(f->name));
+                add(e, "class_name", jstr(f->class_name));
+                add(e, "driver", jstr(f->driver));
+                json_object_array_add(a, e);
+        }
+        return a;
+}
+
+json_object *json_rom_new(const struct pci_rom *rom)
+{
+        json_object *o;
+
+        if (!rom->present)
+                return NULL;
+        o = json_object_new_object();
+        add(o, "shadow", json_object_new_boolean(rom->shadow));
+        char window[24];
+        snprintf(window, sizeof(window), "0x%llx", (unsigned long long)rom->start);
+        add(o, "window", jstr(window));
+        add(o, "window_size", json_object_new_int64((int64_t)rom->bar_size));
+        add(o, "read", json_object_new_boolean(rom->read));
+        add(o, "error", rom->read_errno ? jstr(strerror(rom->read_errno)) : jstr(rom->skipped));
+        add(o, "bytes", rom->read ? json_object_new_int64((int64_t)rom->bytes) : NULL);
+        add(o, "signature", rom->read ? json_object_new_boolean(rom->signature) : NULL);
+        add(o, "pcir", rom->read ? json_object_new_boolean(rom->pcir) : NULL);
+        add(o, "vendor_id", rom->pcir ? jhex(rom->pcir_vendor, 4) : NULL);
+        add(o, "device_id", rom->pcir ? jhex(rom->pcir_device, 4) : NULL);
+        add(o, "ids_match", rom->pcir ? json_object_new_boolean(rom->ids_match) : NULL);
+        add(o, "image_size", rom->pcir ? json_object_new_int64(rom->image_size) : NULL);
+        add(o, "code_type", rom->pcir ? jstr(pci_rom_code_type_to_string(rom->code_type)) : NULL);
+        add(o, "warning", rom->warning[0] ? jstr(rom->warning) : NULL);
+        return o;
+}
+
+json_object *json_rebar_new(const struct pci_rebar *b, size_t n)
+{
+        json_object *a = json_object_new_array();
+
+        for (size_t k = 0; k < n && a; k++) {
+                json_object *e = json_object_new_object(), *sizes = json_object_new_array();
+                for (int bit = 0; bit < 64 && sizes; bit++)
+                        if (b[k].sizes & (1ull << bit) && bit < 44)
+                                json_object_array_add(
+                                        sizes, json_object_new_int64((int64_t)1 << (20 + bit)));
+                add(e, "bar", json_object_new_int(b[k].bar));
+                add(e, "sizes", sizes);
+                add(e, "current",
+                    b[k].current ? json_object_new_int64((int64_t)b[k].current) : NULL);
+                json_object_array_add(a, e);
         }
         return a;
 }

@@ -21,3 +21,13 @@ json_object *json_address_array_new(const struct pci_addr *l, size_t n);
 
 /* Strings the text output shares with JSON. */
 const char *tristate_to_string(enum tristate v);
+
+struct pci_rom;
+struct pci_rebar;
+/* The functions of d's slot, [{address, class_name, driver}], d included; null for a
+ * device alone in its slot. */
+json_object *json_card_new(const struct topology *t, const struct pci_device *d);
+/* null when the device has no ROM. */
+json_object *json_rom_new(const struct pci_rom *rom);
+/* [{bar, sizes, current}]. */
+json_object *json_rebar_new(const struct pci_rebar *b, size_t n);

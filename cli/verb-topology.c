@@ -7,6 +7,8 @@
 #include "cli.h"
 #include "strv.h"
 #include "topology-json.h"
+#include "card.h"
+#include "format-util.h"
 #include "migration.h"
 #include "variant.h"
 
@@ -187,6 +189,70 @@ static void print_acs(const struct pci_device *d)
                        : " (not isolating: needs SV RR CR UF)");
 }
 
+/* The other functions of the device's slot: a GPU's HDMI audio, USB-C controller. */
+static void print_card(const struct topology *t, const struct pci_device *d)
+{
+        size_t idx[8], n = topology_card_functions(t, d, idx, ELEMENTSOF(idx));
+
+        if (n < 2)
+                return;
+        printf("  card         %zu functions in the slot, assigned together:\n", n);
+        for (size_t k = 0; k < n && k < ELEMENTSOF(idx); k++) {
+                const struct pci_device *f = &t->devices[idx[k]];
+                printf("    %s %s, %s%s\n", f->name, strna(f->class_name),
+                       f->driver ? f->driver : "unbound", f == d ? " (this device)" : "");
+        }
+}
+
+/* A reset method that reaches past the function: the card's other functions go with it. */
+static void print_reset_reach(const struct topology *t, const struct pci_device *d)
+{
+        size_t idx[8], n = topology_card_functions(t, d, idx, ELEMENTSOF(idx));
+        bool only_bus = d->reset_method && strcmp(d->reset_method, "bus") == 0;
+
+        if (only_bus && n > 1)
+                printf(" (a bus reset also resets the card's other %zu function%s)", n - 1,
+                       n > 2 ? "s" : "");
+        printf("\n");
+}
+
+static void print_rom(const struct pci_rom *rom)
+{
+        char size[FORMAT_SIZE_MAX], image[FORMAT_SIZE_MAX];
+
+        if (!rom->present)
+                return;
+        printf("  rom          %s %s at 0x%llx", format_size(rom->bar_size, size),
+               rom->shadow ? "shadow copy" : "ROM BAR", (unsigned long long)rom->start);
+        if (rom->skipped)
+                printf(", not read: %s", rom->skipped);
+        else if (rom->read && rom->pcir)
+                printf(", read %zu bytes: signature 55aa, PCIR %04x:%04x%s, %s image of %s",
+                       rom->bytes, rom->pcir_vendor, rom->pcir_device,
+                       rom->ids_match ? " (the device's)" : "",
+                       pci_rom_code_type_to_string(rom->code_type),
+                       format_size(rom->image_size, image));
+        else if (rom->read)
+                printf(", read %zu bytes", rom->bytes);
+        printf("\n");
+        if (rom->warning[0])
+                printf("    warning: %s\n", rom->warning);
+}
+
+static void print_rebar(const struct pci_rebar *b, size_t n)
+{
+        char size[FORMAT_SIZE_MAX];
+
+        for (size_t k = 0; k < n; k++) {
+                printf("  resizable    BAR%d: %s now; can take", b[k].bar,
+                       b[k].current ? format_size(b[k].current, size) : "unknown");
+                for (int bit = 0; bit < 44; bit++)
+                        if (b[k].sizes & (1ull << bit))
+                                printf(" %s", format_size(1ull << (20 + bit), size));
+                printf("\n");
+        }
+}
+
 int verb_show(struct cli *c)
 {
         struct topology *t;
@@ -197,6 +263,9 @@ int verb_show(struct cli *c)
         const char *reason = NULL;
         _cleanup_(vfio_candidate_done) struct vfio_candidate cand = {0};
         struct vfio_migration mi;
+        struct pci_rom rom;
+        struct pci_rebar rebar[6];
+        size_t n_rebar;
         enum tristate iso;
 
         if (pci_addr_parse(c->args[0], &a) < 0) {
@@ -224,11 +293,20 @@ int verb_show(struct cli *c)
                 return EXIT_FAILED;
         }
         vfio_migration_guess(d->driver, cand.driver, pci_device_is_bridge(d), &mi);
+        r = pci_rom_inspect(c->root, d, true, &rom);
+        if (r < 0) {
+                fprintf(stderr, "vfioctl: show: %s\n", strerror(-r));
+                return EXIT_FAILED;
+        }
+        n_rebar = pci_rebar_list(c->root, d, rebar);
         if (c->json) {
                 json_object *o = json_device_new(t, d, true);
                 if (o) {
                         json_object_object_add(o, "vfio_driver", vfio_candidate_to_json(&cand));
                         json_object_object_add(o, "live_migration", vfio_migration_to_json(&mi));
+                        json_object_object_add(o, "card", json_card_new(t, d));
+                        json_object_object_add(o, "rom", json_rom_new(&rom));
+                        json_object_object_add(o, "resizable_bars", json_rebar_new(rebar, n_rebar));
                 }
                 return print_json(o, JSON_C_TO_STRING_PRETTY) || puts("") < 0;
         }
@@ -259,7 +337,11 @@ int verb_show(struct cli *c)
                 printf("  iommu group  none\n");
         printf("  iommu unit   %s\n", d->iommu_unit ? d->iommu_unit : "none");
         printf("  numa node    %d\n", d->numa_node);
-        printf("  reset        %s\n", d->reset_method ? d->reset_method : "none reported");
+        print_card(t, d);
+        printf("  reset        %s", d->reset_method ? d->reset_method : "none reported");
+        print_reset_reach(t, d);
+        print_rom(&rom);
+        print_rebar(rebar, n_rebar);
         printf("  pcie         %s%s%s%s\n", pcie_type_to_string(d->pcie_type),
                d->multifunction ? ", multi-function" : "", d->is_bridge ? ", bridge" : "",
                d->have_ats ? ", ATS" : "");

@@ -4,6 +4,7 @@
 
 #include "vfiod-interface.h"
 #include "methods-internal.h"
+#include "card.h"
 #include "migration.h"
 #include "variant.h"
 
@@ -222,6 +223,14 @@ int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_f
                 vfio_migration_guess(d->driver, cand.driver, pci_device_is_bridge(d), &mi);
                 json_object_object_add(o, "live_migration", vfio_migration_to_json(&mi));
         }
+        /* As vfioctl show has them, but the ROM's content: reading it is a sysfs write. */
+        struct pci_rom rom;
+        struct pci_rebar rebar[6];
+        size_t n_rebar = pci_rebar_list(c->server->root, d, rebar);
+        json_object_object_add(o, "card", json_card_new(t, d));
+        if (pci_rom_inspect(c->server->root, d, false, &rom) >= 0)
+                json_object_object_add(o, "rom", json_rom_new(&rom));
+        json_object_object_add(o, "resizable_bars", json_rebar_new(rebar, n_rebar));
         vfio_candidate_done(&cand);
         json_object *op = device_operation_json(c->server, &a);
         if (op)

@@ -49,6 +49,21 @@ static const char *driver_or_none(const struct pci_device *d)
         return d->driver ? d->driver : "no driver";
 }
 
+/* Two physical functions of one slot: one card. VFs share slots without being one. */
+static bool same_card(const struct pci_device *a, const struct pci_device *b)
+{
+        return a->physfn < 0 && b->physfn < 0 && a->addr.domain == b->addr.domain &&
+               a->addr.bus == b->addr.bus && a->addr.dev == b->addr.dev;
+}
+
+static bool requested(const struct pci_addr *req, size_t n_req, const struct pci_device *d)
+{
+        for (size_t i = 0; i < n_req; i++)
+                if (pci_addr_equal(&req[i], &d->addr))
+                        return true;
+        return false;
+}
+
 int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t n_req,
                     unsigned flags, struct bind_plan *ret, char **ret_detail)
 {
@@ -89,8 +104,35 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
                 for (size_t k = 0; g && r >= 0 && k < g->n_members; k++) {
                         const struct pci_device *m = &t->devices[g->members[k]];
 
-                        if (m == d || pci_device_is_bridge(m) ||
-                            driver_is_vfio_compatible(m->driver))
+                        if (m == d || pci_device_is_bridge(m))
+                                continue;
+                        /* The kernel lets a group member without a driver stay behind,
+                         * but not a function of the same card: a GPU's audio function
+                         * goes to the guest with it, and a bus reset takes both. */
+                        if (!m->driver && same_card(d, m) && !requested(req, n_req, m)) {
+                                if (!(flags & BIND_GROUP)) {
+                                        char what[96];
+                                        if (m->class_name)
+                                                snprintf(what, sizeof(what), "%s", m->class_name);
+                                        else
+                                                snprintf(what, sizeof(what), "class %04x",
+                                                         m->class >> 8);
+                                        r = detail_errno(
+                                                ret_detail, -EBUSY,
+                                                "%s: its card's function %s (%s, no driver) "
+                                                "shares IOMMU group %d and goes with it: pass "
+                                                "--group, or name it too",
+                                                d->name, m->name, what, g->id);
+                                        break;
+                                }
+                                r = plan_add(&p, &m->addr);
+                                if (r >= 0)
+                                        r = strv_pushf(&p.notes, &p.n_notes,
+                                                       "%s: taken with %s, the same card (--group)",
+                                                       m->name, d->name);
+                                continue;
+                        }
+                        if (driver_is_vfio_compatible(m->driver))
                                 continue;
                         if (!(flags & BIND_GROUP)) {
                                 r = detail_errno(

@@ -47,9 +47,7 @@ void vfio_migration_guess(const char *driver, const char *candidate, bool bridge
                            "show)");
         snprintf(ret->driver, sizeof(ret->driver), "%s", candidate);
         if (strcmp(candidate, VFIO_PCI) == 0)
-                return set(ret, 0,
-                           "a bind gives it vfio-pci, which implements no migration (no variant "
-                           "driver of this kernel matches the device)");
+                return set(ret, 0, "a bind gives it vfio-pci, which implements no migration");
         set(ret, -1,
             "a bind gives it the variant driver %s, which may implement migration; once bound, "
             "vfioctl probe asks the kernel",

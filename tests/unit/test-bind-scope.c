@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bind.h"
 #include "helpers.h"
@@ -201,6 +202,43 @@ static void no_plan_binds_a_bridge_of_any_class(void **state)
         bind_plan_done(&p);
 }
 
+/* A card: the GT 1030 (01:00.0) and its HDMI audio (01:00.1) share group 2. With the
+ * audio function on no driver the kernel would let it stay behind; bind does not. */
+static void a_cards_function_without_a_driver_goes_with_it(void **state)
+{
+        _cleanup_(root_freep) struct root *root = tree("machines/desktop-z370-gt1030.txt");
+        _cleanup_(topology_freep) struct topology *t = NULL;
+        _cleanup_free_ char *why = NULL;
+        char link[PATH_MAX];
+        struct pci_addr a[2];
+        struct bind_plan p = {0};
+
+        snprintf(link, sizeof(link),
+                 "%s/machines_desktop-z370-gt1030.txt/sys/bus/pci/devices/"
+                 "0000:01:00.1/driver",
+                 test_tmp);
+        (void)unlink(link);
+        assert_int_equal(topology_scan(root, TOPOLOGY_SCAN_NO_NAMES, &t), 0);
+        assert_int_equal(pci_addr_parse("0000:01:00.0", &a[0]), 0);
+        assert_int_equal(pci_addr_parse("0000:01:00.1", &a[1]), 0);
+        assert_null(topology_find_device(t, &a[1])->driver);
+
+        assert_int_equal(bind_plan_build(t, a, 1, BIND_FORCE, &p, &why), -EBUSY);
+        assert_non_null(strstr(why, "0000:01:00.0: its card's function 0000:01:00.1 ("));
+        assert_non_null(strstr(why, "no driver) shares IOMMU group 2 and goes with it: pass "
+                                    "--group, or name it too"));
+        /* Named too, or taken with --group: the whole card. */
+        assert_int_equal(bind_plan_build(t, a, 2, BIND_FORCE, &p, &why), 0);
+        assert_int_equal(p.n_devices, 2);
+        bind_plan_done(&p);
+        assert_int_equal(bind_plan_build(t, a, 1, BIND_FORCE | BIND_GROUP, &p, &why), 0);
+        assert_int_equal(p.n_devices, 2);
+        assert_true(pci_addr_equal(&p.devices[1], &a[1]));
+        assert_string_equal(p.notes[0], "0000:01:00.1: taken with 0000:01:00.0, the same card "
+                                        "(--group)");
+        bind_plan_done(&p);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -208,6 +246,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(a_scoped_snapshot_holds_the_group_and_the_bridges_above),
                 cmocka_unit_test(a_bus_reset_reaching_a_device_in_use_is_refused),
                 cmocka_unit_test(no_plan_binds_a_bridge_of_any_class),
+                cmocka_unit_test(a_cards_function_without_a_driver_goes_with_it),
         };
 
         if (argc != 3) {

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "card.h"
+#include "fd-util.h"
+#include "macro.h"
+
+/* The most a sysfs rom file returns is the ROM BAR's size; 16 MiB is more than any. */
+#define ROM_MAX               (16u << 20)
+#define ROM_RESOURCE          6
+#define IORESOURCE_ROM_SHADOW (1u << 1)
+
+size_t topology_card_functions(const struct topology *t, const struct pci_device *d, size_t *idx,
+                               size_t max)
+{
+        size_t n = 0;
+
+        /* t->devices is in address order, so the slot's functions come out in order. A
+         * VF is a card of its own: VFs of one PF share slots without being one device. */
+        for (size_t i = 0; i < t->n_devices; i++) {
+                const struct pci_device *f = &t->devices[i];
+                const struct pci_addr *a = &f->addr;
+                if (f != d && (d->physfn >= 0 || f->physfn >= 0))
+                        continue;
+                if (a->domain != d->addr.domain || a->bus != d->addr.bus || a->dev != d->addr.dev)
+                        continue;
+                if (n < max)
+                        idx[n] = i;
+                n++;
+        }
+        return n;
+}
+
+/* Line k of the device's sysfs resource file: start, end, flags. */
+static int read_resource(const struct root *r, const struct pci_device *d, int k, uint64_t *start,
+                         uint64_t *end, uint64_t *flags)
+{
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        const char *line;
+        int q;
+
+        if (asprintf(&path, "%s/resource", d->sysfs_path) < 0)
+                return -ENOMEM;
+        q = root_read_file(r, path, 4096, &text, NULL);
+        if (q < 0)
+                return q;
+        line = text;
+        for (int i = 0; i < k && line; i++) {
+                line = strchr(line, '\n');
+                if (line)
+                        line++;
+        }
+        if (!line || sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64, start, end, flags) != 3)
+                return -EBADMSG;
+        return 0;
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+        return (uint16_t)(p[0] | p[1] << 8);
+}
+
+const char *pci_rom_code_type_to_string(uint8_t t)
+{
+        switch (t) {
+        case 0:
+                return "x86 BIOS";
+        case 1:
+                return "Open Firmware";
+        case 2:
+                return "PA-RISC";
+        case 3:
+                return "UEFI";
+        default:
+                return "unknown";
+        }
+}
+
+void pci_rom_parse(const uint8_t *p, size_t n, const struct pci_device *d, struct pci_rom *ret)
+{
+        size_t off;
+
+        ret->bytes = n;
+        ret->signature = n >= 0x1a && p[0] == 0x55 && p[1] == 0xaa;
+        if (!ret->signature) {
+                snprintf(ret->warning, sizeof(ret->warning),
+                         "no 0x55aa signature in the %zu bytes read: the ROM is blank or not "
+                         "decoded; a guest's firmware needs a romfile for this device",
+                         n);
+                return;
+        }
+        off = le16(p + 0x18);
+        ret->pcir = off + 0x16 <= n && memcmp(p + off, "PCIR", 4) == 0;
+        if (!ret->pcir) {
+                snprintf(ret->warning, sizeof(ret->warning),
+                         "no PCI data structure (PCIR) at offset 0x%zx: the ROM is damaged", off);
+                return;
+        }
+        ret->pcir_vendor = le16(p + off + 4);
+        ret->pcir_device = le16(p + off + 6);
+        ret->ids_match =
+                d->have_ids && ret->pcir_vendor == d->vendor && ret->pcir_device == d->device;
+        ret->image_size = (uint32_t)le16(p + off + 0x10) * 512;
+        ret->code_type = p[off + 0x14];
+        ret->last_image = p[off + 0x15] & 0x80;
+        if (d->have_ids && !ret->ids_match)
+                snprintf(ret->warning, sizeof(ret->warning),
+                         "the ROM's PCI data structure names %04x:%04x, not the device's "
+                         "%04x:%04x",
+                         ret->pcir_vendor, ret->pcir_device, d->vendor, d->device);
+        else if (ret->shadow)
+                snprintf(ret->warning, sizeof(ret->warning),
+                         "the kernel reads the firmware's shadow copy at 0x%" PRIx64
+                         ", which the firmware may have changed: a guest's firmware may need "
+                         "the card's own ROM as a romfile",
+                         ret->start);
+}
+
+/* Reads the ROM through sysfs: enabled for the read, disabled after. */
+static int read_rom(const struct root *r, const struct pci_device *d, struct pci_rom *ret)
+{
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = 0;
+        int q;
+
+        if (asprintf(&path, "%s/rom", d->sysfs_path) < 0)
+                return -ENOMEM;
+        q = root_write_string(r, path, "1");
+        if (q < 0)
+                return q;
+        fd = root_openat(r, path, O_RDONLY | O_CLOEXEC);
+        q = fd < 0 ? fd : fd_read_all(fd, ROM_MAX, &buf, &n);
+        (void)root_write_string(r, path, "0");
+        if (q == -ENOMEM)
+                return q;
+        if (q < 0) {
+                ret->read_errno = -q;
+                return 0;
+        }
+        ret->read = true;
+        pci_rom_parse((const uint8_t *)buf, n, d, ret);
+        return 0;
+}
+
+int pci_rom_inspect(const struct root *r, const struct pci_device *d, bool content,
+                    struct pci_rom *ret)
+{
+        uint64_t start = 0, end = 0, flags = 0;
+        int q;
+
+        *ret = (struct pci_rom){0};
+        q = read_resource(r, d, ROM_RESOURCE, &start, &end, &flags);
+        if (q == -ENOMEM)
+                return q;
+        if (q < 0 || end <= start)
+                return 0;
+        ret->present = true;
+        ret->start = start;
+        ret->bar_size = end - start + 1;
+        ret->shadow = flags & IORESOURCE_ROM_SHADOW;
+        if (!content) {
+                ret->skipped = "the daemon does not read ROMs (vfioctl show does)";
+                return 0;
+        }
+        if (d->driver && driver_is_vfio(d->driver)) {
+                ret->skipped = "on a VFIO driver: its holder may be using the ROM BAR";
+                return 0;
+        }
+        q = read_rom(r, d, ret);
+        if (q == -ENOMEM)
+                return q;
+        if (q < 0)
+                ret->read_errno = -q;
+        if (ret->read_errno)
+                snprintf(ret->warning, sizeof(ret->warning),
+                         "the ROM could not be read (%s): a guest's firmware that runs it may "
+                         "hang; give the guest a romfile, or no ROM (QEMU's rombar=0)",
+                         strerror(ret->read_errno));
+        return 0;
+}
+
+size_t pci_rebar_list(const struct root *r, const struct pci_device *d, struct pci_rebar *ret)
+{
+        size_t n = 0;
+
+        for (int bar = 0; bar < 6; bar++) {
+                _cleanup_free_ char *path = NULL, *text = NULL;
+                uint64_t sizes, start = 0, end = 0, flags = 0;
+                if (asprintf(&path, "%s/resource%d_resize", d->sysfs_path, bar) < 0)
+                        break;
+                if (root_read_line(r, path, &text) < 0 || sscanf(text, "%" SCNx64, &sizes) != 1)
+                        continue;
+                ret[n] = (struct pci_rebar){.bar = bar, .sizes = sizes};
+                if (read_resource(r, d, bar, &start, &end, &flags) == 0 && end > start)
+                        ret[n].current = end - start + 1;
+                n++;
+        }
+        return n;
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Option ROM images (iommu_groups/card.c): the 0x55aa signature, the PCI data structure
+ * it points to, and the warnings a guest's firmware would otherwise find out at boot.
+ * The kernel's ROMs (a shadowed boot VGA and a ROM BAR) are read in the lab
+ * (tests/vm/scenarios/gpu.sh). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <string.h>
+
+#include "card.h"
+
+static const struct pci_device vga = {.vendor = 0x1234, .device = 0x1111, .have_ids = true};
+
+/* A ROM of n bytes with its PCIR at off naming vendor:device, a 39936-byte x86 image. */
+static void make_rom(uint8_t *p, size_t n, size_t off, uint16_t vendor, uint16_t device)
+{
+        memset(p, 0, n);
+        p[0] = 0x55;
+        p[1] = 0xaa;
+        p[2] = 78;
+        p[0x18] = (uint8_t)off;
+        p[0x19] = (uint8_t)(off >> 8);
+        memcpy(p + off, "PCIR", 4);
+        p[off + 4] = (uint8_t)vendor;
+        p[off + 5] = (uint8_t)(vendor >> 8);
+        p[off + 6] = (uint8_t)device;
+        p[off + 7] = (uint8_t)(device >> 8);
+        p[off + 0x10] = 78; /* 78 x 512 bytes */
+        p[off + 0x14] = 0;  /* x86 BIOS */
+        p[off + 0x15] = 0x80;
+}
+
+static void a_good_rom(void **state)
+{
+        uint8_t p[4096];
+        struct pci_rom rom = {0};
+
+        (void)state;
+        make_rom(p, sizeof(p), 0x1dc, 0x1234, 0x1111);
+        pci_rom_parse(p, sizeof(p), &vga, &rom);
+        assert_true(rom.signature);
+        assert_true(rom.pcir);
+        assert_true(rom.ids_match);
+        assert_int_equal(rom.pcir_vendor, 0x1234);
+        assert_int_equal(rom.pcir_device, 0x1111);
+        assert_int_equal(rom.image_size, 39936);
+        assert_string_equal(pci_rom_code_type_to_string(rom.code_type), "x86 BIOS");
+        assert_true(rom.last_image);
+        assert_int_equal(rom.bytes, sizeof(p));
+        assert_string_equal(rom.warning, "");
+}
+
+static void a_shadow_copy_is_warned(void **state)
+{
+        uint8_t p[4096];
+        struct pci_rom rom = {.shadow = true, .start = 0xc0000};
+
+        (void)state;
+        make_rom(p, sizeof(p), 0x1dc, 0x1234, 0x1111);
+        pci_rom_parse(p, sizeof(p), &vga, &rom);
+        assert_true(rom.pcir);
+        assert_non_null(strstr(rom.warning, "shadow copy at 0xc0000"));
+        assert_non_null(strstr(rom.warning, "romfile"));
+}
+
+static void a_blank_rom_is_warned(void **state)
+{
+        uint8_t p[4096] = {0};
+        struct pci_rom rom = {0};
+
+        (void)state;
+        memset(p, 0xff, sizeof(p));
+        pci_rom_parse(p, sizeof(p), &vga, &rom);
+        assert_false(rom.signature);
+        assert_false(rom.pcir);
+        assert_non_null(strstr(rom.warning, "no 0x55aa signature in the 4096 bytes read"));
+}
+
+static void a_pcir_outside_the_image_is_damage(void **state)
+{
+        uint8_t p[4096];
+        struct pci_rom rom = {0};
+
+        (void)state;
+        make_rom(p, sizeof(p), 0x1dc, 0x1234, 0x1111);
+        /* Cut before the PCIR ends, and a pointer past the end: never read past n. */
+        pci_rom_parse(p, 0x1dc + 8, &vga, &rom);
+        assert_true(rom.signature);
+        assert_false(rom.pcir);
+        assert_non_null(strstr(rom.warning, "no PCI data structure (PCIR) at offset 0x1dc"));
+        p[0x18] = 0xff;
+        p[0x19] = 0xff;
+        rom = (struct pci_rom){0};
+        pci_rom_parse(p, sizeof(p), &vga, &rom);
+        assert_false(rom.pcir);
+        /* Too short for a header at all. */
+        rom = (struct pci_rom){0};
+        pci_rom_parse(p, 2, &vga, &rom);
+        assert_false(rom.signature);
+}
+
+static void another_devices_rom_is_warned(void **state)
+{
+        uint8_t p[4096];
+        struct pci_rom rom = {0};
+
+        (void)state;
+        make_rom(p, sizeof(p), 0x200, 0x10de, 0x2204);
+        pci_rom_parse(p, sizeof(p), &vga, &rom);
+        assert_true(rom.pcir);
+        assert_false(rom.ids_match);
+        assert_non_null(strstr(rom.warning, "names 10de:2204, not the device's 1234:1111"));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(a_good_rom),
+                cmocka_unit_test(a_shadow_copy_is_warned),
+                cmocka_unit_test(a_blank_rom_is_warned),
+                cmocka_unit_test(a_pcir_outside_the_image_is_damage),
+                cmocka_unit_test(another_devices_rom_is_warned),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
