@@ -340,3 +340,21 @@ json_object *json_rebar_new(const struct pci_rebar *b, size_t n)
         }
         return a;
 }
+
+json_object *json_framebuffers_new(const struct pci_framebuffer *fb, size_t n)
+{
+        json_object *a = json_object_new_array();
+
+        for (size_t k = 0; k < n && a; k++) {
+                json_object *e = json_object_new_object();
+                char addr[24];
+                add(e, "name", jstr(fb[k].name));
+                snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)fb[k].start);
+                add(e, "start", jstr(addr));
+                snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)fb[k].end);
+                add(e, "end", jstr(addr));
+                add(e, "bar", json_object_new_int(fb[k].bar));
+                json_object_array_add(a, e);
+        }
+        return a;
+}

@@ -31,3 +31,6 @@ json_object *json_card_new(const struct topology *t, const struct pci_device *d)
 json_object *json_rom_new(const struct pci_rom *rom);
 /* [{bar, sizes, current}]. */
 json_object *json_rebar_new(const struct pci_rebar *b, size_t n);
+/* [{name, start, end, bar}]. */
+struct pci_framebuffer;
+json_object *json_framebuffers_new(const struct pci_framebuffer *fb, size_t n);

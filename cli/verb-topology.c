@@ -239,6 +239,30 @@ static void print_rom(const struct pci_rom *rom)
                 printf("    warning: %s\n", rom->warning);
 }
 
+static void print_framebuffers(int r, const struct pci_framebuffer *fb, size_t n)
+{
+        if (r == -ENOTTY)
+                return;
+        if (r < 0) {
+                if (r == -EPERM)
+                        printf("  framebuffer  unknown: /proc/iomem shows addresses to root "
+                               "only\n");
+                else
+                        printf("  framebuffer  unknown: cannot read /proc/iomem (%s)\n",
+                               strerror(-r));
+                return;
+        }
+        if (n == 0)
+                printf("  framebuffer  none over its BARs\n");
+        for (size_t k = 0; k < n && k < 4; k++)
+                printf("  framebuffer  %s at 0x%llx-0x%llx in BAR%d: vfio-pci cannot reserve the "
+                       "BAR while it is there (the guest fails to start: \"BAR can't "
+                       "reserve\"); release it first (video=efifb:off or "
+                       "initcall_blacklist=sysfb_init on the kernel command line)\n",
+                       fb[k].name, (unsigned long long)fb[k].start, (unsigned long long)fb[k].end,
+                       fb[k].bar);
+}
+
 static void print_rebar(const struct pci_rebar *b, size_t n)
 {
         char size[FORMAT_SIZE_MAX];
@@ -265,7 +289,9 @@ int verb_show(struct cli *c)
         struct vfio_migration mi;
         struct pci_rom rom;
         struct pci_rebar rebar[6];
-        size_t n_rebar;
+        size_t n_rebar, n_fb = 0;
+        struct pci_framebuffer fb[4];
+        int fb_r = -ENOTTY; /* not a display device */
         enum tristate iso;
 
         if (pci_addr_parse(c->args[0], &a) < 0) {
@@ -299,6 +325,9 @@ int verb_show(struct cli *c)
                 return EXIT_FAILED;
         }
         n_rebar = pci_rebar_list(c->root, d, rebar);
+        /* A display device's BARs may hold a firmware framebuffer. */
+        if (d->have_ids && (d->class >> 16) == 0x03)
+                fb_r = pci_framebuffers(c->root, d, fb, ELEMENTSOF(fb), &n_fb);
         if (c->json) {
                 json_object *o = json_device_new(t, d, true);
                 if (o) {
@@ -307,6 +336,16 @@ int verb_show(struct cli *c)
                         json_object_object_add(o, "card", json_card_new(t, d));
                         json_object_object_add(o, "rom", json_rom_new(&rom));
                         json_object_object_add(o, "resizable_bars", json_rebar_new(rebar, n_rebar));
+                        json_object_object_add(o, "reset_hint",
+                                               pci_reset_hint(d)
+                                                       ? json_object_new_string(pci_reset_hint(d))
+                                                       : NULL);
+                        json_object_object_add(
+                                o, "framebuffers",
+                                fb_r >= 0
+                                        ? json_framebuffers_new(
+                                                  fb, n_fb < ELEMENTSOF(fb) ? n_fb : ELEMENTSOF(fb))
+                                        : NULL);
                 }
                 return print_json(o, JSON_C_TO_STRING_PRETTY) || puts("") < 0;
         }
@@ -340,8 +379,11 @@ int verb_show(struct cli *c)
         print_card(t, d);
         printf("  reset        %s", d->reset_method ? d->reset_method : "none reported");
         print_reset_reach(t, d);
+        if (pci_reset_hint(d))
+                printf("    hint: %s\n", pci_reset_hint(d));
         print_rom(&rom);
         print_rebar(rebar, n_rebar);
+        print_framebuffers(fb_r, fb, n_fb);
         printf("  pcie         %s%s%s%s\n", pcie_type_to_string(d->pcie_type),
                d->multifunction ? ", multi-function" : "", d->is_bridge ? ", bridge" : "",
                d->have_ats ? ", ATS" : "");

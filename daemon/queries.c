@@ -231,6 +231,20 @@ int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_f
         if (pci_rom_inspect(c->server->root, d, false, &rom) >= 0)
                 json_object_object_add(o, "rom", json_rom_new(&rom));
         json_object_object_add(o, "resizable_bars", json_rebar_new(rebar, n_rebar));
+        json_object_object_add(o, "reset_hint",
+                               pci_reset_hint(d) ? json_object_new_string(pci_reset_hint(d))
+                                                 : NULL);
+        if (d->have_ids && (d->class >> 16) == 0x03) {
+                struct pci_framebuffer fb[4];
+                size_t n_fb = 0;
+                int q = pci_framebuffers(c->server->root, d, fb, ELEMENTSOF(fb), &n_fb);
+                json_object_object_add(o, "framebuffers",
+                                       q >= 0 ? json_framebuffers_new(fb, n_fb < ELEMENTSOF(fb)
+                                                                                  ? n_fb
+                                                                                  : ELEMENTSOF(fb))
+                                              : NULL);
+        } else
+                json_object_object_add(o, "framebuffers", NULL);
         vfio_candidate_done(&cand);
         json_object *op = device_operation_json(c->server, &a);
         if (op)

@@ -15,6 +15,7 @@
 #define ROM_MAX               (16u << 20)
 #define ROM_RESOURCE          6
 #define IORESOURCE_ROM_SHADOW (1u << 1)
+#define IORESOURCE_IO         0x100u
 
 size_t topology_card_functions(const struct topology *t, const struct pci_device *d, size_t *idx,
                                size_t max)
@@ -203,4 +204,92 @@ size_t pci_rebar_list(const struct root *r, const struct pci_device *d, struct p
                 n++;
         }
         return n;
+}
+
+static bool is_framebuffer(const char *name)
+{
+        static const char *const fbs[] = {
+                "efifb", "vesafb", "simplefb", "simpledrm", "simple-framebuffer", "BOOTFB"};
+
+        for (size_t i = 0; i < ELEMENTSOF(fbs); i++)
+                if (strncmp(name, fbs[i], strlen(fbs[i])) == 0)
+                        return true;
+        return false;
+}
+
+int pci_framebuffers_in(const char *iomem, const uint64_t bars[6][2], struct pci_framebuffer *ret,
+                        size_t max, size_t *ret_n)
+{
+        bool any_address = false;
+        size_t n = 0;
+
+        for (const char *line = iomem; line && *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t)(nl - line) : strlen(line);
+                char buf[160], *name;
+                uint64_t start, end;
+
+                if (len < sizeof(buf)) {
+                        memcpy(buf, line, len);
+                        buf[len] = '\0';
+                        name = strstr(buf, " : ");
+                        if (name && sscanf(buf, " %" SCNx64 "-%" SCNx64, &start, &end) == 2) {
+                                name += 3;
+                                any_address |= end != 0;
+                                for (int b = 0; b < 6 && is_framebuffer(name); b++) {
+                                        if (bars[b][1] <= bars[b][0] || start < bars[b][0] ||
+                                            end > bars[b][1])
+                                                continue;
+                                        if (n < max) {
+                                                ret[n] = (struct pci_framebuffer){
+                                                        .start = start, .end = end, .bar = b};
+                                                snprintf(ret[n].name, sizeof(ret[n].name), "%s",
+                                                         name);
+                                        }
+                                        n++;
+                                        break;
+                                }
+                        }
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        if (!any_address)
+                return -EPERM;
+        *ret_n = n;
+        return 0;
+}
+
+int pci_framebuffers(const struct root *r, const struct pci_device *d, struct pci_framebuffer *ret,
+                     size_t max, size_t *ret_n)
+{
+        _cleanup_free_ char *iomem = NULL;
+        uint64_t bars[6][2] = {{0}};
+        int q;
+
+        *ret_n = 0;
+        for (int b = 0; b < 6; b++) {
+                uint64_t flags;
+                /* I/O port BARs are not in /proc/iomem's address space. */
+                if (read_resource(r, d, b, &bars[b][0], &bars[b][1], &flags) < 0 ||
+                    (flags & IORESOURCE_IO))
+                        bars[b][0] = bars[b][1] = 0;
+        }
+        q = root_read_file(r, "proc/iomem", 1u << 20, &iomem, NULL);
+        if (q < 0)
+                return q;
+        return pci_framebuffers_in(iomem, bars, ret, max, ret_n);
+}
+
+const char *pci_reset_hint(const struct pci_device *d)
+{
+        if (!d->have_ids)
+                return NULL;
+        /* AMD's discrete GPUs from Polaris to Navi 1x do not come back from a bus reset
+         * or from their own (the "AMD reset bug"): a guest that restarts finds the GPU
+         * hung. The out-of-tree vendor-reset module adds device-specific resets. */
+        if (d->vendor == 0x1002 && (d->class >> 16) == 0x03)
+                return "AMD GPUs up to Navi 1x often fail to come back from a reset (the 'AMD "
+                       "reset bug'): a guest that reboots finds the GPU hung; the vendor-reset "
+                       "module adds a device-specific reset for them";
+        return NULL;
 }

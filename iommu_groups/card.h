@@ -58,3 +58,25 @@ struct pci_rebar {
 
 /* The BARs of d that are resizable (sysfs resourceN_resize), at most 6. */
 size_t pci_rebar_list(const struct root *r, const struct pci_device *d, struct pci_rebar *ret);
+
+/* A firmware or early framebuffer (efifb, vesafb, simplefb, simpledrm, BOOTFB) that
+ * /proc/iomem shows inside one of the device's BARs: it keeps vfio-pci from reserving
+ * the BAR ("BAR can't reserve" when the guest starts) until it is let go. */
+struct pci_framebuffer {
+        char name[48];
+        uint64_t start, end;
+        int bar;
+};
+
+/* The framebuffers inside d's BARs, at most max (the count may exceed it). -EPERM when
+ * /proc/iomem hides its addresses (not root), other -errno when it cannot be read. */
+int pci_framebuffers(const struct root *r, const struct pci_device *d, struct pci_framebuffer *ret,
+                     size_t max, size_t *ret_n);
+
+/* The same from /proc/iomem's text and the device's BARs (start/end pairs, 0 for none):
+ * for tests. */
+int pci_framebuffers_in(const char *iomem, const uint64_t bars[6][2], struct pci_framebuffer *ret,
+                        size_t max, size_t *ret_n);
+
+/* A hint for devices whose resets are known not to work, for people; NULL for others. */
+const char *pci_reset_hint(const struct pci_device *d);

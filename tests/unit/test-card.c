@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
 #include <string.h>
 
 #include "card.h"
@@ -116,6 +117,60 @@ static void another_devices_rom_is_warned(void **state)
         assert_non_null(strstr(rom.warning, "names 10de:2204, not the device's 1234:1111"));
 }
 
+/* /proc/iomem as a UEFI host with efifb on its boot GPU shows it (BAR1 of 01:00.0). */
+static const char iomem[] = "00000000-00000fff : Reserved\n"
+                            "00001000-0009efff : System RAM\n"
+                            "c0000000-dfffffff : PCI Bus 0000:01\n"
+                            "  c0000000-cfffffff : 0000:01:00.0\n"
+                            "    c0000000-c02fffff : efifb\n"
+                            "  de000000-deffffff : 0000:01:00.0\n"
+                            "e0000000-efffffff : PCI MMCONFIG 0000 [bus 00-ff]\n"
+                            "fd000000-fdffffff : BOOTFB\n";
+
+static void a_framebuffer_in_a_bar_is_found(void **state)
+{
+        const uint64_t bars[6][2] = {{0xde000000, 0xdeffffff}, {0xc0000000, 0xcfffffff}};
+        struct pci_framebuffer fb[2];
+        size_t n = 99;
+
+        (void)state;
+        assert_int_equal(pci_framebuffers_in(iomem, bars, fb, 2, &n), 0);
+        /* BOOTFB lies in no BAR of this device. */
+        assert_int_equal(n, 1);
+        assert_string_equal(fb[0].name, "efifb");
+        assert_int_equal(fb[0].bar, 1);
+        assert_true(fb[0].start == 0xc0000000 && fb[0].end == 0xc02fffff);
+}
+
+static void no_framebuffer_and_hidden_addresses(void **state)
+{
+        const uint64_t other[6][2] = {{0xa0000000, 0xa0ffffff}};
+        struct pci_framebuffer fb[2];
+        size_t n = 99;
+
+        (void)state;
+        assert_int_equal(pci_framebuffers_in(iomem, other, fb, 2, &n), 0);
+        assert_int_equal(n, 0);
+        /* What users other than root read: every address zero. */
+        assert_int_equal(pci_framebuffers_in("00000000-00000000 : Reserved\n"
+                                             "00000000-00000000 : efifb\n",
+                                             other, fb, 2, &n),
+                         -EPERM);
+}
+
+static void amd_gpus_get_a_reset_hint(void **state)
+{
+        const struct pci_device rx580 = {
+                .vendor = 0x1002, .device = 0x67df, .class = 0x030000, .have_ids = true};
+        const struct pci_device hdmi = {
+                .vendor = 0x1002, .device = 0xaaf0, .class = 0x040300, .have_ids = true};
+
+        (void)state;
+        assert_non_null(strstr(pci_reset_hint(&rx580), "AMD reset bug"));
+        assert_null(pci_reset_hint(&hdmi));
+        assert_null(pci_reset_hint(&vga));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -124,6 +179,9 @@ int main(void)
                 cmocka_unit_test(a_blank_rom_is_warned),
                 cmocka_unit_test(a_pcir_outside_the_image_is_damage),
                 cmocka_unit_test(another_devices_rom_is_warned),
+                cmocka_unit_test(a_framebuffer_in_a_bar_is_found),
+                cmocka_unit_test(no_framebuffer_and_hidden_addresses),
+                cmocka_unit_test(amd_gpus_get_a_reset_hint),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

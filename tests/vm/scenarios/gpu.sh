@@ -69,6 +69,11 @@ v(r.get("shadow") is True and r.get("window") == "0xc0000" and r.get("signature"
 v("shadow copy" in (r.get("warning") or "") and "romfile" in (r.get("warning") or ""),
   f"{vga}: warned: {r.get('warning')}", r)
 v(d[hda].get("rom") is None, f"{hda}: the audio function has no ROM", d[hda].get("rom"))
+# SeaBIOS leaves VGA text mode: no firmware framebuffer in /proc/iomem over either VGA.
+for a in (vga, vga2):
+    v(d[a].get("framebuffers") == [], f"{a}: no framebuffer over its BARs", d[a].get("framebuffers"))
+v(d[hda].get("framebuffers") is None, f"{hda}: not a display device, not looked at",
+  d[hda].get("framebuffers"))
 PY
 out=$("$vfioctl" show $VGA 2>&1 | grep -A2 '^  card ' || true)
 [[ $out == *"2 functions in the slot"*"$VGA"*"(this device)"*"$HDA"* ]] &&
