@@ -543,8 +543,15 @@ int verb_persisted(struct cli *c)
         }
         if (c->n_args == 1) {
                 for (size_t i = 0; i < n; i++)
-                        if (pci_addr_equal(&l[i], &a))
-                                return 0;
+                        if (pci_addr_equal(&l[i], &a)) {
+                                /* For the udev rule's driver_override: the device's VFIO
+                                 * driver, as a bind would choose it. */
+                                _cleanup_(vfio_candidate_done) struct vfio_candidate cand = {0};
+                                _cleanup_free_ char *cwhy = NULL;
+                                bool found =
+                                        vfio_candidate_find(c->root, NULL, &a, &cand, &cwhy) >= 0;
+                                return puts(found ? cand.driver : "vfio-pci") < 0;
+                        }
                 return 1;
         }
         if (c->json) {

@@ -142,8 +142,9 @@ static const struct verb verbs[] = {
                  OPT_BIT(OPT_RELEASE) | OPT_BIT(OPT_STATE_DIR) | OPT_BIT(OPT_NO_DAEMON) |
                  OPT_BIT(OPT_GROUP)},
         {"persisted", "persisted [DEVICE]", "List boot-time assignments, or test one",
-         "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, exits\n"
-         "0 if it is recorded and 1 if not (for udev's PROGRAM match).\n",
+         "Without DEVICE, prints the devices recorded with bind --persist. With DEVICE, prints\n"
+         "the VFIO driver a bind would give it (vfio-pci or a variant of it) and exits 0 if it\n"
+         "is recorded, and exits 1 if not (for udev's PROGRAM match and driver_override).\n",
          verb_persisted, 0, 1, OPT_BIT(OPT_STATE_DIR)},
         {"audit",
          "audit [--devices ADDR,...] [--config FILE] [--json|--junit|--sarif] "

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -255,6 +256,42 @@ static void the_driver_option_refuses_a_driver_that_is_not_vfio(void **state)
         assert_int_equal(access(path, F_OK), -1);
 }
 
+/* The udev rule sets driver_override to what 'persisted DEVICE' prints: a recorded
+ * device's VFIO driver, the variant where the kernel has one. */
+static void persisted_prints_the_vfio_driver_for_udev(void **state)
+{
+        _cleanup_(root_freep) struct root *root = NULL;
+        char out[PATH_MAX], path[2 * PATH_MAX];
+        static const struct {
+                const char *addr, *out;
+                int status;
+        } cases[] = {
+                {"01:00.0", "mlx5_vfio_pci\n", 0},
+                {"03:00.0", "vfio-pci\n", 0},
+                {"02:00.0", "", 1}, /* not recorded */
+        };
+        FILE *f;
+
+        root = tree("persisted", out);
+        snprintf(path, sizeof(path), "%s/etc", out);
+        assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+        snprintf(path, sizeof(path), "%s/etc/vfiod", out);
+        assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+        snprintf(path, sizeof(path), "%s/etc/vfiod/assign.conf", out);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs("0000:01:00.0\n0000:03:00.0\n", f);
+        assert_int_equal(fclose(f), 0);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct run r =
+                        run_argv((char *[]){(char *)vfioctl, (char *)"--root", out,
+                                            (char *)"persisted", (char *)cases[i].addr, NULL});
+                assert_int_equal(r.status, cases[i].status);
+                assert_string_equal(r.out, cases[i].out);
+                run_done(&r);
+        }
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -265,6 +302,7 @@ int main(int argc, char **argv)
                         a_variant_bind_is_journaled_and_unbind_restores_the_original_driver),
                 cmocka_unit_test(the_driver_option_forces_another_vfio_driver),
                 cmocka_unit_test(the_driver_option_refuses_a_driver_that_is_not_vfio),
+                cmocka_unit_test(persisted_prints_the_vfio_driver_for_udev),
         };
 
         if (argc != 5) {

@@ -52,7 +52,7 @@ exec_start_rc() { ${exec_start/#$installed/$vfioctl} >"$1" 2>&1; }
 # evaluates it. Any key this emulation does not know fails the check rather than being
 # skipped.
 udev_add() {
-	local dev=$1 line rest key op val ok prog
+	local dev=$1 line rest key op val ok prog result=
 	local -a assign
 	while IFS= read -r line; do
 		[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
@@ -67,7 +67,8 @@ udev_add() {
 			PROGRAM==)
 				prog=${val/#$installed/$vfioctl}
 				# shellcheck disable=SC2086 # udev splits PROGRAM on spaces
-				((ok)) && ! $prog >/dev/null 2>&1 && ok=0
+				# Its output is %c in the keys that follow.
+				((ok)) && ! result=$($prog 2>/dev/null) && ok=0
 				;;
 			ATTR\{*\}=) assign+=("$key=$val") ;;
 			*)
@@ -80,7 +81,8 @@ udev_add() {
 		((ok)) || continue
 		for a in "${assign[@]}"; do
 			key=${a%%=*} key=${key#ATTR\{} key=${key%\}}
-			echo "${a#*=}" >"$sysdev/$dev/$key"
+			val=${a#*=}
+			echo "${val//%c/$result}" >"$sysdev/$dev/$key"
 		done
 	done <"$rules"
 }
@@ -123,6 +125,8 @@ grep -qx "$NVME" /etc/vfiod/assign.conf && pass "/etc/vfiod/assign.conf lists $N
 	fail "the unit's ConditionPathExists ($condition) now holds"
 check_eq "persisted lists $NVME" "$NVME" "$("$vfioctl" persisted)"
 check_eq "persisted $NVME: exit 0" 0 "$(rc_of "$vfioctl" persisted $NVME)"
+check_eq "persisted $NVME prints its VFIO driver, for driver_override" vfio-pci \
+	"$("$vfioctl" persisted $NVME)"
 check_eq "persisted $IGB: exit 1" 1 "$(rc_of "$vfioctl" persisted $IGB)"
 check_eq "persisted with a malformed address: exit 2" 2 "$(rc_of "$vfioctl" persisted ../x)"
 check "unbind $NVME (the record stays)" "$vfioctl" unbind $NVME
