@@ -191,7 +191,7 @@ int verb_bind(struct cli *c)
         _cleanup_(journal_freep) struct journal *j = NULL;
         _cleanup_free_ char *why = NULL;
         struct bind_plan plan = {0};
-        struct outcome o = {.results = json_object_new_array()};
+        struct outcome o = {0};
         struct topology *t;
         unsigned flags = 0;
         size_t n_req = 0;
@@ -206,16 +206,18 @@ int verb_bind(struct cli *c)
                         "vfioctl: bind: --driver %s: not vfio-pci or a vfio-pci variant driver "
                         "(such as mlx5_vfio_pci); nothing was changed\n",
                         cli_quote(c->values[OPT_DRIVER], q));
-                json_object_put(o.results);
                 return EXIT_USAGE;
         }
         if (!cli_has(c, OPT_PERSISTED) && c->n_args == 0)
                 return usage_error("bind: expected at least one DEVICE");
+        /* From here every return gives the results back or hands them to finish(). */
+        o.results = json_object_new_array();
         if (cli_has(c, OPT_PERSISTED)) {
                 r = persist_load(c->root, &req, &n_req, &why);
                 if (r < 0) {
                         fprintf(stderr, "vfioctl: bind: cannot read /%s: %s\n", VFIOD_PERSIST_FILE,
                                 detail_or_strerror(why, r));
+                        json_object_put(o.results);
                         return EXIT_FAILED;
                 }
                 if (n_req == 0) {
