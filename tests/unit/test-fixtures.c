@@ -180,6 +180,16 @@ static void bad_device_arguments_exit_2_with_one_line(void **state)
                 r = vfioctl_run("/nonexistent-vfiod-root", "list", NULL, NULL);
                 assert_int_equal(r.status, 2);
                 run_done(&r);
+                /* Usage errors of bind exit 2 with one line, and (under LeakSanitizer)
+                 * leave nothing allocated behind. */
+                r = vfioctl_run(out, "bind", NULL, NULL);
+                assert_int_equal(r.status, 2);
+                assert_int_equal(count_lines(r.err), 1);
+                run_done(&r);
+                r = vfioctl_run(out, "bind", "--persisted", "0000:01:00.0");
+                assert_int_equal(r.status, 2);
+                assert_int_equal(count_lines(r.err), 1);
+                run_done(&r);
         }
 }
 
