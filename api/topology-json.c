@@ -194,10 +194,12 @@ json_object *json_device_new(const struct topology *t, const struct pci_device *
         add(o, "driver_override", jstr(d->driver_override));
         {
                 /* From the driver alone; vfioctl show adds the candidate a bind would
-                 * choose, vfioctl probe the kernel's own answer. */
+                 * choose and why, vfioctl probe the kernel's own answer. A list carries
+                 * the short form: it is sent whole to every client that asks. */
                 struct vfio_migration mi;
                 vfio_migration_guess(d->driver, NULL, pci_device_is_bridge(d), &mi);
-                add(o, "live_migration", vfio_migration_to_json(&mi));
+                add(o, "live_migration",
+                    detail ? vfio_migration_to_json(&mi) : vfio_migration_to_json_brief(&mi));
         }
         add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
         add(o, "group_viable", g ? json_object_new_boolean(g->viable) : NULL);

@@ -170,6 +170,20 @@ json_object *vfio_migration_to_json(const struct vfio_migration *mi)
         return o;
 }
 
+json_object *vfio_migration_to_json_brief(const struct vfio_migration *mi)
+{
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "capable", tri(mi->capable));
+        json_object_object_add(o, "source",
+                               json_object_new_string(mi->from_kernel ? "kernel" : "driver"));
+        json_object_object_add(o, "driver",
+                               mi->driver[0] ? json_object_new_string(mi->driver) : NULL);
+        return o;
+}
+
 const char *vfio_migration_verdict(const struct vfio_migration *mi)
 {
         return mi->capable > 0 ? "yes" : mi->capable == 0 ? "no" : "unknown";

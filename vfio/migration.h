@@ -43,5 +43,8 @@ void vfio_migration_ask(struct vfio_iommu *m, struct vfio_device *d, const char 
  * "why"} (docs/json.md); NULL when out of memory. */
 json_object *vfio_migration_to_json(const struct vfio_migration *mi);
 
+/* {"capable", "source", "driver"}: the short form for lists of many devices. */
+json_object *vfio_migration_to_json_brief(const struct vfio_migration *mi);
+
 /* "yes", "no" or "unknown", then the reason: one line for vfioctl's text output. */
 const char *vfio_migration_verdict(const struct vfio_migration *mi);
