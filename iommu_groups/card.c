@@ -38,27 +38,35 @@ size_t topology_card_functions(const struct topology *t, const struct pci_device
         return n;
 }
 
-/* Line k of the device's sysfs resource file: start, end, flags. */
-static int read_resource(const struct root *r, const struct pci_device *d, int k, uint64_t *start,
-                         uint64_t *end, uint64_t *flags)
+/* The device's sysfs resource file, read once: start, end and flags of each line
+ * (the six BARs, then the ROM), zero where a line is missing or cannot be parsed. */
+struct resources {
+        uint64_t start, end, flags;
+};
+
+static int read_resources(const struct root *r, const struct pci_device *d,
+                          struct resources res[ROM_RESOURCE + 1])
 {
         _cleanup_free_ char *path = NULL, *text = NULL;
         const char *line;
         int q;
 
+        memset(res, 0, sizeof(*res) * (ROM_RESOURCE + 1));
         if (asprintf(&path, "%s/resource", d->sysfs_path) < 0)
                 return -ENOMEM;
         q = root_read_file(r, path, 4096, &text, NULL);
         if (q < 0)
                 return q;
         line = text;
-        for (int i = 0; i < k && line; i++) {
+        for (int k = 0; k <= ROM_RESOURCE && line; k++) {
+                struct resources *e = &res[k];
+                if (sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64, &e->start, &e->end,
+                           &e->flags) != 3)
+                        *e = (struct resources){0};
                 line = strchr(line, '\n');
                 if (line)
                         line++;
         }
-        if (!line || sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64, start, end, flags) != 3)
-                return -EBADMSG;
         return 0;
 }
 
@@ -153,19 +161,20 @@ static int read_rom(const struct root *r, const struct pci_device *d, struct pci
 int pci_rom_inspect(const struct root *r, const struct pci_device *d, bool content,
                     struct pci_rom *ret)
 {
-        uint64_t start = 0, end = 0, flags = 0;
+        struct resources res[ROM_RESOURCE + 1];
+        const struct resources *rom = &res[ROM_RESOURCE];
         int q;
 
         *ret = (struct pci_rom){0};
-        q = read_resource(r, d, ROM_RESOURCE, &start, &end, &flags);
+        q = read_resources(r, d, res);
         if (q == -ENOMEM)
                 return q;
-        if (q < 0 || end <= start)
+        if (q < 0 || rom->end <= rom->start)
                 return 0;
         ret->present = true;
-        ret->start = start;
-        ret->bar_size = end - start + 1;
-        ret->shadow = flags & IORESOURCE_ROM_SHADOW;
+        ret->start = rom->start;
+        ret->bar_size = rom->end - rom->start + 1;
+        ret->shadow = rom->flags & IORESOURCE_ROM_SHADOW;
         if (!content) {
                 ret->skipped = "the daemon does not read ROMs (vfioctl show does)";
                 return 0;
@@ -189,18 +198,24 @@ int pci_rom_inspect(const struct root *r, const struct pci_device *d, bool conte
 
 size_t pci_rebar_list(const struct root *r, const struct pci_device *d, struct pci_rebar *ret)
 {
+        struct resources res[ROM_RESOURCE + 1];
+        bool have_res = false;
         size_t n = 0;
 
         for (int bar = 0; bar < 6; bar++) {
                 _cleanup_free_ char *path = NULL, *text = NULL;
-                uint64_t sizes, start = 0, end = 0, flags = 0;
+                uint64_t sizes;
                 if (asprintf(&path, "%s/resource%d_resize", d->sysfs_path, bar) < 0)
                         break;
                 if (root_read_line(r, path, &text) < 0 || sscanf(text, "%" SCNx64, &sizes) != 1)
                         continue;
+                /* Only a device with a resizable BAR needs its resource file. */
+                if (!have_res && read_resources(r, d, res) < 0)
+                        memset(res, 0, sizeof(res));
+                have_res = true;
                 ret[n] = (struct pci_rebar){.bar = bar, .sizes = sizes};
-                if (read_resource(r, d, bar, &start, &end, &flags) == 0 && end > start)
-                        ret[n].current = end - start + 1;
+                if (res[bar].end > res[bar].start)
+                        ret[n].current = res[bar].end - res[bar].start + 1;
                 n++;
         }
         return n;
@@ -263,17 +278,20 @@ int pci_framebuffers(const struct root *r, const struct pci_device *d, struct pc
                      size_t max, size_t *ret_n)
 {
         _cleanup_free_ char *iomem = NULL;
+        struct resources res[ROM_RESOURCE + 1];
         uint64_t bars[6][2] = {{0}};
         int q;
 
         *ret_n = 0;
-        for (int b = 0; b < 6; b++) {
-                uint64_t flags;
+        q = read_resources(r, d, res);
+        if (q == -ENOMEM)
+                return q;
+        for (int b = 0; q >= 0 && b < 6; b++)
                 /* I/O port BARs are not in /proc/iomem's address space. */
-                if (read_resource(r, d, b, &bars[b][0], &bars[b][1], &flags) < 0 ||
-                    (flags & IORESOURCE_IO))
-                        bars[b][0] = bars[b][1] = 0;
-        }
+                if (!(res[b].flags & IORESOURCE_IO)) {
+                        bars[b][0] = res[b].start;
+                        bars[b][1] = res[b].end;
+                }
         q = root_read_file(r, "proc/iomem", 1u << 20, &iomem, NULL);
         if (q < 0)
                 return q;
