@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "card.h"
-#include "migration.h"
 #include "string-table.h"
 #include "strv.h"
 #include "topology-json.h"
@@ -192,14 +191,14 @@ json_object *json_device_new(const struct topology *t, const struct pci_device *
         add(o, "class_name", jstr(d->class_name));
         add(o, "driver", jstr(d->driver));
         add(o, "driver_override", jstr(d->driver_override));
-        {
-                /* From the driver alone; vfioctl show adds the candidate a bind would
-                 * choose and why, vfioctl probe the kernel's own answer. A list carries
-                 * the short form: it is sent whole to every client that asks. */
+        if (!detail) {
+                /* From the driver alone, the short form: a list is sent whole to every
+                 * client that asks. show and ShowDevice add the long one with the
+                 * candidate a bind would choose (json_device_preflight_add()), vfioctl
+                 * probe the kernel's own answer. */
                 struct vfio_migration mi;
                 vfio_migration_guess(d->driver, NULL, pci_device_is_bridge(d), &mi);
-                add(o, "live_migration",
-                    detail ? vfio_migration_to_json(&mi) : vfio_migration_to_json_brief(&mi));
+                add(o, "live_migration", vfio_migration_to_json_brief(&mi));
         }
         add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
         add(o, "group_viable", g ? json_object_new_boolean(g->viable) : NULL);
@@ -279,7 +278,7 @@ json_object *json_address_array_new(const struct pci_addr *l, size_t n)
         return a;
 }
 
-json_object *json_card_new(const struct topology *t, const struct pci_device *d)
+static json_object *json_card_new(const struct topology *t, const struct pci_device *d)
 {
         size_t idx[8], n = topology_card_functions(t, d, idx, ELEMENTSOF(idx));
         json_object *a;
@@ -298,7 +297,7 @@ json_object *json_card_new(const struct topology *t, const struct pci_device *d)
         return a;
 }
 
-json_object *json_rom_new(const struct pci_rom *rom)
+static json_object *json_rom_new(const struct pci_rom *rom)
 {
         json_object *o;
 
@@ -324,7 +323,7 @@ json_object *json_rom_new(const struct pci_rom *rom)
         return o;
 }
 
-json_object *json_rebar_new(const struct pci_rebar *b, size_t n)
+static json_object *json_rebar_new(const struct pci_rebar *b, size_t n)
 {
         json_object *a = json_object_new_array();
 
@@ -343,7 +342,7 @@ json_object *json_rebar_new(const struct pci_rebar *b, size_t n)
         return a;
 }
 
-json_object *json_framebuffers_new(const struct pci_framebuffer *fb, size_t n)
+static json_object *json_framebuffers_new(const struct pci_framebuffer *fb, size_t n)
 {
         json_object *a = json_object_new_array();
 
@@ -359,4 +358,36 @@ json_object *json_framebuffers_new(const struct pci_framebuffer *fb, size_t n)
                 json_object_array_add(a, e);
         }
         return a;
+}
+
+int device_preflight_gather(const struct root *r, const struct pci_device *d, const char *candidate,
+                            bool read_rom, struct device_preflight *ret)
+{
+        int q;
+
+        *ret = (struct device_preflight){.fb_result = -ENOTTY};
+        vfio_migration_guess(d->driver, candidate, pci_device_is_bridge(d), &ret->migration);
+        q = pci_rom_inspect(r, d, read_rom, &ret->rom);
+        if (q < 0)
+                return q;
+        ret->n_rebar = pci_rebar_list(r, d, ret->rebar);
+        if (d->have_ids && (d->class >> 16) == 0x03) {
+                ret->fb_result = pci_framebuffers(r, d, ret->fb, ELEMENTSOF(ret->fb), &ret->n_fb);
+                if (ret->fb_result == -ENOMEM)
+                        return -ENOMEM;
+                if (ret->n_fb > ELEMENTSOF(ret->fb))
+                        ret->n_fb = ELEMENTSOF(ret->fb);
+        }
+        return 0;
+}
+
+void json_device_preflight_add(json_object *o, const struct topology *t, const struct pci_device *d,
+                               const struct device_preflight *p)
+{
+        add(o, "live_migration", vfio_migration_to_json(&p->migration));
+        add(o, "card", json_card_new(t, d));
+        add(o, "rom", json_rom_new(&p->rom));
+        add(o, "resizable_bars", json_rebar_new(p->rebar, p->n_rebar));
+        add(o, "reset_hint", jstr(pci_reset_hint(d)));
+        add(o, "framebuffers", p->fb_result >= 0 ? json_framebuffers_new(p->fb, p->n_fb) : NULL);
 }

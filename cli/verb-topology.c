@@ -7,9 +7,7 @@
 #include "cli.h"
 #include "strv.h"
 #include "topology-json.h"
-#include "card.h"
 #include "format-util.h"
-#include "migration.h"
 #include "variant.h"
 
 int print_json(json_object *o, int flags)
@@ -254,7 +252,7 @@ static void print_framebuffers(int r, const struct pci_framebuffer *fb, size_t n
         }
         if (n == 0)
                 printf("  framebuffer  none over its BARs\n");
-        for (size_t k = 0; k < n && k < 4; k++)
+        for (size_t k = 0; k < n; k++)
                 printf("  framebuffer  %s at 0x%llx-0x%llx in BAR%d: vfio-pci cannot reserve the "
                        "BAR while it is there (the guest fails to start: \"BAR can't "
                        "reserve\"); release it first (video=efifb:off or "
@@ -286,12 +284,7 @@ int verb_show(struct cli *c)
         struct pci_addr a;
         const char *reason = NULL;
         _cleanup_(vfio_candidate_done) struct vfio_candidate cand = {0};
-        struct vfio_migration mi;
-        struct pci_rom rom;
-        struct pci_rebar rebar[6];
-        size_t n_rebar, n_fb = 0;
-        struct pci_framebuffer fb[4];
-        int fb_r = -ENOTTY; /* not a display device */
+        struct device_preflight pf;
         enum tristate iso;
 
         if (pci_addr_parse(c->args[0], &a) < 0) {
@@ -318,34 +311,16 @@ int verb_show(struct cli *c)
                 fprintf(stderr, "vfioctl: show: %s\n", strerror(-r));
                 return EXIT_FAILED;
         }
-        vfio_migration_guess(d->driver, cand.driver, pci_device_is_bridge(d), &mi);
-        r = pci_rom_inspect(c->root, d, true, &rom);
+        r = device_preflight_gather(c->root, d, cand.driver, true, &pf);
         if (r < 0) {
                 fprintf(stderr, "vfioctl: show: %s\n", strerror(-r));
                 return EXIT_FAILED;
         }
-        n_rebar = pci_rebar_list(c->root, d, rebar);
-        /* A display device's BARs may hold a firmware framebuffer. */
-        if (d->have_ids && (d->class >> 16) == 0x03)
-                fb_r = pci_framebuffers(c->root, d, fb, ELEMENTSOF(fb), &n_fb);
         if (c->json) {
                 json_object *o = json_device_new(t, d, true);
                 if (o) {
                         json_object_object_add(o, "vfio_driver", vfio_candidate_to_json(&cand));
-                        json_object_object_add(o, "live_migration", vfio_migration_to_json(&mi));
-                        json_object_object_add(o, "card", json_card_new(t, d));
-                        json_object_object_add(o, "rom", json_rom_new(&rom));
-                        json_object_object_add(o, "resizable_bars", json_rebar_new(rebar, n_rebar));
-                        json_object_object_add(o, "reset_hint",
-                                               pci_reset_hint(d)
-                                                       ? json_object_new_string(pci_reset_hint(d))
-                                                       : NULL);
-                        json_object_object_add(
-                                o, "framebuffers",
-                                fb_r >= 0
-                                        ? json_framebuffers_new(
-                                                  fb, n_fb < ELEMENTSOF(fb) ? n_fb : ELEMENTSOF(fb))
-                                        : NULL);
+                        json_device_preflight_add(o, t, d, &pf);
                 }
                 return print_json(o, JSON_C_TO_STRING_PRETTY) || puts("") < 0;
         }
@@ -363,7 +338,7 @@ int verb_show(struct cli *c)
                d->driver_override ? ", override " : "",
                d->driver_override ? d->driver_override : "");
         printf("  vfio driver  %s (%s)\n", cand.driver ? cand.driver : "none", cand.reason);
-        printf("  migration    %s: %s\n", vfio_migration_verdict(&mi), mi.why);
+        printf("  migration    %s: %s\n", vfio_migration_verdict(&pf.migration), pf.migration.why);
         if (g) {
                 printf("  iommu group  %d (%s), %s: %s\n", g->id, strna(g->type),
                        g->viable ? "viable" : "not viable", g->verdict);
@@ -381,9 +356,9 @@ int verb_show(struct cli *c)
         print_reset_reach(t, d);
         if (pci_reset_hint(d))
                 printf("    hint: %s\n", pci_reset_hint(d));
-        print_rom(&rom);
-        print_rebar(rebar, n_rebar);
-        print_framebuffers(fb_r, fb, n_fb);
+        print_rom(&pf.rom);
+        print_rebar(pf.rebar, pf.n_rebar);
+        print_framebuffers(pf.fb_result, pf.fb, pf.n_fb);
         printf("  pcie         %s%s%s%s\n", pcie_type_to_string(d->pcie_type),
                d->multifunction ? ", multi-function" : "", d->is_bridge ? ", bridge" : "",
                d->have_ats ? ", ATS" : "");

@@ -4,8 +4,6 @@
 
 #include "vfiod-interface.h"
 #include "methods-internal.h"
-#include "card.h"
-#include "migration.h"
 #include "variant.h"
 
 /* ---- org.varlink.service ------------------------------------------------------------ */
@@ -217,34 +215,17 @@ int method_show_device(struct conn *c, struct jspan params, int *fds, size_t n_f
         }
         /* The VFIO driver a bind would choose, as vfioctl show tells it. */
         struct vfio_candidate cand = {0};
-        if (vfio_candidate_describe(c->server->root, d, &cand) >= 0) {
-                struct vfio_migration mi;
+        if (vfio_candidate_describe(c->server->root, d, &cand) >= 0)
                 json_object_object_add(o, "vfio_driver", vfio_candidate_to_json(&cand));
-                vfio_migration_guess(d->driver, cand.driver, pci_device_is_bridge(d), &mi);
-                json_object_object_add(o, "live_migration", vfio_migration_to_json(&mi));
-        }
         /* As vfioctl show has them, but the ROM's content: reading it is a sysfs write. */
-        struct pci_rom rom;
-        struct pci_rebar rebar[6];
-        size_t n_rebar = pci_rebar_list(c->server->root, d, rebar);
-        json_object_object_add(o, "card", json_card_new(t, d));
-        if (pci_rom_inspect(c->server->root, d, false, &rom) >= 0)
-                json_object_object_add(o, "rom", json_rom_new(&rom));
-        json_object_object_add(o, "resizable_bars", json_rebar_new(rebar, n_rebar));
-        json_object_object_add(o, "reset_hint",
-                               pci_reset_hint(d) ? json_object_new_string(pci_reset_hint(d))
-                                                 : NULL);
-        if (d->have_ids && (d->class >> 16) == 0x03) {
-                struct pci_framebuffer fb[4];
-                size_t n_fb = 0;
-                int q = pci_framebuffers(c->server->root, d, fb, ELEMENTSOF(fb), &n_fb);
-                json_object_object_add(o, "framebuffers",
-                                       q >= 0 ? json_framebuffers_new(fb, n_fb < ELEMENTSOF(fb)
-                                                                                  ? n_fb
-                                                                                  : ELEMENTSOF(fb))
-                                              : NULL);
-        } else
-                json_object_object_add(o, "framebuffers", NULL);
+        struct device_preflight pf;
+        if (device_preflight_gather(c->server->root, d, cand.driver, false, &pf) < 0) {
+                vfio_candidate_done(&cand);
+                json_object_put(p);
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        json_device_preflight_add(o, t, d, &pf);
         vfio_candidate_done(&cand);
         json_object *op = device_operation_json(c->server, &a);
         if (op)
