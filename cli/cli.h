@@ -53,6 +53,7 @@ enum opt_id {
         OPT_NO_DAEMON,
         OPT_OUTPUT, /* value */
         OPT_OPEN_NODES,
+        OPT_TIMEOUT, /* value */
         _OPT_MAX,
 };
 
@@ -142,4 +143,5 @@ int verb_exec(struct cli *c);
 int verb_qemu_attach(struct cli *c);
 int verb_leases(struct cli *c);
 int verb_release(struct cli *c);
+int verb_reclaim(struct cli *c);
 int verb_cdi(struct cli *c);

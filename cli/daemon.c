@@ -167,6 +167,10 @@ int cli_daemon_error(const char *verb, const char *name, json_object *params)
                         prefix, limit ? cli_quote(limit, q) : "?", param_int(params, "value"));
                 return EXIT_FAILED;
         }
+        if (strcmp(name, "io.vfiod.NotLeased") == 0) {
+                fprintf(stderr, "%snot leased: no lease of the daemon holds it\n", prefix);
+                return EXIT_FAILED;
+        }
         if (strcmp(name, "io.vfiod.NoSuchLease") == 0) {
                 fprintf(stderr, "%sthe daemon has no lease %" PRId64 " for this user\n", prefix,
                         param_int(params, "lease"));

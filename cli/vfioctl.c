@@ -319,6 +319,25 @@ static const struct verb verbs[] = {
          "device is still open in some process: close it (quit the VMM) first. A lease also\n"
          "ends by itself when its holder exits.\n",
          verb_release, 1, 1, 0},
+        {"reclaim", "reclaim DEVICE [--timeout S] [--force]",
+         "Take a leased device back from its VMM",
+         "Asks the vfiod daemon to take back the lease that holds DEVICE, without killing its\n"
+         "holder: the holder is sent the device request of each device of the lease (the\n"
+         "interrupt vfio-pci keeps for this; QEMU answers it by unplugging the device from its\n"
+         "guest and closing its files), and once none is open any more the lease ends and its\n"
+         "devices go back to the pool or to their original drivers, as the policy says. A\n"
+         "holder that keeps them past the timeout keeps its lease: the processes that still\n"
+         "have a device open are named, and nothing is changed. Root asks the admin socket;\n"
+         "other users need the policy's bind right on DEVICE.\n"
+         "\n"
+         "  --timeout S  seconds to wait for the holder (default 30, at most 3600)\n"
+         "  --force      past the timeout, end the lease anyway: the holder loses the lease's\n"
+         "               rights at once, and each device it still has open is restored once\n"
+         "               its last file closes\n"
+         "\n"
+         "Exit status: 0 when the lease ended, 1 when the holder kept the devices past the\n"
+         "timeout or the daemon refused, 2 for bad usage or no such device.\n",
+         verb_reclaim, 1, 1, OPT_BIT(OPT_TIMEOUT) | OPT_BIT(OPT_FORCE)},
 };
 
 static const struct {
@@ -364,6 +383,7 @@ static const struct {
         {"--no-daemon", OPT_NO_DAEMON, false},
         {"--output", OPT_OUTPUT, true},
         {"--open-nodes", OPT_OPEN_NODES, false},
+        {"--timeout", OPT_TIMEOUT, true},
 };
 
 static const struct verb *verb_find(const char *name)

@@ -5,7 +5,9 @@
  * transfer, in the manner of systemd's macro.h. */
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f)   __attribute__((cleanup(f)))
@@ -57,6 +59,19 @@ static inline void closep(int *fd)
 static inline const char *strna(const char *s)
 {
         return s ? s : "n/a";
+}
+
+static inline const char *strempty(const char *s)
+{
+        return s ? s : "";
+}
+
+/* The clock's time in microseconds. */
+static inline uint64_t clock_usec(clockid_t clock)
+{
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static inline int negative_errno(void)

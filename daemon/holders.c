@@ -89,6 +89,7 @@ void lease_unlink(struct server *s, struct lease *l)
 void lease_destroy(struct lease *l)
 {
         holder_unref(l->holder);
+        json_object_put(l->end_reply);
         lease_done(l);
         free(l);
 }

@@ -26,13 +26,6 @@ struct job_result {
 };
 #define JOB_WHY_MAX 2048
 
-static uint64_t clock_usec(clockid_t clock)
-{
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static const char *job_devices_text(const struct job *j, char *buf, size_t size)
 {
         if (j->all_devices)
@@ -240,7 +233,7 @@ static int on_job_deadline(sd_event_source *src, uint64_t usec, void *userdata)
         log_msg(LOG_WARNING,
                 "%s of %s: not done after %" PRIu64 " s: still waiting for the kernel (worker pid "
                 "%d); the devices stay busy until it returns",
-                j->operation, devs, s->cfg.operation_timeout_usec / 1000000u, (int)j->pid);
+                j->operation, devs, j->deadline_usec / 1000000u, (int)j->pid);
         job_broadcast(s, "operation-late", j);
         if (j->conn) {
                 char since[32];
@@ -299,10 +292,12 @@ int job_start(struct server *s, const struct job_spec *spec, struct job **ret)
         int r = j->pidfd < 0 ? -errno : 0;
         if (r >= 0)
                 r = sd_event_add_io(s->event, &j->exit_source, j->pidfd, EPOLLIN, on_job_exit, j);
-        if (r >= 0 && s->cfg.operation_timeout_usec > 0)
-                r = sd_event_add_time_relative(s->event, &j->deadline, CLOCK_MONOTONIC,
-                                               s->cfg.operation_timeout_usec, 0, on_job_deadline,
-                                               j);
+        uint64_t deadline =
+                spec->deadline_usec ? spec->deadline_usec : s->cfg.operation_timeout_usec;
+        j->deadline_usec = deadline;
+        if (r >= 0 && deadline > 0)
+                r = sd_event_add_time_relative(s->event, &j->deadline, CLOCK_MONOTONIC, deadline, 0,
+                                               on_job_deadline, j);
         if (r < 0) {
                 /* Cannot be followed: stopped before it changes anything it could not
                  * finish (the journal covers a kill at any step). */

@@ -52,6 +52,9 @@ struct job_spec {
         void *data; /* for work() and done(); freed with free_data after done() */
         void (*free_data)(void *data);
         struct conn *conn; /* the call that waits for the answer, or NULL */
+        /* Its deadline, for an operation that waits on purpose (a reclaim); 0: the
+         * daemon's --operation-timeout. */
+        uint64_t deadline_usec;
 };
 
 struct job {
@@ -63,6 +66,7 @@ struct job {
         bool all_devices;
         uint64_t started_realtime_usec; /* for people */
         uint64_t started_usec;          /* CLOCK_MONOTONIC */
+        uint64_t deadline_usec;         /* after its start */
         bool late;                      /* past its deadline, still running */
         pid_t pid;
         int pidfd, result_fd;

@@ -60,7 +60,7 @@ static int restore_job_work(struct server *s, void *data, char **ret_why)
         return first < 0 ? first : n;
 }
 
-static struct lease *lease_by_id(struct server *s, uint64_t id)
+struct lease *lease_by_id(struct server *s, uint64_t id)
 {
         for (size_t i = 0; i < s->n_leases; i++)
                 if (s->leases[i]->id == id)
@@ -99,7 +99,8 @@ static void restore_job_done(struct server *s, struct job *j, int r, const char 
         }
         if (j->conn) /* a Release waits */
                 (void)(r < 0 ? errno_error(j->conn, "release", NULL, r, why)
-                             : conn_reply(j->conn, NULL, NULL, 0));
+                             : conn_reply(j->conn, l ? json_object_get(l->end_reply) : NULL, NULL,
+                                          0));
         if (l)
                 lease_finish(s, l);
 }
@@ -392,7 +393,7 @@ void lease_end(struct server *s, struct lease *l, const char *kind, bool checked
                 n_restore = 0;
         }
         if (n_restore == 0 && conn)
-                (void)conn_reply(conn, NULL, NULL, 0);
+                (void)conn_reply(conn, json_object_get(l->end_reply), NULL, 0);
         lease_finish(s, l); /* when nothing is left to wait for */
 }
 

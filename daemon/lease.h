@@ -59,7 +59,8 @@ struct lease {
          * back: restored by a job, or followed until a file that outlived the holder is
          * closed. A restart finds it recorded and ends it again. */
         bool ending;
-        const char *end_kind;               /* the Monitor event when it is gone */
+        const char *end_kind;   /* the Monitor event when it is gone */
+        json_object *end_reply; /* what the call that ended it is answered (NULL: nothing) */
         enum lease_device_state *returning; /* per device, while ending */
 };
 

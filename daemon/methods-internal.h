@@ -126,6 +126,7 @@ int lease_grants_apply(struct lease *l, char **ret_why);
 int device_open_elsewhere(struct server *s, const struct pci_addr *a, int *ret_pid);
 
 /* lease-end.c */
+struct lease *lease_by_id(struct server *s, uint64_t id);
 struct job *restore_start(struct server *s, uint64_t lease, const struct pci_addr *a, size_t n,
                           struct conn *conn);
 void lease_end(struct server *s, struct lease *l, const char *kind, bool checked,
@@ -136,3 +137,6 @@ int on_holder_exit(sd_event_source *src, int fd, uint32_t revents, void *userdat
 int method_acquire(struct conn *c, struct jspan params, int *fds, size_t n_fds);
 int method_release(struct conn *c, struct jspan params, int *fds, size_t n_fds);
 int method_list_leases(struct conn *c, struct jspan params, int *fds, size_t n_fds);
+
+/* methods-reclaim.c */
+int method_reclaim(struct conn *c, struct jspan params, int *fds, size_t n_fds);

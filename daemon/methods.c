@@ -26,6 +26,7 @@ static const struct method {
         {"io.vfiod.Acquire", method_acquire, .takes_fds = true},
         {"io.vfiod.Release", method_release},
         {"io.vfiod.ListLeases", method_list_leases},
+        {"io.vfiod.Reclaim", method_reclaim},
         {"io.vfiod.Audit", method_audit},
         {"io.vfiod.Monitor", method_monitor},
 };

@@ -89,13 +89,6 @@ void log_msg(int level, const char *fmt, ...)
         errno = saved;
 }
 
-static uint64_t now_usec(clockid_t clock)
-{
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* ---- per-uid accounting ------------------------------------------------------------- */
 
 static struct uid_usage *uid_usage_get(struct server *s, uid_t uid, bool create)
@@ -115,7 +108,7 @@ static struct uid_usage *uid_usage_get(struct server *s, uid_t uid, bool create)
         *u = (struct uid_usage){
                 .uid = uid,
                 .tokens = 2.0 * s->cfg.request_rate,
-                .refilled_usec = now_usec(CLOCK_MONOTONIC),
+                .refilled_usec = clock_usec(CLOCK_MONOTONIC),
         };
         return p[s->n_uids++] = u;
 }
@@ -127,7 +120,7 @@ static bool uid_take_token(struct server *s, uid_t uid)
         struct uid_usage *u = uid_usage_get(s, uid, true);
         if (!u)
                 return false;
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        uint64_t now = clock_usec(CLOCK_MONOTONIC);
         double burst = 2.0 * s->cfg.request_rate;
         u->tokens += (double)(now - u->refilled_usec) * s->cfg.request_rate / 1e6;
         if (u->tokens > burst)
@@ -233,7 +226,7 @@ void server_note_freed(struct server *s, size_t n)
         if (s->trim && sd_event_source_get_enabled(s->trim, &enabled) >= 0 &&
             enabled != SD_EVENT_OFF)
                 return; /* one is coming */
-        uint64_t when = now_usec(CLOCK_MONOTONIC) + TRIM_DELAY_USEC;
+        uint64_t when = clock_usec(CLOCK_MONOTONIC) + TRIM_DELAY_USEC;
         int r = s->trim ? sd_event_source_set_time(s->trim, when)
                         : sd_event_add_time(s->event, &s->trim, CLOCK_MONOTONIC, when, 0, on_trim,
                                             s);
@@ -479,7 +472,7 @@ static int on_idle(sd_event_source *src, uint64_t usec, void *userdata)
 {
         struct conn *c = userdata;
         uint64_t deadline = c->last_active_usec + c->server->cfg.idle_timeout_usec;
-        if (!c->monitor && !c->job && now_usec(CLOCK_MONOTONIC) >= deadline) {
+        if (!c->monitor && !c->job && clock_usec(CLOCK_MONOTONIC) >= deadline) {
                 log_msg(LOG_DEBUG, "closing idle connection of pid %d", (int)c->cred.pid);
                 conn_free(c);
                 return 0;
@@ -496,7 +489,7 @@ static int on_idle(sd_event_source *src, uint64_t usec, void *userdata)
 static void conn_arm_idle(struct conn *c)
 {
         struct server *s = c->server;
-        c->last_active_usec = now_usec(CLOCK_MONOTONIC);
+        c->last_active_usec = clock_usec(CLOCK_MONOTONIC);
         if (s->cfg.idle_timeout_usec == 0 || c->monitor) {
                 if (c->idle)
                         sd_event_source_set_enabled(c->idle, SD_EVENT_OFF);
@@ -582,7 +575,7 @@ static int conn_watch_partial(struct conn *c)
         }
         if (c->deadline_armed && c->deadline_call == c->n_calls)
                 return 0; /* the deadline of this call stands */
-        uint64_t when = now_usec(CLOCK_MONOTONIC) + c->server->cfg.call_timeout_usec;
+        uint64_t when = clock_usec(CLOCK_MONOTONIC) + c->server->cfg.call_timeout_usec;
         int r = c->deadline ? sd_event_source_set_time(c->deadline, when)
                             : sd_event_add_time(c->server->event, &c->deadline, CLOCK_MONOTONIC,
                                                 when, 0, on_deadline, c);
@@ -828,7 +821,7 @@ static void accept_pause(struct server *s, int error)
                 s->accept_backoff_usec = 2 * s->accept_backoff_usec < ACCEPT_BACKOFF_MAX_USEC
                                                  ? 2 * s->accept_backoff_usec
                                                  : ACCEPT_BACKOFF_MAX_USEC;
-        uint64_t when = now_usec(CLOCK_MONOTONIC) + s->accept_backoff_usec;
+        uint64_t when = clock_usec(CLOCK_MONOTONIC) + s->accept_backoff_usec;
         int r = s->accept_retry ? sd_event_source_set_time(s->accept_retry, when)
                                 : sd_event_add_time(s->event, &s->accept_retry, CLOCK_MONOTONIC,
                                                     when, 0, on_accept_retry, s);
@@ -1072,7 +1065,7 @@ void server_broadcast(struct server *s, const char *kind, const struct pci_addr 
         if (lease)
                 json_object_object_add(ev, "lease", json_object_new_int64((int64_t)lease));
         json_object_object_add(ev, "timestamp",
-                               json_object_new_int64((int64_t)now_usec(CLOCK_REALTIME)));
+                               json_object_new_int64((int64_t)clock_usec(CLOCK_REALTIME)));
         json_object_object_add(p, "event", ev);
         /* Made into text once, for every monitor. */
         json_object *msg = varlink_reply_new(p, true);

@@ -13,6 +13,7 @@
 #include "fd-util.h"
 #include "iommu-internal.h"
 #include "macro.h"
+#include "request.h"
 #include "string-table.h"
 #include "sysfs-pci.h"
 #include "topology.h"
@@ -278,51 +279,11 @@ bool vfio_iommu_process_accounting(const struct vfio_iommu *m)
 
 int vfio_device_open_by(const struct root *r, const struct pci_addr *a, int *ret_pid)
 {
-        char cdev[64] = "", group[64] = "", node[VFIO_CDEV_PATH_MAX];
-        int n;
-        if (vfio_device_cdev_index(r, a, &n) == 0)
-                snprintf(cdev, sizeof(cdev), "/%s", vfio_cdev_path(n, node));
-        if (vfio_device_group_id(r, a, &n) == 0) {
-                snprintf(group, sizeof(group), "/dev/vfio/%d", n);
-                /* A no-IOMMU group's node has its own name. */
-                char noiommu[48];
-                snprintf(noiommu, sizeof(noiommu), "dev/vfio/noiommu-%d", n);
-                _cleanup_close_ int fd = root_openat(r, noiommu, O_PATH | O_CLOEXEC);
-                if (fd >= 0)
-                        snprintf(group, sizeof(group), "/%s", noiommu);
-        }
-        if (!cdev[0] && !group[0])
-                return 0;
-
-        _cleanup_closedir_ DIR *proc = NULL;
-        int q = dir_stream_from_fd(root_openat(r, "proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC),
-                                   &proc);
-        if (q < 0)
-                return q;
-        FOREACH_DIRENT (de, proc) {
-                _cleanup_closedir_ DIR *fds = NULL;
-                char path[300];
-
-                if (!str_is_decimal(de->d_name))
-                        continue;
-                snprintf(path, sizeof(path), "%s/fd", de->d_name);
-                if (dir_stream_open_at(dirfd(proc), path, &fds) < 0)
-                        continue; /* gone, or a kernel thread */
-                FOREACH_DIRENT (fe, fds) {
-                        char target[300];
-                        ssize_t k = readlinkat(dirfd(fds), fe->d_name, target, sizeof(target) - 1);
-                        if (k <= 0)
-                                continue;
-                        target[k] = 0;
-                        if ((cdev[0] && strcmp(target, cdev) == 0) ||
-                            (group[0] && strcmp(target, group) == 0)) {
-                                if (ret_pid)
-                                        *ret_pid = atoi(de->d_name);
-                                return 1;
-                        }
-                }
-        }
-        return 0;
+        struct vfio_device_file f;
+        int k = vfio_device_file_find(r, a, 0, &f);
+        if (k > 0 && ret_pid)
+                *ret_pid = (int)f.pid;
+        return k;
 }
 
 int vfio_group_busy(const struct root *r, int group)

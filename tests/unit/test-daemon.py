@@ -22,6 +22,10 @@
 - What a crash leaves: a lease record glued after a piece cut off mid-line is adopted
   (its holder lives), the piece is logged with its raw text; the journal's leftover
   temporary files are removed and logged, other files kept.
+- Reclaim of adopted leases whose holder lives: past the timeout the holder and the
+  device it keeps are named and the lease stays; a device open nowhere ends its lease;
+  force ends the other without killing the holder; NotLeased, a bad timeout and a uid
+  without the bind right are refused.
 
 usage: test-daemon.py VFIOD VFIOCTL MKFIXTURE FIXTURES_DIR
 """
@@ -693,6 +697,99 @@ def leftovers(vfiod, root, tmp):
         check(rc == 0, "the leftovers daemon exits 0 on SIGTERM", f"status {rc}")
 
 
+def reclaim(vfiod, root, tmp):
+    """Reclaim on adopted type1 leases whose holder is a real process (a child that holds
+    /dev/null at fd 5). The tree's proc/ says that fd is group 40's node, so the daemon
+    finds it, takes a copy, and sends the request through it: the kernel refuses (a
+    /dev/null is no VFIO group), which the answer tells. The other lease's device is open
+    nowhere. Timeouts, force, the errors, and a lease that stays untouched."""
+    sub = os.path.join(tmp, "reclaim")
+    os.makedirs(os.path.join(sub, "run", "leases"))
+    os.chmod(sub, 0o755)
+    shutil.copy(os.path.join(tmp, "policy.json"), os.path.join(sub, "policy.json"))
+    held, free = "0000:07:10.6", "0000:07:10.2"
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 5, inheritable=True)
+    holder = subprocess.Popen(["sleep", "120"], pass_fds=(5,))
+    os.close(5)
+    os.close(devnull)
+    proc = os.path.join(root, "proc", str(holder.pid))
+    try:
+        os.makedirs(os.path.join(proc, "fd"))
+        with open(f"/proc/{holder.pid}/stat") as f:
+            stat = f.read()
+        with open(os.path.join(proc, "stat"), "w") as f:
+            f.write(stat)
+        os.symlink("/dev/vfio/40", os.path.join(proc, "fd", "5"))
+        start = stat[stat.rindex(")") + 2:].split()[19]
+        with open(os.path.join(sub, "run", "leases", "log"), "w") as f:
+            for lid, dev in ((7, held), (8, free)):
+                f.write(f'+{{"id":{lid},"uid":{USER},"pid":{holder.pid},"starttime":{start},'
+                        f'"backend":"type1","on_release":"restore","devices":["{dev}"],'
+                        '"adopted":false}\n')
+        d = Daemon(vfiod, root, sub)
+        try:
+            leases = call(d.admin, "io.vfiod.ListLeases").get("parameters", {}).get("leases", [])
+            check(sorted(l["id"] for l in leases) == [7, 8],
+                  "reclaim: both leases of the living holder are adopted", leases)
+            t0 = time.monotonic()
+            r = call(d.admin, "io.vfiod.Reclaim", {"device": held, "timeout": 1})
+            took = time.monotonic() - t0
+            e = r.get("parameters", {})
+            check(error_of(r) == "io.vfiod.ReclaimTimedOut" and e.get("lease") == 7 and
+                  e.get("pid") == holder.pid and
+                  e.get("open") == [{"address": held, "pid": holder.pid}],
+                  "reclaim: a holder that keeps the device past the timeout is named, with "
+                  "the device it keeps open", r)
+            check(1.0 <= took < 5, "... after the 1 s timeout", f"{took:.2f} s")
+            check(f"pid {holder.pid} has the group of {held} open, not the device" in
+                  e.get("reason", ""),
+                  "... and the request's failure is told (the fd is no VFIO group)", r)
+            leases = call(d.admin, "io.vfiod.ListLeases")["parameters"]["leases"]
+            check([l["state"] for l in leases if l["id"] == 7] == ["active"],
+                  "... and lease 7 stays as it was", leases)
+            r = call(d.admin, "io.vfiod.Reclaim", {"device": free, "timeout": 5})
+            check(r.get("parameters") == {"lease": 8, "pid": holder.pid, "forced": False},
+                  "reclaim: a device open nowhere ends its lease at once", r)
+            leases = call(d.admin, "io.vfiod.ListLeases")["parameters"]["leases"]
+            check([l["id"] for l in leases] == [7], "... and lease 8 is gone", leases)
+            r = call(d.admin, "io.vfiod.Reclaim", {"device": free})
+            check(error_of(r) == "io.vfiod.NotLeased", "reclaim: a device no lease holds: "
+                  "NotLeased", r)
+            r = call(d.admin, "io.vfiod.Reclaim", {"device": held, "timeout": 3601})
+            check(error_of(r) == "org.varlink.service.InvalidParameter",
+                  "reclaim: a timeout past 3600 s is refused", r)
+            r = as_uid(NOBODY, d.sock, [("io.vfiod.Reclaim", {"device": held}, {})])[0]
+            check(error_of(r) == "io.vfiod.PermissionDenied",
+                  "reclaim: a uid without the bind right is refused", r)
+            r = call(d.admin, "io.vfiod.Reclaim", {"device": held, "timeout": 0, "force": True})
+            check(r.get("parameters") == {"lease": 7, "pid": holder.pid, "forced": True},
+                  "reclaim --force: the lease ends although the holder keeps the device", r)
+            check(holder.poll() is None, "... and the holder is not killed")
+            leases = call(d.admin, "io.vfiod.ListLeases")["parameters"]["leases"]
+            check([(l["state"], l.get("pending")) for l in leases] ==
+                  [("ending", [{"address": held, "state": "waiting for its files to close"}])],
+                  "... and the device it keeps open waits for its file to close", leases)
+            os.unlink(os.path.join(proc, "fd", "5"))  # as the holder would close it
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                leases = call(d.admin, "io.vfiod.ListLeases")["parameters"]["leases"]
+                if not leases:
+                    break
+                time.sleep(0.1)
+            check(leases == [], "... and the lease is gone once that file is closed", leases)
+            out = d.output()
+            check("lease 7 of pid %d ends (lease-reclaimed)" % holder.pid in out,
+                  "... and the log tells the lease-reclaimed end", out[-2000:])
+        finally:
+            rc = d.stop()
+            check(rc == 0, "the reclaim daemon exits 0 on SIGTERM", f"status {rc}")
+    finally:
+        holder.kill()
+        holder.wait()
+        shutil.rmtree(os.path.join(root, "proc"), ignore_errors=True)
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--client":
         client_main(sys.argv[2], sys.argv[3])
@@ -734,6 +831,7 @@ def main():
         appeared(vfiod, root, tmp)
         scoped(vfiod, root, tmp)
         leftovers(vfiod, root, tmp)
+        reclaim(vfiod, root, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{failures} failure(s)")

@@ -121,6 +121,24 @@ lab_leases_recorded() {
 }
 export -f lab_leases_recorded # for polls in a child bash -c
 
+# lab_driver_of ADDRESS: the driver a PCI device is bound to, "-" for none.
+lab_driver_of() {
+	local l=/sys/bus/pci/devices/$1/driver
+	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
+}
+
+# lab_wait_socket PATH...: waits up to 10 s for each UNIX socket to appear.
+lab_wait_socket() {
+	local p
+	for p; do
+		for _ in $(seq 100); do
+			[[ -S $p ]] && break
+			sleep 0.1
+		done
+		[[ -S $p ]] || return 1
+	done
+}
+
 # lab_bind ADDRESS DRIVER: bind a PCI device to DRIVER with plain sysfs writes
 # (driver_override, unbind from the current driver, drivers_probe).
 lab_bind() {

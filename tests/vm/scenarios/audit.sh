@@ -221,10 +221,6 @@ lab_verdicts "format validation" python3 "$formats" --validate "$tmp/audit.xml" 
 # was. Without an IOMMU nothing is sent and nothing bound: a critical finding.
 export VFIOD_STATE_DIR=/run/vfiod-lab-audit
 EDU=0000:01:00.0
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
 probe_scenario() {
 	local taint_before dmesg_before probe_edu want_rc fault evidence rc
 	taint_before=$(cat /proc/sys/kernel/tainted)
@@ -239,7 +235,7 @@ probe_scenario() {
 $probe_edu" && want_rc=1
 	audit_case "probe $EDU" "$want_rc" "$host_only
 $probe_edu" --probe --devices "$EDU"
-	check_eq "probe $EDU: the edu is back on no driver" - "$(driver_of $EDU)"
+	check_eq "probe $EDU: the edu is back on no driver" - "$(lab_driver_of $EDU)"
 	check_eq "probe $EDU: its driver_override is back" "(null)" \
 		"$(cat /sys/bus/pci/devices/$EDU/driver_override)"
 	check_eq "probe $EDU: the journal is empty" 0 \
@@ -276,9 +272,9 @@ for f in doc["findings"]:
 $probe_edu
 info dma.fault-probe 0000:07:00.0
 medium dma.fault-probe 0000:08:02.0" --probe
-		check_eq "whole host --probe: the switched edu is back on no driver" - "$(driver_of 0000:07:00.0)"
-		check_eq "whole host --probe: the e1000 keeps its driver" e1000 "$(driver_of 0000:08:01.0)"
-		check_eq "whole host --probe: the bridged edu is left alone" - "$(driver_of 0000:08:02.0)"
+		check_eq "whole host --probe: the switched edu is back on no driver" - "$(lab_driver_of 0000:07:00.0)"
+		check_eq "whole host --probe: the e1000 keeps its driver" e1000 "$(lab_driver_of 0000:08:01.0)"
+		check_eq "whole host --probe: the bridged edu is left alone" - "$(lab_driver_of 0000:08:02.0)"
 		"$vfioctl" audit --junit --probe --devices "$EDU" >"$tmp/probe.xml" 2>/dev/null || true
 		"$vfioctl" audit --sarif --probe --devices "$EDU" >"$tmp/probe.sarif" 2>/dev/null || true
 		lab_verdicts "format validation with --probe" \

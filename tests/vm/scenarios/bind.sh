@@ -25,17 +25,13 @@ BR_E1000=0000:08:01.0  # e1000, behind the PCIe-to-PCI bridge 00:06.0
 BR_EDU=0000:08:02.0    # edu, same group
 ROOTPORT=0000:00:02.0  # pcieport
 
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
 override_of() { cat "/sys/bus/pci/devices/$1/driver_override"; }
 netdev_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n1; }
 journal_count() { find "$journal" -name '*.json' 2>/dev/null | wc -l; }
 
 # expect_state TEXT ADDRESS DRIVER OVERRIDE
 expect_state() {
-	check_eq "$1: $2 driver" "$3" "$(driver_of "$2")"
+	check_eq "$1: $2 driver" "$3" "$(lab_driver_of "$2")"
 	check_eq "$1: $2 driver_override" "$4" "$(override_of "$2")"
 }
 
@@ -43,7 +39,7 @@ expect_state() {
 igb_if=$(netdev_of $IGB)
 [[ -n $igb_if ]] && pass "igb has interface $igb_if at boot" || fail "igb has no interface at boot"
 for dev in $EDU $IGB $NVME; do
-	orig=$(driver_of $dev)
+	orig=$(lab_driver_of $dev)
 	if "$vfioctl" bind $dev >"$tmp/out" 2>&1; then
 		pass "bind $dev ($orig)"
 	else
@@ -75,7 +71,7 @@ check_eq "nothing journaled after the refusal" 0 "$(journal_count)"
 check "bind $BR_EDU --group" "$vfioctl" bind $BR_EDU --group
 expect_state "group bound" $BR_E1000 vfio-pci vfio-pci
 expect_state "group bound" $BR_EDU vfio-pci vfio-pci
-check_eq "bridge 00:06.0 left alone" - "$(driver_of 0000:00:06.0)"
+check_eq "bridge 00:06.0 left alone" - "$(lab_driver_of 0000:00:06.0)"
 check_eq "VFIO_GROUP_GET_STATUS says the group of $BR_EDU is viable" viable \
 	"$(python3 -S "$truth" vfio-viable "$BR_EDU" 2>&1)"
 check "unbind both" "$vfioctl" unbind $BR_E1000 $BR_EDU
@@ -117,9 +113,9 @@ sweep() {
 		fi
 		for pair in $originals; do
 			addr=${pair%%=*} want=${pair#*=}
-			if [[ $(driver_of "$addr") != "$want" || $(override_of "$addr") != "(null)" ]]; then
+			if [[ $(lab_driver_of "$addr") != "$want" || $(override_of "$addr") != "(null)" ]]; then
 				lost=$((lost + 1))
-				fail "$label: after a crash at step $n and restore --all, $addr is on $(driver_of "$addr") (override $(override_of "$addr")), expected $want"
+				fail "$label: after a crash at step $n and restore --all, $addr is on $(lab_driver_of "$addr") (override $(override_of "$addr")), expected $want"
 			fi
 		done
 		n=$((n + 1))
@@ -144,7 +140,7 @@ check_eq "bind of an unknown device exits 2" 2 "$rc"
 out=$("$vfioctl" bind $ROOTPORT 2>&1) && rc=0 || rc=$?
 check_eq "bind of a bridge exits 1" 1 "$rc"
 [[ $out == *"is a bridge (PCI bridge, class 0604"* ]] && pass "and says it is a bridge" || fail "bridge message" "$out"
-check_eq "root port still on pcieport" pcieport "$(driver_of $ROOTPORT)"
+check_eq "root port still on pcieport" pcieport "$(lab_driver_of $ROOTPORT)"
 out=$("$vfioctl" bind '../../etc' 2>&1) && rc=0 || rc=$?
 check_eq "bind ../../etc exits 2" 2 "$rc"
 

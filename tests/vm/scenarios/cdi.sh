@@ -47,11 +47,6 @@ EDU=0000:01:00.0
 EDU_OUT=0000:07:00.0 # bound to vfio-pci, in no pool
 IGB=0000:02:00.0
 
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -L $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
-
 # spec_names: the CDI device names of the spec, one a line (nothing when it is absent).
 spec_names() {
 	[[ -f $spec ]] || return 0
@@ -134,7 +129,7 @@ check_eq "vfioctl bind $EDU $EDU_OUT: both bound by vfiod" "0 2" "$rc $(grep -c 
 ms=$(wait_until 5 spec_has "$EDU") &&
 	pass "the edu $EDU is in $spec (${ms} ms after the bind returned)" ||
 	fail "the edu $EDU is not in $spec" "$(cat "$spec" 2>&1)"
-check "$EDU_OUT, on $(driver_of "$EDU_OUT") but in no pool, has no entry" spec_lacks "$EDU_OUT"
+check "$EDU_OUT, on $(lab_driver_of "$EDU_OUT") but in no pool, has no entry" spec_lacks "$EDU_OUT"
 if [[ -c /dev/iommu ]]; then
 	want_nodes="/dev/iommu /dev/vfio/devices/"
 else
@@ -269,7 +264,7 @@ rc=0
 wait "$daemon_pid" || rc=$?
 daemon_pid=
 check_eq "vfiod stops on SIGTERM" 0 "$rc"
-check_eq "the edus are back on no driver" "- -" "$(driver_of "$EDU") $(driver_of "$EDU_OUT")"
+check_eq "the edus are back on no driver" "- -" "$(lab_driver_of "$EDU") $(lab_driver_of "$EDU_OUT")"
 
 printf '    | %s\n' "$(grep -c . "$tmp/vfiod.log") daemon log lines:"
 sed 's/^/    | /' "$tmp/vfiod.log"

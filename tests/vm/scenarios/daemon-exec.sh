@@ -38,28 +38,20 @@ EOF
 	--runtime-dir "$tmp/run" --state-dir /run/vfiod-lab-exec --policy "$tmp/policy.json" \
 	-v >"$tmp/vfiod.log" 2>&1 &
 daemon=$!
-for _ in $(seq 100); do
-	[[ -S $tmp/io.vfiod ]] && break
-	sleep 0.1
-done
+lab_wait_socket "$tmp/io.vfiod" || fail "vfiod did not start" "$(cat "$tmp/vfiod.log")"
 export VFIOD_SOCKET=$tmp/io.vfiod
-
-driver() {
-	local d=/sys/bus/pci/devices/$EDU/driver
-	[[ -e $d ]] && basename "$(readlink -f "$d")" || echo none
-}
 
 # wait_driver NAME: the daemon undoes a lease once it sees its holder exit.
 wait_driver() {
 	for _ in $(seq 100); do
-		[[ $(driver) == "$1" ]] && return 0
+		[[ $(lab_driver_of $EDU) == "$1" ]] && return 0
 		sleep 0.1
 	done
 	return 1
 }
 
-base=$(driver)
-check_eq "edu starts without a driver" none "$base"
+base=$(lab_driver_of $EDU)
+check_eq "edu starts without a driver" - "$base"
 
 # Carve two igb VFs straight onto vfio-pci: vfioctl, run as root while vfiod runs, has
 # the daemon do it over its admin socket.
@@ -119,7 +111,7 @@ if not ok:
     print(sys.argv[1])
 EOF
 wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
-	fail "edu is still on $(driver) after QEMU exited" "$(tail -n 20 "$tmp/vfiod.log")"
+	fail "edu is still on $(lab_driver_of $EDU) after QEMU exited" "$(tail -n 20 "$tmp/vfiod.log")"
 
 # SIGKILL to the VMM: the daemon sees its holder die through the pidfd.
 "${NOBODY[@]}" "$vfioctl" exec --device 01:00.0 --device "$VF" -- \
@@ -137,13 +129,13 @@ sleep 2 # let QEMU open and realize the devices
 kill -9 "$vmm"
 wait "$vmm" 2>/dev/null || true
 start=$(date +%s%N)
-while [[ $(driver) != "$base" || -n $(lab_leases_recorded "$tmp/run/leases") ]]; do
+while [[ $(lab_driver_of $EDU) != "$base" || -n $(lab_leases_recorded "$tmp/run/leases") ]]; do
 	(($(date +%s%N) - start > 3000000000)) && break
 	sleep 0.01
 done
 ms=$((($(date +%s%N) - start) / 1000000))
 ((ms <= 1000)) && pass "VMM killed with SIGKILL: edu restored, VF back in the pool, lease gone ${ms} ms after the VMM died" ||
-	fail "VMM killed: devices not returned within 1 s (${ms} ms, edu on $(driver))" "$(tail -n 20 "$tmp/vfiod.log")"
+	fail "VMM killed: devices not returned within 1 s (${ms} ms, edu on $(lab_driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
 vf_driver=$(basename "$(readlink -f /sys/bus/pci/devices/$VF/driver 2>/dev/null)" 2>/dev/null || true)
 check_eq "the pooled VF stays on vfio-pci for the next lease" vfio-pci "$vf_driver"
 fi
@@ -160,10 +152,7 @@ if lab_has_iommufd "vfioctl qemu-attach into a running QEMU"; then
 	-device pcie-root-port,id=rp2,chassis=2,slot=2 \
 	-qmp "unix:$tmp/vm/qmp,server=on,wait=off" >"$tmp/qemu.log" 2>&1 &
 qemu_pid=$!
-for _ in $(seq 100); do
-	[[ -S $tmp/vm/qmp ]] && break
-	sleep 0.1
-done
+lab_wait_socket "$tmp/vm/qmp" || fail "QEMU did not start" "$(cat "$tmp/qemu.log")"
 
 out=$("${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus nosuchbus $EDU 2>&1) &&
 	rc=0 || rc=$?
@@ -173,7 +162,7 @@ out=$("${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus nosuchbus 
 objs=$(lab_qmp "$tmp/vm/qmp" "info qom-tree" 2>&1 || true)
 [[ $objs != *vfiod-iommufd* ]] && pass "no vfiod iommufd object is left in QEMU" ||
 	fail "an iommufd object survived the undo" "$objs"
-wait_driver "$base" || fail "edu stayed on $(driver) after the undo"
+wait_driver "$base" || fail "edu stayed on $(lab_driver_of $EDU) after the undo"
 
 out=$(timeout 120 "${NOBODY[@]}" "$vfioctl" qemu-attach --qmp "$tmp/vm/qmp" --bus rp1 $EDU 2>&1) &&
 	rc=0 || rc=$?
@@ -194,8 +183,8 @@ tree=$(lab_qmp "$tmp/vm/qmp" "info qtree" 2>&1 || true)
 	fail "qemu-attach of the VF into rp2 (exit $rc)" "$out"$'\n'"$tree"
 limit=$(prlimit --pid "$qemu_pid" --memlock --output SOFT --noheadings 2>&1 || true)
 check_eq "the daemon raised QEMU's RLIMIT_MEMLOCK (the lease holder's)" unlimited "${limit// /}"
-[[ $(driver) == vfio-pci ]] && pass "the lease outlives vfioctl: edu stays on vfio-pci" ||
-	fail "edu is on $(driver) after vfioctl exited"
+[[ $(lab_driver_of $EDU) == vfio-pci ]] && pass "the lease outlives vfioctl: edu stays on vfio-pci" ||
+	fail "edu is on $(lab_driver_of $EDU) after vfioctl exited"
 out=$("$vfioctl" leases 2>&1) || true
 [[ $out == *"pid $qemu_pid  uid 65534"* && $out == *"$EDU"* && $out == *"$VF"* ]] &&
 	pass "vfioctl leases (root, admin socket) lists QEMU's leases: ${out//$'\n'/ | }" ||
@@ -211,21 +200,21 @@ out=$("$vfioctl" release "$lease_id" 2>&1) && rc=0 || rc=$?
 lab_qmp "$tmp/vm/qmp" quit >/dev/null 2>&1 || true
 wait "$qemu_pid" 2>/dev/null || true
 wait_driver "$base" && pass "the lease ended with QEMU: edu is back to no driver" ||
-	fail "edu is still on $(driver) after QEMU quit" "$(tail -n 20 "$tmp/vfiod.log")"
+	fail "edu is still on $(lab_driver_of $EDU) after QEMU quit" "$(tail -n 20 "$tmp/vfiod.log")"
 fi
 
 # bind and unbind through the daemon too: the monitor-free proof is the daemon's log.
 out=$("$vfioctl" bind $EDU 2>&1) && rc=0 || rc=$?
-[[ $rc == 0 && $(driver) == vfio-pci && $out == *"bound by vfiod"* ]] &&
+[[ $rc == 0 && $(lab_driver_of $EDU) == vfio-pci && $out == *"bound by vfiod"* ]] &&
 	grep -q "calls io.vfiod.Bind" "$tmp/vfiod.log" &&
 	pass "vfioctl bind went through vfiod: $out" || fail "vfioctl bind through the daemon (exit $rc)" "$out"
 out=$("$vfioctl" unbind $EDU 2>&1) && rc=0 || rc=$?
-[[ $rc == 0 && $(driver) == none ]] && grep -q "calls io.vfiod.Unbind" "$tmp/vfiod.log" &&
+[[ $rc == 0 && $(lab_driver_of $EDU) == - ]] && grep -q "calls io.vfiod.Unbind" "$tmp/vfiod.log" &&
 	pass "vfioctl unbind went through vfiod: $out" || fail "vfioctl unbind through the daemon (exit $rc)" "$out"
 # (the host's root is read-only here: the direct path's journal goes where the daemon's is)
 out=$(VFIOD_STATE_DIR=/run/vfiod-lab-exec "$vfioctl" --no-daemon bind $EDU 2>&1) && rc=0 || rc=$?
 n_bind=$(grep -c "calls io.vfiod.Bind" "$tmp/vfiod.log")
-[[ $rc == 0 && $(driver) == vfio-pci && $n_bind == 1 ]] &&
+[[ $rc == 0 && $(lab_driver_of $EDU) == vfio-pci && $n_bind == 1 ]] &&
 	pass "--no-daemon binds directly (the daemon saw no second Bind)" ||
 	fail "vfioctl --no-daemon bind (exit $rc, $n_bind Bind calls)" "$out"
 VFIOD_STATE_DIR=/run/vfiod-lab-exec "$vfioctl" --no-daemon unbind $EDU >/dev/null 2>&1 || true

@@ -62,10 +62,6 @@ stop_daemon() {
 start_daemon
 export VFIOD_SOCKET=$tmp/io.vfiod VFIOD_ADMIN_SOCKET=$tmp/io.vfiod.admin
 
-driver_of() {
-	local d=/sys/bus/pci/devices/$1/driver
-	[[ -e $d ]] && basename "$(readlink -f "$d")" || echo none
-}
 group_of() { basename "$(readlink -f "/sys/bus/pci/devices/$1/iommu_group")"; }
 # node_state GROUP: owner, group, mode and access ACL of /dev/vfio/GROUP, or "absent".
 node_state() {
@@ -89,7 +85,7 @@ except OSError as e:
 }
 leases_gone_and() {
 	local want_edu=$1 start=$2
-	while [[ $(driver_of $EDU) != "$want_edu" || -n $(lab_leases_recorded "$tmp/run/leases") ]]; do
+	while [[ $(lab_driver_of $EDU) != "$want_edu" || -n $(lab_leases_recorded "$tmp/run/leases") ]]; do
 		(($(date +%s%N) - start > 3000000000)) && break
 		sleep 0.01
 	done
@@ -104,11 +100,11 @@ wait_socket() {
 	return 1
 }
 
-base=$(driver_of $EDU)
-check_eq "edu starts without a driver" none "$base"
+base=$(lab_driver_of $EDU)
+check_eq "edu starts without a driver" - "$base"
 out=$("$vfioctl" sriov "$IGB" --numvfs 2 2>&1) || true
 VF=$(basename "$(readlink -f /sys/bus/pci/devices/$IGB/virtfn0 2>/dev/null)" 2>/dev/null || true)
-check_eq "two igb VFs carved onto vfio-pci through the daemon ($out)" vfio-pci "$(driver_of "$VF")"
+check_eq "two igb VFs carved onto vfio-pci through the daemon ($out)" vfio-pci "$(lab_driver_of "$VF")"
 vf_id=$(printf '%s:%s' "$(cut -c3- "/sys/bus/pci/devices/$VF/vendor")" "$(cut -c3- "/sys/bus/pci/devices/$VF/device")")
 vf_qemu_id=vfiod-${VF//[:.]/-}
 VF_GROUP=$(group_of "$VF")
@@ -167,8 +163,8 @@ kill -9 "$vmm"
 wait "$vmm" 2>/dev/null || true
 ms=$(leases_gone_and "$base" "$(date +%s%N)")
 ((ms <= 1000)) && pass "QEMU killed with SIGKILL: edu restored, VF pooled, lease gone ${ms} ms after it died" ||
-	fail "QEMU killed: devices not returned within 1 s (${ms} ms, edu on $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
-check_eq "the pooled VF stays on vfio-pci" vfio-pci "$(driver_of "$VF")"
+	fail "QEMU killed: devices not returned within 1 s (${ms} ms, edu on $(lab_driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+check_eq "the pooled VF stays on vfio-pci" vfio-pci "$(lab_driver_of "$VF")"
 check_eq "the VF's group node is exactly as before (owner, mode, ACL)" "$vf_before" "$(node_state "$VF_GROUP")"
 check_eq "the edu's group node went with its return to no driver" absent "$(node_state "$EDU_GROUP")"
 
@@ -202,7 +198,7 @@ lab_qmp "$tmp/vm/qmp2" quit >/dev/null 2>&1 || true
 wait "$qemu_pid" 2>/dev/null || true
 ms=$(leases_gone_and "$base" "$(date +%s%N)")
 ((ms <= 1000)) && pass "QEMU quit: both leases ended within ${ms} ms, edu back to no driver" ||
-	fail "after QEMU quit (${ms} ms, edu on $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+	fail "after QEMU quit (${ms} ms, edu on $(lab_driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
 check_eq "the VF's group node is exactly as before again" "$vf_before" "$(node_state "$VF_GROUP")"
 
 # 3. The daemon killed and started again while a type1 lease lives.

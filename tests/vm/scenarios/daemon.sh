@@ -43,11 +43,6 @@ cat >"$tmp/policy.json" <<'JSON'
 }
 JSON
 
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -L $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
-
 daemon_pid=
 # start_daemon [OPTION...]: vfiod with the scenario's paths and these options.
 start_daemon() {
@@ -139,12 +134,12 @@ check_eq "uid 65533 (no rule) is refused Acquire" "io.vfiod.PermissionDenied" \
 out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$NVME\"]}")
 check_eq "uid 65534 is refused a device its rules do not name" "io.vfiod.PermissionDenied" \
 	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
-check_eq "the refused nvme stays on its driver" nvme "$(driver_of $NVME)"
-check_eq "the refused edu stays unbound" - "$(driver_of $EDU)"
+check_eq "the refused nvme stays on its driver" nvme "$(lab_driver_of $NVME)"
+check_eq "the refused edu stays unbound" - "$(lab_driver_of $EDU)"
 out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Bind "{\"devices\": [\"$EDU\"]}")
 check_eq "uid 65534 may not Bind (not granted)" "io.vfiod.PermissionDenied" \
 	"$(python3 -S -c 'import json,sys; print(json.loads(sys.argv[1]).get("error"))' "$out")"
-check_eq "... and the edu is still unbound" - "$(driver_of $EDU)"
+check_eq "... and the edu is still unbound" - "$(lab_driver_of $EDU)"
 
 # Acquire as uid 65534: the holder keeps the fds until killed.
 "${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold1.json" &
@@ -163,7 +158,7 @@ PY
 if lab_has_iommufd "uid 65534 receives /dev/iommu and the edu's vfio cdev"; then
 check_eq "uid 65534 receives /dev/iommu and the edu's vfio cdev, memlock unlimited" ok "$verdict"
 fi
-check_eq "the daemon bound the edu to vfio-pci for the lease" vfio-pci "$(driver_of $EDU)"
+check_eq "the daemon bound the edu to vfio-pci for the lease" vfio-pci "$(lab_driver_of $EDU)"
 limit=$(awk '/Max locked memory/ {print $4}' "/proc/$holder1/limits")
 check_eq "the holder's RLIMIT_MEMLOCK was raised by the daemon" unlimited "$limit"
 check_eq "the lease is recorded in the runtime directory" 1 "$(lab_leases_recorded $rundir/leases | wc -l)"
@@ -177,7 +172,7 @@ PB_E1000=0000:08:01.0
 PB_EDU=0000:08:02.0
 out=$($client call "$admin" io.vfiod.Bind "{\"devices\": [\"$PB_EDU\"], \"group\": true}")
 check_eq "admin socket: Bind --group puts the bridge group on vfio-pci" "vfio-pci vfio-pci" \
-	"$(driver_of $PB_E1000) $(driver_of $PB_EDU)"
+	"$(lab_driver_of $PB_E1000) $(lab_driver_of $PB_EDU)"
 out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.Acquire "{\"devices\": [\"$PB_EDU\"], \"backend\": \"type1\"}")
 check_eq "type1: uid 65534, allowed 08:02.0 but not its group mate, is refused naming 08:01.0" \
 	"io.vfiod.PermissionDenied $PB_E1000" \
@@ -219,7 +214,7 @@ wait_until 10 bash -c "! grep -q '\"id\":$pb_lease,' <<<\"\$(lab_leases_recorded
 fi
 out=$($client call "$admin" io.vfiod.Unbind "{\"devices\": [\"$PB_EDU\", \"$PB_E1000\"]}")
 check_eq "admin socket: Unbind returns the e1000 to its driver" "e1000 -" \
-	"$(driver_of $PB_E1000) $(driver_of $PB_EDU)"
+	"$(lab_driver_of $PB_E1000) $(lab_driver_of $PB_EDU)"
 
 # Release while the fds are still open: refused (the kernel would block the unbind, and
 # the daemon with it); after closing them, accepted.
@@ -241,7 +236,7 @@ fi
 kill -9 "$holder1"
 ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && [[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
 	pass "holder killed: edu restored (unbound again) and the lease gone in ${ms} ms" ||
-	fail "holder killed: edu not restored within 1 s (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+	fail "holder killed: edu not restored within 1 s (driver $(lab_driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
 grep -q "lease 1 of pid $holder1 ends (lease-expired)" "$tmp/vfiod.log" &&
 	pass "the daemon saw the holder exit through its pidfd" ||
 	fail "no lease-expired record in the daemon log" "$(tail -n 20 "$tmp/vfiod.log")"
@@ -259,7 +254,7 @@ pool_lease_dies() {
 		fail "$1: the lease did not end within 1 s of its holder's death"
 }
 pool_lease_dies "pool device"
-check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(driver_of $EDU2)"
+check_eq "pool device stays on vfio-pci after its holder died" vfio-pci "$(lab_driver_of $EDU2)"
 
 # A holder that hands its fds to a child and dies: the lease ends, but the device is
 # still open in the child, so it is not handed out again until the child lets go (one
@@ -293,11 +288,11 @@ wait_until 5 acquired "$EDU2" >/dev/null &&
 # The same with a device to restore: it stays on vfio-pci while the child has it open
 # (an unbind would block), and goes back to its driver (none) once the child is gone.
 orphan_lease "$EDU" "an edu lease"
-check_eq "the edu stays on vfio-pci while the child has it open" vfio-pci "$(driver_of $EDU)"
+check_eq "the edu stays on vfio-pci while the child has it open" vfio-pci "$(lab_driver_of $EDU)"
 kill -9 "$child"
 ms=$(wait_until 2 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
 	pass "... and is restored (no driver) ${ms} ms after the child's exit" ||
-	fail "the edu was not restored after the child exited (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+	fail "the edu was not restored after the child exited (driver $(lab_driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
 
 # Again with the fds in flight: sent over a socket to a process that never reads them.
 # No process has the file open, so a search of /proc finds nothing, but the count of the
@@ -306,7 +301,7 @@ ms=$(wait_until 2 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
 orphan_lease "$EDU" "an edu lease" --in-flight
 check "the daemon answers while the edu's file is in flight" \
 	timeout 5 $client call "$sock" org.varlink.service.GetInfo
-check_eq "the edu stays on vfio-pci while its file is in flight" vfio-pci "$(driver_of $EDU)"
+check_eq "the edu stays on vfio-pci while its file is in flight" vfio-pci "$(lab_driver_of $EDU)"
 out=$("${NOBODY[@]}" $client call "$sock" io.vfiod.ListLeases)
 check_eq "... its ended lease is listed as ending, the edu waiting for its files to close" \
 	"ending $EDU waiting for its files to close" \
@@ -320,7 +315,7 @@ check_eq "... and Acquire of it is DeviceBusy" "io.vfiod.DeviceBusy" \
 kill -9 "$child" # its socket goes, and the file in flight with it
 ms=$(wait_until 2 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
 	pass "... and is restored (no driver) ${ms} ms after the socket holding it went" ||
-	fail "the edu was not restored after the in-flight file closed (driver $(driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
+	fail "the edu was not restored after the in-flight file closed (driver $(lab_driver_of $EDU))" "$(tail -n 20 "$tmp/vfiod.log")"
 
 # A leased device that is hot-removed: the kernel holds the removal until the holder lets
 # go, the lease ends with the holder, the device goes and the daemon keeps serving. A
@@ -353,7 +348,7 @@ new_node=$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1])).ge
 sys_node=$(find "/sys/bus/pci/devices/$EDU2/vfio-dev" -mindepth 1 -maxdepth 1 -name 'vfio*' -printf '/dev/vfio/devices/%f\n' 2>/dev/null)
 if lab_has_iommufd "the device that came back is handed out through its new cdev node"; then
 check_eq "... on vfio-pci, through the cdev node the kernel gave it (was $old_node)" \
-	"vfio-pci $sys_node" "$(driver_of $EDU2) $new_node"
+	"vfio-pci $sys_node" "$(lab_driver_of $EDU2) $new_node"
 fi
 kill -9 "$holder7"
 ms=$(wait_until 1 bash -c "[[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
@@ -367,7 +362,7 @@ crash_restart_daemon "vfiod restarts"
 adopted=$($client call "$admin" io.vfiod.ListLeases | python3 -S -c \
 	'import json,sys; l=json.load(sys.stdin)["parameters"]["leases"]; print(l[0]["adopted"], l[0]["pid"])')
 check_eq "ListLeases says adopted, held by the same pid" "True $holder3" "$adopted"
-check_eq "the device stayed with the live holder (still vfio-pci)" vfio-pci "$(driver_of $EDU)"
+check_eq "the device stayed with the live holder (still vfio-pci)" vfio-pci "$(lab_driver_of $EDU)"
 kill -9 "$holder3"
 ms=$(wait_until 1 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]] && [[ -z \$(lab_leases_recorded $rundir/leases) ]]") &&
 	pass "adopted lease: holder exit restored the edu in ${ms} ms" ||
@@ -385,7 +380,7 @@ timeout 30 tail --pid="$opener5" -f /dev/null || kill -9 "$opener5"
 check_eq "adopted lease: Release with the cdev open but not bound is refused as busy, then accepted once closed" \
 	"io.vfiod.DeviceBusy None" \
 	"$(tail -n 1 "$tmp/open5.json" | python3 -S -c 'import json,sys; m=json.load(sys.stdin); print(m["while_open"].get("error"), m["after_close"].get("error"))')"
-check_eq "... and the device is back in the pool (vfio-pci)" vfio-pci "$(driver_of $EDU2)"
+check_eq "... and the device is back in the pool (vfio-pci)" vfio-pci "$(lab_driver_of $EDU2)"
 
 # A holder that exits while vfiod is down: cleaned up at the next start.
 "${NOBODY[@]}" $client hold "$sock" "$EDU" >"$tmp/hold4.json" &
@@ -395,12 +390,12 @@ kill -TERM "$daemon_pid"
 rc=0
 wait "$daemon_pid" || rc=$?
 check_eq "SIGTERM stops vfiod with status 0" 0 "$rc"
-check_eq "a stopped vfiod leaves the live lease in place" vfio-pci "$(driver_of $EDU)"
+check_eq "a stopped vfiod leaves the live lease in place" vfio-pci "$(lab_driver_of $EDU)"
 kill -9 "$holder4"
 wait "$holder4" 2>/dev/null || true
 start_daemon_checked "vfiod restarts after its holder died"
 check_eq "the dead holder's lease was ended at start" 0 "$(lease_count)"
-check_eq "... and its edu restored" - "$(driver_of $EDU)"
+check_eq "... and its edu restored" - "$(lab_driver_of $EDU)"
 
 # A bind that crashed midway (vfioctl aborted by the test hook after its third step,
 # with the nvme unbound from its driver) is rolled back when vfiod starts.
@@ -411,9 +406,9 @@ rc=0
 VFIOD_STATE_DIR=/run/vfiod-lab-daemon VFIOD_TEST_CRASH_AFTER=3 "$crashy" bind "$NVME" \
 	>"$tmp/crash" 2>&1 || rc=$?
 check_eq "the test hook aborted vfioctl bind midway" 134 "$rc"
-check_eq "... leaving the nvme off its driver" - "$(driver_of $NVME)"
+check_eq "... leaving the nvme off its driver" - "$(lab_driver_of $NVME)"
 start_daemon_checked "vfiod starts after the crashed bind"
-check_eq "vfiod rolled the interrupted bind back: nvme on nvme again" nvme "$(driver_of $NVME)"
+check_eq "vfiod rolled the interrupted bind back: nvme on nvme again" nvme "$(lab_driver_of $NVME)"
 check_eq "... with its override cleared" "(null)" "$(cat /sys/bus/pci/devices/$NVME/driver_override)"
 
 # 5. Kernel work off the event loop. Root holds the edu's cdev open, outside any lease:
@@ -430,7 +425,7 @@ if lab_has_iommufd "an unbind that waits for an open cdev runs off the event loo
 start_daemon_checked "vfiod starts with --operation-timeout 2" --operation-timeout 2 --stop-timeout 2 \
 	--request-rate 0
 out=$($client call "$admin" io.vfiod.Bind "{\"devices\": [\"$EDU\"]}")
-check_eq "admin Bind puts the edu on vfio-pci" vfio-pci "$(driver_of $EDU)"
+check_eq "admin Bind puts the edu on vfio-pci" vfio-pci "$(lab_driver_of $EDU)"
 node=/dev/vfio/devices/$(basename /sys/bus/pci/devices/$EDU/vfio-dev/vfio*)
 python3 -S -c 'import os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR); print(fd, flush=True); time.sleep(600)' "$node" >"$tmp/opener" &
 opener=$!
@@ -501,7 +496,7 @@ check "... its worker (pid ${worker:-none}) still waits in the kernel for the fi
 kill -9 "$opener"
 ms=$(wait_until 10 bash -c "[[ ! -L /sys/bus/pci/devices/$EDU/driver ]]") &&
 	pass "the unbind completes ${ms} ms after the file closes, the daemon gone" ||
-	fail "the edu was not unbound after its file closed (driver $(driver_of $EDU))"
+	fail "the edu was not unbound after its file closed (driver $(lab_driver_of $EDU))"
 start_daemon_checked "vfiod starts again"
 check_eq "... with nothing left in the journal for the edu" "" \
 	"$(ls /run/vfiod-lab-daemon/journal 2>/dev/null | grep "$EDU" || true)"

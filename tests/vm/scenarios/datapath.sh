@@ -23,10 +23,6 @@ VF_MAC=02:76:66:69:6f:01
 PACKETS=10000
 TIMEOUT=150 # seconds of transmitting at most (TCG moves a few thousand frames a second)
 
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
 ifname_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n1; }
 rx_packets() { cat "/sys/class/net/$rx_if/statistics/rx_packets"; }
 dmar_faults_since() { dmesg | tail -n +"$(($1 + 1))" | grep -E 'DMAR: \[DMA|DMAR:.*fault' || true; }
@@ -96,7 +92,7 @@ judge_run() {
 	faults=$(dmar_faults_since "$mark")
 	[[ -z $faults ]] && pass "$label: no DMAR fault in the kernel log" ||
 		fail "$label: DMAR faults in the kernel log" "$faults"
-	check_eq "$label: the VF is still on vfio-pci" vfio-pci "$(driver_of "$vf")"
+	check_eq "$label: the VF is still on vfio-pci" vfio-pci "$(lab_driver_of "$vf")"
 	# DPDK's own word on how it reached the device: the type1 container, IOVA as VA.
 	grep -qi 'IOMMU type 1' "$tmp/testpmd-$label.log" && grep -q "IOVA mode 'VA'" "$tmp/testpmd-$label.log" &&
 		pass "$label: DPDK used the VFIO type1 IOMMU with IOVA as VA" ||
@@ -106,7 +102,7 @@ judge_run() {
 # --- 1. root: carve, set the VF's MAC, transmit -------------------------------------------
 check "vfioctl sriov $PF --numvfs 2 carves onto vfio-pci" "$vfioctl" sriov $PF --numvfs 2
 vf=$(basename "$(readlink -f /sys/bus/pci/devices/$PF/virtfn0)")
-check_eq "VF 0 ($vf) is on vfio-pci" vfio-pci "$(driver_of "$vf")"
+check_eq "VF 0 ($vf) is on vfio-pci" vfio-pci "$(lab_driver_of "$vf")"
 check_eq "the VF's IOMMU group translates DMA" DMA "$(cat "/sys/bus/pci/devices/$vf/iommu_group/type")"
 check "the VF's MAC set through the PF" "$vfioctl" sriov $PF --vf 0 --mac $VF_MAC
 mark=$(dmesg | wc -l)
@@ -160,7 +156,7 @@ wait "$daemon" 2>/dev/null || true
 check "vfioctl sriov $PF --numvfs 0" "$vfioctl" sriov $PF --numvfs 0
 check_eq "no VFs left" 0 "$(cat /sys/bus/pci/devices/$PF/sriov_numvfs)"
 check_eq "autoprobe back on" 1 "$(cat /sys/bus/pci/devices/$PF/sriov_drivers_autoprobe)"
-check_eq "the PF is still on igb" igb "$(driver_of $PF)"
+check_eq "the PF is still on igb" igb "$(lab_driver_of $PF)"
 check_eq "the journal is empty" 0 "$(find "$VFIOD_STATE_DIR/journal" -name '*.json' 2>/dev/null | wc -l)"
 ip link set "$pf_if" down
 ip link set "$rx_if" down

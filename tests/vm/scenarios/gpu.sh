@@ -25,11 +25,7 @@ HDA=0000:01:00.1
 VGA2=0000:02:00.0
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
-vga_driver=$(driver_of $VGA) hda_driver=$(driver_of $HDA) vga2_driver=$(driver_of $VGA2)
+vga_driver=$(lab_driver_of $VGA) hda_driver=$(lab_driver_of $HDA) vga2_driver=$(lab_driver_of $VGA2)
 check_eq "the kernel made $VGA the boot VGA" 1 "$(cat /sys/bus/pci/devices/$VGA/boot_vga)"
 check_eq "and not $VGA2" 0 "$(cat /sys/bus/pci/devices/$VGA2/boot_vga)"
 check_eq "the card's functions share an IOMMU group (no ACS)" \
@@ -101,20 +97,20 @@ out=$("$vfioctl" bind $VGA --force 2>&1) && rc=0 || rc=$?
 check_eq "bind $VGA --force alone refused (exit 1)" 1 "$rc"
 [[ $out == *"$HDA ("*"--group"* ]] && pass "for $HDA, its card's other function: ${out#vfioctl: }" ||
 	fail "the refusal names $HDA" "$out"
-check_eq "after the refusals $VGA keeps its driver" "$vga_driver" "$(driver_of $VGA)"
-check_eq "and $HDA its own" "$hda_driver" "$(driver_of $HDA)"
+check_eq "after the refusals $VGA keeps its driver" "$vga_driver" "$(lab_driver_of $VGA)"
+check_eq "and $HDA its own" "$hda_driver" "$(lab_driver_of $HDA)"
 check "bind $VGA --group --force takes the card" "$vfioctl" bind $VGA --group --force
-check_eq "$VGA on vfio-pci" vfio-pci "$(driver_of $VGA)"
-check_eq "$HDA on vfio-pci" vfio-pci "$(driver_of $HDA)"
+check_eq "$VGA on vfio-pci" vfio-pci "$(lab_driver_of $VGA)"
+check_eq "$HDA on vfio-pci" vfio-pci "$(lab_driver_of $HDA)"
 check "unbind the card" "$vfioctl" unbind $VGA $HDA
-check_eq "$VGA back on its driver ($vga_driver)" "$vga_driver" "$(driver_of $VGA)"
-check_eq "$HDA back on its driver ($hda_driver)" "$hda_driver" "$(driver_of $HDA)"
+check_eq "$VGA back on its driver ($vga_driver)" "$vga_driver" "$(lab_driver_of $VGA)"
+check_eq "$HDA back on its driver ($hda_driver)" "$hda_driver" "$(lab_driver_of $HDA)"
 
 # --- 4. The VGA that is not the boot VGA --------------------------------------------------
 check "bind $VGA2 without --force" "$vfioctl" bind $VGA2
-check_eq "$VGA2 on vfio-pci" vfio-pci "$(driver_of $VGA2)"
+check_eq "$VGA2 on vfio-pci" vfio-pci "$(lab_driver_of $VGA2)"
 check "unbind $VGA2" "$vfioctl" unbind $VGA2
-check_eq "$VGA2 back on its driver ($vga2_driver)" "$vga2_driver" "$(driver_of $VGA2)"
+check_eq "$VGA2 back on its driver ($vga2_driver)" "$vga2_driver" "$(lab_driver_of $VGA2)"
 
 rm -rf "$tmp"
 lab_done

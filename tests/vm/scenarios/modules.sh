@@ -22,13 +22,9 @@ kver=$(uname -r)
 
 EDU=0000:01:00.0 # no host driver
 
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
 # What a failed verb must leave alone: the edu's driver and override, and the journal.
 state() {
-	printf '%s %s journal:' "$(driver_of $EDU)" "$(cat /sys/bus/pci/devices/$EDU/driver_override)"
+	printf '%s %s journal:' "$(lab_driver_of $EDU)" "$(cat /sys/bus/pci/devices/$EDU/driver_override)"
 	# No journal directory yet is a state too.
 	{ find "$journal" -type f 2>/dev/null || true; } | sort | xargs -r md5sum | tr '\n' ' '
 }
@@ -56,7 +52,7 @@ if [[ -d /sys/bus/pci/drivers/vfio-pci ]]; then
 	check_eq "bind $EDU with vfio-pci built in" 0 "$rc"
 	[[ $out != *"loaded kernel module"* ]] && pass "bind loaded no module" ||
 		fail "bind loaded a module although vfio-pci is built in" "$out"
-	check_eq "$EDU is on vfio-pci" vfio-pci "$(driver_of $EDU)"
+	check_eq "$EDU is on vfio-pci" vfio-pci "$(lab_driver_of $EDU)"
 	for backend in type1 iommufd; do
 		out=$("$vfioctl" probe --backend $backend $EDU 2>&1) && rc=0 || rc=$?
 		check_eq "probe --backend $backend passes" 0 "$rc"
@@ -67,7 +63,7 @@ if [[ -d /sys/bus/pci/drivers/vfio-pci ]]; then
 	check_eq "bind --json: modules_loaded is empty" "[]" \
 		"$(printf '%s' "$json" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["modules_loaded"]))')"
 	check "unbind $EDU" "$vfioctl" unbind $EDU
-	check_eq "$EDU is back without a driver" - "$(driver_of $EDU)"
+	check_eq "$EDU is back without a driver" - "$(lab_driver_of $EDU)"
 	rm -rf "$tmp"
 	lab_done
 	exit 0
@@ -109,7 +105,7 @@ out=$("$vfioctl" bind $EDU 2>&1) && rc=0 || rc=$?
 check_eq "bind $EDU loads vfio-pci and binds" 0 "$rc"
 [[ $out == *"vfioctl: loaded kernel module vfio-pci"* ]] && pass "bind says: loaded kernel module vfio-pci" ||
 	fail "bind does not name the module it loaded" "$out"
-check_eq "$EDU driver (sysfs)" vfio-pci "$(driver_of $EDU)"
+check_eq "$EDU driver (sysfs)" vfio-pci "$(lab_driver_of $EDU)"
 check_eq "$EDU driver_override" vfio-pci "$(cat /sys/bus/pci/devices/$EDU/driver_override)"
 [[ -d /sys/bus/pci/drivers/vfio-pci ]] && pass "vfio-pci is registered" || fail "no sys/bus/pci/drivers/vfio-pci"
 json=$("$vfioctl" --json bind $EDU 2>/dev/null) || true
@@ -139,7 +135,7 @@ fi
 
 # 5. unbind restores.
 check "unbind $EDU" "$vfioctl" unbind $EDU
-check_eq "$EDU is back without a driver" - "$(driver_of $EDU)"
+check_eq "$EDU is back without a driver" - "$(lab_driver_of $EDU)"
 check_eq "$EDU driver_override cleared" "(null)" "$(cat /sys/bus/pci/devices/$EDU/driver_override)"
 check_eq "journal empty" 0 "$(find "$journal" -name '*.json' 2>/dev/null | wc -l)"
 

@@ -22,10 +22,6 @@ IGB=0000:02:00.0    # 82576 on a root port, 7 VFs
 NVME=0000:03:00.0   # NVMe on a root port, 4 VFs
 IGB_SW=0000:06:00.0 # 82576 behind the switch's downstream port without ACS
 
-driver_of() {
-	local l=/sys/bus/pci/devices/$1/driver
-	if [[ -e $l ]]; then basename "$(readlink -f "$l")"; else echo -; fi
-}
 numvfs() { cat "/sys/bus/pci/devices/$1/sriov_numvfs"; }
 autoprobe() { cat "/sys/bus/pci/devices/$1/sriov_drivers_autoprobe"; }
 vfs_of() {
@@ -46,7 +42,7 @@ kmsg_lines() { dmesg | wc -l; }
 pf_as_before() {
 	check_eq "$2: numvfs 0" 0 "$(numvfs "$1")"
 	check_eq "$2: autoprobe back on" 1 "$(autoprobe "$1")"
-	check_eq "$2: PF still on $3" "$3" "$(driver_of "$1")"
+	check_eq "$2: PF still on $3" "$3" "$(lab_driver_of "$1")"
 	check_eq "$2: journal empty" 0 "$(journal_count)"
 }
 
@@ -63,9 +59,9 @@ carve_and_check() {
 	local count=0 bad=0 shared=0 netdevs=0
 	for vf in $(vfs_of "$pf"); do
 		count=$((count + 1))
-		[[ $(driver_of "$vf") == vfio-pci ]] || {
+		[[ $(lab_driver_of "$vf") == vfio-pci ]] || {
 			bad=$((bad + 1))
-			fail "$vf is on $(driver_of "$vf"), not vfio-pci"
+			fail "$vf is on $(lab_driver_of "$vf"), not vfio-pci"
 		}
 		[[ -d /sys/bus/pci/devices/$vf/net || -d /sys/bus/pci/devices/$vf/nvme ]] &&
 			netdevs=$((netdevs + 1))
@@ -93,7 +89,7 @@ NVME_VF_PROBE="pci function 0000:03:00\.[1-9]"
 mark=$(kmsg_lines)
 check "igb: carve 1 VF for the host driver" "$vfioctl" sriov $IGB --numvfs 1 --driver host
 vf=$(vfs_of $IGB | head -n1)
-check_eq "igb: the host VF is on igbvf" igbvf "$(driver_of "$vf")"
+check_eq "igb: the host VF is on igbvf" igbvf "$(lab_driver_of "$vf")"
 if kmsg_since "$mark" | grep -qE "$IGBVF_PROBE"; then
 	pass "the kernel log shows igbvf probing $vf when autoprobe is on"
 else
@@ -245,7 +241,7 @@ sweep() { # VAR STEPS WHAT
 		env "$var=$k" "$hooks" sriov $IGB --numvfs 2 >/dev/null 2>&1 && rc=0 || rc=$?
 		((rc == 134)) && crashed=$((crashed + 1))
 		"$vfioctl" restore --all >/dev/null 2>&1 || true
-		if [[ $(numvfs $IGB) == 0 && $(autoprobe $IGB) == 1 && $(driver_of $IGB) == igb &&
+		if [[ $(numvfs $IGB) == 0 && $(autoprobe $IGB) == 1 && $(lab_driver_of $IGB) == igb &&
 			$(journal_count) == 0 ]]; then
 			restored=$((restored + 1))
 		else
@@ -323,7 +319,7 @@ token=$("$vfioctl" sriov $IGB --json | python3 -S -c 'import json, sys; print(js
 [[ $token =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] &&
 	pass "vfioctl holds a VF token for the PF: $token" || fail "VF token" "$token"
 vf=$(vfs_of $IGB | head -n1)
-check_eq "the VF is on vfio-pci" vfio-pci "$(driver_of "$vf")"
+check_eq "the VF is on vfio-pci" vfio-pci "$(lab_driver_of "$vf")"
 # The kernel's word: vfio-pci opens the VF only with the token vfiod set on the PF.
 mark=$(kmsg_lines)
 open_vf() { # GROUP DEVICE-STRING -> "ok" or the errno name
