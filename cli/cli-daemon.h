@@ -66,3 +66,7 @@ static inline void vfiod_lease_freep(struct vfiod_lease **l)
 {
         vfiod_lease_free(*l);
 }
+
+/* Prints a daemon's free-text reason to stderr in full, control bytes escaped, without a
+ * leading "ADDRESS: " (address may be NULL). */
+void cli_print_reason(const char *reason, const char *address);

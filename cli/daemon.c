@@ -89,7 +89,7 @@ static int64_t param_int(json_object *params, const char *key)
 
 /* A daemon's free-text reason in full (cli_quote() would cut it), control bytes escaped,
  * without a leading "ADDRESS: " that the message already names. */
-static void print_reason(const char *reason, const char *address)
+void cli_print_reason(const char *reason, const char *address)
 {
         size_t n = address ? strlen(address) : 0;
 
@@ -142,7 +142,7 @@ int cli_daemon_error(const char *verb, const char *name, json_object *params)
         if (strcmp(name, "io.vfiod.DeviceBusy") == 0) {
                 const char *reason = cli_json_string(params, "reason");
                 fprintf(stderr, "%snot available: ", prefix);
-                print_reason(reason ? reason : "busy", address);
+                cli_print_reason(reason ? reason : "busy", address);
                 fputc('\n', stderr);
                 return EXIT_FAILED;
         }

@@ -105,8 +105,11 @@ static void print_timed_out(const char *address, json_object *params)
                 "vfioctl: reclaim: %s: lease %" PRId64 " (pid %" PRId64 ") kept its devices "
                 "past the timeout; nothing was changed (--force ends the lease anyway)\n",
                 cli_quote(address, q), lease, pid);
-        if (reason)
-                fprintf(stderr, "  %s\n", cli_quote(reason, q));
+        if (reason) {
+                fputs("  ", stderr);
+                cli_print_reason(reason, NULL);
+                fputc('\n', stderr);
+        }
         if (!json_object_object_get_ex(params, "open", &open) ||
             !json_object_is_type(open, json_type_array))
                 return;
