@@ -129,6 +129,21 @@ static const struct audit_check_info check_table[_AUDIT_CHECK_MAX] = {
                  "queues, keys) when it changes hands; a bus reset also resets every other "
                  "device on the bus.",
                  AUDIT_SEVERITY_MEDIUM},
+        [AUDIT_CHECK_CARD_SPLIT] =
+                {"card.split", "A display card is assigned with all its functions",
+                 "A GPU's other functions (HDMI audio, USB-C controller) belong to the same "
+                 "card: its guest driver expects them, a reset of the card resets them, and "
+                 "one left with the host shares the card's state with it.",
+                 AUDIT_SEVERITY_MEDIUM},
+        [AUDIT_CHECK_DISPLAY_FRAMEBUFFER] =
+                {"display.framebuffer",
+                 "No firmware framebuffer holds an assigned display "
+                 "device's memory",
+                 "A framebuffer the firmware or early boot set up (efifb, vesafb, simplefb, "
+                 "simpledrm) inside a BAR keeps vfio-pci from reserving that BAR (the guest's "
+                 "start fails with 'BAR can't reserve') and lets the host console write into "
+                 "memory the guest owns.",
+                 AUDIT_SEVERITY_HIGH},
         [AUDIT_CHECK_DMA_FAULT_PROBE] =
                 {"dma.fault-probe", "The IOMMU blocks a stray DMA (--probe)",
                  "Run only with --probe, on the live host: a device whose DMA engine vfiod can "

@@ -49,6 +49,8 @@ enum audit_check_id {
         AUDIT_CHECK_PORT_EXTERNAL,
         AUDIT_CHECK_ATS_ENABLED,
         AUDIT_CHECK_RESET_CAPABILITY,
+        AUDIT_CHECK_CARD_SPLIT,
+        AUDIT_CHECK_DISPLAY_FRAMEBUFFER,
         AUDIT_CHECK_DMA_FAULT_PROBE, /* runs only when asked: it opens devices and DMAs */
         _AUDIT_CHECK_MAX,
         _AUDIT_CHECK_INVALID = -EINVAL,

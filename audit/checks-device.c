@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Checks of the audited devices, their IOMMU groups and the PCIe path above them. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "audit-internal.h"
+#include "card.h"
 #include "config-space.h"
 #include "strv.h"
 
@@ -831,6 +833,97 @@ static int check_reset(struct audit_ctx *c)
         return r;
 }
 
+static bool is_display(const struct pci_device *d)
+{
+        return d->have_ids && (d->class >> 16) == 0x03;
+}
+
+/* The functions of an assigned display device's card that are not assigned with it.
+ * One the group check already reports (in the same group, on a host driver) is left to
+ * it. */
+static int check_card_split(struct audit_ctx *c)
+{
+        const struct topology *t = c->t;
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < t->n_devices; i++) {
+                const struct pci_device *d = &t->devices[i];
+                size_t idx[16], n;
+
+                if (!c->assigned[i] || !is_display(d) || d->physfn >= 0)
+                        continue;
+                n = topology_card_functions(t, d, idx, ELEMENTSOF(idx));
+                for (size_t k = 0; r >= 0 && k < n && k < ELEMENTSOF(idx); k++) {
+                        const struct pci_device *o = &t->devices[idx[k]];
+                        bool host = o->driver && !driver_is_vfio(o->driver);
+                        bool same_group = o->iommu_group >= 0 && o->iommu_group == d->iommu_group;
+                        char path[128];
+
+                        if (idx[k] == i || c->assigned[idx[k]] || (host && same_group))
+                                continue;
+                        r = audit_add(c, AUDIT_CHECK_CARD_SPLIT,
+                                      host ? AUDIT_SEVERITY_MEDIUM : AUDIT_SEVERITY_LOW, o->name,
+                                      NULL,
+                                      "Assign the card's functions together (vfioctl bind --group, "
+                                      "or name each).",
+                                      "%s is a function of %s's card and is not assigned with "
+                                      "it: %s%s",
+                                      o->name, d->name,
+                                      host ? "it stays on the host's driver " : "it has no driver",
+                                      host ? o->driver : "");
+                        if (r >= 0)
+                                r = audit_device(c, d->name);
+                        if (r >= 0)
+                                r = audit_device(c, o->name);
+                        if (r >= 0)
+                                r = audit_evidence(c, audit_device_path(o, "driver", path), "%s",
+                                                   o->driver ? o->driver : "absent");
+                }
+        }
+        return r;
+}
+
+/* A framebuffer in /proc/iomem inside the BARs of an assigned display device. */
+static int check_display_framebuffer(struct audit_ctx *c)
+{
+        const struct topology *t = c->t;
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < t->n_devices; i++) {
+                const struct pci_device *d = &t->devices[i];
+                struct pci_framebuffer fb[4];
+                size_t n = 0;
+                int q;
+
+                if (!c->assigned[i] || !is_display(d))
+                        continue;
+                q = pci_framebuffers(c->root, d, fb, ELEMENTSOF(fb), &n);
+                if (q == -ENOMEM)
+                        return q;
+                if (q < 0)
+                        return audit_skip(c, AUDIT_CHECK_DISPLAY_FRAMEBUFFER,
+                                          q == -EPERM ? "proc/iomem hides its addresses (not "
+                                                        "root)"
+                                                      : "proc/iomem cannot be read");
+                for (size_t k = 0; r >= 0 && k < n && k < ELEMENTSOF(fb); k++) {
+                        r = audit_add(c, AUDIT_CHECK_DISPLAY_FRAMEBUFFER, AUDIT_SEVERITY_HIGH,
+                                      d->name, NULL,
+                                      "Boot with video=efifb:off (or initcall_blacklist="
+                                      "sysfb_init), or let the host's DRM driver take the device "
+                                      "and unbind it before assigning it.",
+                                      "a %s framebuffer holds BAR %d of %s "
+                                      "(%#" PRIx64 "-%#" PRIx64 ")",
+                                      fb[k].name, fb[k].bar, d->name, fb[k].start, fb[k].end);
+                        if (r >= 0)
+                                r = audit_device(c, d->name);
+                        if (r >= 0)
+                                r = audit_evidence(c, "proc/iomem", "%" PRIx64 "-%" PRIx64 " : %s",
+                                                   fb[k].start, fb[k].end, fb[k].name);
+                }
+        }
+        return r;
+}
+
 int audit_checks_devices(struct audit_ctx *c)
 {
         const struct topology *t = c->t;
@@ -844,13 +937,21 @@ int audit_checks_devices(struct audit_ctx *c)
                 check_external,
                 check_ats,
                 check_reset,
+                check_card_split,
+                check_display_framebuffer,
         };
         static const enum audit_check_id device_checks[] = {
-                AUDIT_CHECK_GROUP_MISSING,     AUDIT_CHECK_GROUP_VIABLE,
-                AUDIT_CHECK_GROUP_SHARED,      AUDIT_CHECK_GROUP_DEFAULT_DOMAIN,
-                AUDIT_CHECK_ACS_PATH,          AUDIT_CHECK_ACS_MULTIFUNCTION,
-                AUDIT_CHECK_PCI_BEHIND_BRIDGE, AUDIT_CHECK_ATS_ENABLED,
+                AUDIT_CHECK_GROUP_MISSING,
+                AUDIT_CHECK_GROUP_VIABLE,
+                AUDIT_CHECK_GROUP_SHARED,
+                AUDIT_CHECK_GROUP_DEFAULT_DOMAIN,
+                AUDIT_CHECK_ACS_PATH,
+                AUDIT_CHECK_ACS_MULTIFUNCTION,
+                AUDIT_CHECK_PCI_BEHIND_BRIDGE,
+                AUDIT_CHECK_ATS_ENABLED,
                 AUDIT_CHECK_RESET_CAPABILITY,
+                AUDIT_CHECK_CARD_SPLIT,
+                AUDIT_CHECK_DISPLAY_FRAMEBUFFER,
         };
         int r;
 

@@ -336,8 +336,8 @@ static const char *const modules[] = {
 static int capture_all(struct capture *c)
 {
         static const char *const proc_files[] = {"proc/cmdline", "proc/interrupts",
-                                                 "proc/self/mountinfo", "proc/swaps",
-                                                 "proc/version"};
+                                                 "proc/iomem",   "proc/self/mountinfo",
+                                                 "proc/swaps",   "proc/version"};
         int r = 0;
 
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(proc_files); i++)

@@ -616,6 +616,50 @@ static void vfs_in_the_group_of_their_pf_on_igb_are_named_as_such(void **state)
         audit_report_free(r);
 }
 
+/* The GT 1030's card: assigned without its audio function, with it, and with a firmware
+ * framebuffer inside its BAR 1. */
+static void display_cards_are_assigned_whole_and_free_of_framebuffers(void **state)
+{
+        char root[PATH_MAX], path[PATH_MAX + 64];
+        struct audit_report *r;
+
+        fixture_tree("machines/desktop-z370-gt1030.txt", "z370-card", root);
+        /* The audio function shares the group on snd_hda_intel: the group check says so. */
+        r = audit_tree(root, "0000:01:00.0");
+        expect_none(r, "card.split", NULL);
+        expect(r, "medium", "group.viable", "group 2", NULL);
+        assert_int_equal(status_of(r, "display.framebuffer"), AUDIT_STATUS_SKIP);
+        audit_report_free(r);
+
+        /* Unbound, nothing else would name it. */
+        snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/0000:01:00.1/driver", root);
+        assert_int_equal(unlink(path), 0);
+        r = audit_tree(root, "0000:01:00.0");
+        expect(r, "low", "card.split", "0000:01:00.1", NULL);
+        assert_true(lists_device(find(r, "card.split", NULL, NULL), "0000:01:00.0"));
+        audit_report_free(r);
+        r = audit_tree(root, "0000:01:00.0,0000:01:00.1");
+        expect_none(r, "card.split", NULL);
+        audit_report_free(r);
+
+        /* efifb inside BAR 1, as /proc/iomem shows it to root. */
+        snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/0000:01:00.0", root);
+        write_file(path, "resource",
+                   "0x00000000de000000 0x00000000deffffff 0x0000000000040200\n"
+                   "0x00000000c0000000 0x00000000cfffffff 0x000000000014220c\n");
+        write_file(root, "proc/iomem",
+                   "c0000000-dfffffff : PCI Bus 0000:01\n"
+                   "  c0000000-cfffffff : 0000:01:00.0\n"
+                   "    c0000000-c02fffff : efifb\n");
+        r = audit_tree(root, "0000:01:00.0,0000:01:00.1");
+        expect(r, "high", "display.framebuffer", "0000:01:00.0", NULL);
+        audit_report_free(r);
+        /* Not to be assigned: none of its business. */
+        r = audit_tree(root, "0000:01:00.1");
+        expect_none(r, "display.framebuffer", NULL);
+        audit_report_free(r);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -632,6 +676,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(the_dma_fault_probe_reports_what_it_could_not_prove),
                 cmocka_unit_test(vfio_without_parameters_is_told_from_vfio_not_loaded),
                 cmocka_unit_test(vfs_in_the_group_of_their_pf_on_igb_are_named_as_such),
+                cmocka_unit_test(display_cards_are_assigned_whole_and_free_of_framebuffers),
         };
 
         if (argc != 3) {
