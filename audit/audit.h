@@ -130,8 +130,9 @@ struct audit_probe {
          * every audited device it can drive. */
         const struct pci_addr *devices;
         size_t n_devices;
-        /* A device with no driver is bound to vfio-pci for the probe through this
-         * journal and restored afterwards; NULL: such devices are not probed. */
+        /* A device with no driver is bound for the probe through this journal, to the
+         * VFIO driver a bind would choose (a variant where modules.alias names one), and
+         * restored afterwards; NULL: such devices are not probed. */
         struct journal *journal;
 };
 

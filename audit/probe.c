@@ -154,7 +154,7 @@ static int judge(struct audit_ctx *c, const struct pci_device *d, enum vfio_back
 static int probe_one(struct audit_ctx *c, const struct pci_device *d, struct journal *j)
 {
         _cleanup_(vfio_probe_result_done) struct vfio_probe_result res = {0};
-        _cleanup_free_ char *why = NULL, *restore_why = NULL, *how = NULL;
+        _cleanup_free_ char *why = NULL, *restore_why = NULL, *how = NULL, *bound_to = NULL;
         enum vfio_backend b = _VFIO_BACKEND_INVALID;
         bool bound = false;
         int r, k;
@@ -178,10 +178,17 @@ static int probe_one(struct audit_ctx *c, const struct pci_device *d, struct jou
                                           "it has no driver and no journal was given to "
                                           "bind it with",
                                           "run the audit as root");
-                /* The binding engine's own rules: whole groups, no host use. */
+                /* The binding engine's own rules: whole groups, no host use, and the VFIO
+                 * driver a bind would choose (a variant where modules.alias names one). */
                 r = bind_plan_build(c->t, &d->addr, 1, 0, &plan, &why);
                 if (r >= 0 && plan.n_devices != 1)
                         r = -EBUSY;
+                if (r >= 0)
+                        r = bind_plan_choose_drivers(c->root, &plan, NULL, &why);
+                if (r >= 0)
+                        r = bind_plan_need_drivers(c->root, &plan, NULL, &why);
+                if (r >= 0 && !(bound_to = strdup(bind_plan_driver(&plan, 0))))
+                        r = -ENOMEM;
                 if (r >= 0)
                         r = vfio_bind_plan(c->root, j, &plan, false, &why);
                 bind_plan_done(&plan);
@@ -199,8 +206,8 @@ static int probe_one(struct audit_ctx *c, const struct pci_device *d, struct jou
                 if (k < 0 && !restore_why)
                         restore_why = strdup(strerror(-k));
         }
-        if (asprintf(&how, "%s%s%s%s",
-                     bound ? "no driver: bound to vfio-pci for the probe, " : d->driver,
+        if (asprintf(&how, "%s%s%s%s%s%s", bound ? "no driver: bound to " : d->driver,
+                     bound ? bound_to : "", bound ? " for the probe, " : "",
                      bound ? (restore_why ? "NOT restored: " : "then restored") : "",
                      restore_why ? restore_why : "",
                      restore_why ? " (run 'vfioctl restore --all')" : "") < 0)
@@ -222,9 +229,9 @@ static int probe_one(struct audit_ctx *c, const struct pci_device *d, struct jou
         }
         if (r < 0) {
                 _cleanup_free_ char *text = NULL;
-                if (asprintf(&text, "%s%s%s", detail_or_strerror(why, r),
-                             restore_why ? "; and it was NOT restored: " : "",
-                             restore_why ? restore_why : "") < 0)
+                /* Where it went for the probe, and that it came back, or not. */
+                if (asprintf(&text, "%s%s%s%s", detail_or_strerror(why, r), bound ? " (" : "",
+                             bound ? how : "", bound ? ")" : "") < 0)
                         return -ENOMEM;
                 return not_probed(c, d, text,
                                   r == -EBUSY ? "stop the program that holds the device open, "

@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "config-space.h"
 #include "helpers.h"
+#include "journal.h"
 #include "macro.h"
 
 /* Audits a tree; plan == NULL is the whole host. */
@@ -542,6 +543,54 @@ static void the_dma_fault_probe_reports_what_it_could_not_prove(void **state)
         audit_report_free(r);
 }
 
+/* The probe binds a driverless edu to the VFIO driver a bind would choose: here a variant
+ * that modules.alias names for 1234:11e8 (made up), and gives it back afterwards. The
+ * fixture has no /dev/vfio to open, so the probe itself fails: what matters is where the
+ * edu went for it, which the finding's evidence tells, and that it came back. */
+static void the_probe_binds_an_edu_to_its_variant_driver(void **state)
+{
+        char root[PATH_MAX], desc[PATH_MAX], cmd[3 * PATH_MAX], link[PATH_MAX], path[PATH_MAX + 64];
+        _cleanup_(root_freep) struct root *rt = NULL;
+        _cleanup_(topology_freep) struct topology *t = NULL;
+        _cleanup_(journal_freep) struct journal *j = NULL;
+        _cleanup_free_ struct pci_addr *l = NULL;
+        struct audit_probe probe = {0};
+        struct audit_report *r = NULL;
+        const struct audit_finding *f;
+        size_t n = 0;
+
+        snprintf(desc, sizeof(desc), "%s/variant-edu.txt", test_tmp);
+        snprintf(cmd, sizeof(cmd),
+                 "sed 's/^driver vfio-pci .*/& edu_vfio_pci/' '%s/vfio-variants.txt' > '%s' && "
+                 "printf '%%s\\n' 'alias vfio_pci:v00001234d000011E8sv*sd*bc*sc*i* edu_vfio_pci' "
+                 "'dev 0000:00:04.0 vendor=1b36 device=000c class=060400 group=8 driver=pcieport "
+                 "bus=04 acs=1f/1d' 'dev 0000:04:00.0 vendor=1234 device=11e8 class=00ff00 "
+                 "group=9 reset=flr' >> '%s'",
+                 test_fixture_dir, desc, desc);
+        assert_int_equal(system(cmd), 0);
+        fixture_tree(desc, "variant-edu", root);
+        assert_int_equal(root_open(root, &rt), 0);
+        assert_int_equal(topology_scan(rt, TOPOLOGY_SCAN_NO_NAMES, &t), 0);
+        assert_int_equal(journal_open(rt, NULL, &j), 0);
+        assert_int_equal(audit_scope_parse_list("0000:04:00.0", &l, &n, NULL), 0);
+        probe = (struct audit_probe){.devices = l, .n_devices = n, .journal = j};
+        assert_int_equal(setenv("VFIOD_TEST_DRIVER_CORE", "0000:04:00.0=-", 1), 0);
+        assert_int_equal(audit_run_with_probe(rt, t, NULL, &probe, &r, NULL), 0);
+        assert_int_equal(unsetenv("VFIOD_TEST_DRIVER_CORE"), 0);
+        /* The probe itself fails (no /dev/vfio in the tree): its message tells where the
+         * edu went for it. */
+        f = find(r, "dma.fault-probe", "0000:04:00.0", NULL);
+        if (!f || !strstr(f->message, "(no driver: bound to edu_vfio_pci for the probe, then "
+                                      "restored)")) {
+                dump(r);
+                fail_msg("the probe does not say the edu went to edu_vfio_pci: %s",
+                         f ? f->message : "no finding");
+        }
+        snprintf(path, sizeof(path), "%s/sys/bus/pci/devices/0000:04:00.0/driver", root);
+        assert_int_equal(readlink(path, link, sizeof(link)), -1); /* back to no driver */
+        audit_report_free(r);
+}
+
 /* A stock distribution kernel's vfio is loaded without parameters (no CONFIG_VFIO_NOIOMMU):
  * that is not "vfio is not loaded", which only a host without any trace of vfio is. */
 static void vfio_without_parameters_is_told_from_vfio_not_loaded(void **state)
@@ -674,6 +723,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(every_hazard_of_the_made_up_host_is_found),
                 cmocka_unit_test(plans_must_name_existing_devices_and_may_be_empty),
                 cmocka_unit_test(the_dma_fault_probe_reports_what_it_could_not_prove),
+                cmocka_unit_test(the_probe_binds_an_edu_to_its_variant_driver),
                 cmocka_unit_test(vfio_without_parameters_is_told_from_vfio_not_loaded),
                 cmocka_unit_test(vfs_in_the_group_of_their_pf_on_igb_are_named_as_such),
                 cmocka_unit_test(display_cards_are_assigned_whole_and_free_of_framebuffers),
