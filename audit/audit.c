@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "audit-internal.h"
+#include "persist.h"
 #include "string-table.h"
 #include "strv.h"
 
@@ -447,33 +448,20 @@ static int scope_append(struct pci_addr **l, size_t *n, const char *word, const 
 
 int audit_scope_parse_config(const char *text, struct pci_addr **l, size_t *n, char **ret_detail)
 {
-        _cleanup_free_ char *copy = strdup(text);
-        char *line = copy;
-        size_t lineno = 0;
+        _cleanup_free_ struct persist_entry *e = NULL;
+        size_t n_e = 0;
         int r;
 
-        if (!copy)
-                return -ENOMEM;
-        while (line) {
-                char *next = strchr(line, '\n'), *hash, *end, where[64];
-
-                if (next)
-                        *next++ = '\0';
-                lineno++;
-                hash = strchr(line, '#');
-                if (hash)
-                        *hash = '\0';
-                line += strspn(line, " \t");
-                end = line + strlen(line);
-                while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-                        *--end = '\0';
-                if (*line) {
-                        snprintf(where, sizeof(where), "line %zu: ", lineno);
-                        r = scope_append(l, n, line, where, ret_detail);
-                        if (r < 0)
-                                return r;
-                }
-                line = next;
+        /* assign.conf's own reader: an address a line, maybe with the VFIO driver
+         * --driver recorded for it (which does not change the isolation audited). */
+        r = persist_parse(text, &e, &n_e, ret_detail);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_e; i++) {
+                char buf[PCI_ADDR_STRLEN];
+                r = scope_append(l, n, pci_addr_format(&e[i].addr, buf), "", ret_detail);
+                if (r < 0)
+                        return r;
         }
         if (*n > 1)
                 qsort(*l, *n, sizeof(**l), addr_compare);

@@ -188,6 +188,7 @@ static int need_drivers(struct cli *c, const struct bind_plan *plan, char **ret_
 int verb_bind(struct cli *c)
 {
         _cleanup_free_ struct pci_addr *req = NULL;
+        _cleanup_free_ struct persist_entry *recorded = NULL;
         _cleanup_(journal_freep) struct journal *j = NULL;
         _cleanup_free_ char *why = NULL;
         struct bind_plan plan = {0};
@@ -213,13 +214,19 @@ int verb_bind(struct cli *c)
         /* From here every return gives the results back or hands them to finish(). */
         o.results = json_object_new_array();
         if (cli_has(c, OPT_PERSISTED)) {
-                r = persist_load(c->root, &req, &n_req, &why);
+                r = persist_load(c->root, &recorded, &n_req, &why);
                 if (r < 0) {
                         fprintf(stderr, "vfioctl: bind: cannot read /%s: %s\n", VFIOD_PERSIST_FILE,
                                 detail_or_strerror(why, r));
                         json_object_put(o.results);
                         return EXIT_FAILED;
                 }
+                if (n_req > 0 && !(req = calloc(n_req, sizeof(*req)))) {
+                        json_object_put(o.results);
+                        return EXIT_FAILED;
+                }
+                for (size_t i = 0; i < n_req; i++)
+                        req[i] = recorded[i].addr;
                 if (n_req == 0) {
                         json_object_put(o.results);
                         printf(c->json ? "{\"schema\":\"vfiod.bind/1\",\"results\":[],\"notes\":[],"
@@ -244,6 +251,11 @@ int verb_bind(struct cli *c)
                 return r == -ENODEV ? EXIT_USAGE : EXIT_FAILED;
         }
         r = bind_plan_choose_drivers(c->root, &plan, c->values[OPT_DRIVER], &why);
+        /* A recorded device goes to the driver --driver chose when it was recorded. */
+        for (size_t i = 0; r >= 0 && i < n_req && recorded; i++)
+                if (recorded[i].driver[0])
+                        r = bind_plan_force_driver(c->root, &plan, &recorded[i].addr,
+                                                   recorded[i].driver, &why);
         if (r < 0) {
                 fprintf(stderr, "vfioctl: bind: %s%s\n", detail_or_strerror(why, r),
                         r == -EINVAL ? "; nothing was changed" : "");
@@ -296,7 +308,15 @@ int verb_bind(struct cli *c)
         report_plan(c, &o, t, &plan, r, why);
         if (r >= 0 && cli_has(c, OPT_PERSIST)) {
                 _cleanup_free_ char *pwhy = NULL;
-                int k = persist_update(c->root, plan.devices, plan.n_devices, NULL, 0, &pwhy);
+                /* --driver is recorded with the devices, to be chosen again at boot. */
+                _cleanup_free_ const char **forced = NULL;
+                if (cli_has(c, OPT_DRIVER) && (forced = calloc(plan.n_devices, sizeof(*forced))))
+                        for (size_t i = 0; i < plan.n_devices; i++)
+                                forced[i] = bind_plan_driver(&plan, i);
+                int k = cli_has(c, OPT_DRIVER) && !forced
+                                ? -ENOMEM
+                                : persist_update(c->root, plan.devices, forced, plan.n_devices,
+                                                 NULL, 0, &pwhy);
                 if (k < 0)
                         report(c, &o, &plan.devices[0], "persist", NULL, NULL,
                                pwhy ? pwhy : "cannot record the boot-time assignment");
@@ -358,7 +378,7 @@ int verb_unbind(struct cli *c)
         }
         if (cli_has(c, OPT_PERSIST)) {
                 _cleanup_free_ char *pwhy = NULL;
-                if (persist_update(c->root, NULL, 0, req, n_req, &pwhy) < 0)
+                if (persist_update(c->root, NULL, NULL, 0, req, n_req, &pwhy) < 0)
                         report(c, &o, &req[0], "persist", NULL, NULL,
                                pwhy ? pwhy : "cannot update the boot-time assignments");
         }
@@ -525,7 +545,7 @@ int verb_restore(struct cli *c)
 
 int verb_persisted(struct cli *c)
 {
-        _cleanup_free_ struct pci_addr *l = NULL;
+        _cleanup_free_ struct persist_entry *l = NULL;
         _cleanup_free_ char *why = NULL;
         struct pci_addr a;
         size_t n = 0;
@@ -545,10 +565,12 @@ int verb_persisted(struct cli *c)
         }
         if (c->n_args == 1) {
                 for (size_t i = 0; i < n; i++)
-                        if (pci_addr_equal(&l[i], &a)) {
+                        if (pci_addr_equal(&l[i].addr, &a)) {
                                 /* For the udev rule's driver_override: the device's VFIO
-                                 * driver, as a bind would choose it. */
+                                 * driver, the one recorded, else as a bind would choose it. */
                                 _cleanup_(vfio_candidate_done) struct vfio_candidate cand = {0};
+                                if (l[i].driver[0])
+                                        return puts(l[i].driver) < 0;
                                 _cleanup_free_ char *cwhy = NULL;
                                 bool found =
                                         vfio_candidate_find(c->root, NULL, &a, &cand, &cwhy) >= 0;
@@ -560,14 +582,15 @@ int verb_persisted(struct cli *c)
                 json_object *arr = json_object_new_array();
                 for (size_t i = 0; i < n; i++) {
                         char buf[PCI_ADDR_STRLEN];
-                        json_object_array_add(arr,
-                                              json_object_new_string(pci_addr_format(&l[i], buf)));
+                        json_object_array_add(
+                                arr, json_object_new_string(pci_addr_format(&l[i].addr, buf)));
                 }
                 return print_json(arr, JSON_C_TO_STRING_PLAIN) || puts("") < 0;
         }
         for (size_t i = 0; i < n; i++) {
                 char buf[PCI_ADDR_STRLEN];
-                printf("%s\n", pci_addr_format(&l[i], buf));
+                printf("%s%s%s\n", pci_addr_format(&l[i].addr, buf), l[i].driver[0] ? " " : "",
+                       l[i].driver);
         }
         return 0;
 }

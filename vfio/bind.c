@@ -244,6 +244,28 @@ int bind_plan_choose_drivers(const struct root *root, struct bind_plan *p, const
         return 0;
 }
 
+int bind_plan_force_driver(const struct root *root, struct bind_plan *p, const struct pci_addr *a,
+                           const char *driver, char **ret_detail)
+{
+        struct vfio_candidate named = {0};
+        int r;
+
+        for (size_t i = 0; p->drivers && i < p->n_devices; i++) {
+                if (!pci_addr_equal(&p->devices[i], a))
+                        continue;
+                r = vfio_candidate_named(root, driver, &named, ret_detail);
+                if (r < 0)
+                        return r;
+                free(p->drivers[i]);
+                free(p->modules[i]);
+                p->drivers[i] = TAKE_PTR(named.driver);
+                p->modules[i] = TAKE_PTR(named.module);
+                vfio_candidate_done(&named);
+                return 0;
+        }
+        return 0;
+}
+
 const char *bind_plan_driver(const struct bind_plan *p, size_t i)
 {
         return p->drivers ? p->drivers[i] : VFIO_PCI_DRIVER;

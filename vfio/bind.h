@@ -44,6 +44,12 @@ int bind_plan_build(const struct topology *t, const struct pci_addr *req, size_t
 int bind_plan_choose_drivers(const struct root *root, struct bind_plan *p, const char *forced,
                              char **ret_detail);
 
+/* After bind_plan_choose_drivers(): device a of the plan goes to driver instead (a name
+ * vfio_candidate_named() takes; -EINVAL when it is none). A device not in the plan is no
+ * error: nothing changes. */
+int bind_plan_force_driver(const struct root *root, struct bind_plan *p, const struct pci_addr *a,
+                           const char *driver, char **ret_detail);
+
 /* The VFIO driver device i of the plan goes to: vfio-pci until drivers are chosen. */
 const char *bind_plan_driver(const struct bind_plan *p, size_t i);
 

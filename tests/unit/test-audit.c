@@ -149,7 +149,7 @@ static void assignment_plans_read_like_assign_conf(void **state)
                                                   "\n"
                                                   "0000:02:00.0   # the NIC\r\n"
                                                   "  01:00.1\n"
-                                                  "0000:01:00.0\n"
+                                                  "0000:01:00.0 vfio-pci\n"
                                                   "0000:02:00.0\n",
                                                   &l, &n, &detail),
                          0);

@@ -292,6 +292,69 @@ static void persisted_prints_the_vfio_driver_for_udev(void **state)
         }
 }
 
+/* bind --driver --persist records the driver with the device: persisted prints it for
+ * the udev rule, and bind --persisted (vfiod-assign.service) binds to it, not to the
+ * candidate. A line whose driver is no driver's name is refused, naming it. */
+static void a_forced_driver_is_recorded_for_boot(void **state)
+{
+        _cleanup_(root_freep) struct root *root = NULL;
+        _cleanup_free_ char *conf = NULL;
+        char out[PATH_MAX], path[2 * PATH_MAX];
+        struct run r;
+        FILE *f;
+
+        root = tree("forced-persist", out);
+        r = bind_with_driver_core(out, "bind", "--driver", "vfio-pci");
+        run_done(&r);
+        assert_driver(out, "vfio-pci", "vfio-pci");
+        r = bind_with_driver_core(out, "unbind", NULL, NULL);
+        run_done(&r);
+        assert_driver(out, "mlx5_core", NULL);
+
+        /* Recorded: the same bind with --persist. */
+        assert_int_equal(setenv("VFIOD_TEST_DRIVER_CORE", NATIVE, 1), 0);
+        r = run_argv((char *[]){(char *)vfioctl_testhooks, (char *)"--root", out,
+                                (char *)"--no-daemon", (char *)"bind", (char *)"01:00.0",
+                                (char *)"--driver", (char *)"vfio-pci", (char *)"--persist", NULL});
+        if (r.status != 0)
+                fail_msg("bind --driver --persist: exit %d: %s", r.status, r.err);
+        run_done(&r);
+        snprintf(path, sizeof(path), "%s/etc/vfiod/assign.conf", out);
+        conf = slurp(path);
+        assert_non_null(strstr(conf, "\n0000:01:00.0 vfio-pci\n"));
+        r = run_argv((char *[]){(char *)vfioctl, (char *)"--root", out, (char *)"persisted",
+                                (char *)"01:00.0", NULL});
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, "vfio-pci\n"); /* not the candidate, mlx5_vfio_pci */
+        run_done(&r);
+
+        /* At boot: back on mlx5_core, then bind --persisted. */
+        r = run_argv((char *[]){(char *)vfioctl_testhooks, (char *)"--root", out,
+                                (char *)"--no-daemon", (char *)"unbind", (char *)"01:00.0", NULL});
+        run_done(&r);
+        assert_driver(out, "mlx5_core", NULL);
+        r = run_argv((char *[]){(char *)vfioctl_testhooks, (char *)"--root", out, (char *)"bind",
+                                (char *)"--persisted", NULL});
+        assert_int_equal(unsetenv("VFIOD_TEST_DRIVER_CORE"), 0);
+        if (r.status != 0)
+                fail_msg("bind --persisted: exit %d: %s", r.status, r.err);
+        assert_non_null(strstr(r.out, "0000:01:00.0: bound (mlx5_core -> vfio-pci)"));
+        run_done(&r);
+        assert_driver(out, "vfio-pci", "vfio-pci");
+
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs("0000:01:00.0 vfio-pci\n0000:03:00.0 ../vfio-pci\n", f);
+        assert_int_equal(fclose(f), 0);
+        r = run_argv((char *[]){(char *)vfioctl, (char *)"--root", out, (char *)"persisted",
+                                (char *)"01:00.0", NULL});
+        assert_int_equal(r.status, 1);
+        assert_string_equal(r.err, "vfioctl: persisted: cannot read /etc/vfiod/assign.conf: "
+                                   "/etc/vfiod/assign.conf: line 2: '../vfio-pci' is not a "
+                                   "driver name\n");
+        run_done(&r);
+}
+
 int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
@@ -303,6 +366,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(the_driver_option_forces_another_vfio_driver),
                 cmocka_unit_test(the_driver_option_refuses_a_driver_that_is_not_vfio),
                 cmocka_unit_test(persisted_prints_the_vfio_driver_for_udev),
+                cmocka_unit_test(a_forced_driver_is_recorded_for_boot),
         };
 
         if (argc != 5) {
