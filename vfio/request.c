@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,6 +93,24 @@ int vfio_device_file_find(const struct root *r, const struct pci_addr *a, pid_t 
         return 0;
 }
 
+/* Whether fd, taken from another process, is the device's node itself: the path its fd
+ * link shows names nothing for sure (a file of that name in another mount namespace
+ * reads the same), and an ioctl of the daemon's goes to whatever driver fd has. */
+static int is_device_node(const struct root *r, const struct pci_addr *a, bool group, int fd)
+{
+        char cdev[64], grp[64];
+        struct stat want, got;
+
+        device_node_paths(r, a, cdev, grp);
+        const char *node = group ? grp : cdev;
+        _cleanup_close_ int nfd = node[0] ? root_openat(r, node + 1, O_PATH | O_CLOEXEC) : -ENOENT;
+        if (nfd < 0)
+                return nfd;
+        if (fstat(nfd, &want) < 0 || fstat(fd, &got) < 0)
+                return negative_errno();
+        return S_ISCHR(want.st_mode) && S_ISCHR(got.st_mode) && want.st_rdev == got.st_rdev;
+}
+
 /* Triggers the request through a file of the device itself. */
 static int trigger_request(int device_fd)
 {
@@ -132,6 +151,11 @@ int vfio_device_request(const struct root *r, const struct pci_addr *a, pid_t pi
                 return detail_errno(ret_detail, negative_errno(),
                                     "cannot take a copy of pid %d's file of %s: %s", (int)f.pid,
                                     name, strerror(errno));
+        int k2 = is_device_node(r, a, f.group, copy);
+        if (k2 <= 0)
+                return detail_errno(ret_detail, -ESTALE,
+                                    "pid %d's file %d is not %s's VFIO node%s%s", (int)f.pid, f.fd,
+                                    name, k2 < 0 ? ": " : "", k2 < 0 ? strerror(-k2) : "");
         _cleanup_close_ int opened = -EBADF;
         int device_fd = copy;
         if (f.group) {

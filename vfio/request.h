@@ -38,7 +38,9 @@ int vfio_device_file_find(const struct root *r, const struct pci_addr *a, pid_t 
 /* Sends device a's request to the process that has it open: pid first, else any that
  * has (*ret_pid says which). 0 once signalled; -ENOENT when no process has the device
  * open; -ENOTCONN when the holder listens for no request (it set no eventfd on the
- * index, or has not bound its file or opened the device yet); other -errno when its
- * file cannot be reached (-EPERM: no right to ptrace it). A sentence in *ret_detail. */
+ * index, or has not bound its file or opened the device yet); -ESTALE when the file
+ * found is not the device's node (then nothing is sent through it); other -errno when
+ * its file cannot be reached (-EPERM: no right to ptrace it). A sentence in
+ * *ret_detail. */
 int vfio_device_request(const struct root *r, const struct pci_addr *a, pid_t pid, pid_t *ret_pid,
                         char **ret_detail);

@@ -742,9 +742,9 @@ def reclaim(vfiod, root, tmp):
                   "reclaim: a holder that keeps the device past the timeout is named, with "
                   "the device it keeps open", r)
             check(1.0 <= took < 5, "... after the 1 s timeout", f"{took:.2f} s")
-            check(f"pid {holder.pid} has the group of {held} open, not the device" in
-                  e.get("reason", ""),
-                  "... and the request's failure is told (the fd is no VFIO group)", r)
+            check(f"pid {holder.pid}'s file 5 is not {held}'s VFIO node" in e.get("reason", ""),
+                  "... and the request's failure is told: the fd is no VFIO node, and no "
+                  "ioctl went to it", r)
             leases = call(d.admin, "io.vfiod.ListLeases")["parameters"]["leases"]
             check([l["state"] for l in leases if l["id"] == 7] == ["active"],
                   "... and lease 7 stays as it was", leases)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# topology: basic debian-6.1 debian-6.12
+# topology: basic debian-6.1
 # boot: own
 #
 # vfioctl reclaim: the host takes a leased device back through its VFIO request, on
